@@ -1,0 +1,1 @@
+//! Fibers, the Hub, switchpoints and sync primitives (work in progress: see issue 3).
