@@ -1,0 +1,369 @@
+//! Stream operations shared by TCP, pipes and TTYs (`uv_stream_t`).
+
+use std::cell::Cell;
+use std::mem::ManuallyDrop;
+use std::os::fd::RawFd;
+
+use libuv_sys2 as sys;
+
+use crate::buf;
+use crate::callback::{Callbacks, Slot};
+use crate::error::{Error, Result};
+use crate::handle::Handle;
+use crate::request::Req;
+
+type AllocCb = dyn FnMut(usize) -> Vec<u8>;
+type ReadCb<S> = dyn FnMut(&S, Result<Vec<u8>>);
+type ConnectionCb<S> = dyn FnMut(&S, Result<()>);
+
+/// The callbacks of a stream handle.
+#[doc(hidden)]
+pub struct StreamCbs<S> {
+    alloc: Slot<AllocCb>,
+    read: Slot<ReadCb<S>>,
+    connection: Slot<ConnectionCb<S>>,
+    /// The buffer handed to libuv by the allocation callback, until the read callback.
+    pending: Cell<Option<Vec<u8>>>,
+}
+
+impl<S> StreamCbs<S> {
+    pub(crate) fn new() -> Self {
+        StreamCbs {
+            alloc: Slot::new(),
+            read: Slot::new(),
+            connection: Slot::new(),
+            pending: Cell::new(None),
+        }
+    }
+}
+
+impl<S> Callbacks for StreamCbs<S> {
+    fn clear_all(&self) {
+        self.alloc.clear();
+        self.read.clear();
+        self.connection.clear();
+        drop(self.pending.take());
+    }
+}
+
+pub(crate) mod sealed {
+    use super::*;
+
+    /// Access to a stream owner for the provided methods of [`Stream`].
+    pub trait StreamImpl: Sized {
+        /// The stream, or `EBADF` once closing.
+        fn stream(&self) -> Result<*mut sys::uv_stream_t>;
+        /// The stream even when closing, only for reading fields.
+        fn stream_unchecked(&self) -> *mut sys::uv_stream_t;
+        fn stream_cbs(&self) -> &StreamCbs<Self>;
+        fn stream_catch(&self, f: impl FnOnce());
+        fn stream_shared(&self) -> &std::rc::Rc<crate::r#loop::LoopShared>;
+        /// A borrowed view of the stream libuv passed to a callback.
+        ///
+        /// # Safety
+        ///
+        /// `raw` must be a stream of this type made by this crate, inside one of its callbacks.
+        unsafe fn stream_view(raw: *mut sys::uv_stream_t) -> ManuallyDrop<Self>;
+    }
+}
+
+/// Implements [`Stream`] for a type whose field `$field` is an `Owned<$raw, StreamCbs<$t>>`.
+macro_rules! impl_stream {
+    ($t:ty, $field:ident, $raw:ty) => {
+        impl $crate::stream::sealed::StreamImpl for $t {
+            fn stream(&self) -> $crate::Result<*mut ::libuv_sys2::uv_stream_t> {
+                self.$field.raw().map(|p| p.cast())
+            }
+            fn stream_unchecked(&self) -> *mut ::libuv_sys2::uv_stream_t {
+                self.$field.raw_unchecked().cast()
+            }
+            fn stream_cbs(&self) -> &$crate::stream::StreamCbs<Self> {
+                self.$field.cbs()
+            }
+            fn stream_catch(&self, f: impl FnOnce()) {
+                self.$field.catch(f)
+            }
+            fn stream_shared(&self) -> &::std::rc::Rc<$crate::r#loop::LoopShared> {
+                self.$field.shared()
+            }
+            unsafe fn stream_view(
+                raw: *mut ::libuv_sys2::uv_stream_t,
+            ) -> ::std::mem::ManuallyDrop<Self> {
+                // SAFETY: `raw` is one of our streams of this type (caller contract).
+                let $field = unsafe { $crate::handle::Owned::borrowed(raw.cast::<$raw>()) };
+                ::std::mem::ManuallyDrop::new(Self { $field })
+            }
+        }
+        impl $crate::stream::Stream for $t {}
+    };
+}
+pub(crate) use impl_stream;
+
+/// Operations of stream handles: [`Tcp`](crate::Tcp), [`Pipe`](crate::Pipe) and
+/// [`Tty`](crate::Tty) (`uv_stream_t`).
+///
+/// Writes own their buffers (any `AsRef<[u8]> + 'static`: `Vec<u8>`, `Box<[u8]>`,
+/// `&'static [u8]`...) until their callback has run, so dropping or closing the stream while a
+/// write is queued is safe: the write's callback then gets `ECANCELED`.
+pub trait Stream: Handle + sealed::StreamImpl {
+    /// Starts reading (`uv_read_start`).
+    ///
+    /// `alloc(suggested_size)` returns the buffer to read into: libuv fills its spare capacity
+    /// and `read` receives it with its length extended by what was read (so an allocation
+    /// callback may hand out a partly filled buffer to append to). A buffer without spare
+    /// capacity makes `read` see `ENOBUFS`. `read` gets `Err(Error::EOF)` at end of stream and
+    /// other errors as they come; empty reads (libuv's `nread == 0`) are not reported.
+    fn read_start(
+        &self,
+        alloc: impl FnMut(usize) -> Vec<u8> + 'static,
+        read: impl FnMut(&Self, Result<Vec<u8>>) + 'static,
+    ) -> Result<()> {
+        let raw = self.stream()?;
+        let cbs = self.stream_cbs();
+        cbs.alloc.set(Box::new(alloc));
+        cbs.read.set(Box::new(read));
+        // SAFETY: the stream is initialised and open; the callbacks live in its block.
+        Error::check(unsafe {
+            sys::uv_read_start(raw, Some(on_alloc::<Self>), Some(on_read::<Self>))
+        })
+        .map(drop)
+    }
+
+    /// Stops reading (`uv_read_stop`). Idempotent.
+    fn read_stop(&self) -> Result<()> {
+        let raw = self.stream()?;
+        // SAFETY: the stream is initialised and open.
+        Error::check(unsafe { sys::uv_read_stop(raw) }).map(drop)
+    }
+
+    /// Queues `buf` for writing (`uv_write`); `cb` runs once it is written or failed.
+    fn write<B, F>(&self, buf: B, cb: F) -> Result<()>
+    where
+        B: AsRef<[u8]> + 'static,
+        F: FnOnce(Result<()>) + 'static,
+    {
+        let raw = self.stream()?;
+        Req::<sys::uv_write_t, B, F>::submit(self.stream_shared(), buf, cb, false, |req, data| {
+            // SAFETY: `data` lives in the request block until the callback; libuv copies the
+            // uv_buf_t itself.
+            let b = buf::for_read(unsafe { (*data).as_ref() });
+            // SAFETY: stream open, request block allocated until `on_write` reclaims it.
+            unsafe { sys::uv_write(req, raw, &b, 1, Some(on_write::<B, F>)) }
+        })
+        .map(drop)
+    }
+
+    /// Queues several buffers as one write (`uv_write` with `nbufs > 1`).
+    fn write_vectored<B, F>(&self, bufs: Vec<B>, cb: F) -> Result<()>
+    where
+        B: AsRef<[u8]> + 'static,
+        F: FnOnce(Result<()>) + 'static,
+    {
+        let raw = self.stream()?;
+        Req::<sys::uv_write_t, Vec<B>, F>::submit(
+            self.stream_shared(),
+            bufs,
+            cb,
+            false,
+            |req, data| {
+                // SAFETY: `data` lives in the request block until the callback.
+                let bs = buf::for_all(unsafe { &*data });
+                // SAFETY: stream open; libuv copies the uv_buf_t array, the bytes stay in the block.
+                unsafe {
+                    sys::uv_write(
+                        req,
+                        raw,
+                        bs.as_ptr(),
+                        bs.len() as u32,
+                        Some(on_write::<Vec<B>, F>),
+                    )
+                }
+            },
+        )
+        .map(drop)
+    }
+
+    /// Writes what can be written right now without queueing (`uv_try_write`).
+    ///
+    /// # Errors
+    ///
+    /// `EAGAIN` when nothing could be written (also while earlier writes are queued).
+    fn try_write(&self, buf: &[u8]) -> Result<usize> {
+        self.try_write_vectored(&[buf])
+    }
+
+    /// Vectored [`Stream::try_write`] (`uv_try_write` with `nbufs > 1`).
+    fn try_write_vectored(&self, bufs: &[&[u8]]) -> Result<usize> {
+        let raw = self.stream()?;
+        let bs = buf::for_all(bufs);
+        // SAFETY: stream open; uv_try_write only reads the buffers during the call.
+        Error::check(unsafe { sys::uv_try_write(raw, bs.as_ptr(), bs.len() as u32) })
+            .map(|n| n as usize)
+    }
+
+    /// Shuts down the write side once queued writes are done (`uv_shutdown`).
+    fn shutdown(&self, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
+        shutdown_impl(self, cb)
+    }
+
+    /// Listens for connections (`uv_listen`); `cb` runs for each incoming one, which
+    /// [`Stream::accept`] then takes.
+    fn listen(&self, backlog: i32, cb: impl FnMut(&Self, Result<()>) + 'static) -> Result<()> {
+        let raw = self.stream()?;
+        self.stream_cbs().connection.set(Box::new(cb));
+        // SAFETY: the stream is initialised and open; the callback lives in its block.
+        Error::check(unsafe { sys::uv_listen(raw, backlog, Some(on_connection::<Self>)) }).map(drop)
+    }
+
+    /// Accepts a pending connection into `client`, a freshly created stream (`uv_accept`).
+    ///
+    /// # Errors
+    ///
+    /// `EAGAIN` if no connection is pending.
+    fn accept<C: Stream>(&self, client: &C) -> Result<()> {
+        let (server, client) = (self.stream()?, client.stream()?);
+        // SAFETY: both streams are initialised and open.
+        Error::check(unsafe { sys::uv_accept(server, client) }).map(drop)
+    }
+
+    /// Bytes queued for writing (`uv_stream_get_write_queue_size`).
+    fn write_queue_size(&self) -> usize {
+        // SAFETY: the block is allocated while the owner lives; this reads a field.
+        unsafe { sys::uv_stream_get_write_queue_size(self.stream_unchecked()) }
+    }
+
+    /// True if the stream is readable (`uv_is_readable`).
+    fn is_readable(&self) -> bool {
+        // SAFETY: the block is allocated while the owner lives; this reads flags.
+        self.stream()
+            .is_ok_and(|s| unsafe { sys::uv_is_readable(s) } != 0)
+    }
+
+    /// True if the stream is writable (`uv_is_writable`).
+    fn is_writable(&self) -> bool {
+        // SAFETY: the block is allocated while the owner lives; this reads flags.
+        self.stream()
+            .is_ok_and(|s| unsafe { sys::uv_is_writable(s) } != 0)
+    }
+
+    /// Makes writes block until done (`uv_stream_set_blocking`); meant for pipes and TTYs
+    /// shared with other processes.
+    fn set_blocking(&self, blocking: bool) -> Result<()> {
+        let raw = self.stream()?;
+        // SAFETY: the stream is initialised and open.
+        Error::check(unsafe { sys::uv_stream_set_blocking(raw, blocking.into()) }).map(drop)
+    }
+
+    /// The OS file descriptor (`uv_fileno`).
+    fn fileno(&self) -> Result<RawFd> {
+        let raw = self.stream()?;
+        let mut fd: sys::uv_os_fd_t = -1;
+        // SAFETY: the stream is open; `fd` is a valid out pointer.
+        Error::check(unsafe { sys::uv_fileno(raw.cast(), &mut fd) })?;
+        Ok(fd)
+    }
+}
+
+fn shutdown_impl<S: Stream>(s: &S, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
+    let raw = s.stream()?;
+    submit_status(s, cb, |req, done| {
+        // SAFETY: stream open, request block allocated until the callback reclaims it.
+        unsafe { sys::uv_shutdown(req, raw, Some(done)) }
+    })
+}
+
+/// Completion callback type of data-less requests (`uv_connect_cb`, `uv_shutdown_cb`).
+pub(crate) type StatusCb<R> = unsafe extern "C" fn(*mut R, std::ffi::c_int);
+
+/// Submits a request that carries no data and completes with a status: `submit(req, done)`
+/// must pass `done` to libuv as the completion callback.
+pub(crate) fn submit_status<R, F>(
+    s: &impl sealed::StreamImpl,
+    cb: F,
+    submit: impl FnOnce(*mut R, StatusCb<R>) -> std::ffi::c_int,
+) -> Result<()>
+where
+    R: crate::request::RawReq,
+    F: FnOnce(Result<()>) + 'static,
+{
+    Req::<R, (), F>::submit(s.stream_shared(), (), cb, false, |req, _| {
+        submit(req, on_status::<R, F>)
+    })
+    .map(drop)
+}
+
+unsafe extern "C" fn on_status<R, F>(req: *mut R, status: std::ffi::c_int)
+where
+    R: crate::request::RawReq,
+    F: FnOnce(Result<()>),
+{
+    // SAFETY: libuv completes a request submitted by `submit_status::<R, F>` exactly once.
+    let done = unsafe { Req::<R, (), F>::complete(req) };
+    done.run(|(), cb| cb(Error::check(status).map(drop)));
+}
+
+/// Completion callback of writes (`uv_write_cb`) whose request holds data `D`.
+pub(crate) unsafe extern "C" fn on_write<D, F: FnOnce(Result<()>)>(
+    req: *mut sys::uv_write_t,
+    status: i32,
+) {
+    // SAFETY: libuv completes a write submitted with these types (`Stream::write*`,
+    // `Pipe::write2`) exactly once.
+    let done = unsafe { Req::<sys::uv_write_t, D, F>::complete(req) };
+    done.run(|_bufs, cb| cb(Error::check(status).map(drop)));
+}
+
+unsafe extern "C" fn on_alloc<S: Stream>(
+    raw: *mut sys::uv_handle_t,
+    suggested: usize,
+    out: *mut sys::uv_buf_t,
+) {
+    // SAFETY: libuv calls this for streams of type S read-started by `read_start`.
+    let s = unsafe { S::stream_view(raw.cast()) };
+    // A panicking allocation callback yields an empty buffer: libuv reports ENOBUFS and the loop
+    // stops to resume the panic.
+    let mut b = sys::uv_buf_t {
+        base: std::ptr::null_mut(),
+        len: 0,
+    };
+    s.stream_catch(|| {
+        if let Some(mut vec) = s.stream_cbs().alloc.with(|alloc| alloc(suggested)) {
+            b = buf::spare(&mut vec);
+            s.stream_cbs().pending.set(Some(vec));
+        }
+    });
+    // SAFETY: `out` is libuv's out parameter for this call.
+    unsafe { out.write(b) };
+}
+
+unsafe extern "C" fn on_read<S: Stream>(
+    raw: *mut sys::uv_stream_t,
+    nread: isize,
+    _buf: *const sys::uv_buf_t,
+) {
+    // SAFETY: libuv calls this for streams of type S read-started by `read_start`.
+    let s = unsafe { S::stream_view(raw) };
+    let pending = s.stream_cbs().pending.take();
+    let result = match (nread, pending) {
+        (0, _) => return,
+        (n, Some(mut vec)) if n > 0 => {
+            // SAFETY: libuv initialised `n` bytes of the spare capacity handed out by on_alloc.
+            unsafe { vec.set_len(vec.len() + n as usize) };
+            Ok(vec)
+        }
+        (n, _) => Err(Error::from_code(n.min(-1) as i32)),
+    };
+    s.stream_catch(|| {
+        s.stream_cbs().read.with(|read| read(&s, result));
+    });
+}
+
+unsafe extern "C" fn on_connection<S: Stream>(raw: *mut sys::uv_stream_t, status: i32) {
+    // SAFETY: libuv calls this for listening streams of type S.
+    let s = unsafe { S::stream_view(raw) };
+    s.stream_catch(|| {
+        s.stream_cbs()
+            .connection
+            .with(|cb| cb(&s, Error::check(status).map(drop)));
+    });
+}
