@@ -1,1 +1,29 @@
-//! placeholder
+//! Gruvi for Rust: fibers on libuv with blocking-style network protocols.
+//!
+//! Users write plain sequential code in cheap fibers while one libuv event loop per thread
+//! multiplexes all I/O underneath. This crate is the facade over the layers:
+//!
+//! - [`uv`] (crate `uv-sys-wrap`): a thin, safe, callback-style wrapper over libuv: loops,
+//!   handles (timers, TCP, pipes, UDP, TTYs, signals, processes...) and requests.
+//! - fibers, the Hub and switchpoints (crate `fiber-core`), then streams, TLS, HTTP,
+//!   JSON-RPC and D-Bus: not built yet; see the README's status table.
+//!
+//! # Examples
+//!
+//! A libuv timer through the callback layer:
+//!
+//! ```
+//! use gruvi::uv::{Loop, RunMode, Timer};
+//!
+//! let lp = Loop::new()?;
+//! let timer = Timer::new(&lp)?;
+//! timer.start(1, 0, |_| println!("tick"))?;
+//! lp.run(RunMode::Default);
+//! drop(timer);
+//! assert_eq!(lp.close()?, 0);
+//! # Ok::<(), gruvi::uv::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use uv_sys_wrap as uv;

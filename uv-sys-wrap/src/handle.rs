@@ -95,6 +95,8 @@ pub(crate) struct Header {
     shared: Rc<LoopShared>,
     /// Frees the whole block this header starts.
     free: unsafe fn(NonNull<Header>),
+    /// Drops the block's callbacks (see [`Callbacks`]).
+    clear: unsafe fn(NonNull<Header>),
     on_close: Cell<Option<Box<dyn FnOnce()>>>,
 }
 
@@ -169,6 +171,7 @@ impl<R: RawHandle, C: Callbacks> Owned<R, C> {
                 state: Cell::new(0),
                 shared,
                 free: free_block::<R, C>,
+                clear: clear_block::<R, C>,
                 on_close: Cell::new(None),
             },
             // SAFETY: R is a libuv handle struct, valid when zeroed (RawHandle contract).
@@ -317,6 +320,18 @@ unsafe fn free_block<R, C>(header: NonNull<Header>) {
     drop(unsafe { Box::from_raw(header.cast::<Block<R, C>>().as_ptr()) });
 }
 
+/// Drops the callbacks of a handle block.
+///
+/// # Safety
+///
+/// `header` must start a live `Block<R, C>` made by `Owned::<R, C>::new`.
+unsafe fn clear_block<R, C: Callbacks>(header: NonNull<Header>) {
+    // SAFETY: the header starts a live Block<R, C> (caller contract); only shared access.
+    unsafe { header.cast::<Block<R, C>>().as_ref() }
+        .cbs
+        .clear_all();
+}
+
 /// The close callback of every handle: runs the user's close callback, marks the block closed,
 /// and frees it if its owner is gone.
 unsafe extern "C" fn on_close_cb(h: *mut sys::uv_handle_t) {
@@ -354,25 +369,33 @@ pub(crate) unsafe fn info(h: *mut sys::uv_handle_t) -> HandleInfo {
     }
 }
 
-/// Closes every handle of the loop that is not closing yet; returns how many it closed.
+/// Closes every handle of the loop that is not closing yet and drops their callbacks; returns
+/// how many it closed. The owners of these handles stay valid: their methods fail with `EBADF`.
 pub(crate) fn close_all(lp: *mut sys::uv_loop_t) -> usize {
     unsafe extern "C" fn visit(h: *mut sys::uv_handle_t, arg: *mut c_void) {
-        // SAFETY: uv_walk passes live handles; `arg` is the counter below.
+        // SAFETY: uv_walk passes live handles; `arg` is the vector below.
         unsafe {
             if sys::uv_is_closing(h) != 0 {
                 return;
             }
             // Every handle of a Loop was made by Owned::new, so `data` is its header.
-            let header = &*(*h).data.cast::<Header>();
-            header.state.set(header.state.get() | CLOSING);
+            let header = NonNull::new_unchecked((*h).data.cast::<Header>());
+            let state = &header.as_ref().state;
+            state.set(state.get() | CLOSING);
             sys::uv_close(h, Some(on_close_cb));
-            *arg.cast::<usize>() += 1;
+            (*arg.cast::<Vec<NonNull<Header>>>()).push(header);
         }
     }
-    let mut n = 0usize;
-    // SAFETY: the loop is initialised and not running; `n` outlives the call.
-    unsafe { sys::uv_walk(lp, Some(visit), (&raw mut n).cast()) };
-    n
+    let mut closed: Vec<NonNull<Header>> = Vec::new();
+    // SAFETY: the loop is initialised and not running; `closed` outlives the call.
+    unsafe { sys::uv_walk(lp, Some(visit), (&raw mut closed).cast()) };
+    // Callbacks are dropped after the walk: their captures may drop other handle owners.
+    for header in &closed {
+        // SAFETY: the blocks stay allocated until their close callbacks run, which happens only
+        // in the next uv_run; `clear` matches the block type.
+        unsafe { (header.as_ref().clear)(*header) };
+    }
+    closed.len()
 }
 
 /// Operations every handle supports.

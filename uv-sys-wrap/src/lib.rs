@@ -38,6 +38,7 @@ mod buf;
 mod callback;
 mod error;
 mod handle;
+mod idle;
 mod r#loop;
 mod pipe;
 mod request;
@@ -45,15 +46,18 @@ mod sockaddr;
 mod stream;
 mod tcp;
 mod timer;
+mod wakeup;
 
 pub use error::{Error, Result};
 pub use handle::{Handle, HandleType};
+pub use idle::{Check, Idle, Prepare};
 pub use r#loop::{AsLoop, HandleInfo, Loop, LoopHandle, RunMode};
 pub use pipe::Pipe;
 pub use request::Pending;
 pub use stream::Stream;
 pub use tcp::{Tcp, TcpBindFlags};
 pub use timer::Timer;
+pub use wakeup::{Async, AsyncSender};
 
 /// The raw libuv bindings, for crates that wrap their own callback APIs on top of this one.
 pub use libuv_sys2 as sys;

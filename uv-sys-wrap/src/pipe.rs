@@ -14,9 +14,13 @@ use crate::r#loop::AsLoop;
 use crate::request::Req;
 use crate::stream::{Stream, StreamCbs, impl_stream, on_write, sealed::StreamImpl, submit_status};
 
+/// Refuse names that do not fit `sockaddr_un` instead of silently truncating them.
+const NO_TRUNCATE: u32 = sys::UV_PIPE_NO_TRUNCATE as u32;
+
 /// A Unix domain socket or pipe (`uv_pipe_t`). Reading and writing are the [`Stream`] methods.
 ///
-/// Paths starting with a NUL byte name Linux abstract-namespace sockets.
+/// Paths starting with a NUL byte name Linux abstract-namespace sockets. A socket file made by
+/// [`Pipe::bind`] is removed when the handle closes.
 ///
 /// An IPC pipe ([`Pipe::new_ipc`]) can pass TCP and pipe handles to another process (or
 /// thread): [`Pipe::write2`] sends one along with some bytes, and the receiver's read callback
@@ -64,8 +68,10 @@ impl Pipe {
         let raw = self.h.raw()?;
         let name = path.as_ref().as_os_str().as_bytes();
         // SAFETY: the handle is open; `name` is valid for `name.len()` bytes during the call.
-        Error::check(unsafe { sys::uv_pipe_bind2(raw, name.as_ptr().cast(), name.len(), 0) })
-            .map(drop)
+        Error::check(unsafe {
+            sys::uv_pipe_bind2(raw, name.as_ptr().cast(), name.len(), NO_TRUNCATE)
+        })
+        .map(drop)
     }
 
     /// Connects to a socket path (`uv_pipe_connect2`); `cb` gets the outcome (`ENOENT` for a
@@ -81,7 +87,14 @@ impl Pipe {
             // SAFETY: handle open; `name` is read during the call; the request block is
             // allocated until the callback reclaims it.
             unsafe {
-                sys::uv_pipe_connect2(req, raw, name.as_ptr().cast(), name.len(), 0, Some(done))
+                sys::uv_pipe_connect2(
+                    req,
+                    raw,
+                    name.as_ptr().cast(),
+                    name.len(),
+                    NO_TRUNCATE,
+                    Some(done),
+                )
             }
         })
     }

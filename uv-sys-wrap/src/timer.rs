@@ -54,6 +54,13 @@ impl Timer {
 
     /// Starts the timer: `cb` runs after `timeout_ms`, then every `repeat_ms` if that is
     /// non-zero (`uv_timer_start`). Restarting replaces the previous callback.
+    ///
+    /// As in libuv, the timeout counts from the loop's cached time ([`Loop::now`]), which is
+    /// refreshed once per loop iteration; call [`Loop::update_time`] first when the loop has
+    /// not run for a while.
+    ///
+    /// [`Loop::now`]: crate::Loop::now
+    /// [`Loop::update_time`]: crate::Loop::update_time
     pub fn start(
         &self,
         timeout_ms: u64,
