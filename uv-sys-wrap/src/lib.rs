@@ -37,27 +37,41 @@
 mod buf;
 mod callback;
 mod error;
+mod getaddrinfo;
 mod handle;
 mod idle;
 mod r#loop;
 mod pipe;
+mod poll;
+mod process;
 mod request;
+mod signal;
 mod sockaddr;
 mod stream;
 mod tcp;
 mod timer;
+mod tty;
+mod udp;
 mod wakeup;
+mod work;
 
 pub use error::{Error, Result};
+pub use getaddrinfo::{AddrInfo, AddrInfoHints, getaddrinfo, getnameinfo};
 pub use handle::{Handle, HandleType};
 pub use idle::{Check, Idle, Prepare};
 pub use r#loop::{AsLoop, HandleInfo, Loop, LoopHandle, RunMode};
 pub use pipe::Pipe;
+pub use poll::{Poll, PollEvents};
+pub use process::{Process, ProcessOptions, StdioContainer, StreamRef, kill};
 pub use request::Pending;
+pub use signal::Signal;
 pub use stream::Stream;
 pub use tcp::{Tcp, TcpBindFlags};
 pub use timer::Timer;
+pub use tty::{Tty, TtyMode, tty_reset_mode};
+pub use udp::{Datagram, Membership, Udp, UdpBindFlags};
 pub use wakeup::{Async, AsyncSender};
+pub use work::queue_work;
 
 /// The raw libuv bindings, for crates that wrap their own callback APIs on top of this one.
 pub use libuv_sys2 as sys;

@@ -15,7 +15,7 @@ use crate::request::Req;
 use crate::stream::{Stream, StreamCbs, impl_stream, on_write, sealed::StreamImpl, submit_status};
 
 /// Refuse names that do not fit `sockaddr_un` instead of silently truncating them.
-const NO_TRUNCATE: u32 = sys::UV_PIPE_NO_TRUNCATE as u32;
+const NO_TRUNCATE: u32 = sys::UV_PIPE_NO_TRUNCATE;
 
 /// A Unix domain socket or pipe (`uv_pipe_t`). Reading and writing are the [`Stream`] methods.
 ///

@@ -6,7 +6,6 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use libuv_sys2 as sys;
 
 /// A socket address in C layout, big enough for IPv4 and IPv6.
-#[derive(Clone, Copy)]
 pub(crate) struct RawAddr {
     storage: libc::sockaddr_storage,
 }
@@ -50,9 +49,8 @@ impl RawAddr {
     /// An empty address for libuv to fill in (`uv_tcp_getsockname` and friends).
     pub(crate) fn empty() -> RawAddr {
         // SAFETY: sockaddr_storage is plain old data; all-zero bytes are a valid value.
-        RawAddr {
-            storage: unsafe { mem::zeroed() },
-        }
+        let storage = unsafe { mem::zeroed() };
+        RawAddr { storage }
     }
 
     /// The size of the storage, as libuv's `namelen` in/out parameters want it.

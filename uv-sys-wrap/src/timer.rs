@@ -117,9 +117,8 @@ impl Timer {
 unsafe extern "C" fn on_timer(raw: *mut sys::uv_timer_t) {
     // SAFETY: libuv calls this for timers started by `Timer::start`, whose block is allocated
     // during the callback. The view is never dropped.
-    let timer = ManuallyDrop::new(Timer {
-        h: unsafe { Owned::borrowed(raw) },
-    });
+    let h = unsafe { Owned::borrowed(raw) };
+    let timer = ManuallyDrop::new(Timer { h });
     timer.h.catch(|| {
         timer.h.cbs().with(|cb| cb(&timer));
     });

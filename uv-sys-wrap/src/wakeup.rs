@@ -116,9 +116,8 @@ impl Async {
 unsafe extern "C" fn on_async(raw: *mut sys::uv_async_t) {
     // SAFETY: libuv calls this for handles made by `Async::new`, whose block is allocated
     // during the callback. The view is never dropped.
-    let a = ManuallyDrop::new(Async {
-        h: unsafe { Owned::borrowed(raw) },
-    });
+    let h = unsafe { Owned::borrowed(raw) };
+    let a = ManuallyDrop::new(Async { h });
     a.h.catch(|| {
         a.h.cbs().cb.with(|cb| cb(&a));
     });

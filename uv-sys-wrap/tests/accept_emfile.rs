@@ -66,12 +66,9 @@ fn accept_drops_connections_on_emfile_and_recovers_when_descriptors_are_freed() 
     let e = ended.clone();
     client.connect(addr, |r| r.unwrap()).unwrap();
     client
-        .read_start(
-            |n| Vec::with_capacity(n),
-            move |_, data| {
-                e.borrow_mut().get_or_insert(data.map(|_| ()));
-            },
-        )
+        .read_start(Vec::with_capacity, move |_, data| {
+            e.borrow_mut().get_or_insert(data.map(|_| ()));
+        })
         .unwrap();
     run_until(&lp, LIMIT, || ended.borrow().is_some());
     let end = ended.borrow().unwrap();

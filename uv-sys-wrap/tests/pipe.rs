@@ -35,13 +35,10 @@ fn echo_over(path: &Path) {
             status.unwrap();
             let conn = Pipe::new(&server.loop_handle()).unwrap();
             server.accept(&conn).unwrap();
-            conn.read_start(
-                |n| Vec::with_capacity(n),
-                |conn, data| match data {
-                    Ok(bytes) => conn.write(bytes, |r| r.unwrap()).unwrap(),
-                    Err(_) => conn.read_stop().unwrap(),
-                },
-            )
+            conn.read_start(Vec::with_capacity, |conn, data| match data {
+                Ok(bytes) => conn.write(bytes, |r| r.unwrap()).unwrap(),
+                Err(_) => conn.read_stop().unwrap(),
+            })
             .unwrap();
             c.borrow_mut().push(conn);
         })
@@ -51,10 +48,9 @@ fn echo_over(path: &Path) {
     let g = got.clone();
     client.connect(path, |r| r.unwrap()).unwrap();
     client
-        .read_start(
-            |n| Vec::with_capacity(n),
-            move |_, data| g.borrow_mut().extend_from_slice(&data.unwrap()),
-        )
+        .read_start(Vec::with_capacity, move |_, data| {
+            g.borrow_mut().extend_from_slice(&data.unwrap())
+        })
         .unwrap();
     client
         .write(&b"ping over a pipe"[..], |r| r.unwrap())
@@ -118,10 +114,8 @@ fn tcp_handle_passes_over_an_ipc_pipe() {
     // Two IPC pipes over a socketpair, as between a parent and a worker.
     let mut fds = [0; 2];
     // SAFETY: `fds` is a valid out array of two descriptors.
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-        0
-    );
+    let ret = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(ret, 0);
     let (parent, worker) = (Pipe::new_ipc(&lp).unwrap(), Pipe::new_ipc(&lp).unwrap());
     parent.open(fds[0]).unwrap();
     worker.open(fds[1]).unwrap();
@@ -150,18 +144,15 @@ fn tcp_handle_passes_over_an_ipc_pipe() {
     let received: Shared<Vec<Tcp>> = shared(Vec::new());
     let r = received.clone();
     worker
-        .read_start(
-            |n| Vec::with_capacity(n),
-            move |pipe, data| {
-                assert_eq!(data.unwrap(), b"conn");
-                while pipe.pending_count() > 0 {
-                    assert_eq!(pipe.pending_type(), HandleType::Tcp);
-                    let tcp = Tcp::new(&pipe.loop_handle()).unwrap();
-                    pipe.accept(&tcp).unwrap();
-                    r.borrow_mut().push(tcp);
-                }
-            },
-        )
+        .read_start(Vec::with_capacity, move |pipe, data| {
+            assert_eq!(data.unwrap(), b"conn");
+            while pipe.pending_count() > 0 {
+                assert_eq!(pipe.pending_type(), HandleType::Tcp);
+                let tcp = Tcp::new(&pipe.loop_handle()).unwrap();
+                pipe.accept(&tcp).unwrap();
+                r.borrow_mut().push(tcp);
+            }
+        })
         .unwrap();
     run_until(&lp, LIMIT, || !received.borrow().is_empty());
     // The worker's copy is the same connection: it talks to our client.
@@ -171,10 +162,9 @@ fn tcp_handle_passes_over_an_ipc_pipe() {
     let got = shared(Vec::new());
     let g = got.clone();
     client
-        .read_start(
-            |n| Vec::with_capacity(n),
-            move |_, data| g.borrow_mut().extend_from_slice(&data.unwrap()),
-        )
+        .read_start(Vec::with_capacity, move |_, data| {
+            g.borrow_mut().extend_from_slice(&data.unwrap())
+        })
         .unwrap();
     theirs
         .write(&b"from the worker"[..], |r| r.unwrap())

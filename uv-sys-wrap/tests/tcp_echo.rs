@@ -20,14 +20,11 @@ fn echo_server(lp: &Loop, addr: SocketAddr) -> (Tcp, Rc<RefCell<Vec<Tcp>>>) {
             status.unwrap();
             let conn = Tcp::new(&server.loop_handle()).unwrap();
             server.accept(&conn).unwrap();
-            conn.read_start(
-                |n| Vec::with_capacity(n),
-                |conn, data| match data {
-                    Ok(bytes) => conn.write(bytes, |r| r.unwrap()).unwrap(),
-                    Err(e) if e.is_eof() => conn.shutdown(|_| {}).unwrap(),
-                    Err(e) => panic!("server read: {e}"),
-                },
-            )
+            conn.read_start(Vec::with_capacity, |conn, data| match data {
+                Ok(bytes) => conn.write(bytes, |r| r.unwrap()).unwrap(),
+                Err(e) if e.is_eof() => conn.shutdown(|_| {}).unwrap(),
+                Err(e) => panic!("server read: {e}"),
+            })
             .unwrap();
             c.borrow_mut().push(conn);
         })
@@ -60,18 +57,15 @@ fn echo_round_trip(addr: SocketAddr) {
         client.sockname().unwrap()
     );
     client
-        .read_start(
-            |n| Vec::with_capacity(n),
-            move |_, data| match data {
-                Ok(bytes) => g.borrow_mut().extend_from_slice(&bytes),
-                Err(err) => {
-                    assert!(err.is_eof(), "{err}");
-                    *e.borrow_mut() = true;
-                }
-            },
-        )
+        .read_start(Vec::with_capacity, move |_, data| match data {
+            Ok(bytes) => g.borrow_mut().extend_from_slice(&bytes),
+            Err(err) => {
+                assert!(err.is_eof(), "{err}");
+                *e.borrow_mut() = true;
+            }
+        })
         .unwrap();
-    client.write(b"hello ".to_vec(), |r| r.unwrap()).unwrap();
+    client.write(&b"hello "[..], |r| r.unwrap()).unwrap();
     client
         .write_vectored(vec![&b"wor"[..], &b"ld"[..]], |r| r.unwrap())
         .unwrap();

@@ -29,14 +29,11 @@ fn server(lp: &Loop) -> (Tcp, SocketAddr, Shared<Vec<Tcp>>, Shared<Vec<u8>>) {
             let conn = Tcp::new(&server.loop_handle()).unwrap();
             server.accept(&conn).unwrap();
             let r = r.clone();
-            conn.read_start(
-                |n| Vec::with_capacity(n),
-                move |_, data| {
-                    if let Ok(bytes) = data {
-                        r.borrow_mut().extend_from_slice(&bytes)
-                    }
-                },
-            )
+            conn.read_start(Vec::with_capacity, move |_, data| {
+                if let Ok(bytes) = data {
+                    r.borrow_mut().extend_from_slice(&bytes)
+                }
+            })
             .unwrap();
             c.borrow_mut().push(conn);
         })
@@ -129,20 +126,17 @@ fn shutdown_delivers_eof_to_the_peer_and_a_second_shutdown_fails() {
     let client = connected_client(&lp, addr, &conns);
     let peer = conns.borrow_mut().pop().unwrap();
     assert_eq!(
-        peer.read_start(|n| Vec::with_capacity(n), |_, _| {}),
+        peer.read_start(Vec::with_capacity, |_, _| {}),
         Err(Error::from_code(-libc::EALREADY))
     );
     peer.read_stop().unwrap();
     let eof = shared(false);
     let e = eof.clone();
-    peer.read_start(
-        |n| Vec::with_capacity(n),
-        move |_, data| {
-            if data == Err(Error::EOF) {
-                *e.borrow_mut() = true
-            }
-        },
-    )
+    peer.read_start(Vec::with_capacity, move |_, data| {
+        if data == Err(Error::EOF) {
+            *e.borrow_mut() = true
+        }
+    })
     .unwrap();
     let shut = shared(None);
     let s = shut.clone();
