@@ -27,3 +27,8 @@
 #![forbid(unsafe_code)]
 
 pub use uv_sys_wrap as uv;
+
+/// The README's code, compiled as a doc test so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -153,6 +153,35 @@ fn shutdown_delivers_eof_to_the_peer_and_a_second_shutdown_fails() {
 }
 
 #[test]
+fn a_half_open_connection_still_carries_data_the_other_way() {
+    let lp = Loop::new().unwrap();
+    let (server, addr, conns, received) = server(&lp);
+    let client = connected_client(&lp, addr, &conns);
+    let peer = conns.borrow_mut().pop().unwrap();
+    // The server side sends FIN: the client sees EOF but may keep writing.
+    peer.shutdown(|r| r.unwrap()).unwrap();
+    let eof = shared(false);
+    let e = eof.clone();
+    client
+        .read_start(Vec::with_capacity, move |_, data| {
+            assert_eq!(data, Err(Error::EOF));
+            *e.borrow_mut() = true;
+        })
+        .unwrap();
+    run_until(&lp, LIMIT, || *eof.borrow());
+    let written = shared(None);
+    let w = written.clone();
+    client
+        .write(&b"after your FIN"[..], move |r| *w.borrow_mut() = Some(r))
+        .unwrap();
+    run_until(&lp, LIMIT, || received.borrow().len() == 14);
+    assert_eq!(&*received.borrow(), b"after your FIN");
+    assert_eq!(*written.borrow(), Some(Ok(())));
+    drop((server, client, conns, peer));
+    close_clean(lp);
+}
+
+#[test]
 fn closing_while_connecting_cancels_the_connect() {
     let lp = Loop::new().unwrap();
     let (server, addr, conns, _) = server(&lp);
