@@ -1,0 +1,563 @@
+//! The Hub: one per thread, owning the libuv loop and scheduling the thread's fibers.
+//!
+//! Fibers are coroutines that suspend back to whoever resumed them, and only the root fiber (the
+//! thread's own stack) resumes them: when the root blocks in a switchpoint, it runs the Hub's
+//! scheduler until something wakes it. The scheduler has Gruvi's two loops: the outer one
+//! resumes ready fibers and runs queued callbacks; the inner one is `uv_run`, inside a no-switch
+//! section, whose callbacks only store results and mark fibers ready.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use uv_sys_wrap::{Loop, LoopHandle, RunMode, Timer};
+
+use crate::error::{Error, Result};
+use crate::fiber::{FiberInner, FiberState, Wake};
+use crate::no_switch::{NoSwitch, assert_may_switch};
+use crate::remote::{Remote, RemoteHub};
+use crate::stack::{Stack, StackConfig, StackPool};
+use crate::stack_switch::{self, Outcome};
+
+/// How many fibers the scheduler resumes between two non-blocking polls of the loop, so that a
+/// busy set of fibers cannot starve I/O.
+const RESUMES_PER_POLL: u32 = 64;
+
+/// How many rounds [`Hub::close`] gives cancelled fibers to finish before unwinding them.
+const CLOSE_ROUNDS: usize = 1000;
+
+thread_local! {
+    static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+}
+
+/// The per-thread scheduler and event-loop owner (Gruvi's `Hub`).
+///
+/// Created on first use ([`Hub::current`]); closed by [`Hub::close`], by [`run`] returning, or
+/// when its thread exits. Not `Send`: a Hub and its fibers stay on their thread; other threads
+/// reach it through [`Hub::remote`].
+///
+/// ```compile_fail,E0277
+/// fn assert_send<T: Send>() {}
+/// assert_send::<fiber_core::Hub>();
+/// ```
+pub struct Hub {
+    root: Rc<FiberInner>,
+    current: RefCell<Rc<FiberInner>>,
+    ready: RefCell<VecDeque<Rc<FiberInner>>>,
+    callbacks: RefCell<VecDeque<Box<dyn FnOnce()>>>,
+    fibers: RefCell<HashMap<u64, Weak<FiberInner>>>,
+    next_id: Cell<u64>,
+    stacks: RefCell<Stacks>,
+    remote: Remote,
+    closed: Cell<bool>,
+    // Dropped last: everything above may own handles on it.
+    lp: Loop,
+}
+
+/// The Hub's stack pools: the default one and one per custom stack size.
+struct Stacks {
+    config: StackConfig,
+    default: StackPool,
+    sized: HashMap<usize, StackPool>,
+}
+
+impl Hub {
+    /// The current thread's Hub, created on first use.
+    ///
+    /// # Panics
+    ///
+    /// If libuv cannot create a loop (out of file descriptors).
+    pub fn current() -> Rc<Hub> {
+        HUB.with(|hub| {
+            let mut slot = hub.borrow_mut();
+            match &*slot {
+                Some(hub) => hub.clone(),
+                None => {
+                    let hub = Rc::new(Hub::new().expect("failed to create the Hub's event loop"));
+                    *slot = Some(hub.clone());
+                    hub
+                }
+            }
+        })
+    }
+
+    fn new() -> io::Result<Hub> {
+        let lp = Loop::new()?;
+        let remote = Remote::new(&lp)?;
+        let root = Rc::new(FiberInner::new(0, "Root".into()));
+        root.state.set(FiberState::Running);
+        root.started.set(true);
+        let config = StackConfig::new();
+        Ok(Hub {
+            current: RefCell::new(root.clone()),
+            root,
+            ready: RefCell::new(VecDeque::new()),
+            callbacks: RefCell::new(VecDeque::new()),
+            fibers: RefCell::new(HashMap::new()),
+            next_id: Cell::new(1),
+            stacks: RefCell::new(Stacks {
+                default: StackPool::new(config.clone()),
+                config,
+                sized: HashMap::new(),
+            }),
+            remote,
+            closed: Cell::new(false),
+            lp,
+        })
+    }
+
+    /// The Hub's libuv loop, for creating handles that callbacks (and [`SwitchBack`]s) drive.
+    ///
+    /// [`SwitchBack`]: crate::SwitchBack
+    pub fn loop_handle(&self) -> LoopHandle {
+        self.lp.handle()
+    }
+
+    /// A `Send + Sync` handle for other threads: [`RemoteHub::run_callback`] queues work here.
+    pub fn remote(&self) -> RemoteHub {
+        self.remote.handle()
+    }
+
+    /// Queues `f` to run on this thread from the Hub, after the fibers that are ready now, in
+    /// FIFO order. It runs inside a no-switch section; a panic in it is reported on stderr and
+    /// does not stop the Hub. From another thread use [`Hub::remote`].
+    pub fn run_callback(&self, f: impl FnOnce() + 'static) {
+        self.callbacks.borrow_mut().push_back(Box::new(f));
+    }
+
+    /// Sets the stack configuration of fibers spawned from now on without an explicit stack
+    /// size, e.g. [`StackConfig::unguarded`] for a million fibers.
+    pub fn set_stack_config(&self, config: StackConfig) {
+        let mut stacks = self.stacks.borrow_mut();
+        stacks.default = StackPool::new(config.clone());
+        stacks.config = config;
+        stacks.sized.clear();
+    }
+
+    /// Whether [`Hub::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    pub(crate) fn stack(&self, size: Option<usize>) -> io::Result<Stack> {
+        let mut stacks = self.stacks.borrow_mut();
+        match size {
+            None => stacks.default.get(),
+            Some(size) => {
+                let config = stacks.config.clone().stack_size(size);
+                stacks
+                    .sized
+                    .entry(size)
+                    .or_insert_with(|| StackPool::new(config))
+                    .get()
+            }
+        }
+    }
+
+    pub(crate) fn next_fiber_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// Adds a new fiber to the registry and the ready queue.
+    pub(crate) fn register(&self, fiber: &Rc<FiberInner>) {
+        self.fibers
+            .borrow_mut()
+            .insert(fiber.id, Rc::downgrade(fiber));
+        self.ready.borrow_mut().push_back(fiber.clone());
+    }
+
+    pub(crate) fn current_fiber(&self) -> Rc<FiberInner> {
+        self.current.borrow().clone()
+    }
+
+    /// Every fiber alive, root first.
+    pub(crate) fn all_fibers(&self) -> Vec<Rc<FiberInner>> {
+        let mut all = vec![self.root.clone()];
+        let mut others: Vec<_> = self
+            .fibers
+            .borrow()
+            .values()
+            .filter_map(Weak::upgrade)
+            .collect();
+        others.sort_by_key(|f| f.id);
+        all.extend(others);
+        all
+    }
+
+    /// Makes a waiting fiber ready for `reason`; does nothing if it is not waiting.
+    pub(crate) fn wake(&self, fiber: &Rc<FiberInner>, reason: Wake) -> bool {
+        if fiber.state.get() != FiberState::Waiting {
+            return false;
+        }
+        fiber.state.set(FiberState::Ready);
+        fiber.wake.set(reason);
+        self.ready.borrow_mut().push_back(fiber.clone());
+        true
+    }
+
+    /// Blocks the current fiber until something wakes it (the core of every switchpoint).
+    ///
+    /// `timeout` bounds this wait; enclosing [`timeout`](crate::timeout) scopes bound it too.
+    /// Returns why the fiber was woken; a cancelled fiber returns at once.
+    #[track_caller]
+    pub(crate) fn park(&self, what: &'static str, timeout: Option<Duration>) -> Wake {
+        assert_may_switch(what);
+        let fiber = self.current_fiber();
+        if fiber.cancelled.get() || std::thread::panicking() {
+            // Cancellation is sticky, and a fiber unwinding must never block again.
+            return Wake::Cancelled;
+        }
+        if self.closed.get() {
+            return Wake::Deadlock;
+        }
+        let now = Instant::now();
+        let own = timeout.map(|d| (now + d, None));
+        let scope = fiber
+            .scopes
+            .borrow()
+            .iter()
+            .map(|s| (s.deadline, Some(s.id)))
+            .min();
+        let deadline = own.into_iter().chain(scope).min();
+        fiber.wait_gen.set(fiber.wait_gen.get() + 1);
+        if let Some((at, source)) = deadline {
+            if at <= now {
+                self.mark_expired(&fiber, source);
+                return Wake::TimedOut(source);
+            }
+            self.arm_timer(&fiber, at - now, source);
+        }
+        fiber.waiting_on.set(what);
+        fiber.state.set(FiberState::Waiting);
+        self.switch_out(&fiber);
+        fiber.waiting_on.set("");
+        if deadline.is_some()
+            && let Some(timer) = &*fiber.timer.borrow()
+        {
+            let _ = timer.stop();
+        }
+        let wake = fiber.wake.get();
+        if let Wake::TimedOut(source) = wake {
+            self.mark_expired(&fiber, source);
+        }
+        wake
+    }
+
+    /// Requeues the current fiber behind the ready ones and lets them run.
+    #[track_caller]
+    pub(crate) fn yield_now(&self) -> Result<()> {
+        assert_may_switch("yield_now");
+        let fiber = self.current_fiber();
+        if fiber.cancelled.get() {
+            return Err(Error::Cancelled);
+        }
+        if self.ready.borrow().is_empty() && self.callbacks.borrow().is_empty() {
+            // Nothing else to run: still give the loop a look, as a yield promises.
+            self.poll(RunMode::NoWait);
+            if self.ready.borrow().is_empty() {
+                return Ok(());
+            }
+        }
+        fiber.state.set(FiberState::Ready);
+        self.ready.borrow_mut().push_back(fiber.clone());
+        self.switch_out(&fiber);
+        if fiber.cancelled.get() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn mark_expired(&self, fiber: &FiberInner, source: Option<u64>) {
+        if let Some(id) = source
+            && let Some(scope) = fiber.scopes.borrow_mut().iter_mut().find(|s| s.id == id)
+        {
+            scope.expired = true;
+        }
+    }
+
+    fn arm_timer(&self, fiber: &Rc<FiberInner>, after: Duration, source: Option<u64>) {
+        let mut slot = fiber.timer.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Timer::new(&self.lp).expect("timer on the Hub's loop"));
+        }
+        let timer = slot.as_ref().expect("just made");
+        fiber.timer_source.set(source);
+        // libuv counts from its cached time in whole milliseconds: refresh it, round up, and
+        // add one so that the timer never fires before `after` has passed.
+        self.lp.update_time();
+        let ms = after.as_nanos().div_ceil(1_000_000) as u64 + 1;
+        let weak = Rc::downgrade(fiber);
+        let generation = fiber.wait_gen.get();
+        timer
+            .start(ms, 0, move |_| {
+                if let Some(fiber) = weak.upgrade()
+                    && fiber.wait_gen.get() == generation
+                {
+                    let hub = Hub::current();
+                    hub.wake(&fiber, Wake::TimedOut(fiber.timer_source.get()));
+                }
+            })
+            .expect("start the fiber's timer");
+    }
+
+    /// Leaves the current fiber (already marked waiting or ready) until it is resumed.
+    fn switch_out(&self, fiber: &Rc<FiberInner>) {
+        if fiber.is_root() {
+            self.schedule();
+            fiber.state.set(FiberState::Running);
+        } else {
+            stack_switch::suspend(0);
+        }
+    }
+
+    /// The scheduler, run by the root fiber while it is blocked: resumes ready fibers, runs
+    /// callbacks and polls the loop until the root itself is ready again.
+    // One function on purpose: it is the Hub's run loop, read as a whole.
+    fn schedule(&self) {
+        let mut since_poll = 0;
+        loop {
+            let next = self.ready.borrow_mut().pop_front();
+            if let Some(fiber) = next {
+                if fiber.is_root() {
+                    return;
+                }
+                self.resume(fiber);
+                since_poll += 1;
+                if since_poll >= RESUMES_PER_POLL {
+                    since_poll = 0;
+                    self.poll(RunMode::NoWait);
+                }
+                continue;
+            }
+            if self.run_callbacks() {
+                continue;
+            }
+            since_poll = 0;
+            if !self.block_for_events() {
+                // Nothing can wake anybody: tell the root, the only one who can act on it.
+                self.wake(&self.root, Wake::Deadlock);
+            }
+        }
+    }
+
+    /// Switches to `fiber` until it blocks, yields or finishes.
+    fn resume(&self, fiber: Rc<FiberInner>) {
+        let Some(mut coroutine) = fiber.coroutine.take() else {
+            return;
+        };
+        if !fiber.started.get() && fiber.cancelled.get() {
+            // Cancelled before it ever ran: it never will (dropping the coroutine drops the
+            // closure unrun).
+            drop(coroutine);
+            self.finish(&fiber);
+            return;
+        }
+        fiber.started.set(true);
+        fiber.state.set(FiberState::Running);
+        let previous = self.current.replace(fiber.clone());
+        let outcome = coroutine.resume(0);
+        *self.current.borrow_mut() = previous;
+        match outcome {
+            Outcome::Suspended(_) => fiber.coroutine.set(Some(coroutine)),
+            Outcome::Finished(_) => {
+                drop(coroutine);
+                self.finish(&fiber);
+            }
+        }
+    }
+
+    /// Retires a fiber whose function has returned (or that never ran).
+    fn finish(&self, fiber: &Rc<FiberInner>) {
+        fiber.state.set(FiberState::Done);
+        self.fibers.borrow_mut().remove(&fiber.id);
+        drop(fiber.timer.take());
+        let waiters = fiber.on_done.take();
+        let _guard = NoSwitch::enter();
+        for wake in waiters {
+            wake();
+        }
+    }
+
+    /// Runs the queued callbacks (local and from other threads); false if there were none.
+    fn run_callbacks(&self) -> bool {
+        self.remote.drain_into(&mut self.callbacks.borrow_mut());
+        let batch: VecDeque<_> = self.callbacks.take();
+        if batch.is_empty() {
+            return false;
+        }
+        let _guard = NoSwitch::enter();
+        for callback in batch {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(callback)) {
+                eprintln!(
+                    "gruvi: a Hub callback panicked: {}",
+                    panic_message(&*payload)
+                );
+            }
+        }
+        true
+    }
+
+    /// Polls the loop, blocking until something happens; false (without polling) when nothing
+    /// ever could: no active handle or request, no callback, and no other thread able to send.
+    fn block_for_events(&self) -> bool {
+        let remote_alive = self.remote.keeps_alive();
+        if !remote_alive && !self.lp.alive() && self.callbacks.borrow().is_empty() {
+            return false;
+        }
+        self.remote.set_ref(remote_alive);
+        self.poll(RunMode::Once);
+        self.remote.set_ref(false);
+        true
+    }
+
+    fn poll(&self, mode: RunMode) {
+        let _guard = NoSwitch::enter();
+        self.lp.run(mode);
+    }
+
+    /// Closes the Hub: cancels every fiber and lets them finish (those that keep running after
+    /// many rounds are unwound) and closes its own handles. The next use of the thread's Hub
+    /// creates a fresh one; the loop itself closes when the last `Rc<Hub>` goes, closing any
+    /// handle still open.
+    ///
+    /// Returns how many handles made by others (users, protocol layers) were still open, which
+    /// tests use to assert that nothing leaked.
+    ///
+    /// # Switchpoint
+    ///
+    /// Runs the cancelled fibers before returning.
+    ///
+    /// # Panics
+    ///
+    /// If called from a fiber other than the root (the thread's own stack).
+    pub fn close(&self) -> usize {
+        assert!(
+            self.current.borrow().is_root(),
+            "Hub::close() may only be called from the root fiber"
+        );
+        assert_may_switch("Hub::close");
+        if self.closed.get() {
+            return 0;
+        }
+        for fiber in self.all_fibers().into_iter().skip(1) {
+            fiber.cancelled.set(true);
+            self.wake(&fiber, Wake::Cancelled);
+        }
+        for _ in 0..CLOSE_ROUNDS {
+            if self.fibers.borrow().is_empty() {
+                break;
+            }
+            let batch: Vec<_> = self.ready.take().into_iter().collect();
+            for fiber in batch {
+                if !fiber.is_root() {
+                    self.resume(fiber);
+                }
+            }
+            self.run_callbacks();
+            self.poll(RunMode::NoWait);
+        }
+        self.closed.set(true);
+        self.unwind_all();
+        self.remote.close();
+        HUB.with(|hub| {
+            if let Ok(mut slot) = hub.try_borrow_mut()
+                && slot.as_ref().is_some_and(|h| std::ptr::eq(&**h, self))
+            {
+                *slot = None;
+            }
+        });
+        let mut open = 0;
+        self.lp.walk(|info| open += usize::from(!info.closing));
+        open
+    }
+
+    /// Drops every fiber still alive, unwinding its stack (its destructors run; switchpoints
+    /// in them fail at once).
+    fn unwind_all(&self) {
+        let fibers: Vec<_> = self
+            .fibers
+            .take()
+            .into_values()
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for fiber in &fibers {
+            fiber.cancelled.set(true);
+            // The unwinding code runs as that fiber.
+            let previous = self.current.replace(fiber.clone());
+            drop(fiber.coroutine.take());
+            *self.current.borrow_mut() = previous;
+            fiber.state.set(FiberState::Done);
+            drop(fiber.timer.take());
+        }
+        self.ready.take();
+        self.callbacks.take();
+        drop(self.root.timer.take());
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if !self.closed.get() {
+            self.closed.set(true);
+            self.unwind_all();
+            self.remote.close();
+        }
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("fibers", &self.fibers.borrow().len())
+            .field("ready", &self.ready.borrow().len())
+            .field("closed", &self.closed.get())
+            .finish()
+    }
+}
+
+/// The text of a panic payload, for reports.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<non-string panic payload>")
+}
+
+/// Runs `f` on this thread's root fiber with a Hub, then closes the Hub (cancelling and
+/// finishing any fiber still alive) and returns `f`'s result. The entry point for `main`.
+///
+/// # Switchpoint
+///
+/// `f` may block; closing the Hub runs the remaining fibers.
+///
+/// # Panics
+///
+/// If called from inside a fiber.
+///
+/// # Examples
+///
+/// ```
+/// let answer = fiber_core::run(|| {
+///     let a = fiber_core::spawn(|| 40);
+///     let b = fiber_core::spawn(|| 2);
+///     a.join().unwrap() + b.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<T>(f: impl FnOnce() -> T) -> T {
+    assert!(
+        !stack_switch::in_coroutine(),
+        "fiber_core::run() must be called on a thread's own stack, not from a fiber"
+    );
+    let hub = Hub::current();
+    let result = f();
+    hub.close();
+    result
+}
