@@ -66,8 +66,10 @@ fn a_libuv_connect_becomes_a_blocking_call_while_other_fibers_run() {
             .unwrap();
         let addr = server.sockname().unwrap();
         let clients: Vec<_> = (0..10).map(|_| spawn(move || connect(addr))).collect();
-        let connected: Vec<Tcp> =
-            clients.into_iter().map(|c| c.join().unwrap().unwrap().unwrap()).collect();
+        let connected: Vec<Tcp> = clients
+            .into_iter()
+            .map(|c| c.join().unwrap().unwrap().unwrap())
+            .collect();
         assert_eq!(connected.len(), 10);
         while accepted.borrow().len() < 10 {
             fiber_core::yield_now().unwrap();
