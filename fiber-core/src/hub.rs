@@ -215,17 +215,21 @@ impl Hub {
         if self.closed.get() {
             return Wake::Deadlock;
         }
-        let now = Instant::now();
-        let own = timeout.map(|d| (now + d, None));
-        let scope = fiber
-            .scopes
-            .borrow()
-            .iter()
-            .map(|s| (s.deadline, Some(s.id)))
-            .min();
-        let deadline = own.into_iter().chain(scope).min();
         fiber.wait_gen.set(fiber.wait_gen.get() + 1);
-        if let Some((at, source)) = deadline {
+        // The clock is read only when some deadline applies.
+        let deadline = if timeout.is_some() || !fiber.scopes.borrow().is_empty() {
+            let now = Instant::now();
+            let own = timeout.map(|d| (now + d, None));
+            let scopes = fiber.scopes.borrow();
+            let scope = scopes.iter().map(|s| (s.deadline, Some(s.id))).min();
+            own.into_iter()
+                .chain(scope)
+                .min()
+                .map(|(at, source)| (at, source, now))
+        } else {
+            None
+        };
+        if let Some((at, source, now)) = deadline {
             if at <= now {
                 self.mark_expired(&fiber, source);
                 return Wake::TimedOut(source);
