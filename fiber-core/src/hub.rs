@@ -502,6 +502,7 @@ impl Hub {
         self.ready.take();
         self.callbacks.take();
         drop(self.root.timer.take());
+        crate::remote_callback::clear_registry();
     }
 }
 

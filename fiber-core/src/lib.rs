@@ -51,6 +51,7 @@ mod join;
 mod local;
 mod no_switch;
 mod remote;
+mod remote_callback;
 mod signal;
 #[allow(unsafe_code)]
 mod stack;
@@ -70,6 +71,7 @@ pub use join::{JoinError, JoinHandle};
 pub use local::FiberLocal;
 pub use no_switch::{NoSwitch, no_switch};
 pub use remote::RemoteHub;
+pub use remote_callback::RemoteCallback;
 pub use signal::{wait_for_signal, wait_for_signal_timeout};
 pub use stack::{Stack, StackConfig, StackPool, StackPoolStats};
 pub use switch_back::{Callback, SwitchBack};

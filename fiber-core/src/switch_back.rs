@@ -48,8 +48,8 @@ pub struct SwitchBack<T> {
     inner: Rc<Inner<T>>,
 }
 
-/// The firing side of a [`SwitchBack`]: clonable, not `Send` (use
-/// [`RemoteHub::run_callback`](crate::RemoteHub::run_callback) to fire from another thread).
+/// The firing side of a [`SwitchBack`]: clonable, not `Send` (from another thread, use
+/// [`SwitchBack::remote_callback`]).
 pub struct Callback<T> {
     inner: Rc<Inner<T>>,
 }

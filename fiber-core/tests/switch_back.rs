@@ -85,3 +85,28 @@ fn a_libuv_connect_becomes_a_blocking_call_while_other_fibers_run() {
         drop((server, connected, accepted));
     });
 }
+
+#[test]
+fn remote_callbacks_complete_waits_from_other_threads_and_from_home() {
+    run_clean(|| {
+        // From four threads at once: the first wins, the others are ignored.
+        let sb = SwitchBack::new();
+        let callers: Vec<_> = (0..4)
+            .map(|i| {
+                let cb = sb.remote_callback();
+                std::thread::spawn(move || cb.call(i).unwrap())
+            })
+            .collect();
+        let got = sb.wait().unwrap();
+        assert!((0..4).contains(&got));
+        for c in callers {
+            c.join().unwrap();
+        }
+        // From the waiter's own thread (another fiber), the call is direct.
+        let sb = SwitchBack::new();
+        let cb = sb.remote_callback();
+        let helper = spawn(move || cb.call("home").unwrap());
+        assert_eq!(sb.wait(), Ok("home"));
+        helper.join().unwrap();
+    });
+}
