@@ -5,8 +5,11 @@
 //!
 //! - [`uv`] (crate `uv-sys-wrap`): a thin, safe, callback-style wrapper over libuv: loops,
 //!   handles (timers, TCP, pipes, UDP, TTYs, signals, processes...) and requests.
-//! - fibers, the Hub and switchpoints (crate `fiber-core`), then streams, TLS, HTTP,
-//!   JSON-RPC and D-Bus: not built yet; see the README's status table.
+//! - [`fiber`] (crate `fiber-core`): fibers, the Hub and switchpoints: blocking-style code on
+//!   cheap stackful fibers, scheduled by one Hub per thread that owns the libuv loop.
+//! - [`stream`] (crate `gruvi-stream`): TCP and Unix streams, listeners, addresses with std's
+//!   names, blocking only the calling fiber (in progress).
+//! - TLS, HTTP, JSON-RPC and D-Bus: not built yet; see the README's status table.
 //!
 //! # Examples
 //!
@@ -26,6 +29,8 @@
 
 #![forbid(unsafe_code)]
 
+pub use fiber_core as fiber;
+pub use gruvi_stream as stream;
 pub use uv_sys_wrap as uv;
 
 /// The README's code, compiled as a doc test so it stays true.

@@ -1,0 +1,408 @@
+//! The blocking byte stream over a libuv stream handle: buffered reads with flow control,
+//! writes with back-pressure, timeouts. [`TcpStream`](crate::TcpStream),
+//! [`UnixStream`](crate::UnixStream) and the TTY streams are thin wrappers around it.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use fiber_core::{Callback, Error as FiberError, SwitchBack};
+use uv_sys_wrap::{Error as UvError, Stream};
+
+/// Buffer and queue limits of a stream; every one has a default and a setter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Reading pauses when this many unread bytes are buffered (default 64 KiB).
+    pub read_high_water: usize,
+    /// Reading resumes when the buffer drains below this (default 16 KiB).
+    pub read_low_water: usize,
+    /// A writer blocks while more than this many bytes wait in the write queue (default
+    /// 64 KiB).
+    pub write_high_water: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            read_high_water: 64 * 1024,
+            read_low_water: 16 * 1024,
+            write_high_water: 64 * 1024,
+        }
+    }
+}
+
+/// What the libuv callbacks and the blocking side share.
+struct Shared {
+    /// Received bytes; `buf[pos..]` is unread. When it is empty, libuv reads straight into it.
+    buf: RefCell<Vec<u8>>,
+    pos: Cell<usize>,
+    /// What libuv reads into while `buf` holds unread bytes (appended to `buf` afterwards):
+    /// a buffer handed to libuv is lost if the read fails, so it must never hold unread data.
+    scratch: RefCell<Vec<u8>>,
+    /// Whether the buffer lent to libuv by the last allocation is `buf` (else `scratch`).
+    lent_buf: Cell<bool>,
+    eof: Cell<bool>,
+    read_error: Cell<Option<UvError>>,
+    /// `read_start` is in effect.
+    reading: Cell<bool>,
+    /// Reading was stopped because the buffer reached the high-water mark.
+    paused: Cell<bool>,
+    readers: RefCell<Vec<Callback<()>>>,
+    /// Writes submitted to libuv and not completed.
+    pending_writes: Cell<usize>,
+    write_error: Cell<Option<UvError>>,
+    writers: RefCell<Vec<Callback<()>>>,
+    limits: Cell<Limits>,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl Shared {
+    fn buffered(&self) -> usize {
+        self.buf.borrow().len() - self.pos.get()
+    }
+
+    fn wake(waiters: &RefCell<Vec<Callback<()>>>) {
+        for waiter in waiters.take() {
+            waiter.call(());
+        }
+    }
+}
+
+/// A blocking stream over the libuv stream handle `S` (TCP, pipe or TTY).
+pub(crate) struct Transport<S: Stream + 'static> {
+    shared: Rc<Shared>,
+    /// `None` once closed. A handle with writes still in flight when the transport goes away
+    /// is kept by those writes' callbacks until the last one completes (see `Drop`).
+    handle: RefCell<Option<Rc<S>>>,
+}
+
+impl<S: Stream + 'static> Transport<S> {
+    pub(crate) fn new(handle: S) -> Transport<S> {
+        Transport {
+            shared: Rc::new(Shared {
+                buf: RefCell::new(Vec::new()),
+                pos: Cell::new(0),
+                scratch: RefCell::new(Vec::new()),
+                lent_buf: Cell::new(false),
+                eof: Cell::new(false),
+                read_error: Cell::new(None),
+                reading: Cell::new(false),
+                paused: Cell::new(false),
+                readers: RefCell::new(Vec::new()),
+                pending_writes: Cell::new(0),
+                write_error: Cell::new(None),
+                writers: RefCell::new(Vec::new()),
+                limits: Cell::new(Limits::default()),
+                read_timeout: Cell::new(None),
+                write_timeout: Cell::new(None),
+            }),
+            handle: RefCell::new(Some(Rc::new(handle))),
+        }
+    }
+
+    /// The handle, or `NotConnected` once the transport is closed.
+    pub(crate) fn handle(&self) -> io::Result<Rc<S>> {
+        self.handle
+            .borrow()
+            .clone()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the stream is closed"))
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.shared.limits.get()
+    }
+
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        assert!(
+            limits.read_low_water <= limits.read_high_water && limits.read_high_water > 0,
+            "read_low_water must not exceed read_high_water, which must not be 0"
+        );
+        self.shared.limits.set(limits);
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) {
+        self.shared.read_timeout.set(timeout);
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.shared.read_timeout.get()
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) {
+        self.shared.write_timeout.set(timeout);
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        self.shared.write_timeout.get()
+    }
+
+    /// Starts libuv reading into the buffer, unless it already is, the buffer is full, or the
+    /// stream ended.
+    fn start_reading(&self, handle: &S) -> io::Result<()> {
+        let shared = &self.shared;
+        if shared.reading.get()
+            || shared.eof.get()
+            || shared.buffered() >= shared.limits.get().read_high_water
+        {
+            return Ok(());
+        }
+        let (for_alloc, for_read) = (Rc::downgrade(shared), Rc::downgrade(shared));
+        handle
+            .read_start(
+                move |suggested| alloc(&for_alloc, suggested),
+                move |h: &S, data| on_read(&for_read, h, data),
+            )
+            .map_err(io::Error::from)?;
+        shared.reading.set(true);
+        Ok(())
+    }
+
+    /// Waits until data, EOF or an error is buffered (or the read timeout passes).
+    ///
+    /// Returns `Ok(true)` when bytes are buffered and `Ok(false)` at end of stream.
+    pub(crate) fn fill(&self) -> io::Result<bool> {
+        let deadline = self.shared.read_timeout.get().map(|d| Instant::now() + d);
+        loop {
+            let shared = &self.shared;
+            if shared.buffered() > 0 {
+                return Ok(true);
+            }
+            // EOF comes before an error: the peer's orderly close is what the reader sees.
+            if shared.eof.get() {
+                return Ok(false);
+            }
+            if let Some(err) = shared.read_error.get() {
+                return Err(err.into());
+            }
+            let handle = self.handle()?;
+            self.start_reading(&handle)?;
+            drop(handle);
+            let sb = SwitchBack::new();
+            shared.readers.borrow_mut().push(sb.callback());
+            wait(sb, deadline, "read timed out")?;
+        }
+    }
+
+    /// Reads buffered bytes into `out`, waiting for some if none are buffered.
+    pub(crate) fn read(&self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() || !self.fill()? {
+            return Ok(0);
+        }
+        let n = self.with_buffered(|data| {
+            let n = data.len().min(out.len());
+            out[..n].copy_from_slice(&data[..n]);
+            n
+        });
+        self.consume(n);
+        Ok(n)
+    }
+
+    /// Calls `f` on the unread bytes.
+    pub(crate) fn with_buffered<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        let buf = self.shared.buf.borrow();
+        f(&buf[self.shared.pos.get()..])
+    }
+
+    /// Marks `n` buffered bytes as read, resuming reading below the low-water mark.
+    pub(crate) fn consume(&self, n: usize) {
+        let shared = &self.shared;
+        let pos = shared.pos.get() + n;
+        debug_assert!(pos <= shared.buf.borrow().len());
+        if pos == shared.buf.borrow().len() {
+            shared.buf.borrow_mut().clear();
+            shared.pos.set(0);
+        } else {
+            shared.pos.set(pos);
+        }
+        if shared.paused.get()
+            && shared.buffered() < shared.limits.get().read_low_water
+            && let Ok(handle) = self.handle()
+        {
+            shared.paused.set(false);
+            let _ = self.start_reading(&handle);
+        }
+    }
+
+    /// Queues `data` for writing: written at once when the kernel takes it, else copied into
+    /// libuv's queue. Blocks first while the queue is over its limit.
+    pub(crate) fn write(&self, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let handle = self.handle()?;
+        self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        let mut rest = data;
+        if handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0 {
+            match handle.try_write(data) {
+                Ok(n) => rest = &data[n..],
+                Err(err) if err == UvError::EAGAIN => {}
+                Err(err) => return Err(err.into()),
+            }
+            if rest.is_empty() {
+                return Ok(data.len());
+            }
+        }
+        self.submit(&handle, rest.to_vec())?;
+        Ok(data.len())
+    }
+
+    /// Hands an owned buffer to libuv's write queue.
+    fn submit(&self, handle: &Rc<S>, data: Vec<u8>) -> io::Result<()> {
+        let shared = self.shared.clone();
+        let keep = handle.clone();
+        handle
+            .write(data, move |result| {
+                shared.pending_writes.set(shared.pending_writes.get() - 1);
+                if let Err(err) = result {
+                    shared.write_error.set(Some(err));
+                }
+                Shared::wake(&shared.writers);
+                // The last write of a dropped transport closes the handle.
+                drop(keep);
+            })
+            .map_err(io::Error::from)?;
+        self.shared
+            .pending_writes
+            .set(self.shared.pending_writes.get() + 1);
+        Ok(())
+    }
+
+    /// Waits until at most `limit` bytes are queued (0: every write completed), reporting the
+    /// first write error.
+    fn wait_for_queue(&self, handle: &S, limit: usize) -> io::Result<()> {
+        let deadline = self.shared.write_timeout.get().map(|d| Instant::now() + d);
+        loop {
+            if let Some(err) = self.shared.write_error.get() {
+                return Err(err.into());
+            }
+            let queued = handle.write_queue_size();
+            let done = if limit == 0 {
+                self.shared.pending_writes.get() == 0
+            } else {
+                queued <= limit
+            };
+            if done {
+                return Ok(());
+            }
+            let sb = SwitchBack::new();
+            self.shared.writers.borrow_mut().push(sb.callback());
+            wait(sb, deadline, "write timed out")?;
+        }
+    }
+
+    /// Waits until every queued write has completed.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        let handle = self.handle()?;
+        self.wait_for_queue(&handle, 0)
+    }
+
+    /// Flushes, then shuts down the write side (the peer reads EOF).
+    pub(crate) fn shutdown_write(&self) -> io::Result<()> {
+        self.flush()?;
+        let handle = self.handle()?;
+        let sb = SwitchBack::new();
+        let done = sb.callback();
+        match handle.shutdown(move |r| {
+            done.call(r);
+        }) {
+            // Already shut down: nothing more to do.
+            Err(err) if err == UvError::ENOTCONN => return Ok(()),
+            Err(err) => return Err(err.into()),
+            Ok(()) => {}
+        }
+        sb.wait().map_err(io::Error::from)?.map_err(io::Error::from)
+    }
+
+    /// Stops reading: buffered bytes are dropped and reads return end of stream.
+    pub(crate) fn shutdown_read(&self) {
+        self.shared.eof.set(true);
+        self.shared.buf.borrow_mut().clear();
+        self.shared.pos.set(0);
+        if self.shared.reading.replace(false)
+            && let Ok(handle) = self.handle()
+        {
+            let _ = handle.read_stop();
+        }
+        Shared::wake(&self.shared.readers);
+    }
+
+    /// Closes the handle now; queued writes are cancelled.
+    pub(crate) fn close(&self) {
+        drop(self.handle.take());
+        self.shared.eof.set(true);
+        Shared::wake(&self.shared.readers);
+        Shared::wake(&self.shared.writers);
+    }
+}
+
+impl<S: Stream + 'static> Drop for Transport<S> {
+    fn drop(&mut self) {
+        // The handle closes when the last reference goes: now, or when the last queued write
+        // completes (each holds one), so that written data is not lost, as with std's sockets.
+        drop(self.handle.take());
+    }
+}
+
+/// Blocks on `sb` until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
+fn wait(sb: SwitchBack<()>, deadline: Option<Instant>, what: &str) -> io::Result<()> {
+    let result = match deadline {
+        None => sb.wait(),
+        Some(at) => sb.wait_timeout(at.saturating_duration_since(Instant::now())),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        Err(FiberError::TimedOut) => Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned())),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// libuv's allocation callback: lends the receive buffer when it holds no unread bytes (no
+/// copy), the scratch buffer otherwise.
+fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
+    let Some(shared) = shared.upgrade() else {
+        return Vec::new();
+    };
+    let lend_buf = shared.buffered() == 0;
+    shared.lent_buf.set(lend_buf);
+    let mut buf = if lend_buf {
+        shared.pos.set(0);
+        shared.buf.take()
+    } else {
+        shared.scratch.take()
+    };
+    buf.clear();
+    buf.reserve(suggested.min(64 * 1024));
+    buf
+}
+
+/// libuv's read callback: takes the buffer back, pauses above the high-water mark, wakes
+/// readers.
+fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, UvError>) {
+    let Some(shared) = shared.upgrade() else {
+        return;
+    };
+    match data {
+        Ok(read) if shared.lent_buf.get() => *shared.buf.borrow_mut() = read,
+        Ok(read) => {
+            shared.buf.borrow_mut().extend_from_slice(&read);
+            *shared.scratch.borrow_mut() = read;
+        }
+        Err(err) => {
+            if err.is_eof() {
+                shared.eof.set(true);
+            } else {
+                shared.read_error.set(Some(err));
+            }
+            let _ = handle.read_stop();
+            shared.reading.set(false);
+        }
+    }
+    if shared.reading.get() && shared.buffered() >= shared.limits.get().read_high_water {
+        let _ = handle.read_stop();
+        shared.reading.set(false);
+        shared.paused.set(true);
+    }
+    Shared::wake(&shared.readers);
+}

@@ -1,0 +1,191 @@
+//! TCP streams on fibers: echo, half-close, timeouts, flow control, errors.
+
+mod support;
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use fiber_core::{spawn, yield_now};
+use gruvi_stream::{Limits, TcpListener, TcpStream};
+use support::{random_bytes, run_clean};
+use uv_sys_wrap::Stream as _;
+
+/// An echo server fiber for one connection: echoes until EOF, then half-closes.
+fn echo_once(listener: TcpListener) -> fiber_core::JoinHandle<io::Result<u64>> {
+    spawn(move || {
+        let (conn, _) = listener.accept()?;
+        let copied = io::copy(&mut &conn, &mut &conn)?;
+        conn.shutdown(Shutdown::Write)?;
+        Ok(copied)
+    })
+}
+
+#[test]
+fn a_megabyte_echoes_with_a_concurrent_writer_and_reader() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = echo_once(listener);
+        let client = Rc::new(TcpStream::connect(addr).unwrap());
+        let data = random_bytes(1 << 20, 7);
+        let (c, d) = (client.clone(), data.clone());
+        let writer = spawn(move || -> io::Result<()> {
+            for chunk in d.chunks(10_000) {
+                (&*c).write_all(chunk)?;
+            }
+            c.shutdown(Shutdown::Write)
+        });
+        let mut back = Vec::new();
+        (&*client).read_to_end(&mut back).unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(server.join().unwrap().unwrap(), data.len() as u64);
+        assert!(back == data, "echoed bytes differ");
+    });
+}
+
+#[test]
+fn connect_resolves_localhost_and_reports_refusal() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = echo_once(listener);
+        let mut client = TcpStream::connect(("localhost", port)).unwrap();
+        client.write_all(b"x").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"x");
+        server.join().unwrap().unwrap();
+        // Nobody listens there any more.
+        let err = TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn a_read_timeout_fails_with_timed_out_and_the_stream_stays_usable() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = echo_once(listener);
+        let mut client = TcpStream::connect(addr).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let start = Instant::now();
+        let mut buf = [0; 8];
+        let err = client.read(&mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+        client.write_all(b"still ok").unwrap();
+        client.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"still ok");
+        assert!(client.set_read_timeout(Some(Duration::ZERO)).is_err());
+        client.shutdown(Shutdown::Both).unwrap();
+        server.join().unwrap().unwrap();
+    });
+}
+
+#[test]
+fn a_slow_reader_pauses_the_sender_and_memory_stays_bounded() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let total = 8 << 20;
+        let sender = spawn(move || -> io::Result<()> {
+            let (conn, _) = listener.accept()?;
+            conn.set_limits(Limits {
+                write_high_water: 16 * 1024,
+                ..Limits::default()
+            });
+            let chunk = vec![0xab; 64 * 1024];
+            for _ in 0..total / chunk.len() {
+                (&conn).write_all(&chunk)?;
+                // The queue never grows far past its limit: the writer blocked instead.
+                assert!(conn.as_uv()?.write_queue_size() <= 16 * 1024 + chunk.len());
+            }
+            conn.shutdown(Shutdown::Write)
+        });
+        let mut client = TcpStream::connect(addr).unwrap();
+        let mut buf = vec![0; 4096];
+        let mut got = 0;
+        loop {
+            // Read slowly: yield between reads so the sender runs against a full pipe.
+            yield_now().unwrap();
+            let n = client.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        assert_eq!(got, total);
+        sender.join().unwrap().unwrap();
+    });
+}
+
+#[test]
+fn dropping_a_stream_still_delivers_what_was_written() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let data = random_bytes(4 << 20, 3);
+        let d = data.clone();
+        let writer = spawn(move || -> io::Result<()> {
+            let (mut conn, _) = listener.accept()?;
+            conn.write_all(&d)?;
+            drop(conn); // no flush: queued bytes must still go out
+            Ok(())
+        });
+        let mut client = TcpStream::connect(addr).unwrap();
+        writer.join().unwrap().unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).unwrap();
+        assert!(back == data);
+    });
+}
+
+#[test]
+fn writing_to_a_closed_peer_fails_with_broken_pipe_or_reset() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = TcpStream::connect(addr).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        drop(conn);
+        let chunk = vec![0; 64 * 1024];
+        let err = (0..1000)
+            .find_map(|_| client.write_all(&chunk).and_then(|()| client.flush()).err())
+            .expect("writes to a closed peer must fail");
+        assert!(
+            matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            ),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn a_blocked_accept_ends_when_the_listener_closes() {
+    run_clean(|| {
+        let listener = Rc::new(TcpListener::bind("127.0.0.1:0").unwrap());
+        let l = listener.clone();
+        let acceptor = spawn(move || l.accept().map(|_| ()));
+        yield_now().unwrap();
+        listener.close();
+        let err = acceptor.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+    });
+}
+
+#[test]
+fn binding_an_address_in_use_fails() {
+    run_clean(|| {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let err = TcpListener::bind(first.local_addr().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+    });
+}
