@@ -1,6 +1,4 @@
-//! The tour: a short demo of every layer built so far, printing what each step did.
-//!
-//! Run it with `ci/tour` (or `cargo run --release --example tour`).
+//! The tour's first step: the libuv layer, callbacks on one event loop.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -11,9 +9,8 @@ use gruvi::uv::{
     StdioContainer, Stream, Tcp, Timer, Udp, getaddrinfo,
 };
 
-fn main() -> Result<(), Error> {
-    println!("Gruvi for Rust: the tour");
-    println!();
+/// Runs the libuv-layer demos on a loop of their own.
+pub fn tour() -> Result<(), Error> {
     println!("[uv] the libuv layer: callbacks on one event loop");
     let lp = Loop::new()?;
     timer(&lp)?;
