@@ -56,6 +56,9 @@ struct Shared {
     limits: Cell<Limits>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
+    /// The handle of a dropped transport whose writes are still in flight: the last write's
+    /// callback drops it (closing it), so that queued bytes still go out, as with std's sockets.
+    linger: RefCell<Option<Box<dyn std::any::Any>>>,
 }
 
 impl Shared {
@@ -73,8 +76,7 @@ impl Shared {
 /// A blocking stream over the libuv stream handle `S` (TCP, pipe or TTY).
 pub(crate) struct Transport<S: Stream + 'static> {
     shared: Rc<Shared>,
-    /// `None` once closed. A handle with writes still in flight when the transport goes away
-    /// is kept by those writes' callbacks until the last one completes (see `Drop`).
+    /// `None` once closed.
     handle: RefCell<Option<Rc<S>>>,
 }
 
@@ -97,6 +99,7 @@ impl<S: Stream + 'static> Transport<S> {
                 limits: Cell::new(Limits::default()),
                 read_timeout: Cell::new(None),
                 write_timeout: Cell::new(None),
+                linger: RefCell::new(None),
             }),
             handle: RefCell::new(Some(Rc::new(handle))),
         }
@@ -251,16 +254,18 @@ impl<S: Stream + 'static> Transport<S> {
     /// Hands an owned buffer to libuv's write queue.
     fn submit(&self, handle: &Rc<S>, data: Vec<u8>) -> io::Result<()> {
         let shared = self.shared.clone();
-        let keep = handle.clone();
         handle
             .write(data, move |result| {
-                shared.pending_writes.set(shared.pending_writes.get() - 1);
+                let pending = shared.pending_writes.get() - 1;
+                shared.pending_writes.set(pending);
                 if let Err(err) = result {
                     shared.write_error.set(Some(err));
                 }
                 Shared::wake(&shared.writers);
-                // The last write of a dropped transport closes the handle.
-                drop(keep);
+                if pending == 0 {
+                    // The last write of a dropped transport closes its handle.
+                    drop(shared.linger.take());
+                }
             })
             .map_err(io::Error::from)?;
         self.shared
@@ -339,9 +344,13 @@ impl<S: Stream + 'static> Transport<S> {
 
 impl<S: Stream + 'static> Drop for Transport<S> {
     fn drop(&mut self) {
-        // The handle closes when the last reference goes: now, or when the last queued write
-        // completes (each holds one), so that written data is not lost, as with std's sockets.
-        drop(self.handle.take());
+        // With writes in flight the handle lingers until the last one completes, so that
+        // written data is not lost; otherwise it closes now.
+        if let Some(handle) = self.handle.take()
+            && self.shared.pending_writes.get() > 0
+        {
+            *self.shared.linger.borrow_mut() = Some(Box::new(handle));
+        }
     }
 }
 
