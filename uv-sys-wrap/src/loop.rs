@@ -200,6 +200,9 @@ impl Loop {
     }
 
     /// The raw `uv_loop_t`, for crates building on this one. It stays valid while `self` lives.
+    ///
+    /// Handles created directly on it through [`sys`](crate::sys) must be closed by their
+    /// creator before [`Loop::close`]: it assumes every open handle is one of this crate's.
     pub fn as_ptr(&self) -> *mut sys::uv_loop_t {
         self.raw.as_ptr()
     }
