@@ -70,6 +70,8 @@ pub(crate) struct FiberInner {
     /// Called when the fiber finishes (its joiners' wake-ups).
     pub(crate) on_done: RefCell<Vec<Box<dyn FnOnce()>>>,
     pub(crate) locals: RefCell<HashMap<usize, Rc<dyn Any>>>,
+    /// Its index in the Hub's registry.
+    pub(crate) slot: Cell<usize>,
 }
 
 impl FiberInner {
@@ -89,6 +91,7 @@ impl FiberInner {
             scopes: RefCell::new(Vec::new()),
             on_done: RefCell::new(Vec::new()),
             locals: RefCell::new(HashMap::new()),
+            slot: Cell::new(usize::MAX),
         }
     }
 

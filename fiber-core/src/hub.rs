@@ -31,6 +31,26 @@ const CLOSE_ROUNDS: usize = 1000;
 
 thread_local! {
     static HUB: RefCell<Option<Rc<Hub>>> = const { RefCell::new(None) };
+    /// Shuts the Hub down when the thread exits. Suspended fibers hold `Rc<Hub>`s on their
+    /// stacks, so dropping the thread's own reference would not drop the Hub: this guard
+    /// unwinds the fibers (releasing those references) and closes the Hub's handles. It is
+    /// first touched right after `HUB`, so its destructor runs before `HUB`'s (thread-local
+    /// destructors run in reverse order of first use on Linux) and fibers unwinding then can
+    /// still reach their Hub.
+    static EXIT_GUARD: ExitGuard = const { ExitGuard };
+}
+
+struct ExitGuard;
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        let hub = HUB.try_with(|slot| slot.try_borrow().ok().and_then(|s| s.clone()));
+        if let Ok(Some(hub)) = hub
+            && !hub.closed.get()
+        {
+            hub.shut_down();
+        }
+    }
 }
 
 /// The per-thread scheduler and event-loop owner (Gruvi's `Hub`).
@@ -48,7 +68,7 @@ pub struct Hub {
     current: RefCell<Rc<FiberInner>>,
     ready: RefCell<VecDeque<Rc<FiberInner>>>,
     callbacks: RefCell<VecDeque<Box<dyn FnOnce()>>>,
-    fibers: RefCell<HashMap<u64, Weak<FiberInner>>>,
+    fibers: RefCell<Registry>,
     next_id: Cell<u64>,
     stacks: RefCell<Stacks>,
     remote: Remote,
@@ -78,10 +98,20 @@ impl Hub {
                 None => {
                     let hub = Rc::new(Hub::new().expect("failed to create the Hub's event loop"));
                     *slot = Some(hub.clone());
+                    EXIT_GUARD.with(|_| {});
                     hub
                 }
             }
         })
+    }
+
+    /// This thread's Hub if it has one, without creating one (`None` too while the thread
+    /// exits): the sync primitives block a thread without a Hub the plain way instead of making
+    /// one just to wait, and may run from destructors at thread exit.
+    pub(crate) fn try_current() -> Option<Rc<Hub>> {
+        HUB.try_with(|hub| hub.try_borrow().ok().and_then(|slot| slot.clone()))
+            .ok()
+            .flatten()
     }
 
     fn new() -> io::Result<Hub> {
@@ -96,7 +126,7 @@ impl Hub {
             root,
             ready: RefCell::new(VecDeque::new()),
             callbacks: RefCell::new(VecDeque::new()),
-            fibers: RefCell::new(HashMap::new()),
+            fibers: RefCell::new(Registry::default()),
             next_id: Cell::new(1),
             stacks: RefCell::new(Stacks {
                 default: StackPool::new(config.clone()),
@@ -165,9 +195,7 @@ impl Hub {
 
     /// Adds a new fiber to the registry and the ready queue.
     pub(crate) fn register(&self, fiber: &Rc<FiberInner>) {
-        self.fibers
-            .borrow_mut()
-            .insert(fiber.id, Rc::downgrade(fiber));
+        self.fibers.borrow_mut().insert(fiber);
         self.ready.borrow_mut().push_back(fiber.clone());
     }
 
@@ -181,8 +209,9 @@ impl Hub {
         let mut others: Vec<_> = self
             .fibers
             .borrow()
-            .values()
-            .filter_map(Weak::upgrade)
+            .slots
+            .iter()
+            .filter_map(|w| w.as_ref().and_then(Weak::upgrade))
             .collect();
         others.sort_by_key(|f| f.id);
         all.extend(others);
@@ -254,6 +283,7 @@ impl Hub {
 
     /// Requeues the current fiber behind the ready ones and lets them run.
     #[track_caller]
+    #[inline]
     pub(crate) fn yield_now(&self) -> Result<()> {
         assert_may_switch("yield_now");
         let fiber = self.current_fiber();
@@ -311,6 +341,7 @@ impl Hub {
     }
 
     /// Leaves the current fiber (already marked waiting or ready) until it is resumed.
+    #[inline(always)]
     fn switch_out(&self, fiber: &Rc<FiberInner>) {
         if fiber.is_root() {
             self.schedule();
@@ -323,6 +354,7 @@ impl Hub {
     /// The scheduler, run by the root fiber while it is blocked: resumes ready fibers, runs
     /// callbacks and polls the loop until the root itself is ready again.
     // One function on purpose: it is the Hub's run loop, read as a whole.
+    #[inline(never)]
     fn schedule(&self) {
         let mut since_poll = 0;
         loop {
@@ -351,6 +383,7 @@ impl Hub {
     }
 
     /// Switches to `fiber` until it blocks, yields or finishes.
+    #[inline(always)]
     fn resume(&self, fiber: Rc<FiberInner>) {
         let Some(mut coroutine) = fiber.coroutine.take() else {
             return;
@@ -379,7 +412,7 @@ impl Hub {
     /// Retires a fiber whose function has returned (or that never ran).
     fn finish(&self, fiber: &Rc<FiberInner>) {
         fiber.state.set(FiberState::Done);
-        self.fibers.borrow_mut().remove(&fiber.id);
+        self.fibers.borrow_mut().remove(fiber);
         drop(fiber.timer.take());
         let waiters = fiber.on_done.take();
         let _guard = NoSwitch::enter();
@@ -487,8 +520,9 @@ impl Hub {
         let fibers: Vec<_> = self
             .fibers
             .take()
-            .into_values()
-            .filter_map(|w| w.upgrade())
+            .slots
+            .into_iter()
+            .filter_map(|w| w.and_then(|w| w.upgrade()))
             .collect();
         for fiber in &fibers {
             fiber.cancelled.set(true);
@@ -506,12 +540,20 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// Marks the Hub closed, unwinds every fiber and closes its own handles, without running
+    /// anything (thread exit, drop).
+    fn shut_down(&self) {
+        self.closed.set(true);
+        self.unwind_all();
+        self.remote.close();
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         if !self.closed.get() {
-            self.closed.set(true);
-            self.unwind_all();
-            self.remote.close();
+            self.shut_down();
         }
     }
 }
@@ -565,4 +607,49 @@ pub fn run<T>(f: impl FnOnce() -> T) -> T {
     let result = f();
     hub.close();
     result
+}
+
+/// The Hub's live fibers: a slab indexed by each fiber's `slot`, so that registering and
+/// retiring a fiber costs no hashing and touches memory in spawn order.
+#[derive(Default)]
+struct Registry {
+    slots: Vec<Option<Weak<FiberInner>>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl Registry {
+    fn insert(&mut self, fiber: &Rc<FiberInner>) {
+        let weak = Some(Rc::downgrade(fiber));
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot] = weak;
+                slot
+            }
+            None => {
+                self.slots.push(weak);
+                self.slots.len() - 1
+            }
+        };
+        fiber.slot.set(slot);
+        self.len += 1;
+    }
+
+    fn remove(&mut self, fiber: &FiberInner) {
+        let slot = fiber.slot.get();
+        if let Some(entry) = self.slots.get_mut(slot)
+            && entry.take().is_some()
+        {
+            self.free.push(slot);
+            self.len -= 1;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
 }

@@ -50,6 +50,8 @@ mod hub;
 mod join;
 mod local;
 mod no_switch;
+mod pool;
+mod promise;
 mod remote;
 mod remote_callback;
 mod signal;
@@ -61,7 +63,10 @@ mod stack_overflow;
 #[allow(unsafe_code)]
 mod stack_switch;
 mod switch_back;
+mod sync;
 mod time;
+mod wait;
+mod waitable;
 
 pub use dump::{FiberInfo, dump};
 pub use error::{Error, Result};
@@ -70,12 +75,22 @@ pub use hub::{Hub, run};
 pub use join::{JoinError, JoinHandle};
 pub use local::FiberLocal;
 pub use no_switch::{NoSwitch, no_switch};
+pub use pool::{
+    FiberPool, MapResults, PoolBuilder, PoolClosed, ThreadPool, blocking, cpu_pool, io_pool,
+};
+pub use promise::{Promise, PromiseError};
 pub use remote::RemoteHub;
 pub use remote_callback::RemoteCallback;
 pub use signal::{wait_for_signal, wait_for_signal_timeout};
 pub use stack::{Stack, StackConfig, StackPool, StackPoolStats};
 pub use switch_back::{Callback, SwitchBack};
+pub use sync::{
+    Condition, Event, LifoQueue, Lock, LockGuard, Mutex, MutexGuard, PriorityQueue, PutError,
+    Queue, QueueEmpty, QueueFull, RLock, RLockGuard, channel,
+};
 pub use time::{sleep, timeout, yield_now};
+pub use wait::{AsCompleted, as_completed, as_completed_timeout, wait, wait_timeout};
+pub use waitable::{CallbackId, DoneCallback, DoneCallbacks, Waitable};
 
 /// Internals exposed for this crate's integration tests and benchmarks only; not a stable API.
 #[doc(hidden)]

@@ -388,11 +388,43 @@ impl PoolInner {
     fn release(&self, raw: RawStack) {
         let mut state = self.state.borrow_mut();
         state.in_use -= 1;
-        if state.hot.len() < self.max_cached {
-            state.hot.push(raw);
-        } else {
-            self.discard(raw, &mut state);
+        state.hot.push(raw);
+        // Unguarded stacks are given back in batches: one `madvise` for a run of adjacent
+        // stacks instead of one per stack (about 2 µs each, most of a fiber's life).
+        let slack = if self.guarded { 0 } else { self.max_cached };
+        if state.hot.len() > self.max_cached + slack {
+            self.trim_excess(&mut state);
         }
+    }
+
+    /// Gives back all but the `max_cached` most recently released stacks.
+    fn trim_excess(&self, state: &mut PoolState) {
+        let excess = state.hot.len() - self.max_cached;
+        let mut batch: Vec<RawStack> = state.hot.drain(..excess).collect();
+        if self.guarded {
+            for raw in batch {
+                self.unmap_guarded(raw);
+            }
+            return;
+        }
+        batch.sort_unstable_by_key(|raw| raw.lo.as_ptr() as usize);
+        for run in batch.chunk_by(|a, b| {
+            b.lo.as_ptr() as usize == a.lo.as_ptr() as usize + self.stack_size
+        }) {
+            // SAFETY: by RawStack's INVARIANT each stack of `run` is `stack_size` bytes of a
+            // live private anonymous mapping of this pool; they are adjacent, so `run` spans
+            // `run.len() * stack_size` bytes of this pool's mappings, and all are idle: no
+            // fiber runs on them and no reference into them exists, so dropping their contents
+            // is harmless.
+            unsafe {
+                libc::madvise(
+                    run[0].lo.as_ptr().cast(),
+                    run.len() * self.stack_size,
+                    libc::MADV_DONTNEED,
+                )
+            };
+        }
+        state.cold.extend(batch);
     }
 
     /// Gives an idle stack's memory back to the kernel.

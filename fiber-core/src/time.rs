@@ -59,6 +59,7 @@ pub fn sleep(duration: Duration) -> Result<()> {
 ///
 /// [`Error::Cancelled`].
 #[track_caller]
+#[inline]
 pub fn yield_now() -> Result<()> {
     Hub::current().yield_now()
 }

@@ -173,3 +173,28 @@ fn waiting_for_a_signal_in_a_fiber() {
         assert_eq!(timed, Err(Error::TimedOut));
     });
 }
+
+#[test]
+fn a_thread_exiting_with_parked_fibers_unwinds_them() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static UNWOUND: AtomicUsize = AtomicUsize::new(0);
+    struct Count;
+    impl Drop for Count {
+        fn drop(&mut self) {
+            UNWOUND.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    std::thread::spawn(|| {
+        for _ in 0..3 {
+            // Detached fibers parked forever; the thread then just returns.
+            drop(spawn(|| {
+                let _count = Count;
+                let _ = sleep(Duration::from_secs(3600));
+            }));
+        }
+        yield_now().unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(UNWOUND.load(Ordering::SeqCst), 3, "the parked fibers' destructors ran");
+}

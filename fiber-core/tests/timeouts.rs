@@ -44,9 +44,11 @@ fn ten_thousand_sleeps_wake_in_deadline_order_and_never_early() {
         }
         let woke = woke.borrow();
         assert_eq!(woke.len(), 10_000);
-        // Wake order follows deadline order, up to libuv's millisecond granularity (and the
-        // millisecond our timers add so as never to fire early).
-        let slack = Duration::from_millis(2);
+        // Wake order follows deadline order. The deadline is taken just before each sleep
+        // arms its timer, so when the OS preempts the thread between the two, the timer's own
+        // deadline moves later than the recorded one: allow generously for that (the machine
+        // may be loaded), while still catching gross misordering.
+        let slack = Duration::from_millis(50);
         for pair in woke.windows(2) {
             assert!(
                 pair[0].0 <= pair[1].0 + slack,

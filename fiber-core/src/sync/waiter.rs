@@ -1,0 +1,215 @@
+//! The waiter queue every primitive keeps, and the one way to block on it.
+//!
+//! The protocol, the same in every primitive:
+//!
+//! 1. Under the primitive's own `std` mutex, a caller that must wait [`push`](WaitQueue::push)es
+//!    itself (with any per-waiter data: an item to put, a predicate) and gets a [`Parker`]; it
+//!    unlocks and [`block`]s.
+//! 2. Whoever hands something over (a lock, an item, a notification) does it under the same
+//!    mutex: it [`pop`](WaitQueue::pop)s the waiter (which is then fulfilled: popped means
+//!    served) and, after unlocking, wakes it.
+//! 3. A waiter whose wait ends without a wake-up (timeout, cancellation) takes the mutex again
+//!    and withdraws: if it is still queued it leaves the queue (nothing stale is left behind);
+//!    if it is not, it was served in the meantime and keeps what it was given (a hand-over is
+//!    never lost, even when the wake-up is still travelling from another thread).
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::error::Result;
+pub(crate) use crate::sync::parking::Waker;
+use crate::sync::parking::{Parker, parker};
+
+/// Locks a primitive's internal mutex. Poisoning is ignored: these mutexes guard bookkeeping
+/// that no panic can leave half-updated (user code such as predicates runs where a panic leaves
+/// the state consistent).
+pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A FIFO of waiters, each with some data `X`.
+pub(crate) struct WaitQueue<X = ()> {
+    entries: VecDeque<Queued<X>>,
+    next_id: u64,
+}
+
+/// A waiter taken out of the queue: it is served, and must be woken after unlocking.
+pub(crate) struct Queued<X> {
+    pub(crate) id: u64,
+    pub(crate) waker: Waker,
+    pub(crate) data: X,
+}
+
+impl<X> WaitQueue<X> {
+    pub(crate) const fn new() -> WaitQueue<X> {
+        WaitQueue {
+            entries: VecDeque::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Queues the calling fiber (or thread) at the back; returns its id and the parker to
+    /// [`block`] on.
+    pub(crate) fn push(&mut self, data: X) -> (u64, Parker) {
+        let (waker, parker) = parker();
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.push_back(Queued { id, waker, data });
+        (id, parker)
+    }
+
+    /// Takes the first waiter out to serve it, dropping any whose thread is gone.
+    pub(crate) fn pop(&mut self) -> Option<Queued<X>> {
+        while let Some(first) = self.entries.pop_front() {
+            if !first.waker.is_gone() {
+                return Some(first);
+            }
+        }
+        None
+    }
+
+    /// Drops the waiter at `index` if its thread is gone; true if it did.
+    pub(crate) fn drop_if_gone(&mut self, index: usize) -> bool {
+        let gone = self
+            .entries
+            .get(index)
+            .is_some_and(|waiter| waiter.waker.is_gone());
+        if gone {
+            self.entries.remove(index);
+        }
+        gone
+    }
+
+    /// Takes the waiter at `index` out to serve it.
+    pub(crate) fn take(&mut self, index: usize) -> Option<Queued<X>> {
+        self.entries.remove(index)
+    }
+
+    /// Removes waiter `id` if it is still queued (it withdraws); `None` means it was served.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<X> {
+        let at = self.entries.iter().position(|q| q.id == id)?;
+        self.entries.remove(at).map(|q| q.data)
+    }
+
+    pub(crate) fn front(&self) -> Option<&Queued<X>> {
+        self.entries.front()
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&Queued<X>> {
+        self.entries.get(index)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Takes every waiter out to serve them all.
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = Queued<X>> + '_ {
+        self.entries.drain(..)
+    }
+}
+
+/// Wake-ups collected under a primitive's mutex, sent after unlocking it (a wake-up to another
+/// thread takes a lock and a system call; the waker should not hold the primitive meanwhile).
+pub(crate) struct Wakeups {
+    first: Option<Waker>,
+    rest: Vec<Waker>,
+}
+
+impl Wakeups {
+    pub(crate) const fn new() -> Wakeups {
+        Wakeups {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, waker: Waker) {
+        match self.first {
+            None => self.first = Some(waker),
+            Some(_) => self.rest.push(waker),
+        }
+    }
+
+    /// Wakes them all. Call it after unlocking.
+    pub(crate) fn wake(self) {
+        drop(self);
+    }
+}
+
+/// Dropping wakes too: if a user predicate panics half-way through a notify, the waiters it
+/// already took out of the queue are still woken.
+impl Drop for Wakeups {
+    fn drop(&mut self) {
+        if let Some(first) = self.first.take() {
+            first.wake();
+            for waker in self.rest.drain(..) {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// Blocks until the waiter of `parker` is served, `deadline` passes or the fiber is cancelled.
+///
+/// When the wait ends without a wake-up, `withdraw` runs: it must lock the primitive and
+/// [`remove`](WaitQueue::remove) the waiter, returning whether it was still queued. If it was
+/// not, it had been served meanwhile and the call succeeds. If the fiber is unwound while
+/// waiting (its Hub closed), `withdraw` runs from the unwinding, and `give_back` runs if the
+/// waiter had been served, so that a lock or an item cannot vanish with a dead fiber.
+///
+/// # Errors
+///
+/// The wait's error ([`Error::TimedOut`](crate::Error::TimedOut),
+/// [`Error::Cancelled`](crate::Error::Cancelled), ...) when the waiter was not served.
+#[track_caller]
+pub(crate) fn block(
+    parker: Parker,
+    what: &'static str,
+    deadline: Option<Instant>,
+    withdraw: impl Fn() -> bool,
+    give_back: impl FnOnce(),
+) -> Result<()> {
+    /// Withdraws if the wait unwinds.
+    struct Unwinding<'a, W: Fn() -> bool, G: FnOnce()> {
+        withdraw: &'a W,
+        give_back: Option<G>,
+    }
+    impl<W: Fn() -> bool, G: FnOnce()> Drop for Unwinding<'_, W, G> {
+        fn drop(&mut self) {
+            if let Some(give_back) = self.give_back.take()
+                && !(self.withdraw)()
+            {
+                give_back();
+            }
+        }
+    }
+    let mut guard = Unwinding {
+        withdraw: &withdraw,
+        give_back: Some(give_back),
+    };
+    let outcome = parker.park(what, deadline);
+    guard.give_back = None;
+    drop(guard);
+    // Free the parking slot before touching the primitive again.
+    drop(parker);
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(_) if !withdraw() => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// The deadline of a `*_timeout` call (far in the future for huge timeouts).
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    let now = Instant::now();
+    Some(
+        now.checked_add(timeout)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600)),
+    )
+}
