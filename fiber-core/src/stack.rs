@@ -408,9 +408,9 @@ impl PoolInner {
             return;
         }
         batch.sort_unstable_by_key(|raw| raw.lo.as_ptr() as usize);
-        for run in batch.chunk_by(|a, b| {
-            b.lo.as_ptr() as usize == a.lo.as_ptr() as usize + self.stack_size
-        }) {
+        for run in batch
+            .chunk_by(|a, b| b.lo.as_ptr() as usize == a.lo.as_ptr() as usize + self.stack_size)
+        {
             // SAFETY: by RawStack's INVARIANT each stack of `run` is `stack_size` bytes of a
             // live private anonymous mapping of this pool; they are adjacent, so `run` spans
             // `run.len() * stack_size` bytes of this pool's mappings, and all are idle: no

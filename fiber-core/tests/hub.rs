@@ -196,5 +196,9 @@ fn a_thread_exiting_with_parked_fibers_unwinds_them() {
     })
     .join()
     .unwrap();
-    assert_eq!(UNWOUND.load(Ordering::SeqCst), 3, "the parked fibers' destructors ran");
+    assert_eq!(
+        UNWOUND.load(Ordering::SeqCst),
+        3,
+        "the parked fibers' destructors ran"
+    );
 }

@@ -31,7 +31,10 @@ fn cache_keeps_at_most_max_cached_stacks() {
         let stats = pool.stats();
         // Unguarded stacks are trimmed in batches, back to 4 each time 8 are idle.
         let expected_cached = if pool.is_guarded() { 4 } else { 5 };
-        assert_eq!((stats.in_use, stats.cached, stats.created), (0, expected_cached, 10));
+        assert_eq!(
+            (stats.in_use, stats.cached, stats.created),
+            (0, expected_cached, 10)
+        );
         // Trimmed unguarded stacks are reused too, so nothing new is mapped for them.
         let stacks: Vec<_> = (0..10).map(|_| pool.get().unwrap()).collect();
         let expected_created = if pool.is_guarded() { 16 } else { 10 };
