@@ -92,6 +92,9 @@ impl Hub {
     /// If libuv cannot create a loop (out of file descriptors).
     pub fn current() -> Rc<Hub> {
         HUB.with(|hub| {
+            if let Some(hub) = &*hub.borrow() {
+                return hub.clone();
+            }
             let mut slot = hub.borrow_mut();
             match &*slot {
                 Some(hub) => hub.clone(),

@@ -10,6 +10,9 @@ use crate::hub::Hub;
 
 struct Inner<T> {
     fiber: Rc<FiberInner>,
+    /// The fiber's Hub: waking needs it, and a thread-local lookup per call costs more. Weak,
+    /// so that a callback kept somewhere does not keep a closed Hub alive.
+    hub: std::rc::Weak<Hub>,
     value: Cell<Option<T>>,
     /// Cleared when the wait is over: later calls are ignored.
     active: Cell<bool>,
@@ -57,9 +60,11 @@ pub struct Callback<T> {
 impl<T> SwitchBack<T> {
     /// A switch-back for the current fiber.
     pub fn new() -> SwitchBack<T> {
+        let hub = Hub::current();
         SwitchBack {
             inner: Rc::new(Inner {
-                fiber: Hub::current().current_fiber(),
+                fiber: hub.current_fiber(),
+                hub: Rc::downgrade(&hub),
                 value: Cell::new(None),
                 active: Cell::new(true),
             }),
@@ -104,7 +109,7 @@ impl<T> SwitchBack<T> {
 
     #[track_caller]
     fn wait_until(self, deadline: Option<Instant>) -> Result<T> {
-        let hub = Hub::current();
+        let hub = self.inner.hub.upgrade().unwrap_or_else(Hub::current);
         assert!(
             Rc::ptr_eq(&self.inner.fiber, &hub.current_fiber()),
             "SwitchBack::wait called from a fiber other than the one that made it"
@@ -158,7 +163,10 @@ impl<T> Callback<T> {
             return false;
         }
         inner.value.set(Some(value));
-        Hub::current().wake(&inner.fiber, Wake::Fired);
+        match inner.hub.upgrade() {
+            Some(hub) => hub.wake(&inner.fiber, Wake::Fired),
+            None => Hub::current().wake(&inner.fiber, Wake::Fired),
+        };
         true
     }
 

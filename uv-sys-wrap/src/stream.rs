@@ -189,7 +189,10 @@ pub trait Stream: Handle + sealed::StreamImpl {
     ///
     /// `EAGAIN` when nothing could be written (also while earlier writes are queued).
     fn try_write(&self, buf: &[u8]) -> Result<usize> {
-        self.try_write_vectored(&[buf])
+        let raw = self.stream()?;
+        let bs = [buf::for_read(buf)];
+        // SAFETY: stream open; uv_try_write only reads the buffer during the call.
+        Error::check(unsafe { sys::uv_try_write(raw, bs.as_ptr(), 1) }).map(|n| n as usize)
     }
 
     /// Vectored [`Stream::try_write`] (`uv_try_write` with `nbufs > 1`).

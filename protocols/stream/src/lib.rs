@@ -29,12 +29,31 @@
 #![forbid(unsafe_code)]
 
 mod address;
+mod buffered;
+mod connection;
+mod dispatcher;
+mod endpoints;
+mod framing;
+pub mod poll;
+mod process;
 mod tcp;
 mod transport;
+mod tty;
+mod udp;
+mod unix;
 
 pub use address::{
     Address, DEFAULT_LOOKUP_TIMEOUT, ToSocketAddrs, lookup_host, lookup_host_timeout,
     reverse_lookup,
 };
+pub use buffered::{Lines, Stream};
+pub use connection::Connection;
+pub use dispatcher::{Dispatcher, QueueLimits};
+pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, Server, connect};
+pub use framing::Framer;
+pub use process::{Child, ChildPipe, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 pub use tcp::{TcpListener, TcpStream};
 pub use transport::Limits;
+pub use tty::{Stdin, StdioKind, Stdout, Tty, TtyMode, stdin, stdout};
+pub use udp::{DEFAULT_RECV_QUEUE, UdpSocket};
+pub use unix::{IpcPipe, IpcSend, Received, UnixListener, UnixStream};

@@ -11,7 +11,7 @@ use fiber_core::{Callback, Hub, SwitchBack};
 use uv_sys_wrap::{Error as UvError, Handle, Stream as _, Tcp};
 
 use crate::address::{ToSocketAddrs, waited};
-use crate::transport::{Limits, Transport};
+use crate::transport::{Limits, Transport, add_waiter};
 
 /// A TCP connection (like `std::net::TcpStream`), whose blocking calls block only the
 /// calling fiber.
@@ -76,6 +76,11 @@ impl TcpStream {
         TcpStream {
             transport: Transport::new(tcp),
         }
+    }
+
+    /// The buffered transport, for the zero-copy [`Connection`](crate::Connection) methods.
+    pub(crate) fn transport(&self) -> &Transport<Tcp> {
+        &self.transport
     }
 
     /// The peer's address.
@@ -373,7 +378,7 @@ impl TcpListener {
                 }
             }
             let sb = SwitchBack::new();
-            self.incoming.acceptors.borrow_mut().push(sb.callback());
+            add_waiter(&self.incoming.acceptors, &sb);
             sb.wait()?;
         }
     }

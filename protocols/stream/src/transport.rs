@@ -34,14 +34,10 @@ impl Default for Limits {
 
 /// What the libuv callbacks and the blocking side share.
 struct Shared {
-    /// Received bytes; `buf[pos..]` is unread. When it is empty, libuv reads straight into it.
+    /// Received bytes; `buf[pos..]` is unread. libuv reads into the thread's spare buffer;
+    /// a small read is copied here, a large read into an empty `buf` becomes `buf`.
     buf: RefCell<Vec<u8>>,
     pos: Cell<usize>,
-    /// What libuv reads into while `buf` holds unread bytes (appended to `buf` afterwards):
-    /// a buffer handed to libuv is lost if the read fails, so it must never hold unread data.
-    scratch: RefCell<Vec<u8>>,
-    /// Whether the buffer lent to libuv by the last allocation is `buf` (else `scratch`).
-    lent_buf: Cell<bool>,
     eof: Cell<bool>,
     read_error: Cell<Option<UvError>>,
     /// `read_start` is in effect.
@@ -67,8 +63,14 @@ impl Shared {
     }
 
     fn wake(waiters: &RefCell<Vec<Callback<()>>>) {
-        for waiter in waiters.take() {
+        let mut list = waiters.take();
+        for waiter in list.drain(..) {
             waiter.call(());
+        }
+        // Keep the allocation for the next wait, unless a waiter was added meanwhile.
+        let mut slot = waiters.borrow_mut();
+        if slot.is_empty() {
+            *slot = list;
         }
     }
 }
@@ -86,8 +88,6 @@ impl<S: Stream + 'static> Transport<S> {
             shared: Rc::new(Shared {
                 buf: RefCell::new(Vec::new()),
                 pos: Cell::new(0),
-                scratch: RefCell::new(Vec::new()),
-                lent_buf: Cell::new(false),
                 eof: Cell::new(false),
                 read_error: Cell::new(None),
                 reading: Cell::new(false),
@@ -183,7 +183,7 @@ impl<S: Stream + 'static> Transport<S> {
             self.start_reading(&handle)?;
             drop(handle);
             let sb = SwitchBack::new();
-            shared.readers.borrow_mut().push(sb.callback());
+            add_waiter(&shared.readers, &sb);
             wait(sb, deadline, "read timed out")?;
         }
     }
@@ -214,7 +214,12 @@ impl<S: Stream + 'static> Transport<S> {
         let pos = shared.pos.get() + n;
         debug_assert!(pos <= shared.buf.borrow().len());
         if pos == shared.buf.borrow().len() {
-            shared.buf.borrow_mut().clear();
+            let mut buf = shared.buf.borrow_mut();
+            if buf.capacity() > KEEP {
+                give_spare(std::mem::take(&mut *buf));
+            } else {
+                buf.clear();
+            }
             shared.pos.set(0);
         } else {
             shared.pos.set(pos);
@@ -235,9 +240,13 @@ impl<S: Stream + 'static> Transport<S> {
             return Ok(0);
         }
         let handle = self.handle()?;
-        self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        // Nothing queued and no error: the queue limit cannot apply, write at once.
+        let idle = self.shared.pending_writes.get() == 0 && self.shared.write_error.get().is_none();
+        if !idle {
+            self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        }
         let mut rest = data;
-        if handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0 {
+        if idle || (handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0) {
             match handle.try_write(data) {
                 Ok(n) => rest = &data[n..],
                 Err(err) if err == UvError::EAGAIN => {}
@@ -292,7 +301,7 @@ impl<S: Stream + 'static> Transport<S> {
                 return Ok(());
             }
             let sb = SwitchBack::new();
-            self.shared.writers.borrow_mut().push(sb.callback());
+            add_waiter(&self.shared.writers, &sb);
             wait(sb, deadline, "write timed out")?;
         }
     }
@@ -354,6 +363,16 @@ impl<S: Stream + 'static> Drop for Transport<S> {
     }
 }
 
+/// Registers a waiter, first dropping those whose wait is over (timed out or cancelled), so
+/// that a loop of timed-out reads cannot grow the list.
+pub(crate) fn add_waiter(waiters: &RefCell<Vec<Callback<()>>>, sb: &SwitchBack<()>) {
+    let mut waiters = waiters.borrow_mut();
+    if !waiters.is_empty() {
+        waiters.retain(Callback::is_active);
+    }
+    waiters.push(sb.callback());
+}
+
 /// Blocks on `sb` until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
 fn wait(sb: SwitchBack<()>, deadline: Option<Instant>, what: &str) -> io::Result<()> {
     let result = match deadline {
@@ -367,20 +386,36 @@ fn wait(sb: SwitchBack<()>, deadline: Option<Instant>, what: &str) -> io::Result
     }
 }
 
-/// libuv's allocation callback: lends the receive buffer when it holds no unread bytes (no
-/// copy), the scratch buffer otherwise.
+/// A drained receive buffer up to this size stays with its connection; a larger one goes back
+/// to the thread's spare, so an idle connection holds no big buffer.
+const KEEP: usize = 4096;
+/// A read at least this large into an empty receive buffer becomes the buffer (no copy).
+const ADOPT: usize = 16 * 1024;
+
+thread_local! {
+    /// The buffer libuv reads into, shared by the thread's connections: each read callback
+    /// follows its allocation before the next allocation, so one buffer serves them all.
+    static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps `buf` as the thread's spare if it is larger than the one there.
+fn give_spare(mut buf: Vec<u8>) {
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.capacity() < buf.capacity() {
+            buf.clear();
+            *spare = buf;
+        }
+    });
+}
+
+/// libuv's allocation callback: lends the thread's spare buffer (a buffer lent to libuv is
+/// lost if the read fails, so it never holds unread data).
 fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
-    let Some(shared) = shared.upgrade() else {
+    if shared.strong_count() == 0 {
         return Vec::new();
-    };
-    let lend_buf = shared.buffered() == 0;
-    shared.lent_buf.set(lend_buf);
-    let mut buf = if lend_buf {
-        shared.pos.set(0);
-        shared.buf.take()
-    } else {
-        shared.scratch.take()
-    };
+    }
+    let mut buf = SPARE.with(|spare| spare.take());
     buf.clear();
     buf.reserve(suggested.min(64 * 1024));
     buf
@@ -393,10 +428,20 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
         return;
     };
     match data {
-        Ok(read) if shared.lent_buf.get() => *shared.buf.borrow_mut() = read,
+        Ok(read) if shared.buffered() == 0 && read.len() >= ADOPT => {
+            shared.pos.set(0);
+            let old = std::mem::replace(&mut *shared.buf.borrow_mut(), read);
+            give_spare(old);
+        }
         Ok(read) => {
-            shared.buf.borrow_mut().extend_from_slice(&read);
-            *shared.scratch.borrow_mut() = read;
+            let mut buf = shared.buf.borrow_mut();
+            if shared.pos.get() == buf.len() {
+                buf.clear();
+                shared.pos.set(0);
+            }
+            buf.extend_from_slice(&read);
+            drop(buf);
+            give_spare(read);
         }
         Err(err) => {
             if err.is_eof() {

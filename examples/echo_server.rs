@@ -1,0 +1,114 @@
+//! An echo server: one fiber per connection, all on one thread.
+//!
+//! ```text
+//! echo_server [--listen ADDR]... [--max-connections N]
+//! ```
+//!
+//! `ADDR` is `host:port` (default `127.0.0.1:7000`; port 0 picks a free one) or a Unix socket
+//! path (anything with a `/`, or `@name` for an abstract socket). Each connection gets back what
+//! it sends until it half-closes; the rest of its echo still goes out, then end of stream.
+//! Connections beyond `--max-connections` are closed at once. Prints `listening on ADDR` per
+//! address once it accepts connections, and exits with status 0 on SIGINT or SIGTERM.
+//!
+//! The peer benchmark harness runs it as `echo_server --listen 127.0.0.1:PORT`.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use gruvi::fiber;
+use gruvi::stream::{Address, Server, Stream};
+
+const USAGE: &str = "usage: echo_server [--listen ADDR]... [--max-connections N]";
+
+struct Options {
+    listen: Vec<Address>,
+    max_connections: Option<usize>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        listen: Vec::new(),
+        max_connections: None,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--listen" => {
+                let addr = value("--listen")?;
+                let addr = addr.parse().map_err(|e| format!("--listen {addr}: {e}"))?;
+                options.listen.push(addr);
+            }
+            "--max-connections" => {
+                let n = value("--max-connections")?;
+                let n = n
+                    .parse()
+                    .map_err(|e| format!("--max-connections {n}: {e}"))?;
+                options.max_connections = Some(n);
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if options.listen.is_empty() {
+        options.listen.push(Address::Tcp("127.0.0.1".into(), 7000));
+    }
+    Ok(options)
+}
+
+/// Echoes until the peer half-closes, then sends end of stream after the last byte.
+fn echo(stream: Rc<Stream>) -> io::Result<()> {
+    let mut chunk = Vec::new();
+    while stream.fill()? {
+        // Copy the received bytes out first: a write may block, and the receive buffer must not
+        // stay borrowed across a switch.
+        stream.with_buffered(|data| {
+            chunk.clear();
+            chunk.extend_from_slice(data);
+        });
+        stream.consume(chunk.len());
+        stream.write_all(&chunk)?;
+    }
+    stream.write_eof()
+}
+
+fn serve(options: &Options) -> io::Result<()> {
+    let server = Server::new(echo);
+    server.set_max_connections(options.max_connections);
+    for addr in &options.listen {
+        server
+            .listen(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    }
+    // Watch for the signals before telling anyone we are ready: a SIGINT sent as soon as
+    // the address is printed must find the watcher, not the default action.
+    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
+    fiber::yield_now()?;
+    let mut out = io::stdout().lock();
+    for addr in server.addresses() {
+        writeln!(out, "listening on {addr}")?;
+    }
+    out.flush()?;
+    drop(out);
+    signal
+        .join()
+        .map_err(|e| io::Error::other(e.to_string()))??;
+    server.close()
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    match fiber::run(|| serve(&options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("echo_server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! [`Connection`]: the byte connection a [`Stream`](crate::Stream), a
+//! [`Server`](crate::Server) and a [`Client`](crate::Client) work with, whatever carries it
+//! (TCP, a Unix socket, later TLS).
+
+use std::any::Any;
+use std::io;
+use std::time::Duration;
+
+use crate::address::Address;
+use crate::tcp::TcpStream;
+use crate::unix::UnixStream;
+
+/// A connected byte stream with its own receive buffer and send queue (Gruvi's transport).
+///
+/// The receive side is zero-copy: [`fill`](Self::fill) waits until bytes are buffered,
+/// [`with_buffered`](Self::with_buffered) shows them and [`consume`](Self::consume) drops the
+/// ones used. Implemented by [`TcpStream`] and [`UnixStream`]; a TLS stream
+/// implements it over one of those, which is how TLS plugs into [`Server`](crate::Server) and
+/// [`Client`](crate::Client). The trait is object safe: servers hand out
+/// `Stream<dyn Connection>`.
+///
+/// Its methods take `&self`, so one fiber can read while another writes. The names differ from
+/// `std::io`'s on purpose: a type implementing both never has two methods of the same name.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use gruvi_stream::{Connection, Stream, TcpListener, TcpStream};
+///
+/// fiber_core::run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let client = fiber_core::spawn(move || -> std::io::Result<()> {
+///         let conn = TcpStream::connect(addr)?;
+///         conn.send(b"ping")?;
+///         conn.shutdown_write()
+///     });
+///     let (conn, _) = listener.accept()?;
+///     // Any connection type fits behind `dyn Connection`.
+///     let stream: Rc<Stream> = Rc::new(Stream::new(conn));
+///     assert_eq!(stream.read_bytes(10)?, b"ping");
+///     client.join().unwrap()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub trait Connection: 'static {
+    /// Waits until received bytes are buffered: `Ok(true)` when some are, `Ok(false)` at end of
+    /// stream. Buffered bytes come first, then end of stream, then a connection error: an error
+    /// is reported only once every byte received before it was consumed, and an end of stream
+    /// seen first wins over a later error.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber until bytes, end of stream or an error arrive, or the read timeout
+    /// passes.
+    ///
+    /// # Errors
+    ///
+    /// The connection's error (`ConnectionReset`...), `TimedOut` after the read timeout (the
+    /// connection stays usable), a cancelled fiber's error.
+    fn fill(&self) -> io::Result<bool>;
+
+    /// Calls `f` on the buffered, unconsumed bytes (possibly none). Never switches; `f` must not
+    /// switch either.
+    fn with_buffered(&self, f: &mut dyn FnMut(&[u8]));
+
+    /// Marks the first `n` buffered bytes as consumed. Reading from the peer resumes once the
+    /// buffer drains below its low-water mark.
+    ///
+    /// # Panics
+    ///
+    /// May panic if `n` exceeds what is buffered.
+    fn consume(&self, n: usize);
+
+    /// Queues all of `data` for sending.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks while the send queue is above its high-water mark (write flow control).
+    ///
+    /// # Errors
+    ///
+    /// `BrokenPipe` or `ConnectionReset` once the peer is gone, `TimedOut` after the write
+    /// timeout, `NotConnected` once closed.
+    fn send(&self, data: &[u8]) -> io::Result<()>;
+
+    /// Waits until everything queued has been handed to the kernel.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks until the send queue is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    fn flush_queue(&self) -> io::Result<()>;
+
+    /// Sends what is queued, then shuts down the sending side: the peer reads end of stream.
+    /// Receiving goes on.
+    ///
+    /// # Switchpoint
+    ///
+    /// Waits for the send queue to drain and for the shutdown to complete.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    fn shutdown_write(&self) -> io::Result<()>;
+
+    /// Closes the connection now; queued bytes are dropped, and fibers blocked on it wake up
+    /// (readers see end of stream). Never switches.
+    fn close(&self);
+
+    /// Sets how long [`fill`](Self::fill) may block (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// The read timeout.
+    fn read_timeout(&self) -> io::Result<Option<Duration>>;
+
+    /// Sets how long [`send`](Self::send) may block on a full queue (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration.
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// The write timeout.
+    fn write_timeout(&self) -> io::Result<Option<Duration>>;
+
+    /// The peer's address.
+    fn peer_address(&self) -> io::Result<Address>;
+
+    /// The local address.
+    fn local_address(&self) -> io::Result<Address>;
+
+    /// The concrete connection, for what the trait does not cover (e.g.
+    /// [`TcpStream::set_nodelay`]).
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Implements [`Connection`] for a stream type with a `transport()` and std's timeout methods;
+/// `$peer` and `$local` map the stream to its addresses.
+macro_rules! impl_connection {
+    ($t:ty, $peer:expr, $local:expr) => {
+        impl Connection for $t {
+            fn fill(&self) -> io::Result<bool> {
+                self.transport().fill()
+            }
+
+            fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
+                self.transport().with_buffered(f)
+            }
+
+            fn consume(&self, n: usize) {
+                self.transport().consume(n)
+            }
+
+            fn send(&self, data: &[u8]) -> io::Result<()> {
+                let written = self.transport().write(data)?;
+                debug_assert_eq!(written, data.len(), "the transport queues whole writes");
+                Ok(())
+            }
+
+            fn flush_queue(&self) -> io::Result<()> {
+                self.transport().flush()
+            }
+
+            fn shutdown_write(&self) -> io::Result<()> {
+                self.transport().shutdown_write()
+            }
+
+            fn close(&self) {
+                <$t>::close(self)
+            }
+
+            fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+                <$t>::set_read_timeout(self, timeout)
+            }
+
+            fn read_timeout(&self) -> io::Result<Option<Duration>> {
+                <$t>::read_timeout(self)
+            }
+
+            fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+                <$t>::set_write_timeout(self, timeout)
+            }
+
+            fn write_timeout(&self) -> io::Result<Option<Duration>> {
+                <$t>::write_timeout(self)
+            }
+
+            fn peer_address(&self) -> io::Result<Address> {
+                $peer(self)
+            }
+
+            fn local_address(&self) -> io::Result<Address> {
+                $local(self)
+            }
+
+            fn as_any(&self) -> &dyn Any {
+                self
+            }
+        }
+    };
+}
+
+impl_connection!(
+    TcpStream,
+    |s: &TcpStream| s.peer_addr().map(Address::from),
+    |s: &TcpStream| s.local_addr().map(Address::from)
+);
+
+// libuv reports a Unix socket's name as `Address::Unix` wants it: empty when unnamed, with a
+// leading NUL for an abstract name.
+impl_connection!(
+    UnixStream,
+    |s: &UnixStream| Ok(Address::Unix(s.as_uv()?.peername()?)),
+    |s: &UnixStream| Ok(Address::Unix(s.as_uv()?.sockname()?))
+);

@@ -1,0 +1,346 @@
+//! Unix-domain sockets on libuv pipes: [`UnixStream`], [`UnixListener`] (in `listener`) and
+//! [`IpcPipe`] (in `ipc`), which passes connections to another process or thread.
+//!
+//! Paths follow Gruvi's convention: a path whose first byte is NUL (`"\0name"`) names a Linux
+//! abstract socket, which has no file and disappears with its last socket. The std
+//! [`SocketAddr`] forms are accepted too ([`UnixStream::connect_addr`],
+//! [`UnixListener::bind_addr`]).
+
+mod ipc;
+mod listener;
+
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use fiber_core::{Hub, SwitchBack};
+use uv_sys_wrap::Pipe;
+
+use crate::address::waited;
+use crate::tcp::check_timeout;
+use crate::transport::{Limits, Transport};
+
+pub use ipc::{IpcPipe, IpcSend, Received};
+pub use listener::UnixListener;
+
+/// A connected Unix-domain stream socket (like `std::os::unix::net::UnixStream`) on a libuv
+/// pipe, whose blocking calls block only the calling fiber.
+///
+/// `Read` and `Write` are implemented on `&UnixStream` too, so one fiber can read while another
+/// writes. Writes are queued: [`Write::flush`] waits until the kernel has everything; dropping
+/// the stream still delivers what was queued.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use gruvi_stream::UnixStream;
+///
+/// fiber_core::run(|| -> std::io::Result<()> {
+///     let (mut a, mut b) = UnixStream::pair()?;
+///     a.write_all(b"ping")?;
+///     let mut buf = [0; 4];
+///     b.read_exact(&mut buf)?;
+///     assert_eq!(&buf, b"ping");
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct UnixStream {
+    transport: Transport<Pipe>,
+}
+
+impl UnixStream {
+    /// Connects to the socket at `path`; a leading NUL byte names a Linux abstract socket.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber until the connection is made.
+    ///
+    /// # Errors
+    ///
+    /// `NotFound` for a missing path, `ConnectionRefused` when nothing listens there,
+    /// `InvalidInput` for a path too long for `sockaddr_un`.
+    pub fn connect(path: impl AsRef<Path>) -> io::Result<UnixStream> {
+        connect_pipe(Pipe::new(&Hub::current().loop_handle())?, path.as_ref())
+            .map(UnixStream::from_pipe)
+    }
+
+    /// Connects to a std socket address (a path or an abstract name).
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber until the connection is made.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect); `InvalidInput` for an unnamed address.
+    pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
+        UnixStream::connect(path_of(addr)?)
+    }
+
+    /// A connected pair of streams (`socketpair(2)`), both on this thread's Hub.
+    pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
+    }
+
+    /// Adopts a connected std socket, e.g. one end of a `socketpair` made on another thread.
+    /// The socket is put in non-blocking mode.
+    pub fn from_std(stream: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
+        UnixStream::from_fd(OwnedFd::from(stream))
+    }
+
+    /// Adopts a descriptor of a connected socket or a pipe (`uv_pipe_open`); the stream closes
+    /// it. The descriptor is put in non-blocking mode.
+    pub fn from_fd(fd: OwnedFd) -> io::Result<UnixStream> {
+        open_pipe(Pipe::new(&Hub::current().loop_handle())?, fd).map(UnixStream::from_pipe)
+    }
+
+    pub(crate) fn from_pipe(pipe: Pipe) -> UnixStream {
+        UnixStream {
+            transport: Transport::new(pipe),
+        }
+    }
+
+    /// The buffered transport, for the zero-copy [`Connection`](crate::Connection) methods.
+    pub(crate) fn transport(&self) -> &Transport<Pipe> {
+        &self.transport
+    }
+
+    /// The peer's address (usually unnamed: clients rarely bind).
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.transport.handle()?.peername()?)
+    }
+
+    /// The local address (unnamed for a client or a socket pair).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        socket_addr(self.transport.handle()?.sockname()?)
+    }
+
+    /// Shuts down the read side, the write side or both (`Shutdown::Write` flushes first; the
+    /// peer then reads end of stream while this side can still read).
+    ///
+    /// # Switchpoint
+    ///
+    /// Shutting down the write side waits for queued writes.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.transport.shutdown_read();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.transport.shutdown_write()?;
+        }
+        Ok(())
+    }
+
+    /// Sets how long a read may block before failing with `ErrorKind::TimedOut` (`None`:
+    /// forever). The stream stays usable after a timeout.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as std.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        check_timeout(timeout)?;
+        self.transport.set_read_timeout(timeout);
+        Ok(())
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.transport.read_timeout())
+    }
+
+    /// Sets how long a write may block on a full queue before failing with
+    /// `ErrorKind::TimedOut` (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a zero duration, as std.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        check_timeout(timeout)?;
+        self.transport.set_write_timeout(timeout);
+        Ok(())
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.transport.write_timeout())
+    }
+
+    /// The buffer and queue limits (flow control).
+    pub fn limits(&self) -> Limits {
+        self.transport.limits()
+    }
+
+    /// Sets the buffer and queue limits.
+    ///
+    /// # Panics
+    ///
+    /// If `read_low_water > read_high_water` or `read_high_water` is 0.
+    pub fn set_limits(&self, limits: Limits) {
+        self.transport.set_limits(limits)
+    }
+
+    /// The libuv handle, e.g. to pass it over an IPC pipe.
+    pub fn as_uv(&self) -> io::Result<Rc<Pipe>> {
+        self.transport.handle()
+    }
+
+    /// Closes the connection now; queued writes are dropped. Dropping the stream instead
+    /// delivers them first.
+    pub fn close(&self) {
+        self.transport.close()
+    }
+}
+
+/// Connects `pipe` to `path`, waiting for the outcome.
+fn connect_pipe(pipe: Pipe, path: &Path) -> io::Result<Pipe> {
+    let sb = SwitchBack::new();
+    let done = sb.callback();
+    pipe.connect(path, move |res| {
+        done.call(res);
+    })
+    .map_err(path_error)?;
+    // On cancellation, dropping `pipe` closes it and cancels the connect.
+    waited(sb.wait(), "connect timed out")?.map_err(path_error)?;
+    Ok(pipe)
+}
+
+/// Hands `fd` to `pipe` (`uv_pipe_open`); on failure `fd` is closed.
+pub(crate) fn open_pipe(pipe: Pipe, fd: OwnedFd) -> io::Result<Pipe> {
+    pipe.open(fd.as_raw_fd())?;
+    // The handle owns the descriptor now and closes it with itself.
+    let _ = fd.into_raw_fd();
+    Ok(pipe)
+}
+
+/// Maps libuv's `EINVAL` for an over-long or empty path to a clearer `InvalidInput`.
+fn path_error(err: uv_sys_wrap::Error) -> io::Error {
+    if err == uv_sys_wrap::Error::EINVAL {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "invalid Unix socket path: empty, or too long for sockaddr_un",
+        )
+    } else {
+        err.into()
+    }
+}
+
+/// The path form (leading NUL for an abstract name) of a std socket address.
+fn path_of(addr: &SocketAddr) -> io::Result<PathBuf> {
+    if let Some(path) = addr.as_pathname() {
+        return Ok(path.to_owned());
+    }
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        if let Some(name) = addr.as_abstract_name() {
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(name);
+            return Ok(PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)));
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "an unnamed Unix socket address cannot be bound or connected to",
+    ))
+}
+
+/// The std socket address of a name libuv reported: empty for unnamed, a leading NUL for an
+/// abstract name.
+fn socket_addr(name: PathBuf) -> io::Result<SocketAddr> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        #[cfg(target_os = "android")]
+        use std::os::android::net::SocketAddrExt;
+        #[cfg(target_os = "linux")]
+        use std::os::linux::net::SocketAddrExt;
+        if let Some(abstract_name) = name.as_os_str().as_bytes().strip_prefix(b"\0") {
+            return SocketAddr::from_abstract_name(abstract_name);
+        }
+    }
+    // An empty path gives the unnamed address.
+    SocketAddr::from_pathname(name)
+}
+
+impl Read for UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.transport.read(buf)
+    }
+}
+
+impl Read for &UnixStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.transport.read(buf)
+    }
+}
+
+impl Write for UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transport.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&*self).write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.transport.flush()
+    }
+}
+
+impl Write for &UnixStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transport.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        let total: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        self.transport.write(&total)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.transport.flush()
+    }
+}
+
+impl fmt::Debug for UnixStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_map_to_std_addresses_and_back() {
+        let unnamed = socket_addr(PathBuf::new()).unwrap();
+        assert!(unnamed.is_unnamed());
+        assert!(path_of(&unnamed).is_err());
+        let path = socket_addr(PathBuf::from("/tmp/x.sock")).unwrap();
+        assert_eq!(path.as_pathname(), Some(Path::new("/tmp/x.sock")));
+        assert_eq!(path_of(&path).unwrap(), PathBuf::from("/tmp/x.sock"));
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            let abs = socket_addr(PathBuf::from("\0gruvi")).unwrap();
+            assert_eq!(abs.as_abstract_name(), Some(&b"gruvi"[..]));
+            assert_eq!(path_of(&abs).unwrap(), PathBuf::from("\0gruvi"));
+        }
+    }
+}
