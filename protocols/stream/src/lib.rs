@@ -36,6 +36,7 @@ mod endpoints;
 mod framing;
 pub mod poll;
 mod process;
+mod stream_impls;
 mod tcp;
 mod transport;
 mod tty;

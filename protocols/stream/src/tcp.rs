@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
@@ -11,13 +11,13 @@ use fiber_core::{Callback, Hub, SwitchBack};
 use uv_sys_wrap::{Error as UvError, Handle, Stream as _, Tcp};
 
 use crate::address::{ToSocketAddrs, waited};
-use crate::transport::{Limits, Transport, add_waiter};
+use crate::transport::{Transport, add_waiter};
 
 /// A TCP connection (like `std::net::TcpStream`), whose blocking calls block only the
 /// calling fiber.
 ///
 /// `Read` and `Write` are implemented on `&TcpStream` too, so one fiber can read while another
-/// writes. Writes are queued: [`Write::flush`] waits until the kernel has everything; dropping
+/// writes. Writes are queued: [`Write::flush`](std::io::Write::flush) waits until the kernel has everything; dropping
 /// the stream still delivers what was queued.
 ///
 /// # Examples
@@ -114,46 +114,6 @@ impl TcpStream {
         Ok(self.transport.handle()?.set_nodelay(nodelay)?)
     }
 
-    /// Sets how long a read may block before failing with `ErrorKind::TimedOut` (`None`:
-    /// forever). The stream stays usable after a timeout.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.transport.set_read_timeout(timeout);
-        Ok(())
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.transport.read_timeout())
-    }
-
-    /// Sets how long a write may block on a full queue before failing with
-    /// `ErrorKind::TimedOut` (`None`: forever).
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.transport.set_write_timeout(timeout);
-        Ok(())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.transport.write_timeout())
-    }
-
-    /// The buffer and queue limits (flow control).
-    pub fn limits(&self) -> Limits {
-        self.transport.limits()
-    }
-
-    /// Sets the buffer and queue limits.
-    ///
-    /// # Panics
-    ///
-    /// If `read_low_water > read_high_water` or `read_high_water` is 0.
-    pub fn set_limits(&self, limits: Limits) {
-        self.transport.set_limits(limits)
-    }
-
     /// The libuv handle, e.g. to pass it over an IPC pipe.
     pub fn as_uv(&self) -> io::Result<Rc<Tcp>> {
         self.transport.handle()
@@ -205,47 +165,6 @@ fn connect_one(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpSt
     // On timeout or cancellation, dropping `tcp` closes it and cancels the connect.
     waited(result, "connect timed out")??;
     Ok(TcpStream::from_handle(tcp))
-}
-
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
-    }
-}
-
-impl Read for &TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.transport.flush()
-    }
-}
-
-impl Write for &TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let total: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        self.transport.write(&total)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.transport.flush()
-    }
 }
 
 impl fmt::Debug for TcpStream {
@@ -416,3 +335,6 @@ impl fmt::Debug for TcpListener {
             .finish()
     }
 }
+
+crate::stream_impls::transport_io!(TcpStream);
+crate::stream_impls::transport_settings!(TcpStream);

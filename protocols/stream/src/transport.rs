@@ -233,6 +233,18 @@ impl<S: Stream + 'static> Transport<S> {
         }
     }
 
+    /// Queues the concatenation of `bufs` as one write.
+    pub(crate) fn write_vectored(&self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match bufs {
+            [] => Ok(0),
+            [one] => self.write(one),
+            _ => {
+                let joined: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+                self.write(&joined)
+            }
+        }
+    }
+
     /// Queues `data` for writing: written at once when the kernel takes it, else copied into
     /// libuv's queue. Blocks first while the queue is over its limit.
     pub(crate) fn write(&self, data: &[u8]) -> io::Result<usize> {

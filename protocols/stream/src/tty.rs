@@ -5,15 +5,13 @@
 mod stdio;
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
-use std::time::Duration;
 
 use fiber_core::Hub;
 use uv_sys_wrap::Stream as _;
 
-use crate::tcp::check_timeout;
-use crate::transport::{Limits, Transport};
+use crate::transport::Transport;
 
 pub use stdio::{Stdin, StdioKind, Stdout, stdin, stdout};
 pub use uv_sys_wrap::TtyMode;
@@ -93,54 +91,6 @@ impl Tty {
         Ok((clamp(width), clamp(height)))
     }
 
-    /// Sets how long a read may block before failing with `ErrorKind::TimedOut` (`None`:
-    /// forever). The stream stays usable after a timeout.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.transport.set_read_timeout(timeout);
-        Ok(())
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.transport.read_timeout())
-    }
-
-    /// Sets how long a write may block on a full queue before failing with
-    /// `ErrorKind::TimedOut` (`None`: forever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.transport.set_write_timeout(timeout);
-        Ok(())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.transport.write_timeout())
-    }
-
-    /// The buffer and queue limits (flow control).
-    pub fn limits(&self) -> Limits {
-        self.transport.limits()
-    }
-
-    /// Sets the buffer and queue limits.
-    ///
-    /// # Panics
-    ///
-    /// If `read_low_water > read_high_water` or `read_high_water` is 0.
-    pub fn set_limits(&self, limits: Limits) {
-        self.transport.set_limits(limits)
-    }
-
     /// Closes the terminal now; queued writes are dropped. Dropping the stream instead
     /// delivers them first.
     pub fn close(&self) {
@@ -152,41 +102,12 @@ impl Tty {
     }
 }
 
-impl Read for Tty {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
-    }
-}
-
-impl Read for &Tty {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
-    }
-}
-
-impl Write for Tty {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.transport.flush()
-    }
-}
-
-impl Write for &Tty {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.transport.flush()
-    }
-}
-
 impl fmt::Debug for Tty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fd = self.transport.handle().ok().and_then(|t| t.fileno().ok());
         f.debug_struct("Tty").field("fd", &fd).finish()
     }
 }
+
+crate::stream_impls::transport_io!(Tty);
+crate::stream_impls::transport_settings!(Tty);

@@ -10,21 +10,19 @@ mod ipc;
 mod listener;
 
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
 
 use fiber_core::{Hub, SwitchBack};
 use uv_sys_wrap::Pipe;
 
 use crate::address::waited;
-use crate::tcp::check_timeout;
-use crate::transport::{Limits, Transport};
+use crate::transport::Transport;
 
 pub use ipc::{IpcPipe, IpcSend, Received};
 pub use listener::UnixListener;
@@ -33,7 +31,7 @@ pub use listener::UnixListener;
 /// pipe, whose blocking calls block only the calling fiber.
 ///
 /// `Read` and `Write` are implemented on `&UnixStream` too, so one fiber can read while another
-/// writes. Writes are queued: [`Write::flush`] waits until the kernel has everything; dropping
+/// writes. Writes are queued: [`Write::flush`](std::io::Write::flush) waits until the kernel has everything; dropping
 /// the stream still delivers what was queued.
 ///
 /// # Examples
@@ -140,54 +138,6 @@ impl UnixStream {
         Ok(())
     }
 
-    /// Sets how long a read may block before failing with `ErrorKind::TimedOut` (`None`:
-    /// forever). The stream stays usable after a timeout.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.transport.set_read_timeout(timeout);
-        Ok(())
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.transport.read_timeout())
-    }
-
-    /// Sets how long a write may block on a full queue before failing with
-    /// `ErrorKind::TimedOut` (`None`: forever).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for a zero duration, as std.
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.transport.set_write_timeout(timeout);
-        Ok(())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.transport.write_timeout())
-    }
-
-    /// The buffer and queue limits (flow control).
-    pub fn limits(&self) -> Limits {
-        self.transport.limits()
-    }
-
-    /// Sets the buffer and queue limits.
-    ///
-    /// # Panics
-    ///
-    /// If `read_low_water > read_high_water` or `read_high_water` is 0.
-    pub fn set_limits(&self, limits: Limits) {
-        self.transport.set_limits(limits)
-    }
-
     /// The libuv handle, e.g. to pass it over an IPC pipe.
     pub fn as_uv(&self) -> io::Result<Rc<Pipe>> {
         self.transport.handle()
@@ -273,47 +223,6 @@ fn socket_addr(name: PathBuf) -> io::Result<SocketAddr> {
     SocketAddr::from_pathname(name)
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
-    }
-}
-
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.transport.read(buf)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        (&*self).write_vectored(bufs)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.transport.flush()
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.transport.write(buf)
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        let total: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
-        self.transport.write(&total)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.transport.flush()
-    }
-}
-
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixStream")
@@ -344,3 +253,6 @@ mod tests {
         }
     }
 }
+
+crate::stream_impls::transport_io!(UnixStream);
+crate::stream_impls::transport_settings!(UnixStream);
