@@ -70,6 +70,10 @@ pub(crate) struct FiberInner {
     /// Called when the fiber finishes (its joiners' wake-ups).
     pub(crate) on_done: RefCell<Vec<Box<dyn FnOnce()>>>,
     pub(crate) locals: RefCell<HashMap<usize, Rc<dyn Any>>>,
+    /// Set by [`Fiber::unpark`] while the fiber is not parked: its next [`park`] returns at once.
+    ///
+    /// [`park`]: crate::park
+    pub(crate) unpark_token: Cell<bool>,
     /// Its index in the Hub's registry.
     pub(crate) slot: Cell<usize>,
 }
@@ -92,6 +96,7 @@ impl FiberInner {
             on_done: RefCell::new(Vec::new()),
             locals: RefCell::new(HashMap::new()),
             slot: Cell::new(usize::MAX),
+            unpark_token: Cell::new(false),
         }
     }
 
@@ -128,6 +133,17 @@ impl Fiber {
     /// The fiber's state now.
     pub fn state(&self) -> FiberState {
         self.inner.state.get()
+    }
+
+    /// Wakes the fiber from [`park`](crate::park): at once if it is parked, otherwise its next
+    /// `park` returns immediately (like `std::thread::Thread::unpark`). Never switches.
+    pub fn unpark(&self) {
+        let inner = &self.inner;
+        if inner.state.get() == FiberState::Waiting && inner.waiting_on.get() == crate::park::PARK {
+            Hub::current().wake(inner, Wake::Fired);
+        } else {
+            inner.unpark_token.set(true);
+        }
     }
 }
 

@@ -50,6 +50,7 @@ mod hub;
 mod join;
 mod local;
 mod no_switch;
+mod park;
 mod pool;
 mod promise;
 mod remote;
@@ -75,6 +76,7 @@ pub use hub::{Hub, run};
 pub use join::{JoinError, JoinHandle};
 pub use local::FiberLocal;
 pub use no_switch::{NoSwitch, no_switch};
+pub use park::{park, park_timeout};
 pub use pool::{
     FiberPool, MapResults, PoolBuilder, PoolClosed, ThreadPool, blocking, cpu_pool, io_pool,
 };

@@ -110,3 +110,36 @@ fn remote_callbacks_complete_waits_from_other_threads_and_from_home() {
         helper.join().unwrap();
     });
 }
+
+#[test]
+fn park_returns_on_unpark_at_once_after_an_early_unpark_and_times_out() {
+    use fiber_core::{Error, park, park_timeout};
+    use std::time::{Duration, Instant};
+    run_clean(|| {
+        // An unpark before the park is remembered, once.
+        let me = fiber_core::current();
+        me.unpark();
+        assert_eq!(park_timeout(Duration::from_secs(60)), Ok(()));
+        let start = Instant::now();
+        assert_eq!(
+            park_timeout(Duration::from_millis(10)),
+            Err(Error::TimedOut)
+        );
+        assert!(start.elapsed() >= Duration::from_millis(10));
+        // Another fiber unparks a parked one; the dump shows it parked meanwhile.
+        let parked = spawn(|| park());
+        fiber_core::yield_now().unwrap();
+        let info = fiber_core::dump()
+            .into_iter()
+            .find(|f| f.id == parked.fiber().id())
+            .unwrap();
+        assert_eq!(info.waiting_on, Some("park"));
+        parked.fiber().unpark();
+        assert_eq!(parked.join().unwrap(), Ok(()));
+        // Cancellation ends a park.
+        let stuck = spawn(|| park());
+        fiber_core::yield_now().unwrap();
+        stuck.cancel();
+        assert_eq!(stuck.join().unwrap(), Err(Error::Cancelled));
+    });
+}

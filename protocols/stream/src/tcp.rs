@@ -7,11 +7,11 @@ use std::net::{Shutdown, SocketAddr};
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use fiber_core::{Callback, Hub, SwitchBack};
+use fiber_core::{Hub, SwitchBack};
 use uv_sys_wrap::{Error as UvError, Handle, Stream as _, Tcp};
 
 use crate::address::{ToSocketAddrs, waited};
-use crate::transport::{Transport, add_waiter};
+use crate::transport::{Transport, Waiters, block_on};
 
 /// A TCP connection (like `std::net::TcpStream`), whose blocking calls block only the
 /// calling fiber.
@@ -181,7 +181,7 @@ struct Incoming {
     /// Connections libuv has announced and `accept` not yet taken.
     ready: Cell<usize>,
     error: Cell<Option<UvError>>,
-    acceptors: RefCell<Vec<Callback<()>>>,
+    acceptors: Waiters,
 }
 
 /// A listening TCP socket (like `std::net::TcpListener`).
@@ -254,7 +254,7 @@ impl TcpListener {
                     Err(err) => incoming.error.set(Some(err)),
                 }
                 for waiter in incoming.acceptors.take() {
-                    waiter.call(());
+                    waiter.unpark();
                 }
             }
         })?;
@@ -296,9 +296,7 @@ impl TcpListener {
                     return Ok((stream, peer));
                 }
             }
-            let sb = SwitchBack::new();
-            add_waiter(&self.incoming.acceptors, &sb);
-            sb.wait()?;
+            block_on(&self.incoming.acceptors, None, "accept timed out")?;
         }
     }
 
@@ -323,7 +321,7 @@ impl TcpListener {
     pub fn close(&self) {
         drop(self.handle.take());
         for waiter in self.incoming.acceptors.take() {
-            waiter.call(());
+            waiter.unpark();
         }
     }
 }

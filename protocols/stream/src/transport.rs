@@ -7,7 +7,7 @@ use std::io;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use fiber_core::{Callback, Error as FiberError, SwitchBack};
+use fiber_core::{Error as FiberError, Fiber, SwitchBack};
 use uv_sys_wrap::{Error as UvError, Stream};
 
 /// Buffer and queue limits of a stream; every one has a default and a setter.
@@ -44,11 +44,11 @@ struct Shared {
     reading: Cell<bool>,
     /// Reading was stopped because the buffer reached the high-water mark.
     paused: Cell<bool>,
-    readers: RefCell<Vec<Callback<()>>>,
+    readers: Waiters,
     /// Writes submitted to libuv and not completed.
     pending_writes: Cell<usize>,
     write_error: Cell<Option<UvError>>,
-    writers: RefCell<Vec<Callback<()>>>,
+    writers: Waiters,
     limits: Cell<Limits>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
@@ -62,10 +62,10 @@ impl Shared {
         self.buf.borrow().len() - self.pos.get()
     }
 
-    fn wake(waiters: &RefCell<Vec<Callback<()>>>) {
+    fn wake(waiters: &Waiters) {
         let mut list = waiters.take();
         for waiter in list.drain(..) {
-            waiter.call(());
+            waiter.unpark();
         }
         // Keep the allocation for the next wait, unless a waiter was added meanwhile.
         let mut slot = waiters.borrow_mut();
@@ -182,9 +182,7 @@ impl<S: Stream + 'static> Transport<S> {
             let handle = self.handle()?;
             self.start_reading(&handle)?;
             drop(handle);
-            let sb = SwitchBack::new();
-            add_waiter(&shared.readers, &sb);
-            wait(sb, deadline, "read timed out")?;
+            block_on(&shared.readers, deadline, "read timed out")?;
         }
     }
 
@@ -312,9 +310,7 @@ impl<S: Stream + 'static> Transport<S> {
             if done {
                 return Ok(());
             }
-            let sb = SwitchBack::new();
-            add_waiter(&self.shared.writers, &sb);
-            wait(sb, deadline, "write timed out")?;
+            block_on(&self.shared.writers, deadline, "write timed out")?;
         }
     }
 
@@ -375,22 +371,25 @@ impl<S: Stream + 'static> Drop for Transport<S> {
     }
 }
 
-/// Registers a waiter, first dropping those whose wait is over (timed out or cancelled), so
-/// that a loop of timed-out reads cannot grow the list.
-pub(crate) fn add_waiter(waiters: &RefCell<Vec<Callback<()>>>, sb: &SwitchBack<()>) {
-    let mut waiters = waiters.borrow_mut();
-    if !waiters.is_empty() {
-        waiters.retain(Callback::is_active);
-    }
-    waiters.push(sb.callback());
-}
+/// Fibers blocked on a condition of a stream, woken all at once when it may have changed.
+pub(crate) type Waiters = RefCell<Vec<Fiber>>;
 
-/// Blocks on `sb` until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
-fn wait(sb: SwitchBack<()>, deadline: Option<Instant>, what: &str) -> io::Result<()> {
+/// Parks the current fiber on `waiters` until woken (or spuriously: callers re-check their
+/// condition in a loop) or until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
+/// No allocation per wait: the fiber is the waiter.
+pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str) -> io::Result<()> {
+    let me = fiber_core::current();
+    waiters.borrow_mut().push(me.clone());
     let result = match deadline {
-        None => sb.wait(),
-        Some(at) => sb.wait_timeout(at.saturating_duration_since(Instant::now())),
+        None => fiber_core::park(),
+        Some(at) => fiber_core::park_timeout(at.saturating_duration_since(Instant::now())),
     };
+    // A wake-up took us off the list; a timeout, a cancellation or a spurious return did not.
+    let mut list = waiters.borrow_mut();
+    if !list.is_empty() {
+        list.retain(|f| *f != me);
+    }
+    drop(list);
     match result {
         Ok(()) => Ok(()),
         Err(FiberError::TimedOut) => Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned())),
