@@ -30,7 +30,8 @@ impl CallbackId {
 }
 
 /// Something that becomes done once and tells callbacks about it: fibers ([`JoinHandle`],
-/// [`Fiber`]), [`Event`](crate::Event)s, [`Promise`](crate::Promise)s; child processes later.
+/// [`Fiber`]), [`Event`](crate::Event)s, [`Promise`](crate::Promise)s, and child processes
+/// (`gruvi_stream::Child`).
 /// Implement it with [`DoneCallbacks`] to make your own objects work with
 /// [`wait`](crate::wait) and [`as_completed`](crate::as_completed).
 pub trait Waitable {

@@ -398,3 +398,26 @@ fn one_fiber_waits_while_another_terminates() {
         assert_eq!(waiter.join().unwrap().unwrap(), Some(libc::SIGTERM));
     });
 }
+
+#[test]
+fn children_are_waitable_with_wait_and_as_completed() {
+    run_clean(|| {
+        let quick = sh("exit 0").spawn().unwrap();
+        let slow = sh("sleep 10").spawn().unwrap();
+        let (done, pending) = fiber_core::wait([&quick, &slow], Some(1)).unwrap();
+        assert_eq!(done.len(), 1);
+        assert!(std::ptr::eq(done[0], &quick));
+        assert!(std::ptr::eq(pending[0], &slow));
+        // A done child calls a late callback at once; the slow one times out, then is killed.
+        let (done, pending) =
+            fiber_core::wait_timeout([&quick, &slow], None, Duration::from_millis(20)).unwrap();
+        assert_eq!((done.len(), pending.len()), (1, 1));
+        slow.kill().unwrap();
+        let order: Vec<_> = fiber_core::as_completed([&slow, &quick], None)
+            .map(|c| c.unwrap().id())
+            .collect();
+        assert_eq!(order.len(), 2);
+        assert!(slow.wait().unwrap().signal().is_some());
+        assert!(quick.wait().unwrap().success());
+    });
+}

@@ -8,7 +8,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use fiber_core::{Callback, SwitchBack};
+use fiber_core::{Callback, CallbackId, DoneCallback, DoneCallbacks, SwitchBack, Waitable};
 use uv_sys_wrap::{Error as UvError, Pipe, Process};
 
 use super::pipes::{ChildPipe, ChildStderr, ChildStdin, ChildStdout};
@@ -20,6 +20,8 @@ pub(crate) struct ExitState {
     status: Cell<Option<ExitStatus>>,
     /// Fibers blocked in `wait`; a timed-out waiter's callback is inactive and pruned later.
     waiters: RefCell<Vec<Callback<()>>>,
+    /// What [`wait`](fiber_core::wait) and [`as_completed`](fiber_core::as_completed) registered.
+    done: RefCell<DoneCallbacks>,
 }
 
 impl ExitState {
@@ -29,6 +31,7 @@ impl ExitState {
         for waiter in self.waiters.take() {
             waiter.call(());
         }
+        self.done.take().run();
     }
 }
 
@@ -273,5 +276,23 @@ mod tests {
             (None, Some(libc::SIGTERM))
         );
         assert_eq!(exit_status(255, 0).code(), Some(255));
+    }
+}
+
+/// A child is done when it has exited: [`fiber_core::wait`] and [`fiber_core::as_completed`]
+/// take children among other waitables.
+impl Waitable for Child {
+    fn add_done_callback(&self, callback: DoneCallback) -> Option<CallbackId> {
+        if self.exit.status.get().is_some() {
+            let mut now = DoneCallbacks::new();
+            now.add(callback);
+            now.run();
+            return None;
+        }
+        Some(self.exit.done.borrow_mut().add(callback))
+    }
+
+    fn remove_done_callback(&self, id: CallbackId) -> bool {
+        self.exit.done.borrow_mut().remove(id)
     }
 }
