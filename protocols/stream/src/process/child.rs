@@ -260,6 +260,24 @@ impl fmt::Debug for Child {
     }
 }
 
+/// A child is done when it has exited: [`fiber_core::wait`] and [`fiber_core::as_completed`]
+/// take children among other waitables.
+impl Waitable for Child {
+    fn add_done_callback(&self, callback: DoneCallback) -> Option<CallbackId> {
+        if self.exit.status.get().is_some() {
+            let mut now = DoneCallbacks::new();
+            now.add(callback);
+            now.run();
+            return None;
+        }
+        Some(self.exit.done.borrow_mut().add(callback))
+    }
+
+    fn remove_done_callback(&self, id: CallbackId) -> bool {
+        self.exit.done.borrow_mut().remove(id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -276,23 +294,5 @@ mod tests {
             (None, Some(libc::SIGTERM))
         );
         assert_eq!(exit_status(255, 0).code(), Some(255));
-    }
-}
-
-/// A child is done when it has exited: [`fiber_core::wait`] and [`fiber_core::as_completed`]
-/// take children among other waitables.
-impl Waitable for Child {
-    fn add_done_callback(&self, callback: DoneCallback) -> Option<CallbackId> {
-        if self.exit.status.get().is_some() {
-            let mut now = DoneCallbacks::new();
-            now.add(callback);
-            now.run();
-            return None;
-        }
-        Some(self.exit.done.borrow_mut().add(callback))
-    }
-
-    fn remove_done_callback(&self, id: CallbackId) -> bool {
-        self.exit.done.borrow_mut().remove(id)
     }
 }
