@@ -403,7 +403,7 @@ fn one_fiber_waits_while_another_terminates() {
 fn children_are_waitable_with_wait_and_as_completed() {
     run_clean(|| {
         let quick = sh("exit 0").spawn().unwrap();
-        let slow = sh("sleep 10").spawn().unwrap();
+        let slow = sh("exec sleep 10").spawn().unwrap();
         let (done, pending) = fiber_core::wait([&quick, &slow], Some(1)).unwrap();
         assert_eq!(done.len(), 1);
         assert!(std::ptr::eq(done[0], &quick));
