@@ -4,6 +4,7 @@
 
 mod fibers;
 mod streams;
+mod sync;
 mod uv;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -12,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     uv::tour()?;
     println!();
     fibers::tour()?;
+    println!();
+    sync::tour()?;
     println!();
     streams::tour()?;
     println!();
