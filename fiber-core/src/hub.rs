@@ -154,6 +154,16 @@ impl Hub {
         self.remote.handle()
     }
 
+    /// The sync primitives' handle for waking this Hub's fibers from other threads.
+    pub(crate) fn internal_remote(&self) -> RemoteHub {
+        self.remote.internal_handle()
+    }
+
+    /// Counts fibers parked in sync primitives (see [`Remote::add_parked`]).
+    pub(crate) fn add_parked(&self, delta: isize) {
+        self.remote.add_parked(delta);
+    }
+
     /// Queues `f` to run on this thread from the Hub, after the fibers that are ready now, in
     /// FIFO order. It runs inside a no-switch section; a panic in it is reported on stderr and
     /// does not stop the Hub. From another thread use [`Hub::remote`].

@@ -27,6 +27,9 @@ struct Shared {
 /// The Hub's side: owns the async handle.
 pub(crate) struct Remote {
     shared: Arc<Shared>,
+    /// Fibers of this Hub parked in a sync primitive: another thread may wake them, so while
+    /// there are any the Hub must not report a deadlock.
+    parked: std::cell::Cell<usize>,
     /// `None` once closed.
     wakeup: RefCell<Option<Async>>,
 }
@@ -46,6 +49,7 @@ impl Remote {
         });
         Ok(Remote {
             shared,
+            parked: std::cell::Cell::new(0),
             wakeup: RefCell::new(Some(wakeup)),
         })
     }
@@ -54,7 +58,23 @@ impl Remote {
         self.shared.handles.fetch_add(1, Ordering::SeqCst);
         RemoteHub {
             shared: self.shared.clone(),
+            counted: true,
         }
+    }
+
+    /// A handle for the runtime's own cross-thread wake-ups, which does not count as "another
+    /// thread may send work" (the sync primitives count their parked fibers instead).
+    pub(crate) fn internal_handle(&self) -> RemoteHub {
+        RemoteHub {
+            shared: self.shared.clone(),
+            counted: false,
+        }
+    }
+
+    /// Counts fibers parked in sync primitives up or down.
+    pub(crate) fn add_parked(&self, delta: isize) {
+        self.parked
+            .set(self.parked.get().wrapping_add_signed(delta));
     }
 
     /// Moves the callbacks other threads queued onto `out`, in order.
@@ -72,7 +92,9 @@ impl Remote {
 
     /// Whether another thread could still wake the loop.
     pub(crate) fn keeps_alive(&self) -> bool {
-        self.shared.handles.load(Ordering::SeqCst) > 0 || self.shared.pending.load(Ordering::SeqCst)
+        self.parked.get() > 0
+            || self.shared.handles.load(Ordering::SeqCst) > 0
+            || self.shared.pending.load(Ordering::SeqCst)
     }
 
     /// References the async handle (so the loop waits for it) or not.
@@ -122,6 +144,8 @@ impl Remote {
 /// ```
 pub struct RemoteHub {
     shared: Arc<Shared>,
+    /// Whether it counts in `handles` (every handle given to users does).
+    counted: bool,
 }
 
 impl RemoteHub {
@@ -147,16 +171,19 @@ impl RemoteHub {
 
 impl Clone for RemoteHub {
     fn clone(&self) -> RemoteHub {
-        self.shared.handles.fetch_add(1, Ordering::SeqCst);
+        if self.counted {
+            self.shared.handles.fetch_add(1, Ordering::SeqCst);
+        }
         RemoteHub {
             shared: self.shared.clone(),
+            counted: self.counted,
         }
     }
 }
 
 impl Drop for RemoteHub {
     fn drop(&mut self) {
-        if self.shared.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
+        if self.counted && self.shared.handles.fetch_sub(1, Ordering::SeqCst) == 1 {
             // The last handle is gone: let a blocked Hub re-check for a deadlock.
             let _ = self.shared.sender.send();
         }

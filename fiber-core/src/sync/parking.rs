@@ -7,12 +7,10 @@
 //! owning Hub's remote queue ([`RemoteHub::run_callback`]). The slot's generation makes a late
 //! wake-up for a wait that has ended a no-op.
 //!
-//! While any fiber of a thread is parked here, the thread keeps one [`RemoteHub`] alive: another
-//! thread may release what the fiber waits for, so its Hub must not report a deadlock (the same
-//! rule as [`RemoteCallback`](crate::RemoteCallback)). It is dropped once nothing is parked, from
-//! a Hub callback (so before the Hub next blocks) rather than at once, so that a fiber parking
-//! again and again does not make a handle each time. Other threads find that handle through a
-//! process-wide table, only on the cross-thread path.
+//! Each thread keeps one internal [`RemoteHub`] of its Hub, found by other threads through a
+//! process-wide table (only on the cross-thread path). While any fiber of the Hub is parked
+//! here, the Hub counts it: another thread may release what the fiber waits for, so the Hub
+//! must not report a deadlock then (the rule of [`RemoteCallback`](crate::RemoteCallback)).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -64,11 +62,9 @@ pub(crate) fn thread_token() -> u64 {
 struct Parked {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    live: usize,
-    /// Held while `live > 0` (and until the Hub next runs its callbacks after that), with the
-    /// Hub it belongs to (a weak reference: a later Hub cannot take its address).
+    /// This thread's Hub's internal remote handle, with the Hub it belongs to (a weak
+    /// reference: a later Hub cannot take its address).
     remote: Option<(Arc<RemoteHub>, rc::Weak<Hub>)>,
-    release_scheduled: bool,
 }
 
 struct Slot {
@@ -82,9 +78,7 @@ impl Parked {
         Parked {
             slots: Vec::new(),
             free: Vec::new(),
-            live: 0,
             remote: None,
-            release_scheduled: false,
         }
     }
 
@@ -144,13 +138,12 @@ pub(crate) fn parker() -> (Waker, Parker) {
             .as_ref()
             .is_some_and(|(_, owner)| std::ptr::eq(owner.as_ptr(), Rc::as_ptr(&hub)));
         if !current {
-            // First use, or the thread's previous Hub was closed (its pending release with it).
-            let remote = Arc::new(hub.remote());
+            // First use, or the thread's previous Hub was closed.
+            let remote = Arc::new(hub.internal_remote());
             remotes_mut().insert(thread, Arc::downgrade(&remote));
             parked.remote = Some((remote, Rc::downgrade(&hub)));
-            parked.release_scheduled = false;
         }
-        parked.live += 1;
+        hub.add_parked(1);
         let key = match parked.free.pop() {
             Some(key) => key,
             None => {
@@ -296,7 +289,9 @@ fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Insta
 impl Drop for Parker {
     fn drop(&mut self) {
         let Parker::Fiber {
-            key, generation, ..
+            key,
+            generation,
+            ref hub,
         } = *self
         else {
             return;
@@ -310,51 +305,11 @@ impl Drop for Parker {
             }
             let fiber = slot.fiber.take();
             parked.free.push(key);
-            parked.live -= 1;
-            let schedule = parked.live == 0 && !parked.release_scheduled;
-            parked.release_scheduled |= schedule;
-            Some((fiber, schedule))
+            Some(fiber)
         });
-        let Ok(Some((fiber, schedule))) = released else {
-            return;
-        };
-        drop(fiber);
-        if schedule {
-            // Not at once: a fiber that parks again soon (a ping-pong, a consumer loop) would
-            // otherwise make and drop a remote handle, and wake its own loop, every time.
-            // The Hub runs this before it next blocks, so deadlock detection still works.
-            match Hub::try_current() {
-                Some(hub) => hub.run_callback(release_idle_remote),
-                None => release_idle_remote(),
-            }
+        if let Ok(Some(fiber)) = released {
+            hub.add_parked(-1);
+            drop(fiber);
         }
-    }
-}
-
-/// Drops this thread's remote handle if no fiber is parked any more.
-fn release_idle_remote() {
-    let remote = PARKED
-        .try_with(|parked| {
-            let mut parked = parked.borrow_mut();
-            parked.release_scheduled = false;
-            if parked.live == 0 {
-                parked.remote.take()
-            } else {
-                None
-            }
-        })
-        .ok()
-        .flatten();
-    if let Some((remote, _)) = remote {
-        let mut remotes = remotes_mut();
-        let thread = thread_token();
-        if remotes
-            .get(&thread)
-            .is_some_and(|weak| weak.as_ptr() == Arc::as_ptr(&remote))
-        {
-            remotes.remove(&thread);
-        }
-        drop(remotes);
-        drop(remote);
     }
 }
