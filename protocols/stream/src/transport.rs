@@ -301,6 +301,9 @@ impl<S: Stream + 'static> Transport<S> {
             if let Some(err) = self.shared.write_error.get() {
                 return Err(err.into());
             }
+            // Closed meanwhile (`close()` wakes writers): give up; the caller's handle
+            // reference goes with its return, closing the handle.
+            self.handle()?;
             let queued = handle.write_queue_size();
             let done = if limit == 0 {
                 self.shared.pending_writes.get() == 0

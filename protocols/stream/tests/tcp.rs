@@ -189,3 +189,32 @@ fn binding_an_address_in_use_fails() {
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     });
 }
+
+#[test]
+fn closing_a_stream_unblocks_a_writer_waiting_on_a_full_queue() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = Rc::new(TcpStream::connect(addr).unwrap());
+        // The peer never reads, so the queue fills and the writer blocks.
+        let (_peer, _) = listener.accept().unwrap();
+        client.set_limits(Limits {
+            write_high_water: 16 * 1024,
+            ..Limits::default()
+        });
+        let c = client.clone();
+        let writer = spawn(move || -> io::Result<()> {
+            let chunk = vec![0u8; 256 * 1024];
+            loop {
+                (&*c).write_all(&chunk)?;
+            }
+        });
+        while client.as_uv().unwrap().write_queue_size() <= 16 * 1024 {
+            yield_now().unwrap();
+        }
+        yield_now().unwrap();
+        client.close();
+        let err = writer.join().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotConnected);
+    });
+}
