@@ -113,6 +113,9 @@ pub trait Stream: Handle + sealed::StreamImpl {
     /// callback may hand out a partly filled buffer to append to). A buffer without spare
     /// capacity makes `read` see `ENOBUFS`. `read` gets `Err(Error::EOF)` at end of stream and
     /// other errors as they come; empty reads (libuv's `nread == 0`) are not reported.
+    ///
+    /// A buffer whose read fails or reads nothing is dropped, not returned: never hand out a
+    /// buffer that still holds bytes you need (append them after the read instead).
     fn read_start(
         &self,
         alloc: impl FnMut(usize) -> Vec<u8> + 'static,
