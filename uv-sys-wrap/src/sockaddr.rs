@@ -73,6 +73,23 @@ impl RawAddr {
     }
 }
 
+/// The IP address libuv writes for `raw` with `f` (`uv_tcp_getsockname`,
+/// `uv_udp_getpeername`, ...).
+///
+/// # Safety
+///
+/// `raw` must be an open handle of the type `f` expects.
+pub(crate) unsafe fn handle_name<R>(
+    raw: *const R,
+    f: unsafe extern "C" fn(*const R, *mut sys::sockaddr, *mut libc::c_int) -> libc::c_int,
+) -> crate::Result<SocketAddr> {
+    let mut sa = RawAddr::empty();
+    let mut len = RawAddr::capacity();
+    // SAFETY: `raw` is open (caller contract); `sa` and `len` are valid out parameters.
+    crate::Error::check(unsafe { f(raw, sa.as_mut_ptr(), &mut len) })?;
+    sa.to_socket_addr().ok_or(crate::Error::EINVAL)
+}
+
 /// Reads a C socket address; `None` for null or a family other than IPv4/IPv6.
 ///
 /// # Safety

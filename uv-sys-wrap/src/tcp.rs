@@ -8,7 +8,7 @@ use libuv_sys2 as sys;
 use crate::error::{Error, Result};
 use crate::handle::{Owned, impl_handle};
 use crate::r#loop::AsLoop;
-use crate::sockaddr::RawAddr;
+use crate::sockaddr::{RawAddr, handle_name};
 use crate::stream::{StreamCbs, impl_stream, submit_status};
 
 /// Options of [`Tcp::bind_with`] (`uv_tcp_flags`).
@@ -161,11 +161,8 @@ impl Tcp {
         f: unsafe extern "C" fn(*const sys::uv_tcp_t, *mut sys::sockaddr, *mut i32) -> i32,
     ) -> Result<SocketAddr> {
         let raw = self.h.raw()?;
-        let mut sa = RawAddr::empty();
-        let mut len = RawAddr::capacity();
-        // SAFETY: the handle is open; `sa` and `len` are valid out parameters.
-        Error::check(unsafe { f(raw, sa.as_mut_ptr(), &mut len) })?;
-        sa.to_socket_addr().ok_or(Error::EINVAL)
+        // SAFETY: the handle is open and of the type `f` takes.
+        unsafe { handle_name(raw, f) }
     }
 
     /// Resets the connection (RST instead of FIN) and closes the handle

@@ -236,11 +236,8 @@ impl Udp {
         f: unsafe extern "C" fn(*const sys::uv_udp_t, *mut sys::sockaddr, *mut c_int) -> c_int,
     ) -> Result<SocketAddr> {
         let raw = self.h.raw()?;
-        let mut sa = RawAddr::empty();
-        let mut len = RawAddr::capacity();
-        // SAFETY: the handle is open; `sa` and `len` are valid out parameters.
-        Error::check(unsafe { f(raw, sa.as_mut_ptr(), &mut len) })?;
-        sa.to_socket_addr().ok_or(Error::EINVAL)
+        // SAFETY: the handle is open and of the type `f` takes.
+        unsafe { sockaddr::handle_name(raw, f) }
     }
 
     /// Queues `buf` as one datagram to `addr`, or to the connected peer with `None`

@@ -100,13 +100,7 @@ impl TcpStream {
     ///
     /// Shutting down the write side waits for queued writes.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.transport.shutdown_read();
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            self.transport.shutdown_write()?;
-        }
-        Ok(())
+        self.transport.shutdown(how)
     }
 
     /// Disables (`true`) or enables Nagle's algorithm.

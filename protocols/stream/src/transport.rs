@@ -340,6 +340,18 @@ impl<S: Stream + 'static> Transport<S> {
         sb.wait().map_err(io::Error::from)?.map_err(io::Error::from)
     }
 
+    /// Shuts down the read side, the write side or both (std's `shutdown`).
+    pub(crate) fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        use std::net::Shutdown;
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            self.shutdown_read();
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            self.shutdown_write()?;
+        }
+        Ok(())
+    }
+
     /// Stops reading: buffered bytes are dropped and reads return end of stream.
     pub(crate) fn shutdown_read(&self) {
         self.shared.eof.set(true);

@@ -129,13 +129,7 @@ impl UnixStream {
     ///
     /// Shutting down the write side waits for queued writes.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            self.transport.shutdown_read();
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            self.transport.shutdown_write()?;
-        }
-        Ok(())
+        self.transport.shutdown(how)
     }
 
     /// The libuv handle, e.g. to pass it over an IPC pipe.

@@ -218,3 +218,58 @@ fn closing_a_stream_unblocks_a_writer_waiting_on_a_full_queue() {
         assert_eq!(err.kind(), io::ErrorKind::NotConnected);
     });
 }
+
+#[test]
+fn reading_pauses_at_the_high_water_mark_and_resumes_below_the_low_one() {
+    use gruvi_stream::Connection;
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let total = 1 << 20;
+        let writer = spawn(move || -> io::Result<()> {
+            let (mut conn, _) = listener.accept()?;
+            conn.write_all(&vec![7u8; total])?;
+            conn.shutdown(Shutdown::Write)
+        });
+        let client = TcpStream::connect(addr).unwrap();
+        let high = 32 * 1024;
+        client.set_limits(Limits {
+            read_high_water: high,
+            read_low_water: 8 * 1024,
+            ..Limits::default()
+        });
+        assert!(client.fill().unwrap());
+        let buffered = || {
+            let mut n = 0;
+            client.with_buffered(&mut |b| n = b.len());
+            n
+        };
+        // Let the writer push as much as it can: the buffer stops growing past the mark (plus
+        // at most one read of 64 KiB that started below it).
+        for _ in 0..200 {
+            yield_now().unwrap();
+            assert!(
+                buffered() <= high + 64 * 1024,
+                "buffered {} bytes",
+                buffered()
+            );
+        }
+        assert!(
+            buffered() >= high,
+            "reading paused only once the mark was reached"
+        );
+        // Draining below the low-water mark resumes reading: everything arrives.
+        let mut got = 0;
+        loop {
+            let n = buffered();
+            if n == 0 && !client.fill().unwrap() {
+                break;
+            }
+            let n = buffered();
+            client.consume(n);
+            got += n;
+        }
+        assert_eq!(got, total);
+        writer.join().unwrap().unwrap();
+    });
+}
