@@ -276,7 +276,7 @@ impl Hub {
                 self.mark_expired(&fiber, source);
                 return Wake::TimedOut(source);
             }
-            self.arm_timer(&fiber, at - now, source);
+            self.arm_timer(&fiber, at, source);
         }
         fiber.waiting_on.set(what);
         fiber.state.set(FiberState::Waiting);
@@ -328,28 +328,21 @@ impl Hub {
         }
     }
 
-    fn arm_timer(&self, fiber: &Rc<FiberInner>, after: Duration, source: Option<u64>) {
+    fn arm_timer(&self, fiber: &Rc<FiberInner>, at: Instant, source: Option<u64>) {
         let mut slot = fiber.timer.borrow_mut();
         if slot.is_none() {
             *slot = Some(Timer::new(&self.lp).expect("timer on the Hub's loop"));
         }
         let timer = slot.as_ref().expect("just made");
         fiber.timer_source.set(source);
-        // libuv counts from its cached time in whole milliseconds: refresh it, round up, and
-        // add one so that the timer never fires before `after` has passed.
+        // libuv counts from its cached time in whole milliseconds: refresh it and round up (one
+        // more millisecond makes a re-arm by `on_deadline` rare).
         self.lp.update_time();
+        let after = at.saturating_duration_since(Instant::now());
         let ms = after.as_nanos().div_ceil(1_000_000) as u64 + 1;
-        let weak = Rc::downgrade(fiber);
-        let generation = fiber.wait_gen.get();
+        let (weak, generation) = (Rc::downgrade(fiber), fiber.wait_gen.get());
         timer
-            .start(ms, 0, move |_| {
-                if let Some(fiber) = weak.upgrade()
-                    && fiber.wait_gen.get() == generation
-                {
-                    let hub = Hub::current();
-                    hub.wake(&fiber, Wake::TimedOut(fiber.timer_source.get()));
-                }
-            })
+            .start(ms, 0, on_deadline(weak, generation, at))
             .expect("start the fiber's timer");
     }
 
@@ -578,6 +571,32 @@ impl std::fmt::Debug for Hub {
             .field("ready", &self.ready.borrow().len())
             .field("closed", &self.closed.get())
             .finish()
+    }
+}
+
+/// The callback of a fiber's deadline timer: wakes the fiber with `TimedOut` if it is still in
+/// the wait that armed the timer. libuv's loop clock is coarse (CLOCK_MONOTONIC_COARSE, several
+/// milliseconds on some kernels), so the timer may fire a little before `at`: then it is armed
+/// again for the rest, and no timeout ever ends early.
+fn on_deadline(
+    weak: Weak<FiberInner>,
+    generation: u64,
+    at: Instant,
+) -> impl FnMut(&Timer) + 'static {
+    move |timer| {
+        let Some(fiber) = weak.upgrade() else {
+            return;
+        };
+        if fiber.wait_gen.get() != generation {
+            return;
+        }
+        let now = Instant::now();
+        if now < at {
+            let ms = (at - now).as_nanos().div_ceil(1_000_000) as u64;
+            let _ = timer.start(ms, 0, on_deadline(weak.clone(), generation, at));
+            return;
+        }
+        Hub::current().wake(&fiber, Wake::TimedOut(fiber.timer_source.get()));
     }
 }
 
