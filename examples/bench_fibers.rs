@@ -20,11 +20,13 @@
 //!   it to the other, waiting, fiber; per hand-over.
 //! - `gruvi_rs_queue_handover`: two fibers playing ping-pong through two unbounded `Queue`s, each
 //!   put handing the item to the other, waiting, fiber; per hand-over.
+//! - `gruvi_rs_channel_handover`: the same ping-pong through two unbounded channels.
 //! - `gruvi_rs_cross_thread_wakeup`: the same ping-pong between fibers on two threads' Hubs; per
 //!   one-way wake-up (through the other Hub's remote queue and its loop's eventfd).
 //!
 //! Every figure is the median of 5 runs (`--runs N` to change). `--million` instead parks one
-//! million fibers once and reports the same figures for them.
+//! million fibers once and reports the same figures for them. `--only NAME` runs only the
+//! benchmarks whose name contains NAME (handy under a profiler).
 
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
@@ -35,7 +37,7 @@ use std::time::Instant;
 
 use gruvi::fiber::__private::{Coroutine, Outcome, suspend};
 use gruvi::fiber::{
-    Callback, Hub, Lock, Queue, StackConfig, StackPool, SwitchBack, run, spawn, yield_now,
+    Callback, Hub, Lock, Queue, StackConfig, StackPool, SwitchBack, channel, run, spawn, yield_now,
 };
 
 /// Resume/suspend round trips per raw-switch run.
@@ -47,6 +49,10 @@ const SPAWN_N: usize = 100_000;
 /// Stack size of the spawned fibers.
 const STACK_SIZE: usize = 16 * 1024;
 /// The argument that makes this program one spawn run (a child of the main process).
+/// A named micro-benchmark: its name, the decimals it is printed with, and the function that
+/// measures it once.
+type Bench = (&'static str, usize, &'static dyn Fn() -> f64);
+
 const CHILD_FLAG: &str = "--spawn-child";
 /// Lock + unlock pairs per uncontended-lock run.
 const LOCK_PAIRS: u64 = 20_000_000;
@@ -81,27 +87,43 @@ fn main() {
         return;
     }
     let runs = value_of("--runs").unwrap_or(5).max(1);
+    // `--only NAME` runs the benchmarks whose name contains NAME (for profiling one of them).
+    let only = args.iter().position(|a| a == "--only").map(|at| {
+        args.get(at + 1)
+            .cloned()
+            .unwrap_or_else(|| usage("--only needs a value"))
+    });
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
 
-    let switch = median_of(runs, "gruvi_rs_switch", || raw_switch_ns(SWITCH_PAIRS));
-    println!("RESULT name=gruvi_rs_switch ns_per_switch={switch:.2}");
-    let yield_ns = median_of(runs, "gruvi_rs_yield", || hub_yield_ns(YIELD_ITERS));
-    println!("RESULT name=gruvi_rs_yield ns_per_switch={yield_ns:.1}");
-    let lock = median_of(runs, "gruvi_rs_lock_uncontended", || {
-        lock_uncontended_ns(LOCK_PAIRS)
-    });
-    println!("RESULT name=gruvi_rs_lock_uncontended ns_per_switch={lock:.2}");
-    let lock_handover = median_of(runs, "gruvi_rs_lock_handover", || {
-        lock_handover_ns(HANDOVER_ROUNDS)
-    });
-    println!("RESULT name=gruvi_rs_lock_handover ns_per_switch={lock_handover:.1}");
-    let queue_handover = median_of(runs, "gruvi_rs_queue_handover", || {
-        queue_handover_ns(HANDOVER_ROUNDS)
-    });
-    println!("RESULT name=gruvi_rs_queue_handover ns_per_switch={queue_handover:.1}");
-    let cross = median_of(runs, "gruvi_rs_cross_thread_wakeup", || {
-        cross_thread_wakeup_ns(CROSS_THREAD_ROUNDS)
-    });
-    println!("RESULT name=gruvi_rs_cross_thread_wakeup ns_per_switch={cross:.0}");
+    // (name, decimals printed, benchmark)
+    let benches: [Bench; 7] = [
+        ("gruvi_rs_switch", 2, &|| raw_switch_ns(SWITCH_PAIRS)),
+        ("gruvi_rs_yield", 1, &|| hub_yield_ns(YIELD_ITERS)),
+        ("gruvi_rs_lock_uncontended", 2, &|| {
+            lock_uncontended_ns(LOCK_PAIRS)
+        }),
+        ("gruvi_rs_lock_handover", 1, &|| {
+            lock_handover_ns(HANDOVER_ROUNDS)
+        }),
+        ("gruvi_rs_queue_handover", 1, &|| {
+            queue_handover_ns(HANDOVER_ROUNDS)
+        }),
+        ("gruvi_rs_channel_handover", 1, &|| {
+            channel_handover_ns(HANDOVER_ROUNDS)
+        }),
+        ("gruvi_rs_cross_thread_wakeup", 0, &|| {
+            cross_thread_wakeup_ns(CROSS_THREAD_ROUNDS)
+        }),
+    ];
+    for (name, decimals, bench) in benches {
+        if wanted(name) {
+            let ns = median_of(runs, name, bench);
+            println!("RESULT name={name} ns_per_switch={ns:.decimals$}");
+        }
+    }
+    if !wanted("gruvi_rs_fiber") {
+        return;
+    }
 
     let spawns: Vec<SpawnRun> = (0..runs).map(|_| spawn_run_in_child(SPAWN_N)).collect();
     let field = |name: &str, get: fn(&SpawnRun) -> f64| {
@@ -119,12 +141,12 @@ fn main() {
 }
 
 fn usage(problem: &str) -> ! {
-    eprintln!("bench_fibers: {problem}\nusage: bench_fibers [--runs N] [--million]");
+    eprintln!("bench_fibers: {problem}\nusage: bench_fibers [--runs N] [--only NAME] [--million]");
     std::process::exit(2)
 }
 
 /// Runs `bench` `runs` times, prints every run on a comment line and returns the median.
-fn median_of(runs: usize, name: &str, mut bench: impl FnMut() -> f64) -> f64 {
+fn median_of(runs: usize, name: &str, bench: impl Fn() -> f64) -> f64 {
     let values: Vec<f64> = (0..runs).map(|_| bench()).collect();
     println!("# {name}: runs {} ns", list(&values));
     median(values)
@@ -383,6 +405,34 @@ fn queue_handover_ns(rounds: u64) -> f64 {
     })
     .join()
     .expect("queue hand-over benchmark thread")
+}
+
+/// Nanoseconds per item handed over between two fibers through unbounded channels: the
+/// queue ping-pong with `Sender::send` and `Receiver::recv`.
+fn channel_handover_ns(rounds: u64) -> f64 {
+    std::thread::spawn(move || {
+        run(|| {
+            let (ping_tx, ping_rx) = channel::unbounded::<u64>();
+            let (pong_tx, pong_rx) = channel::unbounded::<u64>();
+            let other = spawn(move || {
+                for _ in 0..rounds {
+                    let item = ping_rx.recv().expect("ping");
+                    pong_tx.send(item).expect("pong");
+                }
+            });
+            yield_now().expect("let the other wait");
+            let start = Instant::now();
+            for i in 0..rounds {
+                ping_tx.send(i).expect("ping");
+                black_box(pong_rx.recv().expect("pong"));
+            }
+            let elapsed = start.elapsed();
+            other.join().expect("channel fiber");
+            elapsed.as_nanos() as f64 / (2 * rounds) as f64
+        })
+    })
+    .join()
+    .expect("channel hand-over benchmark thread")
 }
 
 /// Nanoseconds per one-way wake-up of a fiber by a fiber on another thread: the queue
