@@ -21,6 +21,7 @@ use crate::no_switch::{NoSwitch, assert_may_switch};
 use crate::remote::{Remote, RemoteHub};
 use crate::stack::{Stack, StackConfig, StackPool};
 use crate::stack_switch::{self, Outcome};
+use crate::sync::parking::ParkTable;
 
 /// How many fibers the scheduler resumes between two non-blocking polls of the loop, so that a
 /// busy set of fibers cannot starve I/O.
@@ -72,6 +73,7 @@ pub struct Hub {
     next_id: Cell<u64>,
     stacks: RefCell<Stacks>,
     remote: Remote,
+    park_table: ParkTable,
     closed: Cell<bool>,
     // Dropped last: everything above may own handles on it.
     lp: Loop,
@@ -111,6 +113,28 @@ impl Hub {
     /// This thread's Hub if it has one, without creating one (`None` too while the thread
     /// exits): the sync primitives block a thread without a Hub the plain way instead of making
     /// one just to wait, and may run from destructors at thread exit.
+    /// Calls `f` with the current thread's Hub, if it has one, without taking a reference
+    /// (none while the thread's locals are being destroyed).
+    #[inline]
+    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Hub>) -> R) -> R {
+        let mut f = Some(f);
+        let done = HUB.try_with(|slot| {
+            let slot = slot.try_borrow().ok()?;
+            let f = f.take()?;
+            Some(f(slot.as_deref()))
+        });
+        match done {
+            Ok(Some(value)) => value,
+            _ => (f.take().expect("f not called yet"))(None),
+        }
+    }
+
+    /// The table of this Hub's fibers parked in sync primitives.
+    #[inline]
+    pub(crate) fn park_table(&self) -> &ParkTable {
+        &self.park_table
+    }
+
     pub(crate) fn try_current() -> Option<Rc<Hub>> {
         HUB.try_with(|hub| hub.try_borrow().ok().and_then(|slot| slot.clone()))
             .ok()
@@ -137,6 +161,7 @@ impl Hub {
                 sized: HashMap::new(),
             }),
             remote,
+            park_table: ParkTable::new(),
             closed: Cell::new(false),
             lp,
         })
@@ -507,6 +532,7 @@ impl Hub {
         }
         self.closed.set(true);
         self.unwind_all();
+        self.park_table.unregister();
         self.remote.close();
         HUB.with(|hub| {
             if let Ok(mut slot) = hub.try_borrow_mut()

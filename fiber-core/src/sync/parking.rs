@@ -1,20 +1,20 @@
 //! Parking the calling fiber (or a plain thread without a Hub) and waking it from any thread.
 //!
 //! A [`Parker`] stays with the waiting side; its [`Waker`] (plain data, `Send`) goes into a
-//! primitive's waiter queue. A fiber's waker names a slot in its thread's table of parked
-//! fibers: woken from the same thread, it marks the slot and makes the fiber ready directly (no
-//! atomic operation, no allocation); from another thread, it sends the same through the
-//! owning Hub's remote queue ([`RemoteHub::run_callback`]). The slot's generation makes a late
-//! wake-up for a wait that has ended a no-op.
+//! primitive's waiter queue. A fiber's waker names a slot in its Hub's [`ParkTable`]: woken
+//! from the Hub's own thread, it marks the slot and makes the fiber ready directly (no atomic
+//! operation, no allocation, one thread-local look-up); from another thread, it sends the same
+//! through the owning Hub's remote queue ([`RemoteHub::run_callback`]). The slot's generation
+//! makes a late wake-up for a wait that has ended a no-op.
 //!
-//! Each thread keeps one internal [`RemoteHub`] of its Hub, found by other threads through a
-//! process-wide table (only on the cross-thread path). While any fiber of the Hub is parked
-//! here, the Hub counts it: another thread may release what the fiber waits for, so the Hub
-//! must not report a deadlock then (the rule of [`RemoteCallback`](crate::RemoteCallback)).
+//! Each Hub keeps one internal [`RemoteHub`], found by other threads through a process-wide
+//! table by the Hub's token (only on the cross-thread path). While any fiber of the Hub is
+//! parked here, the Hub counts it: another thread may release what the fiber waits for, so the
+//! Hub must not report a deadlock then (the rule of [`RemoteCallback`](crate::RemoteCallback)).
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::rc::{self, Rc};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::thread::{self, Thread};
@@ -26,18 +26,18 @@ use crate::hub::Hub;
 use crate::no_switch::assert_may_switch;
 use crate::remote::RemoteHub;
 
+/// Source of thread and Hub tokens: unique for the life of the process.
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
 
-/// The remote handle of each thread that has parked fibers, by thread token.
+/// The remote handle of each Hub that has parked fibers, by the Hub's token.
 static REMOTES: RwLock<BTreeMap<u64, Weak<RemoteHub>>> = RwLock::new(BTreeMap::new());
 
 thread_local! {
     static TOKEN: Cell<u64> = const { Cell::new(0) };
-    static PARKED: RefCell<Parked> = const { RefCell::new(Parked::new()) };
 }
 
-/// Reads the table of remote handles (read-mostly: written when a thread starts or stops
-/// having parked fibers).
+/// Reads the table of remote handles (read-mostly: written when a Hub first parks a fiber and
+/// when it closes).
 fn remotes() -> std::sync::RwLockReadGuard<'static, BTreeMap<u64, Weak<RemoteHub>>> {
     REMOTES.read().unwrap_or_else(PoisonError::into_inner)
 }
@@ -58,13 +58,19 @@ pub(crate) fn thread_token() -> u64 {
     })
 }
 
-/// The fibers of this thread parked in a primitive.
+/// A Hub's fibers parked in a primitive, each in a numbered slot.
+pub(crate) struct ParkTable {
+    /// Names this Hub in wakers and in the table of remote handles.
+    token: u64,
+    parked: RefCell<Parked>,
+}
+
 struct Parked {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// This thread's Hub's internal remote handle, with the Hub it belongs to (a weak
-    /// reference: a later Hub cannot take its address).
-    remote: Option<(Arc<RemoteHub>, rc::Weak<Hub>)>,
+    /// The Hub's internal remote handle, made when the first fiber parks (threads that never
+    /// park pay nothing) and dropped when the Hub closes.
+    remote: Option<Arc<RemoteHub>>,
 }
 
 struct Slot {
@@ -73,30 +79,104 @@ struct Slot {
     woken: bool,
 }
 
-impl Parked {
-    const fn new() -> Parked {
-        Parked {
-            slots: Vec::new(),
-            free: Vec::new(),
-            remote: None,
+impl ParkTable {
+    pub(crate) fn new() -> ParkTable {
+        ParkTable {
+            token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
+            parked: RefCell::new(Parked {
+                slots: Vec::new(),
+                free: Vec::new(),
+                remote: None,
+            }),
         }
     }
 
-    /// The parked fiber in slot `key`, marked woken, if that wait is still on.
-    fn wake(&mut self, key: u32, generation: u32) -> Option<Rc<FiberInner>> {
-        let slot = self.slots.get_mut(key as usize)?;
-        if slot.generation != generation {
-            return None;
+    /// Gives `hub`'s current fiber a slot; returns its key and generation.
+    fn insert(&self, hub: &Hub) -> (u32, u32) {
+        let fiber = hub.current_fiber();
+        let mut parked = self.parked.borrow_mut();
+        if parked.remote.is_none() {
+            let remote = Arc::new(hub.internal_remote());
+            remotes_mut().insert(self.token, Arc::downgrade(&remote));
+            parked.remote = Some(remote);
         }
-        slot.woken = true;
-        slot.fiber.clone()
+        hub.add_parked(1);
+        let key = match parked.free.pop() {
+            Some(key) => key,
+            None => {
+                parked.slots.push(Slot {
+                    generation: 0,
+                    fiber: None,
+                    woken: false,
+                });
+                u32::try_from(parked.slots.len() - 1).expect("fewer than 2^32 parked fibers")
+            }
+        };
+        let slot = &mut parked.slots[key as usize];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.fiber = Some(fiber);
+        slot.woken = false;
+        (key, slot.generation)
+    }
+
+    /// Frees slot `key` if it still holds that wait.
+    fn remove(&self, hub: &Hub, key: u32, generation: u32) {
+        let fiber = {
+            let mut parked = self.parked.borrow_mut();
+            let slot = &mut parked.slots[key as usize];
+            if slot.generation != generation {
+                return;
+            }
+            let fiber = slot.fiber.take();
+            parked.free.push(key);
+            fiber
+        };
+        hub.add_parked(-1);
+        // Dropped outside the borrow: it may be the fiber's last reference.
+        drop(fiber);
+    }
+
+    fn is_woken(&self, key: u32) -> bool {
+        self.parked.borrow().slots[key as usize].woken
+    }
+
+    /// Marks slot `key` woken and makes its fiber ready, if that wait is still on.
+    fn wake(&self, hub: &Hub, key: u32, generation: u32) {
+        let fiber = {
+            let mut parked = self.parked.borrow_mut();
+            let Some(slot) = parked.slots.get_mut(key as usize) else {
+                return;
+            };
+            if slot.generation != generation {
+                return;
+            }
+            slot.woken = true;
+            slot.fiber.clone()
+        };
+        if let Some(fiber) = fiber {
+            hub.wake(&fiber, Wake::Fired);
+        }
+    }
+
+    /// Stops other threads from reaching this Hub: its wakers now count as gone.
+    pub(crate) fn unregister(&self) {
+        if self.parked.borrow_mut().remote.take().is_some() {
+            remotes_mut().remove(&self.token);
+        }
+    }
+}
+
+impl Drop for ParkTable {
+    fn drop(&mut self) {
+        self.unregister();
     }
 }
 
 /// How to wake one parked fiber or thread; `Send`, kept in a primitive's queue.
 pub(crate) enum Waker {
     Fiber {
-        thread: u64,
+        /// The token of the fiber's Hub.
+        hub: u64,
         key: u32,
         generation: u32,
     },
@@ -129,62 +209,32 @@ pub(crate) fn parker() -> (Waker, Parker) {
         });
         return (Waker::Thread(signal.clone()), Parker::Thread(signal));
     };
-    let fiber = hub.current_fiber();
-    let thread = thread_token();
-    PARKED.with(|parked| {
-        let mut parked = parked.borrow_mut();
-        let current = parked
-            .remote
-            .as_ref()
-            .is_some_and(|(_, owner)| std::ptr::eq(owner.as_ptr(), Rc::as_ptr(&hub)));
-        if !current {
-            // First use, or the thread's previous Hub was closed.
-            let remote = Arc::new(hub.internal_remote());
-            remotes_mut().insert(thread, Arc::downgrade(&remote));
-            parked.remote = Some((remote, Rc::downgrade(&hub)));
-        }
-        hub.add_parked(1);
-        let key = match parked.free.pop() {
-            Some(key) => key,
-            None => {
-                parked.slots.push(Slot {
-                    generation: 0,
-                    fiber: None,
-                    woken: false,
-                });
-                u32::try_from(parked.slots.len() - 1).expect("fewer than 2^32 parked fibers")
-            }
-        };
-        let slot = &mut parked.slots[key as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.fiber = Some(fiber);
-        slot.woken = false;
-        let generation = slot.generation;
-        (
-            Waker::Fiber {
-                thread,
-                key,
-                generation,
-            },
-            Parker::Fiber {
-                key,
-                generation,
-                hub: hub.clone(),
-            },
-        )
-    })
+    let table = hub.park_table();
+    let (key, generation) = table.insert(&hub);
+    (
+        Waker::Fiber {
+            hub: table.token,
+            key,
+            generation,
+        },
+        Parker::Fiber {
+            key,
+            generation,
+            hub,
+        },
+    )
 }
 
 impl Waker {
-    /// Whether the waiting side is certainly gone: a fiber of a thread that exited without
-    /// closing its Hub (such fibers are never unwound, so they never withdraw). Whoever serves
-    /// waiters skips these, so that a lock or an item is not handed to a dead fiber.
+    /// Whether the waiting side is certainly gone: a fiber of a Hub that was closed or dropped
+    /// (with its thread) before the fiber withdrew. Whoever serves waiters skips these, so that
+    /// a lock or an item is not handed to a dead fiber.
     pub(crate) fn is_gone(&self) -> bool {
         match self {
-            Waker::Fiber { thread, .. } => {
-                *thread != thread_token()
+            Waker::Fiber { hub, .. } => {
+                !Hub::with_current(|current| current.is_some_and(|h| h.park_table().token == *hub))
                     && remotes()
-                        .get(thread)
+                        .get(hub)
                         .is_none_or(|remote| remote.strong_count() == 0)
             }
             // A thread blocked in `park` is alive.
@@ -200,40 +250,39 @@ impl Waker {
                 signal.thread.unpark();
             }
             Waker::Fiber {
-                thread,
+                hub,
                 key,
                 generation,
             } => {
-                if thread == thread_token() {
-                    wake_here(key, generation);
-                } else {
-                    wake_remote(thread, key, generation);
+                if !wake_here(hub, key, generation) {
+                    wake_remote(hub, key, generation);
                 }
             }
         }
     }
 }
 
-/// Wakes a fiber parked on this thread.
-fn wake_here(key: u32, generation: u32) {
-    let fiber = PARKED
-        .try_with(|parked| parked.borrow_mut().wake(key, generation))
-        .ok()
-        .flatten();
-    if let Some(fiber) = fiber
-        && let Some(hub) = Hub::try_current()
-    {
-        hub.wake(&fiber, Wake::Fired);
-    }
+/// Wakes a fiber parked in this thread's Hub if the Hub is the one with token `hub`; returns
+/// whether it is.
+fn wake_here(hub: u64, key: u32, generation: u32) -> bool {
+    Hub::with_current(|current| match current {
+        Some(current) if current.park_table().token == hub => {
+            current.park_table().wake(current, key, generation);
+            true
+        }
+        _ => false,
+    })
 }
 
-/// Sends a wake-up to a fiber parked on another thread.
-fn wake_remote(thread: u64, key: u32, generation: u32) {
-    let remote = remotes().get(&thread).and_then(Weak::upgrade);
-    // No handle: nothing is parked on that thread any more, so that wait is over.
+/// Sends a wake-up to a fiber parked in another thread's Hub.
+fn wake_remote(hub: u64, key: u32, generation: u32) {
+    let remote = remotes().get(&hub).and_then(Weak::upgrade);
+    // No handle: that Hub is closed or gone, and its fibers with it.
     if let Some(remote) = remote {
         // Refused only once that Hub is closed: its fibers are gone.
-        let _ = remote.run_callback(move || wake_here(key, generation));
+        let _ = remote.run_callback(move || {
+            wake_here(hub, key, generation);
+        });
     }
 }
 
@@ -250,9 +299,8 @@ impl Parker {
 
 #[track_caller]
 fn park_fiber(hub: &Hub, key: u32, what: &'static str, deadline: Option<Instant>) -> Result<()> {
-    let woken = || PARKED.with(|parked| parked.borrow().slots[key as usize].woken);
     loop {
-        if woken() {
+        if hub.park_table().is_woken(key) {
             return Ok(());
         }
         let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
@@ -288,28 +336,13 @@ fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Insta
 
 impl Drop for Parker {
     fn drop(&mut self) {
-        let Parker::Fiber {
+        if let Parker::Fiber {
             key,
             generation,
             ref hub,
         } = *self
-        else {
-            return;
-        };
-        // The table may be gone already if the thread is exiting.
-        let released = PARKED.try_with(|parked| {
-            let mut parked = parked.borrow_mut();
-            let slot = &mut parked.slots[key as usize];
-            if slot.generation != generation {
-                return None;
-            }
-            let fiber = slot.fiber.take();
-            parked.free.push(key);
-            Some(fiber)
-        });
-        if let Ok(Some(fiber)) = released {
-            hub.add_parked(-1);
-            drop(fiber);
+        {
+            hub.park_table().remove(hub, key, generation);
         }
     }
 }

@@ -145,11 +145,15 @@ impl Wakeups {
 /// Dropping wakes too: if a user predicate panics half-way through a notify, the waiters it
 /// already took out of the queue are still woken.
 impl Drop for Wakeups {
+    #[inline]
     fn drop(&mut self) {
         if let Some(first) = self.first.take() {
             first.wake();
-            for waker in self.rest.drain(..) {
-                waker.wake();
+            // Most releases wake one waiter: skip the (empty) vector's drain then.
+            if !self.rest.is_empty() {
+                for waker in self.rest.drain(..) {
+                    waker.wake();
+                }
             }
         }
     }
