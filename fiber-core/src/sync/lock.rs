@@ -11,6 +11,9 @@ use crate::sync::waiter::{self, WaitQueue, lock};
 /// Set while somebody owns the lock.
 const LOCKED: u8 = 1;
 /// Set while waiters are queued: `release` must hand the lock over instead of freeing it.
+/// Under the waiter queue's mutex, set exactly when the queue is not empty. `QUEUED` without
+/// `LOCKED` is a hand-over in progress: the owner released, and is about to give the lock to
+/// the first waiter; nobody else can take it meanwhile (the fast path wants a zero state).
 const QUEUED: u8 = 2;
 
 /// A lock that blocks only the calling fiber (Gruvi's `Lock`), usable from fibers on any
@@ -101,13 +104,10 @@ impl Lock {
     /// Acquires the lock if it is free now (Gruvi's `acquire(blocking=False)`). Never switches.
     #[inline]
     pub fn try_acquire(&self) -> bool {
-        // Free means no waiters either: a release with waiters hands the lock over. The plain
-        // load first spares a failing (and as costly) compare-exchange when it is held.
-        self.state.load(Ordering::Relaxed) == 0
-            && self
-                .state
-                .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
-                .is_ok()
+        // Free means no waiters either: a release with waiters hands the lock over.
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 
     /// Releases the lock: the first waiter, if any, now owns it. Never switches.
@@ -117,13 +117,10 @@ impl Lock {
     /// If the lock is not held (Gruvi: `RuntimeError('lock not currently held')`).
     #[inline]
     pub fn release(&self) {
-        if self.state.load(Ordering::Relaxed) != LOCKED
-            || self
-                .state
-                .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
-                .is_err()
-        {
-            self.release_slow();
+        assert!(self.is_locked(), "Lock::release: lock not currently held");
+        // One atomic operation: `LOCKED` alone becomes free; with `QUEUED`, a hand-over starts.
+        if self.state.fetch_sub(LOCKED, Ordering::Release) != LOCKED {
+            self.hand_over();
         }
     }
 
@@ -168,10 +165,14 @@ impl Lock {
         let mut queue = lock(&self.waiters);
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
-            let (want, acquires) = if state & LOCKED == 0 {
-                (state | LOCKED, true)
+            if state & QUEUED != 0 {
+                // Others wait (or are being handed the lock): queue behind them.
+                break;
+            }
+            let (want, acquires) = if state == 0 {
+                (LOCKED, true)
             } else {
-                (state | QUEUED, false)
+                (LOCKED | QUEUED, false)
             };
             match self.state.compare_exchange_weak(
                 state,
@@ -207,24 +208,24 @@ impl Lock {
         true
     }
 
+    /// Finishes a release that found waiters: the first one still there owns the lock now.
     #[cold]
-    fn release_slow(&self) {
+    fn hand_over(&self) {
         let mut queue = lock(&self.waiters);
-        let state = self.state.load(Ordering::Relaxed);
-        assert!(
-            state & LOCKED != 0,
-            "Lock::release: lock not currently held"
-        );
         match queue.pop() {
             Some(next) => {
-                // Ownership passes to `next`: the lock stays locked.
-                if queue.is_empty() {
-                    self.state.store(LOCKED, Ordering::Release);
-                }
+                // The state is exactly `QUEUED` here: the fast path wants zero, and the queue
+                // (which only changes under its mutex) is not empty.
+                let rest = if queue.is_empty() { 0 } else { QUEUED };
+                self.state.store(LOCKED | rest, Ordering::Relaxed);
                 drop(queue);
                 next.waker.wake();
             }
-            None => self.state.store(0, Ordering::Release),
+            // Every waiter withdrew (or its Hub is gone) since the release: the lock is free,
+            // and may already be someone's again; only the queue's bit is ours to clear.
+            None => {
+                self.state.fetch_and(!QUEUED, Ordering::Relaxed);
+            }
         }
     }
 
