@@ -16,9 +16,10 @@ thread_local! {
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
 }
 
-/// An identity for the current thread that costs one TLS address computation.
+/// An identity for the current thread that costs one TLS address computation; 0 (nobody's)
+/// once the thread's locals are being destroyed.
 fn thread_token() -> usize {
-    REGISTRY.with(|r| r as *const _ as usize)
+    REGISTRY.try_with(|r| r as *const _ as usize).unwrap_or(0)
 }
 
 /// The `Send` side of a [`SwitchBack`]: [`call`](Self::call) completes the wait from any thread
@@ -82,20 +83,24 @@ impl<T: Send + 'static> RemoteCallback<T> {
 
 /// Calls the registered callback `id` on this thread, if it is still there.
 fn fire<T: 'static>(id: u64, value: T) {
-    let callback = REGISTRY.with(|r| {
-        r.borrow()
-            .get(&id)
-            .and_then(|cb| cb.downcast_ref::<Callback<T>>())
-            .cloned()
-    });
+    let callback = REGISTRY
+        .try_with(|r| {
+            r.borrow()
+                .get(&id)
+                .and_then(|cb| cb.downcast_ref::<Callback<T>>())
+                .cloned()
+        })
+        .ok()
+        .flatten();
     if let Some(callback) = callback {
         callback.call(value);
     }
 }
 
-/// Forgets every callback registered on this thread (its Hub is closing).
+/// Forgets every callback registered on this thread (its Hub is closing). Nothing to do once
+/// the thread's locals are being destroyed: the registry goes with them.
 pub(crate) fn clear_registry() {
-    let entries = REGISTRY.with(|r| std::mem::take(&mut *r.borrow_mut()));
+    let entries = REGISTRY.try_with(|r| std::mem::take(&mut *r.borrow_mut()));
     drop(entries);
 }
 
@@ -105,7 +110,7 @@ impl<T: Send + 'static> Drop for RemoteCallback<T> {
         let forget = move || {
             // The entry may hold the last reference to the wait's state: drop it outside the
             // registry borrow.
-            let entry = REGISTRY.with(|r| r.borrow_mut().remove(&id));
+            let entry = REGISTRY.try_with(|r| r.borrow_mut().remove(&id));
             drop(entry);
         };
         if thread_token() == self.owner {

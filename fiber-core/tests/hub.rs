@@ -202,3 +202,25 @@ fn a_thread_exiting_with_parked_fibers_unwinds_them() {
         "the parked fibers' destructors ran"
     );
 }
+
+#[test]
+fn a_thread_exiting_with_a_live_hub_after_remote_callbacks_exits_cleanly() {
+    // The Hub is closed by the thread's exit guard while thread-locals are being destroyed; the
+    // remote-callback registry may already be gone then (this used to abort the process).
+    std::thread::spawn(|| {
+        let _hub = Hub::current();
+        drop(SwitchBack::<()>::new().remote_callback());
+        let parked = spawn(fiber_core::park);
+        let kept = SwitchBack::<u8>::new();
+        let remote = kept.remote_callback();
+        yield_now().unwrap();
+        // Both outlive the thread's locals: dropped during the same destruction.
+        std::mem::forget(parked);
+        std::thread_local! {
+            static LATE: RefCell<Option<Box<dyn std::any::Any>>> = const { RefCell::new(None) };
+        }
+        LATE.with(|late| *late.borrow_mut() = Some(Box::new((kept, remote))));
+    })
+    .join()
+    .unwrap();
+}
