@@ -1,0 +1,588 @@
+//! [`Peer`]: one end of a JSON-RPC connection, calling and answering in both directions.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use fiber_core::{Builder, Fiber, JoinHandle};
+use gruvi_stream::Stream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::{Error, RpcError};
+use crate::handler::Handler;
+use crate::message::{Id, Response, Version};
+use crate::outbox::Outbox;
+use crate::workers::{Job, Workers};
+
+/// How long a finished connection keeps reading (and dropping) before it closes.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+
+/// How many bytes a finished connection drops before it closes anyway.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// One end of a JSON-RPC connection (Gruvi's `JsonRpcProtocol`), the same on a client and on a
+/// server: it calls methods of the other end and answers the other end's calls with its
+/// [`Handler`].
+///
+/// - Any number of fibers may [`call`](Self::call) at once; answers are matched by id, in
+///   any order. A call gives up after its timeout (a late answer is discarded); when the
+///   connection ends, every pending call fails at once with [`Error::ConnectionLost`].
+/// - Received requests run in a pool of up to [`Config::max_concurrency`] handler fibers per
+///   connection, so a handler may block, and may call back into the peer that called it.
+/// - Outgoing messages gather in one buffer that a writer fiber sends in one write.
+/// - Both versions are understood on input; what this end sends first is
+///   [`Config::version`], and responses follow their request's version.
+///
+/// A `Peer` is a handle: clones share the connection. The connection closes when
+/// [`close`](Self::close) is called, when the last handle returned by [`new`](Self::new) (and
+/// its clones) is dropped, or when the other end goes away. The handle a handler receives does
+/// not keep the connection open.
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_jsonrpc::{Config, Methods, Peer};
+/// use gruvi_stream::{Stream, UnixStream};
+/// use std::rc::Rc;
+///
+/// fiber_core::run(|| -> Result<(), Box<dyn std::error::Error>> {
+///     let (a, b) = UnixStream::pair()?;
+///     let mut methods = Methods::new();
+///     methods.add("add", |_peer, (x, y): (i64, i64)| Ok(x + y));
+///     let _server = Peer::new(Rc::new(Stream::new(a)), methods, Config::default())?;
+///     let client = Peer::new(Rc::new(Stream::new(b)), Methods::new(), Config::default())?;
+///     assert_eq!(client.call::<i64>("add", (1, 2))?, 3);
+///     client.close();
+///     Ok(())
+/// })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Peer {
+    inner: Rc<Inner>,
+    /// Closes the connection when the last owning handle goes; `None` in handlers' handles.
+    _owner: Option<Rc<CloseOnDrop>>,
+}
+
+/// Where the connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Open,
+    /// Nothing more will be received (end of stream, or a protocol violation): handlers
+    /// finish and their answers are sent, then the connection closes.
+    Draining,
+    Closed,
+}
+
+/// A call waiting for its answer.
+struct Pending {
+    fiber: Fiber,
+    answer: Option<Result<Value, Error>>,
+}
+
+/// What the public handles and the peer's fibers share.
+pub(crate) struct Inner {
+    pub(crate) stream: Rc<Stream>,
+    pub(crate) config: Config,
+    handler: Rc<dyn Handler>,
+    state: Cell<State>,
+    /// Why the connection ended, for the calls that fail because of it.
+    reason: RefCell<String>,
+    next_id: Cell<u64>,
+    pending: RefCell<HashMap<u64, Pending>>,
+    pub(crate) outbox: Outbox,
+    pub(crate) workers: Workers,
+    /// The reader, parked because the job queue is full.
+    reader_waiting: RefCell<Option<Fiber>>,
+    /// The reader and writer fibers.
+    fibers: RefCell<Vec<JoinHandle<()>>>,
+    /// Fibers in [`Peer::join`].
+    joiners: RefCell<Vec<Fiber>>,
+}
+
+struct CloseOnDrop(Rc<Inner>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close("the peer was dropped");
+    }
+}
+
+impl Peer {
+    /// Runs JSON-RPC on `stream` (any [`Connection`](gruvi_stream::Connection): TCP, a Unix
+    /// socket, TLS), answering requests with `handler` ([`Methods::new()`](crate::Methods::new) answers every
+    /// request with `Method not found`). Starts the reader and writer fibers.
+    ///
+    /// # Errors
+    ///
+    /// Spawning the fibers failed (out of stacks).
+    ///
+    /// # Panics
+    ///
+    /// If `config.max_depth` is 0 or above [`MAX_DEPTH_LIMIT`](crate::MAX_DEPTH_LIMIT).
+    pub fn new(stream: Rc<Stream>, handler: impl Handler, config: Config) -> io::Result<Peer> {
+        Peer::with_handler(stream, Rc::new(handler), config)
+    }
+
+    /// As [`new`](Self::new), with a handler shared by several connections.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn with_handler(
+        stream: Rc<Stream>,
+        handler: Rc<dyn Handler>,
+        config: Config,
+    ) -> io::Result<Peer> {
+        let splitter = crate::splitter::Splitter::new(config.max_message_size, config.max_depth);
+        let inner = Rc::new(Inner {
+            stream,
+            handler,
+            state: Cell::new(State::Open),
+            reason: RefCell::new(String::new()),
+            next_id: Cell::new(1),
+            pending: RefCell::new(HashMap::new()),
+            outbox: Outbox::new(config.write_buffer_limit),
+            workers: Workers::new(config.max_concurrency),
+            reader_waiting: RefCell::new(None),
+            fibers: RefCell::new(Vec::new()),
+            joiners: RefCell::new(Vec::new()),
+            config,
+        });
+        let peer = Peer {
+            _owner: Some(Rc::new(CloseOnDrop(inner.clone()))),
+            inner: inner.clone(),
+        };
+        let i = inner.clone();
+        let reader = Builder::new()
+            .name("jsonrpc reader")
+            .spawn(move || crate::reader::run(&i, splitter))?;
+        inner.fibers.borrow_mut().push(reader);
+        let i = inner.clone();
+        let writer = Builder::new()
+            .name("jsonrpc writer")
+            .spawn(move || i.write_loop())?;
+        inner.fibers.borrow_mut().push(writer);
+        Ok(peer)
+    }
+
+    /// Calls `method` with `params` and waits for the result, deserialized into `R`, for at
+    /// most [`Config::call_timeout`]. Params are any serializable array or object: a tuple
+    /// or `Vec` for positional params, a struct or map for named ones (2.0 only), `()` for
+    /// none.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber until the answer comes (other fibers run, this peer's handlers too).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Rpc`] (the peer answered with an error), [`Error::TimedOut`],
+    /// [`Error::ConnectionLost`], [`Error::InvalidParams`], [`Error::InvalidResponse`] (the
+    /// result does not fit `R`), [`Error::Fiber`] (cancelled).
+    pub fn call<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<R, Error> {
+        self.call_timeout(method, params, self.inner.config.call_timeout)
+    }
+
+    /// As [`call`](Self::call), waiting at most `timeout` (`None`: forever).
+    ///
+    /// # Switchpoint
+    ///
+    /// As [`call`](Self::call).
+    ///
+    /// # Errors
+    ///
+    /// As [`call`](Self::call).
+    pub fn call_timeout<R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+        timeout: Option<Duration>,
+    ) -> Result<R, Error> {
+        let value = self.inner.call(method, &params, timeout)?;
+        serde_json::from_value(value).map_err(|e| Error::InvalidResponse(e.to_string()))
+    }
+
+    /// Sends a notification: a request that gets no answer.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks while more than [`Config::write_buffer_limit`] bytes wait to be sent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`], [`Error::InvalidParams`], [`Error::Fiber`].
+    pub fn notify(&self, method: &str, params: impl Serialize) -> Result<(), Error> {
+        self.inner.wait_to_send()?;
+        let version = self.inner.config.version;
+        let mut encoded = Ok(());
+        self.inner
+            .outbox
+            .push(|out| encoded = crate::encode::request(out, version, method, &params, None));
+        encoded
+    }
+
+    /// The version this peer sends its calls and notifications in.
+    pub fn version(&self) -> Version {
+        self.inner.config.version
+    }
+
+    /// The connection.
+    pub fn stream(&self) -> &Rc<Stream> {
+        &self.inner.stream
+    }
+
+    /// Whether the connection is still fully open (it may be draining its last answers or
+    /// closed otherwise).
+    pub fn is_open(&self) -> bool {
+        self.inner.state.get() == State::Open
+    }
+
+    /// Closes the connection now: pending calls fail, running handlers are cancelled, unsent
+    /// messages are dropped. Never switches.
+    pub fn close(&self) {
+        self.inner.close("the connection was closed");
+    }
+
+    /// Waits until the connection has closed: the other end ended it (after the answers to
+    /// its last requests were sent), it broke, it violated the protocol, or
+    /// [`close`](Self::close) was called.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber until then.
+    ///
+    /// # Errors
+    ///
+    /// The fiber was cancelled or timed out.
+    pub fn join(&self) -> fiber_core::Result<()> {
+        while self.inner.state.get() != State::Closed {
+            self.inner.joiners.borrow_mut().push(fiber_core::current());
+            fiber_core::park()?;
+        }
+        Ok(())
+    }
+
+    /// A handle for a handler: it does not keep the connection open.
+    pub(crate) fn borrowed(inner: Rc<Inner>) -> Peer {
+        Peer {
+            inner,
+            _owner: None,
+        }
+    }
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer")
+            .field("version", &self.inner.config.version)
+            .field("state", &self.inner.state.get())
+            .field("pending_calls", &self.inner.pending.borrow().len())
+            .finish()
+    }
+}
+
+/// Removes a call's entry however the call ends.
+struct Unregister<'a>(&'a Inner, u64);
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.0.pending.borrow_mut().remove(&self.1);
+    }
+}
+
+impl Inner {
+    fn check_open(&self) -> Result<(), Error> {
+        match self.state.get() {
+            State::Open => Ok(()),
+            _ => Err(Error::ConnectionLost(self.reason.borrow().clone())),
+        }
+    }
+
+    /// Waits for room in the outbox; fails once the connection is not open.
+    fn wait_to_send(&self) -> Result<(), Error> {
+        self.check_open()?;
+        self.outbox
+            .wait_for_room(|| self.state.get() == State::Open)?;
+        self.check_open()
+    }
+
+    fn call(&self, method: &str, params: &impl Serialize, timeout: Option<Duration>) -> Result<Value, Error> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.wait_to_send()?;
+        let id = self.next_id.replace(self.next_id.get() + 1);
+        let mut encoded = Ok(());
+        let version = self.config.version;
+        self.outbox
+            .push(|out| encoded = crate::encode::request(out, version, method, params, Some(id)));
+        encoded?;
+        let pending = Pending {
+            fiber: fiber_core::current(),
+            answer: None,
+        };
+        self.pending.borrow_mut().insert(id, pending);
+        let _unregister = Unregister(self, id);
+        loop {
+            let answer = self
+                .pending
+                .borrow_mut()
+                .get_mut(&id)
+                .and_then(|p| p.answer.take());
+            if let Some(answer) = answer {
+                return answer;
+            }
+            let parked = match deadline {
+                None => fiber_core::park(),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(Error::TimedOut);
+                    }
+                    fiber_core::park_timeout(left)
+                }
+            };
+            match parked {
+                // Our own deadline is checked at the top; another timeout is an enclosing
+                // scope's.
+                Err(fiber_core::Error::TimedOut) if deadline.is_some() => {}
+                Err(err) => return Err(err.into()),
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// Delivers a response to the call waiting for it; a response nobody waits for (an
+    /// unknown id, or a call that timed out) is logged and dropped.
+    pub(crate) fn route_response(&self, response: Response) {
+        let answer = response.result.map_err(Error::Rpc);
+        self.answer(&response.id, answer);
+    }
+
+    /// Fails the call with `id` with `answer`, if one waits; logs it otherwise.
+    pub(crate) fn answer(&self, id: &Id, answer: Result<Value, Error>) {
+        let mut pending = self.pending.borrow_mut();
+        match id.as_u64().and_then(|n| pending.get_mut(&n)) {
+            Some(call) => {
+                call.answer = Some(answer);
+                call.fiber.unpark();
+            }
+            None => log::warn!("ignoring a JSON-RPC response with unknown id {id}"),
+        }
+    }
+
+    /// Queues a request for the handler pool.
+    pub(crate) fn push_job(self: &Rc<Inner>, job: Job) {
+        let spawn = || self.spawn_worker();
+        self.workers.push(job, &spawn);
+    }
+
+    fn spawn_worker(self: &Rc<Inner>) -> io::Result<JoinHandle<()>> {
+        let inner = self.clone();
+        Builder::new()
+            .name("jsonrpc handler")
+            .spawn(move || inner.work())
+    }
+
+    /// The body of a handler fiber.
+    fn work(self: &Rc<Inner>) {
+        let spawn = || self.spawn_worker();
+        let peer = Peer::borrowed(self.clone());
+        let run = |job: Job| self.run_job(&peer, job);
+        let taken = || {
+            if let Some(reader) = self.reader_waiting.take() {
+                reader.unpark();
+            }
+        };
+        let stopped = || self.state.get() != State::Open;
+        self.workers.work(&spawn, &run, &taken, &stopped);
+        // The last answers of a draining connection may be out: let the writer check.
+        self.outbox.wake_writer();
+    }
+
+    /// Runs the handler on one request and sends (or records, in a batch) its answer.
+    fn run_job(&self, peer: &Peer, job: Job) {
+        let Job { request, batch } = job;
+        let (id, version) = (request.id.clone(), request.version);
+        let handler = &self.handler;
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(peer, request)));
+        let result = outcome.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the handler panicked".into());
+            Err(RpcError::internal_error(what))
+        });
+        let response = id.map(|id| Response {
+            version,
+            id,
+            result,
+        });
+        match batch {
+            Some(batch) => {
+                if let Some(responses) = batch.complete(response) {
+                    self.send_batch(&responses);
+                }
+            }
+            None => {
+                if let Some(response) = response {
+                    let _ = self
+                        .outbox
+                        .wait_for_room(|| self.state.get() != State::Closed);
+                    self.send_response(&response);
+                }
+            }
+        }
+        if self.state.get() == State::Draining {
+            self.outbox.wake_writer();
+        }
+    }
+
+    /// Queues a response. Never switches: handlers wait for room in the outbox first, the
+    /// reader (answering invalid requests) never does.
+    pub(crate) fn send_response(&self, response: &Response) {
+        if self.state.get() == State::Closed {
+            return;
+        }
+        self.outbox.push(|out| response.write_to(out));
+    }
+
+    /// Queues the responses of a batch as one array (nothing when there are none).
+    pub(crate) fn send_batch(&self, responses: &[Response]) {
+        if responses.is_empty() || self.state.get() == State::Closed {
+            return;
+        }
+        self.outbox.push(|out| {
+            out.push(b'[');
+            for (i, response) in responses.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                response.write_to(out);
+            }
+            out.push(b']');
+        });
+    }
+
+    /// Waits while the job queue is full (reading pauses).
+    pub(crate) fn wait_for_job_room(&self) -> fiber_core::Result<()> {
+        while self.workers.queued() >= self.config.max_queued.max(1) {
+            *self.reader_waiting.borrow_mut() = Some(fiber_core::current());
+            fiber_core::park()?;
+        }
+        Ok(())
+    }
+
+    /// How many more jobs the queue takes.
+    pub(crate) fn job_room(&self) -> usize {
+        self.config.max_queued.max(1).saturating_sub(self.workers.queued())
+    }
+
+    /// Nothing more will be received: pending calls fail, handlers finish, the writer sends
+    /// their answers and then closes the connection.
+    pub(crate) fn stop_reading(&self, why: &str) {
+        if self.state.get() != State::Open {
+            return;
+        }
+        self.state.set(State::Draining);
+        *self.reason.borrow_mut() = why.to_owned();
+        self.fail_pending();
+        self.workers.wake_all();
+        self.outbox.wake_writer();
+        self.outbox.wake_waiters();
+    }
+
+    fn fail_pending(&self) {
+        let why = self.reason.borrow().clone();
+        for call in self.pending.borrow_mut().values_mut() {
+            call.answer = Some(Err(Error::ConnectionLost(why.clone())));
+            call.fiber.unpark();
+        }
+    }
+
+    /// Closes the connection now (see [`Peer::close`]). Never switches.
+    pub(crate) fn close(&self, why: &str) {
+        if self.state.get() == State::Closed {
+            return;
+        }
+        if self.state.get() == State::Open {
+            *self.reason.borrow_mut() = why.to_owned();
+        }
+        self.state.set(State::Closed);
+        self.fail_pending();
+        self.stream.close();
+        self.outbox.clear();
+        self.workers.wake_all();
+        self.workers.cancel_all();
+        let current = fiber_core::current();
+        for fiber in self.fibers.borrow().iter() {
+            if *fiber.fiber() != current {
+                fiber.cancel();
+            }
+        }
+        for joiner in self.joiners.take() {
+            joiner.unpark();
+        }
+    }
+
+    /// Every answer of a draining connection is queued: sends it and end of stream, then
+    /// reads and drops what the other end still sends for a moment, so that closing with
+    /// unread bytes does not reset the connection (a reset can destroy the answers before the
+    /// other end reads them, such as the error response to a protocol violation).
+    fn finish(&self) {
+        if self.stream.write_eof().is_ok() {
+            let mut dropped = 0;
+            let _ = fiber_core::timeout(LINGER_TIME, || -> io::Result<()> {
+                while dropped < LINGER_BYTES && self.stream.fill()? {
+                    let n = self.stream.with_buffered(|data| data.len());
+                    self.stream.consume(n);
+                    dropped += n;
+                }
+                Ok(())
+            });
+        }
+        let why = self.reason.borrow().clone();
+        self.close(&why);
+    }
+
+    /// The writer fiber: sends what gathers in the outbox, one write at a time, and closes
+    /// the connection once a draining peer has nothing left to send.
+    fn write_loop(self: &Rc<Inner>) {
+        self.outbox.set_writer(fiber_core::current());
+        let mut buf = Vec::new();
+        loop {
+            if self.outbox.take(&mut buf) {
+                if let Err(err) = self.stream.write_all(&buf) {
+                    if self.state.get() != State::Closed {
+                        self.close(&format!("sending failed: {err}"));
+                    }
+                    return;
+                }
+                buf.clear();
+                continue;
+            }
+            match self.state.get() {
+                State::Closed => return,
+                State::Draining if self.workers.is_idle() => {
+                    self.finish();
+                    return;
+                }
+                _ => {}
+            }
+            if self.outbox.park_writer().is_err() {
+                return;
+            }
+        }
+    }
+}
