@@ -45,6 +45,13 @@ pub struct Config {
     pub call_timeout: Option<Duration>,
     /// How many bytes may wait to be sent before callers and handlers block (default 1 MiB).
     pub write_buffer_limit: usize,
+    /// When this end closes a connection whose other end may still be sending (after a
+    /// protocol violation), it sends end of stream and then reads and drops input for at most
+    /// this long (default 2 s) before it closes: closing with unread input would reset the
+    /// connection, which can destroy the error response before the other end reads it.
+    pub linger_time: Duration,
+    /// ...and at most this many bytes (default 1 MiB).
+    pub linger_bytes: usize,
 }
 
 impl Default for Config {
@@ -57,6 +64,8 @@ impl Default for Config {
             max_queued: 1024,
             call_timeout: Some(DEFAULT_CALL_TIMEOUT),
             write_buffer_limit: 1 << 20,
+            linger_time: Duration::from_secs(2),
+            linger_bytes: 1 << 20,
         }
     }
 }

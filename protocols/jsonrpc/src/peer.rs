@@ -20,12 +20,6 @@ use crate::message::{Id, Response, Version};
 use crate::outbox::Outbox;
 use crate::workers::{Job, Workers};
 
-/// How long a finished connection keeps reading (and dropping) before it closes.
-const LINGER_TIME: Duration = Duration::from_secs(2);
-
-/// How many bytes a finished connection drops before it closes anyway.
-const LINGER_BYTES: usize = 1 << 20;
-
 /// One end of a JSON-RPC connection (Gruvi's `JsonRpcProtocol`), the same on a client and on a
 /// server: it calls methods of the other end and answers the other end's calls with its
 /// [`Handler`].
@@ -537,14 +531,16 @@ impl Inner {
     }
 
     /// Every answer of a draining connection is queued: sends it and end of stream, then
-    /// reads and drops what the other end still sends for a moment, so that closing with
-    /// unread bytes does not reset the connection (a reset can destroy the answers before the
-    /// other end reads them, such as the error response to a protocol violation).
+    /// reads and drops what the other end still sends for a moment
+    /// ([`Config::linger_time`]), so that closing with unread bytes does not reset the
+    /// connection (a reset can destroy the answers before the other end reads them, such as
+    /// the error response to a protocol violation).
     fn finish(&self) {
         if self.stream.write_eof().is_ok() {
             let mut dropped = 0;
-            let _ = fiber_core::timeout(LINGER_TIME, || -> io::Result<()> {
-                while dropped < LINGER_BYTES && self.stream.fill()? {
+            let (time, bytes) = (self.config.linger_time, self.config.linger_bytes);
+            let _ = fiber_core::timeout(time, || -> io::Result<()> {
+                while dropped < bytes && self.stream.fill()? {
                     let n = self.stream.with_buffered(|data| data.len());
                     self.stream.consume(n);
                     dropped += n;
