@@ -74,7 +74,11 @@ fn drive(runs: u64, secs: u64) -> ExitCode {
     let mut line = String::new();
     let stdout = server.0.stdout.take().expect("piped");
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("read");
-    let addr = line.trim().strip_prefix("listening on ").expect("the address").to_owned();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("the address")
+        .to_owned();
     let status = command("1")
         .args(["--client", &addr, &server.0.id().to_string()])
         .args(["--runs", &runs.to_string(), "--secs", &secs.to_string()])
@@ -110,7 +114,9 @@ fn serve() -> ExitCode {
         });
         methods.add("notes", move |_, ()| Ok(notes.get()));
         let server = Server::new(methods, Config::default());
-        server.listen(&"127.0.0.1:0".parse().unwrap()).expect("listen");
+        server
+            .listen(&"127.0.0.1:0".parse().unwrap())
+            .expect("listen");
         println!("listening on {}", server.addresses()[0]);
         // Runs until the driver kills it.
         fiber::sleep(Duration::from_secs(24 * 3600)).ok();
@@ -199,7 +205,10 @@ fn client(addr: &Address, pid: u32, runs: u64, dur: Duration) -> ExitCode {
     let benches: [Bench; 3] = [
         ("jsonrpc_calls_1", Box::new(|| calls(&peer, 1, dur))),
         ("jsonrpc_calls_100", Box::new(|| calls(&peer, CALLERS, dur))),
-        ("jsonrpc_notifications", Box::new(|| notifications(&peer, dur))),
+        (
+            "jsonrpc_notifications",
+            Box::new(|| notifications(&peer, dur)),
+        ),
     ];
     for (name, bench) in &benches {
         let mut samples: Vec<Sample> = (0..runs).map(|_| measure(pid, bench)).collect();
@@ -209,9 +218,19 @@ fn client(addr: &Address, pid: u32, runs: u64, dur: Duration) -> ExitCode {
         samples.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
         let m = &samples[samples.len() / 2];
         let all: Vec<String> = samples.iter().map(|s| format!("{:.0}", rate(s))).collect();
-        println!("RESULT name=gruvi_rs_{name} value={:.0} unit=per_s runs={}", rate(m), all.join(","));
-        println!("RESULT name=gruvi_rs_{name}_server_cpu value={:.1} unit=percent", cpu(m));
-        println!("RESULT name=gruvi_rs_{name}_per_server_core value={:.0} unit=per_s", per_core(m));
+        println!(
+            "RESULT name=gruvi_rs_{name} value={:.0} unit=per_s runs={}",
+            rate(m),
+            all.join(",")
+        );
+        println!(
+            "RESULT name=gruvi_rs_{name}_server_cpu value={:.1} unit=percent",
+            cpu(m)
+        );
+        println!(
+            "RESULT name=gruvi_rs_{name}_per_server_core value={:.0} unit=per_s",
+            per_core(m)
+        );
     }
     peer.close();
     ExitCode::SUCCESS

@@ -59,12 +59,16 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             "--version" => options.config.version = value("--version")?.parse()?,
             "--max-connections" => {
                 let n = value("--max-connections")?;
-                let n = n.parse().map_err(|e| format!("--max-connections {n}: {e}"))?;
+                let n = n
+                    .parse()
+                    .map_err(|e| format!("--max-connections {n}: {e}"))?;
                 options.max_connections = Some(n);
             }
             "--max-message-size" => {
                 let n = value("--max-message-size")?;
-                let n = n.parse().map_err(|e| format!("--max-message-size {n}: {e}"))?;
+                let n = n
+                    .parse()
+                    .map_err(|e| format!("--max-message-size {n}: {e}"))?;
                 options.config.max_message_size = n;
             }
             "-h" | "--help" => return Err(USAGE.into()),
@@ -107,7 +111,9 @@ fn methods() -> Methods {
     let mut m = Methods::new();
     m.add_raw("echo", |_, params| Ok(params.into_value()));
     m.add_raw("subtract", |_, params| subtract(params).map(number));
-    m.add("sum", |_, numbers: Vec<f64>| Ok(number(numbers.iter().sum())));
+    m.add("sum", |_, numbers: Vec<f64>| {
+        Ok(number(numbers.iter().sum()))
+    });
     m.add("get_data", |_, ()| Ok(json!(["hello", 5])));
     m.add_raw("notify_hello", |_, _| Ok(Value::Null));
     m.add("sleep", |_, (ms,): (u64,)| {

@@ -282,21 +282,40 @@ fn the_client_example_calls_gets_errors_and_answers_the_servers_calls() {
     let path = std::env::temp_dir().join(format!("gruvi-jsonrpc-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let path = path.to_str().expect("UTF-8 temp path").to_owned();
-    let args = ["--listen", "127.0.0.1:0", "--listen", &path, "--version", "1"];
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        &path,
+        "--version",
+        "1",
+    ];
     let server = start_server("jsonrpc_server", &args, 2);
     let tcp = server.addresses[0].as_str();
     let named = r#"{"minuend": 42, "subtrahend": 23}"#;
-    assert_eq!(client(&[tcp, "subtract", named]), (Some(0), "result 19\n".into()));
-    assert_eq!(client(&["--version", "1", tcp, "sum", "[1, 2, 3.5]"]), (Some(0), "result 6.5\n".into()));
+    assert_eq!(
+        client(&[tcp, "subtract", named]),
+        (Some(0), "result 19\n".into())
+    );
+    assert_eq!(
+        client(&["--version", "1", tcp, "sum", "[1, 2, 3.5]"]),
+        (Some(0), "result 6.5\n".into())
+    );
     // Over the Unix socket too; the server calls the client's ping (in 1.0, as told).
-    assert_eq!(client(&[&path, "call_me", r#"["ping", []]"#]), (Some(0), "result \"pong\"\n".into()));
+    assert_eq!(
+        client(&[&path, "call_me", r#"["ping", []]"#]),
+        (Some(0), "result \"pong\"\n".into())
+    );
     assert_eq!(
         client(&[tcp, "notify_me", r#"["hello", [1, 2]]"#]),
         (Some(0), "notification hello [1,2]\nresult null\n".into())
     );
     assert_eq!(
         client(&[tcp, "fail", "[7]"]),
-        (Some(1), "error {\"code\":-32000,\"message\":\"it failed\",\"data\":[7]}\n".into())
+        (
+            Some(1),
+            "error {\"code\":-32000,\"message\":\"it failed\",\"data\":[7]}\n".into()
+        )
     );
     let (code, out) = client(&[tcp, "nope"]);
     assert_eq!(code, Some(1));
@@ -304,7 +323,10 @@ fn the_client_example_calls_gets_errors_and_answers_the_servers_calls() {
     let (code, _) = client(&["--timeout", "0.2", tcp, "sleep", "[5000]"]);
     assert_eq!(code, Some(2), "a timed-out call");
     server.process.signal("INT");
-    let status = server.process.wait_timeout(CHILD_TIMEOUT).expect("exits on SIGINT");
+    let status = server
+        .process
+        .wait_timeout(CHILD_TIMEOUT)
+        .expect("exits on SIGINT");
     assert!(status.success(), "{status}");
 }
 
@@ -324,13 +346,18 @@ fn the_client_example_talks_to_a_python_json_rpc_1_0_server() {
         let _ = BufReader::new(stdout).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let port = rx.recv_timeout(CHILD_TIMEOUT).expect("the Python server's port");
+    let port = rx
+        .recv_timeout(CHILD_TIMEOUT)
+        .expect("the Python server's port");
     let addr = format!("127.0.0.1:{}", port.trim());
     let v1 = |method: &str, params: &str| client(&["--version", "1", &addr, method, params]);
     assert_eq!(v1("add", "[1, 2, 3]"), (Some(0), "result 6\n".into()));
     assert_eq!(
         v1("notify_then_add", "[40, 2]"),
-        (Some(0), "notification progress [\"half\"]\nresult 42\n".into())
+        (
+            Some(0),
+            "notification progress [\"half\"]\nresult 42\n".into()
+        )
     );
     // A 1.0 error of any shape: the original value is kept as data.
     let (code, out) = v1("nope", "[]");

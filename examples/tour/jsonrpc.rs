@@ -30,7 +30,10 @@ pub fn tour() -> Result<(), Box<dyn std::error::Error>> {
     client_methods.add("title", |_, (_name,): (String,)| Ok("dear"));
     let client = connect(&addr, client_methods, Config::default())?;
     println!("  add(1, 2) = {}", client.call::<i64>("add", (1, 2))?);
-    println!("  greet(\"fibers\") = {:?}", client.call::<String>("greet", ("fibers",))?);
+    println!(
+        "  greet(\"fibers\") = {:?}",
+        client.call::<String>("greet", ("fibers",))?
+    );
 
     let start = Instant::now();
     let callers: Vec<_> = (0..100)
@@ -43,7 +46,10 @@ pub fn tour() -> Result<(), Box<dyn std::error::Error>> {
     for caller in callers {
         ok += usize::from(caller.join().map_err(|e| e.to_string())?.is_ok());
     }
-    println!("  100 fibers called at once over one connection: {ok} answers matched by id in {:?}", start.elapsed());
+    println!(
+        "  100 fibers called at once over one connection: {ok} answers matched by id in {:?}",
+        start.elapsed()
+    );
 
     let err = client.call::<Value>("no_such_method", ()).unwrap_err();
     println!("  an unknown method: {err}");

@@ -92,9 +92,15 @@ mod tests {
     #[test]
     fn positional_named_and_no_params_in_2_0() {
         let v = encode(Version::V2, &(1, "a"), Some(7)).unwrap();
-        assert_eq!(v, json!({"jsonrpc": "2.0", "method": "m\"x", "params": [1, "a"], "id": 7}));
+        assert_eq!(
+            v,
+            json!({"jsonrpc": "2.0", "method": "m\"x", "params": [1, "a"], "id": 7})
+        );
         let v = encode(Version::V2, &json!({"k": 1}), None).unwrap();
-        assert_eq!(v, json!({"jsonrpc": "2.0", "method": "m\"x", "params": {"k": 1}}));
+        assert_eq!(
+            v,
+            json!({"jsonrpc": "2.0", "method": "m\"x", "params": {"k": 1}})
+        );
         let v = encode(Version::V2, &(), Some(1)).unwrap();
         assert_eq!(v, json!({"jsonrpc": "2.0", "method": "m\"x", "id": 1}));
     }
@@ -113,7 +119,13 @@ mod tests {
 
     #[test]
     fn scalar_params_are_refused() {
-        assert!(matches!(encode(Version::V2, &5, Some(1)), Err(Error::InvalidParams(_))));
-        assert!(matches!(encode(Version::V2, &"s", None), Err(Error::InvalidParams(_))));
+        assert!(matches!(
+            encode(Version::V2, &5, Some(1)),
+            Err(Error::InvalidParams(_))
+        ));
+        assert!(matches!(
+            encode(Version::V2, &"s", None),
+            Err(Error::InvalidParams(_))
+        ));
     }
 }

@@ -121,7 +121,9 @@ impl Server {
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Server").field("server", &self.server).finish()
+        f.debug_struct("Server")
+            .field("server", &self.server)
+            .finish()
     }
 }
 

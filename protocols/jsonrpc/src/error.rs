@@ -113,7 +113,10 @@ impl RpcError {
 
     /// -32001 `Message too large`, with the limit in the data.
     pub fn message_too_large(max: usize) -> RpcError {
-        RpcError::standard(MESSAGE_TOO_LARGE, format!("message larger than {max} bytes"))
+        RpcError::standard(
+            MESSAGE_TOO_LARGE,
+            format!("message larger than {max} bytes"),
+        )
     }
 }
 

@@ -52,7 +52,7 @@ pub use handler::{Handler, Methods};
 pub use message::{Id, Message, Params, Request, Response, Version};
 pub use peer::Peer;
 pub use rules::{Incoming, Invalid, classify, parse};
+pub use serde_json::Value;
 pub use splitter::{
     DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_SIZE, MAX_DEPTH_LIMIT, SplitError, Splitter,
 };
-pub use serde_json::Value;

@@ -320,7 +320,10 @@ mod tests {
             params: Params::None,
             ..call
         };
-        assert_eq!(to_value(&note), json!({"jsonrpc": "2.0", "method": "subtract"}));
+        assert_eq!(
+            to_value(&note),
+            json!({"jsonrpc": "2.0", "method": "subtract"})
+        );
     }
 
     #[test]
@@ -344,7 +347,10 @@ mod tests {
             id: "a".into(),
             result: Ok(json!(3)),
         };
-        assert_eq!(to_value(&ok), json!({"result": 3, "error": null, "id": "a"}));
+        assert_eq!(
+            to_value(&ok),
+            json!({"result": 3, "error": null, "id": "a"})
+        );
         let err = Response {
             result: Err(RpcError::new(1, "no")),
             ..ok

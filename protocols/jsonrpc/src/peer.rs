@@ -311,7 +311,12 @@ impl Inner {
         self.check_open()
     }
 
-    fn call(&self, method: &str, params: &impl Serialize, timeout: Option<Duration>) -> Result<Value, Error> {
+    fn call(
+        &self,
+        method: &str,
+        params: &impl Serialize,
+        timeout: Option<Duration>,
+    ) -> Result<Value, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wait_to_send()?;
         let id = self.next_id.replace(self.next_id.get() + 1);
@@ -408,8 +413,9 @@ impl Inner {
         let Job { request, batch } = job;
         let (id, version) = (request.id.clone(), request.version);
         let handler = &self.handler;
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler.handle(peer, request)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            handler.handle(peer, request)
+        }));
         let result = outcome.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
@@ -480,7 +486,10 @@ impl Inner {
 
     /// How many more jobs the queue takes.
     pub(crate) fn job_room(&self) -> usize {
-        self.config.max_queued.max(1).saturating_sub(self.workers.queued())
+        self.config
+            .max_queued
+            .max(1)
+            .saturating_sub(self.workers.queued())
     }
 
     /// Nothing more will be received: pending calls fail, handlers finish, the writer sends

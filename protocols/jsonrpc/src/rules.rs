@@ -66,11 +66,9 @@ pub enum Incoming {
 pub fn parse(bytes: &[u8]) -> Result<Incoming, RpcError> {
     let value: Value = serde_json::from_slice(bytes).map_err(RpcError::parse_error)?;
     Ok(match value {
-        Value::Array(entries) if entries.is_empty() => Incoming::Single(Err(invalid(
-            Version::V2,
-            Id::Null,
-            "an empty batch",
-        ))),
+        Value::Array(entries) if entries.is_empty() => {
+            Incoming::Single(Err(invalid(Version::V2, Id::Null, "an empty batch")))
+        }
         Value::Array(entries) => {
             Incoming::Batch(entries.into_iter().map(classify_batch_entry).collect())
         }
@@ -103,7 +101,11 @@ fn classify_batch_entry(value: Value) -> Result<Message, Invalid> {
             Id::Null,
             "a batch entry without \"jsonrpc\": \"2.0\"",
         )),
-        _ => Err(invalid(Version::V2, Id::Null, "a batch entry is not an object")),
+        _ => Err(invalid(
+            Version::V2,
+            Id::Null,
+            "a batch entry is not an object",
+        )),
     }
 }
 

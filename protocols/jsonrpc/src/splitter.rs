@@ -38,7 +38,10 @@ impl fmt::Display for SplitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SplitError::UnexpectedByte(b) => {
-                write!(f, "unexpected byte 0x{b:02x} where a JSON object or array must start")
+                write!(
+                    f,
+                    "unexpected byte 0x{b:02x} where a JSON object or array must start"
+                )
             }
             SplitError::MismatchedBracket(b) => {
                 write!(f, "mismatched closing bracket '{}'", char::from(*b))
@@ -337,7 +340,10 @@ mod tests {
 
     #[test]
     fn junk_between_messages_is_an_error() {
-        assert_eq!(split_all(b"{} x", 100), Err(SplitError::UnexpectedByte(b'x')));
+        assert_eq!(
+            split_all(b"{} x", 100),
+            Err(SplitError::UnexpectedByte(b'x'))
+        );
         assert_eq!(split_all(b"1", 100), Err(SplitError::UnexpectedByte(b'1')));
     }
 
@@ -347,7 +353,10 @@ mod tests {
             split_all(br#"{"a": "b"]"#, 100),
             Err(SplitError::MismatchedBracket(b']'))
         );
-        assert_eq!(split_all(b"[}", 1), Err(SplitError::MismatchedBracket(b'}')));
+        assert_eq!(
+            split_all(b"[}", 1),
+            Err(SplitError::MismatchedBracket(b'}'))
+        );
     }
 
     #[test]
@@ -379,7 +388,10 @@ mod tests {
         assert_eq!(s.split(b"[[[{"), Err(SplitError::TooDeep(3)));
         // Endless `{` stops at the depth limit long before any size limit.
         let mut s = Splitter::default();
-        assert_eq!(s.split(&[b'{'; 1000]), Err(SplitError::TooDeep(DEFAULT_MAX_DEPTH)));
+        assert_eq!(
+            s.split(&[b'{'; 1000]),
+            Err(SplitError::TooDeep(DEFAULT_MAX_DEPTH))
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ fn methods() -> Methods {
         fiber_core::sleep(Duration::from_millis(ms)).map_err(RpcError::internal_error)?;
         Ok(ms)
     });
-    m.add("panic", |_, ()| -> Result<(), RpcError> { panic!("handler bug") });
+    m.add("panic", |_, ()| -> Result<(), RpcError> {
+        panic!("handler bug")
+    });
     m.add("call_me", |peer, (method, params): (String, Value)| {
         peer.call::<Value>(&method, params)
             .map_err(|e| RpcError::new(-32000, e.to_string()))
@@ -72,7 +74,10 @@ fn a_peer_without_methods_answers_method_not_found_instead_of_hanging() {
         let err = s
             .call_timeout::<Value>("anything", [1], Some(Duration::from_secs(20)))
             .unwrap_err();
-        assert!(matches!(&err, Error::Rpc(e) if e.code == METHOD_NOT_FOUND), "{err}");
+        assert!(
+            matches!(&err, Error::Rpc(e) if e.code == METHOD_NOT_FOUND),
+            "{err}"
+        );
         assert!(start.elapsed() < Duration::from_secs(10));
         drop(c);
     });
@@ -85,7 +90,10 @@ fn params_that_do_not_fit_are_invalid_params() {
         let err = c.call::<i64>("add", ("x", 2)).unwrap_err();
         assert!(matches!(err, Error::Rpc(e) if e.code == INVALID_PARAMS));
         let err = c.call::<i64>("add", 5).unwrap_err();
-        assert!(matches!(err, Error::InvalidParams(_)), "scalar params refused locally");
+        assert!(
+            matches!(err, Error::InvalidParams(_)),
+            "scalar params refused locally"
+        );
     });
 }
 

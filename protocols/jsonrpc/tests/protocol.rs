@@ -47,7 +47,10 @@ impl Values {
                 return Some(parsed);
             }
             if !stream.fill().unwrap() {
-                assert!(self.pending.iter().all(u8::is_ascii_whitespace), "truncated");
+                assert!(
+                    self.pending.iter().all(u8::is_ascii_whitespace),
+                    "truncated"
+                );
                 return None;
             }
             let n = stream.with_buffered(|data| {
@@ -84,7 +87,9 @@ fn read_all(stream: &Stream) -> Vec<Value> {
 }
 
 fn error_code(v: &Value) -> i64 {
-    v["error"]["code"].as_i64().unwrap_or_else(|| panic!("no error in {v}"))
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no error in {v}"))
 }
 
 #[test]
@@ -100,7 +105,10 @@ fn one_message_several_in_one_write_and_whitespace_between() {
         );
         raw.write_all(b" \n\t{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[2,2],\"id\":2}\r\n{\"jsonrpc\":\"2.0\",\"method\":\"add\",\"params\":[3,3],\"id\":3}  ")
             .unwrap();
-        let all = [read_value(&raw, &mut s).unwrap(), read_value(&raw, &mut s).unwrap()];
+        let all = [
+            read_value(&raw, &mut s).unwrap(),
+            read_value(&raw, &mut s).unwrap(),
+        ];
         let mut results: Vec<_> = all.iter().map(|v| v["result"].as_i64().unwrap()).collect();
         results.sort();
         assert_eq!(results, [4, 6]);
@@ -111,7 +119,8 @@ fn one_message_several_in_one_write_and_whitespace_between() {
 fn a_message_fed_one_byte_at_a_time_is_answered() {
     run_clean(|| {
         let (_p, raw) = peer(Config::default());
-        let msg = br#"{"jsonrpc": "2.0", "method": "echo", "params": ["}{\"", {"a": []}], "id": "x"}"#;
+        let msg =
+            br#"{"jsonrpc": "2.0", "method": "echo", "params": ["}{\"", {"a": []}], "id": "x"}"#;
         for b in msg.iter() {
             raw.write_all(&[*b]).unwrap();
             fiber_core::yield_now().unwrap();
@@ -224,9 +233,13 @@ fn framed_but_invalid_json_and_invalid_requests_are_answered_and_the_connection_
     run_clean(|| {
         let (_p, raw) = peer(Config::default());
         let mut s = Values::default();
-        raw.write_all(b"{\"jsonrpc\": \"2.0\", \"method\" 1}").unwrap();
+        raw.write_all(b"{\"jsonrpc\": \"2.0\", \"method\" 1}")
+            .unwrap();
         let answer = read_value(&raw, &mut s).unwrap();
-        assert_eq!((error_code(&answer), &answer["id"]), (PARSE_ERROR, &Value::Null));
+        assert_eq!(
+            (error_code(&answer), &answer["id"]),
+            (PARSE_ERROR, &Value::Null)
+        );
         raw.write_all(br#"{"jsonrpc": "2.0", "method": 1, "params": "bar"}"#)
             .unwrap();
         let answer = read_value(&raw, &mut s).unwrap();
@@ -258,14 +271,19 @@ fn version_1_0_requests_get_1_0_answers() {
     run_clean(|| {
         let (_p, raw) = peer(Config::default());
         let mut s = Values::default();
-        raw.write_all(br#"{"method":"add","params":[1,2],"id":"a"}"#).unwrap();
+        raw.write_all(br#"{"method":"add","params":[1,2],"id":"a"}"#)
+            .unwrap();
         assert_eq!(
             read_value(&raw, &mut s).unwrap(),
             json!({"result": 3, "error": null, "id": "a"})
         );
-        raw.write_all(br#"{"method":"nope","params":[],"id":[1]}"#).unwrap();
+        raw.write_all(br#"{"method":"nope","params":[],"id":[1]}"#)
+            .unwrap();
         let answer = read_value(&raw, &mut s).unwrap();
-        assert_eq!((answer["result"].clone(), answer["id"].clone()), (Value::Null, json!([1])));
+        assert_eq!(
+            (answer["result"].clone(), answer["id"].clone()),
+            (Value::Null, json!([1]))
+        );
         assert_eq!(error_code(&answer), -32601);
     });
 }

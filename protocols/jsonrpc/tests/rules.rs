@@ -40,9 +40,18 @@ fn version_1_0_rules() {
     check(&[
         // Requests: method (a string), params (an array) and id, all required, nothing else.
         (json!({"method": "m", "params": [], "id": 1}), "request"),
-        (json!({"method": "m", "params": [1, "a"], "id": "x"}), "request"),
-        (json!({"method": "m", "params": [], "id": null}), "notification"),
-        (json!({"method": "m", "params": [], "id": [1, 2]}), "request"),
+        (
+            json!({"method": "m", "params": [1, "a"], "id": "x"}),
+            "request",
+        ),
+        (
+            json!({"method": "m", "params": [], "id": null}),
+            "notification",
+        ),
+        (
+            json!({"method": "m", "params": [], "id": [1, 2]}),
+            "request",
+        ),
         (json!({"method": "m", "params": []}), "invalid"),
         (json!({"method": "m", "id": 1}), "invalid"),
         (json!({"params": [], "id": 1}), "invalid"),
@@ -51,17 +60,32 @@ fn version_1_0_rules() {
         (json!({"method": "m", "params": {}, "id": 1}), "invalid"),
         (json!({"method": "m", "params": "x", "id": 1}), "invalid"),
         (json!({"method": "m", "params": null, "id": 1}), "invalid"),
-        (json!({"method": "m", "params": [], "id": 1, "x": 1}), "invalid"),
+        (
+            json!({"method": "m", "params": [], "id": 1, "x": 1}),
+            "invalid",
+        ),
         // Responses: result, error and id, all required; at most one of them non-null.
         (json!({"result": 1, "error": null, "id": 1}), "response"),
         (json!({"result": null, "error": null, "id": 1}), "response"),
-        (json!({"result": null, "error": {"code": 1, "message": "m"}, "id": 1}), "error response"),
-        (json!({"result": null, "error": "any value", "id": 1}), "error response"),
-        (json!({"result": 1, "error": {"code": 1, "message": "m"}, "id": 1}), "invalid response"),
+        (
+            json!({"result": null, "error": {"code": 1, "message": "m"}, "id": 1}),
+            "error response",
+        ),
+        (
+            json!({"result": null, "error": "any value", "id": 1}),
+            "error response",
+        ),
+        (
+            json!({"result": 1, "error": {"code": 1, "message": "m"}, "id": 1}),
+            "invalid response",
+        ),
         (json!({"result": 1, "id": 1}), "invalid response"),
         (json!({"error": null, "id": 1}), "invalid response"),
         (json!({"result": 1, "error": null}), "invalid response"),
-        (json!({"result": 1, "error": null, "id": 1, "x": 2}), "invalid response"),
+        (
+            json!({"result": 1, "error": null, "id": 1, "x": 2}),
+            "invalid response",
+        ),
         // Neither.
         (json!({"id": 1}), "invalid"),
         (json!({}), "invalid"),
@@ -71,35 +95,104 @@ fn version_1_0_rules() {
 #[test]
 fn version_2_0_rules() {
     check(&[
-        (json!({"jsonrpc": "2.0", "method": "m", "params": [1], "id": 1}), "request"),
-        (json!({"jsonrpc": "2.0", "method": "m", "params": {"a": 1}, "id": "s"}), "request"),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "params": [1], "id": 1}),
+            "request",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "params": {"a": 1}, "id": "s"}),
+            "request",
+        ),
         (json!({"jsonrpc": "2.0", "method": "m", "id": 1}), "request"),
-        (json!({"jsonrpc": "2.0", "method": "m", "id": null}), "request"),
-        (json!({"jsonrpc": "2.0", "method": "m", "id": -1.5}), "request"),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "id": null}),
+            "request",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "id": -1.5}),
+            "request",
+        ),
         (json!({"jsonrpc": "2.0", "method": "m"}), "notification"),
-        (json!({"jsonrpc": "2.0", "method": "m", "params": []}), "notification"),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "params": []}),
+            "notification",
+        ),
         (json!({"jsonrpc": "2.1", "method": "m", "id": 1}), "invalid"),
         (json!({"jsonrpc": 2.0, "method": "m", "id": 1}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": 1, "params": "bar"}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "params": "bar"}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "params": null}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "params": 1}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "id": [1]}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "id": {}}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "id": true}), "invalid"),
-        (json!({"jsonrpc": "2.0", "method": "m", "id": 1, "x": 1}), "invalid"),
+        (
+            json!({"jsonrpc": "2.0", "method": 1, "params": "bar"}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "params": "bar"}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "params": null}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "params": 1}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "id": [1]}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "id": {}}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "id": true}),
+            "invalid",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "method": "m", "id": 1, "x": 1}),
+            "invalid",
+        ),
         (json!({"jsonrpc": "2.0", "result": 7, "id": 1}), "response"),
-        (json!({"jsonrpc": "2.0", "result": null, "id": null}), "response"),
-        (json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "m"}, "id": null}), "error response"),
-        (json!({"jsonrpc": "2.0", "error": {"code": 1, "message": "m", "data": [1]}, "id": 1}), "error response"),
-        (json!({"jsonrpc": "2.0", "result": 1, "error": {"code": 1, "message": "m"}, "id": 1}), "invalid response"),
+        (
+            json!({"jsonrpc": "2.0", "result": null, "id": null}),
+            "response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "error": {"code": -32600, "message": "m"}, "id": null}),
+            "error response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "error": {"code": 1, "message": "m", "data": [1]}, "id": 1}),
+            "error response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "result": 1, "error": {"code": 1, "message": "m"}, "id": 1}),
+            "invalid response",
+        ),
         (json!({"jsonrpc": "2.0", "result": 1}), "invalid response"),
-        (json!({"jsonrpc": "2.0", "result": 1, "id": [1]}), "invalid response"),
-        (json!({"jsonrpc": "2.0", "result": 1, "id": 1, "x": 1}), "invalid response"),
-        (json!({"jsonrpc": "2.0", "error": "text", "id": 1}), "invalid response"),
-        (json!({"jsonrpc": "2.0", "error": {"code": "1", "message": "m"}, "id": 1}), "invalid response"),
-        (json!({"jsonrpc": "2.0", "error": {"code": 1}, "id": 1}), "invalid response"),
-        (json!({"jsonrpc": "2.0", "error": {"code": 1, "message": "m", "x": 1}, "id": 1}), "invalid response"),
+        (
+            json!({"jsonrpc": "2.0", "result": 1, "id": [1]}),
+            "invalid response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "result": 1, "id": 1, "x": 1}),
+            "invalid response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "error": "text", "id": 1}),
+            "invalid response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "error": {"code": "1", "message": "m"}, "id": 1}),
+            "invalid response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "error": {"code": 1}, "id": 1}),
+            "invalid response",
+        ),
+        (
+            json!({"jsonrpc": "2.0", "error": {"code": 1, "message": "m", "x": 1}, "id": 1}),
+            "invalid response",
+        ),
         (json!({"jsonrpc": "2.0", "id": 1}), "invalid"),
     ]);
 }
@@ -152,12 +245,20 @@ fn a_v1_error_of_any_shape_keeps_the_original_as_data() {
         panic!("a response")
     };
     let err: RpcError = response.result.unwrap_err();
-    assert_eq!((err.message.as_str(), err.data), ("boom", Some(json!("boom"))));
+    assert_eq!(
+        (err.message.as_str(), err.data),
+        ("boom", Some(json!("boom")))
+    );
 }
 
 #[test]
 fn invalid_json_is_a_parse_error() {
-    for bytes in [&b"{\"a\" 1}"[..], b"{\"a\": tru}", b"{\"a\": \"\xff\"}", b"{1: 2}"] {
+    for bytes in [
+        &b"{\"a\" 1}"[..],
+        b"{\"a\": tru}",
+        b"{\"a\": \"\xff\"}",
+        b"{1: 2}",
+    ] {
         assert_eq!(parse(bytes).unwrap_err().code, PARSE_ERROR, "{bytes:?}");
     }
 }
@@ -186,7 +287,14 @@ fn batches_classify_each_entry_and_need_2_0() {
         .collect();
     assert_eq!(
         kinds,
-        ["request", "notification", "invalid", "invalid", "invalid", "response"]
+        [
+            "request",
+            "notification",
+            "invalid",
+            "invalid",
+            "invalid",
+            "response"
+        ]
     );
 }
 
