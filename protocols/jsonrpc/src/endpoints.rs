@@ -48,10 +48,7 @@ impl Server {
     pub fn new(handler: impl Handler, config: Config) -> Server {
         let handler: Rc<dyn Handler> = Rc::new(handler);
         let server = gruvi_stream::Server::new(move |stream: Rc<Stream>| {
-            let peer = Peer::with_handler(stream, handler.clone(), config.clone())?;
-            // Cancelled when the server closes; dropping the peer closes the connection.
-            peer.join()?;
-            Ok(())
+            serve(stream, handler.clone(), config.clone())
         });
         server.set_max_connections(Some(DEFAULT_MAX_CONNECTIONS));
         Server { server }
@@ -125,6 +122,26 @@ impl fmt::Debug for Server {
             .field("server", &self.server)
             .finish()
     }
+}
+
+/// Runs a [`Peer`] on `stream` with `handler` until the connection closes, then closes it:
+/// what a [`Server`] does for each connection. A server on another kind of connection (TLS:
+/// accept, handshake, wrap the TLS stream in a [`Stream`]) calls this in its per-connection
+/// fiber.
+///
+/// # Switchpoint
+///
+/// Blocks the fiber until the connection closes.
+///
+/// # Errors
+///
+/// Spawning the peer's fibers failed, or this fiber was cancelled (the connection is closed
+/// then too).
+pub fn serve(stream: Rc<Stream>, handler: Rc<dyn Handler>, config: Config) -> io::Result<()> {
+    let peer = Peer::with_handler(stream, handler, config)?;
+    // Cancelled when the server closes; dropping the peer closes the connection.
+    peer.join()?;
+    Ok(())
 }
 
 /// Connects to `addr` (TCP or a Unix socket path, within [`DEFAULT_CONNECT_TIMEOUT`]) and runs

@@ -43,7 +43,7 @@ mod splitter;
 mod workers;
 
 pub use config::{Config, DEFAULT_CALL_TIMEOUT};
-pub use endpoints::{DEFAULT_MAX_CONNECTIONS, Server, connect};
+pub use endpoints::{DEFAULT_MAX_CONNECTIONS, Server, connect, serve};
 pub use error::{
     Error, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, MESSAGE_TOO_LARGE, METHOD_NOT_FOUND,
     PARSE_ERROR, RpcError, SERVER_ERROR, strerror,
