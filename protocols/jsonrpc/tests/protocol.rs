@@ -415,3 +415,84 @@ fn after_a_violation_the_peer_closes_after_linger_time_or_linger_bytes() {
         assert!(err.is_err(), "the sender sees the connection closed");
     });
 }
+
+/// With one handler busy, reading stops once `max_queued` requests wait: a response behind
+/// them stays unread until a handler frees up. One more slot and it is read at once.
+#[test]
+fn reading_pauses_at_max_queued_waiting_requests() {
+    for (max_queued, answered_while_blocked) in [(2, false), (3, true)] {
+        run_clean(|| {
+            let release = Rc::new(fiber_core::Event::new());
+            let mut m = Methods::new();
+            let r = release.clone();
+            m.add("block", move |_, ()| {
+                r.wait().unwrap();
+                Ok(())
+            });
+            let mut config = Config::default();
+            config.max_concurrency = 1;
+            config.max_queued = max_queued;
+            let (a, b) = UnixStream::pair().unwrap();
+            let p = Peer::new(Rc::new(Stream::new(a)), m, config).unwrap();
+            let raw: Rc<Stream> = Rc::new(Stream::new(b));
+            let p2 = p.clone();
+            let call = fiber_core::spawn(move || p2.call::<String>("x", ()));
+            let mut values = Values::default();
+            let request = read_value(&raw, &mut values).unwrap();
+            assert_eq!(request["method"], "x");
+            let mut bytes = Vec::new();
+            for id in 0..3 {
+                let msg = json!({"jsonrpc": "2.0", "method": "block", "id": id});
+                bytes.extend_from_slice(msg.to_string().as_bytes());
+            }
+            let answer = json!({"jsonrpc": "2.0", "result": "ok", "id": request["id"]});
+            bytes.extend_from_slice(answer.to_string().as_bytes());
+            raw.write_all(&bytes).unwrap();
+            fiber_core::sleep(Duration::from_millis(100)).unwrap();
+            assert_eq!(
+                call.is_finished(),
+                answered_while_blocked,
+                "max_queued {max_queued}"
+            );
+            release.set();
+            assert_eq!(call.join().unwrap().unwrap(), "ok");
+            for _ in 0..3 {
+                assert_eq!(
+                    read_value(&raw, &mut values).unwrap()["result"],
+                    Value::Null
+                );
+            }
+        });
+    }
+}
+
+/// Notifications to a peer that never reads block once the socket, the transport's queue
+/// and `write_buffer_limit` bytes are full; memory stays bounded.
+#[test]
+fn senders_block_when_write_buffer_limit_bytes_wait() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.write_buffer_limit = 1000;
+        let (p, _raw) = peer(config);
+        let mut sent = 0usize;
+        let blocked = fiber_core::timeout(Duration::from_millis(200), || {
+            while sent < 1_000_000 {
+                p.notify("n", ["x".repeat(100)])?;
+                sent += 1;
+            }
+            Ok(())
+        });
+        // The timeout interrupts the blocked notify; it never finishes the loop.
+        assert!(
+            matches!(
+                blocked,
+                Err(fiber_core::Error::TimedOut)
+                    | Ok(Err(gruvi_jsonrpc::Error::Fiber(
+                        fiber_core::Error::TimedOut
+                    )))
+            ),
+            "never blocked after {sent} notifications: {blocked:?}"
+        );
+        assert!(sent * 140 < 16 << 20, "{sent} notifications queued");
+    });
+}
