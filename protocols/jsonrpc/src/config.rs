@@ -36,10 +36,10 @@ pub struct Config {
     /// [`MAX_DEPTH_LIMIT`](crate::MAX_DEPTH_LIMIT)); deeper is a `-32700` error and a close.
     pub max_depth: usize,
     /// How many requests the handler may work on at once on one connection (default 64), each
-    /// in its own fiber: a slow handler does not stall the others.
+    /// in its own fiber: a slow handler does not stall the others. 0 counts as 1.
     pub max_concurrency: usize,
     /// How many received requests may wait for a free handler fiber (default 1024); beyond
-    /// that, reading from the connection pauses (TCP pushes back on the peer).
+    /// that, reading from the connection pauses (TCP pushes back on the peer). 0 counts as 1.
     pub max_queued: usize,
     /// How long a call waits for its answer (default [`DEFAULT_CALL_TIMEOUT`]; `None`: forever).
     pub call_timeout: Option<Duration>,

@@ -147,7 +147,7 @@ fn out_of_order_answers_reach_their_callers() {
     run_clean(|| {
         let (_s, c) = pair(methods(), Methods::new(), Config::default());
         let order = Rc::new(std::cell::RefCell::new(Vec::new()));
-        let callers: Vec<_> = [60u64, 1, 30]
+        let callers: Vec<_> = [150u64, 1, 50]
             .into_iter()
             .map(|ms| {
                 let (c, order) = (c.clone(), order.clone());
@@ -161,7 +161,7 @@ fn out_of_order_answers_reach_their_callers() {
         for caller in callers {
             assert!(caller.join().unwrap());
         }
-        assert_eq!(*order.borrow(), [1, 30, 60]);
+        assert_eq!(*order.borrow(), [1, 50, 150]);
     });
 }
 
