@@ -29,6 +29,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod batch;
 mod config;
 mod encode;
 mod endpoints;
@@ -42,6 +43,7 @@ mod rules;
 mod splitter;
 mod workers;
 
+pub use batch::Batch;
 pub use config::{Config, DEFAULT_CALL_TIMEOUT};
 pub use endpoints::{DEFAULT_MAX_CONNECTIONS, Server, connect, serve};
 pub use error::{

@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::batch::Batch;
 use crate::config::Config;
 use crate::error::{Error, RpcError};
 use crate::handler::Handler;
@@ -226,6 +227,12 @@ impl Peer {
         encoded
     }
 
+    /// Starts a JSON-RPC 2.0 batch of calls and notifications, sent in one message by
+    /// [`Batch::send`].
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self, self.inner.config.call_timeout)
+    }
+
     /// The version this peer sends its calls and notifications in.
     pub fn version(&self) -> Version {
         self.inner.config.version
@@ -267,6 +274,10 @@ impl Peer {
         Ok(())
     }
 
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
     /// A handle for a handler: it does not keep the connection open.
     pub(crate) fn borrowed(inner: Rc<Inner>) -> Peer {
         Peer {
@@ -286,17 +297,20 @@ impl fmt::Debug for Peer {
     }
 }
 
-/// Removes a call's entry however the call ends.
-struct Unregister<'a>(&'a Inner, u64);
+/// Removes the entries of calls however the wait for them ends.
+pub(crate) struct Unregister<'a>(&'a Inner, Vec<u64>);
 
 impl Drop for Unregister<'_> {
     fn drop(&mut self) {
-        self.0.pending.borrow_mut().remove(&self.1);
+        let mut pending = self.0.pending.borrow_mut();
+        for id in &self.1 {
+            pending.remove(id);
+        }
     }
 }
 
 impl Inner {
-    fn check_open(&self) -> Result<(), Error> {
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
         match self.state.get() {
             State::Open => Ok(()),
             _ => Err(Error::ConnectionLost(self.reason.borrow().clone())),
@@ -304,7 +318,7 @@ impl Inner {
     }
 
     /// Waits for room in the outbox; fails once the connection is not open.
-    fn wait_to_send(&self) -> Result<(), Error> {
+    pub(crate) fn wait_to_send(&self) -> Result<(), Error> {
         self.check_open()?;
         self.outbox
             .wait_for_room(|| self.state.get() == State::Open)?;
@@ -319,43 +333,79 @@ impl Inner {
     ) -> Result<Value, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wait_to_send()?;
-        let id = self.next_id.replace(self.next_id.get() + 1);
+        let id = self.next_id();
         let mut encoded = Ok(());
         let version = self.config.version;
         self.outbox
             .push(|out| encoded = crate::encode::request(out, version, method, params, Some(id)));
         encoded?;
-        let pending = Pending {
-            fiber: fiber_core::current(),
-            answer: None,
-        };
-        self.pending.borrow_mut().insert(id, pending);
-        let _unregister = Unregister(self, id);
+        let _unregister = self.register(vec![id]);
+        let answers = self.wait_answers(&[id], deadline)?;
+        answers
+            .into_iter()
+            .next()
+            .flatten()
+            .unwrap_or(Err(Error::TimedOut))
+    }
+
+    /// A fresh id for an outgoing call.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.replace(self.next_id.get() + 1)
+    }
+
+    /// Registers the current fiber as waiting for the answers to `ids`, until the guard drops.
+    pub(crate) fn register(&self, ids: Vec<u64>) -> Unregister<'_> {
+        let mut pending = self.pending.borrow_mut();
+        for &id in &ids {
+            let call = Pending {
+                fiber: fiber_core::current(),
+                answer: None,
+            };
+            pending.insert(id, call);
+        }
+        Unregister(self, ids)
+    }
+
+    /// Waits until every call of `ids` (registered by this fiber) is answered, or `deadline`
+    /// passes: the answers in order, `None` for those that did not come in time.
+    pub(crate) fn wait_answers(
+        &self,
+        ids: &[u64],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Option<Result<Value, Error>>>, Error> {
+        let mut answers: Vec<Option<Result<Value, Error>>> = ids.iter().map(|_| None).collect();
+        let mut missing = ids.len();
         loop {
-            let answer = self
-                .pending
-                .borrow_mut()
-                .get_mut(&id)
-                .and_then(|p| p.answer.take());
-            if let Some(answer) = answer {
-                return answer;
+            let mut pending = self.pending.borrow_mut();
+            for (slot, id) in answers.iter_mut().zip(ids) {
+                if slot.is_none()
+                    && let Some(answer) = pending.get_mut(id).and_then(|p| p.answer.take())
+                {
+                    *slot = Some(answer);
+                    missing -= 1;
+                }
+            }
+            drop(pending);
+            if missing == 0 {
+                return Ok(answers);
             }
             let parked = match deadline {
                 None => fiber_core::park(),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Err(Error::TimedOut);
+                        return Ok(answers);
                     }
                     fiber_core::park_timeout(left)
                 }
             };
             match parked {
-                // Our own deadline is checked at the top; another timeout is an enclosing
-                // scope's.
-                Err(fiber_core::Error::TimedOut) if deadline.is_some() => {}
-                Err(err) => return Err(err.into()),
                 Ok(()) => {}
+                // Our own deadline passed: collect what came, then return.
+                Err(fiber_core::Error::TimedOut)
+                    if deadline.is_some_and(|d| Instant::now() >= d) => {}
+                // An enclosing timeout scope, or cancellation.
+                Err(err) => return Err(err.into()),
             }
         }
     }

@@ -10,7 +10,7 @@ use crate::message::{Id, Message, Response};
 use crate::peer::Inner;
 use crate::rules::{Incoming, Invalid, parse};
 use crate::splitter::{SplitError, Splitter};
-use crate::workers::{Batch, Job};
+use crate::workers::{BatchReplies, Job};
 
 /// How the reading ended.
 enum End {
@@ -165,7 +165,7 @@ fn dispatch_batch(inner: &Rc<Inner>, entries: Vec<Result<Message, Invalid>>) -> 
         inner.send_batch(&responses);
         return 0;
     }
-    let (n, batch) = (requests.len(), Batch::new(requests.len(), responses));
+    let (n, batch) = (requests.len(), BatchReplies::new(requests.len(), responses));
     for request in requests {
         inner.push_job(Job {
             request,

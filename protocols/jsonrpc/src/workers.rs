@@ -16,20 +16,20 @@ use crate::message::{Request, Response};
 /// One request for the handler, alone or from a batch.
 pub(crate) struct Job {
     pub(crate) request: Request,
-    pub(crate) batch: Option<Rc<Batch>>,
+    pub(crate) batch: Option<Rc<BatchReplies>>,
 }
 
 /// The responses of a batch, sent in one array once every request in it was handled.
-pub(crate) struct Batch {
+pub(crate) struct BatchReplies {
     /// Requests of the batch not handled yet.
     remaining: Cell<usize>,
     responses: RefCell<Vec<Response>>,
 }
 
-impl Batch {
+impl BatchReplies {
     /// A batch of `jobs` requests whose invalid entries were answered with `responses`.
-    pub(crate) fn new(jobs: usize, responses: Vec<Response>) -> Rc<Batch> {
-        Rc::new(Batch {
+    pub(crate) fn new(jobs: usize, responses: Vec<Response>) -> Rc<BatchReplies> {
+        Rc::new(BatchReplies {
             remaining: Cell::new(jobs),
             responses: RefCell::new(responses),
         })

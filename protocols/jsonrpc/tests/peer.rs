@@ -319,3 +319,77 @@ fn a_closed_peer_ends_after_the_answers_to_requests_it_already_got() {
         s.join().unwrap();
     });
 }
+
+#[test]
+fn a_batch_of_calls_and_notifications_gets_each_calls_answer_in_order() {
+    run_clean(|| {
+        let seen = Rc::new(Cell::new(0));
+        let mut m = methods();
+        let s2 = seen.clone();
+        m.add("hello", move |_, ()| {
+            s2.set(s2.get() + 1);
+            Ok(())
+        });
+        // A 1.0 peer still sends batches as 2.0.
+        let (_s, c) = pair(m, Methods::new(), Config::with_version(Version::V1));
+        let mut batch = c.batch();
+        batch
+            .call("sleep", (20,))
+            .unwrap()
+            .notify("hello", ())
+            .unwrap()
+            .call("nope", ())
+            .unwrap()
+            .call("add", (2, 3))
+            .unwrap();
+        assert!(batch.call("add", 5).is_err(), "scalar params are refused");
+        let answers = batch.send().unwrap();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[0].as_ref().unwrap(), &json!(20));
+        assert!(matches!(&answers[1], Err(Error::Rpc(e)) if e.code == METHOD_NOT_FOUND));
+        assert_eq!(answers[2].as_ref().unwrap(), &json!(5));
+        assert_eq!(seen.get(), 1);
+        assert!(
+            c.batch().send().unwrap().is_empty(),
+            "an empty batch sends nothing"
+        );
+        let mut notes = c.batch();
+        notes.notify("hello", ()).unwrap();
+        assert!(notes.send().unwrap().is_empty());
+        assert_eq!(c.call::<i64>("add", (0, 0)).unwrap(), 0);
+        assert_eq!(seen.get(), 2);
+    });
+}
+
+#[test]
+fn a_batch_whose_answer_comes_too_late_times_out_call_by_call() {
+    run_clean(|| {
+        let (_s, c) = pair(methods(), Methods::new(), Config::default());
+        let mut batch = c.batch();
+        batch
+            .call("sleep", (300,))
+            .unwrap()
+            .call("add", (1, 1))
+            .unwrap();
+        batch.timeout(Some(Duration::from_millis(50)));
+        let answers = batch.send().unwrap();
+        assert!(answers.iter().all(|a| matches!(a, Err(Error::TimedOut))));
+    });
+}
+
+#[test]
+fn an_enclosing_timeout_scope_ends_a_call_with_its_own_error() {
+    run_clean(|| {
+        let (_s, c) = pair(methods(), Methods::new(), Config::default());
+        let start = Instant::now();
+        let outcome = fiber_core::timeout(Duration::from_millis(50), || {
+            c.call::<u64>("sleep", (5000,))
+        });
+        let ok = matches!(
+            outcome,
+            Err(fiber_core::Error::TimedOut) | Ok(Err(Error::Fiber(fiber_core::Error::TimedOut)))
+        );
+        assert!(ok, "{outcome:?}");
+        assert!(start.elapsed() < Duration::from_secs(3));
+    });
+}
