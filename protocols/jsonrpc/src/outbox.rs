@@ -33,6 +33,11 @@ impl Outbox {
         }
     }
 
+    /// How many bytes wait for the writer.
+    pub(crate) fn len(&self) -> usize {
+        self.buf.borrow().len()
+    }
+
     /// Whether more than the limit is waiting to be sent.
     pub(crate) fn is_full(&self) -> bool {
         self.buf.borrow().len() > self.limit

@@ -243,6 +243,13 @@ impl Peer {
         &self.inner.stream
     }
 
+    /// How many bytes of serialized messages wait for the writer fiber (not yet handed to the
+    /// connection). Callers and handlers block while it is over
+    /// [`Config::write_buffer_limit`].
+    pub fn unsent_bytes(&self) -> usize {
+        self.inner.outbox.len()
+    }
+
     /// Whether the connection is still fully open (it may be draining its last answers or
     /// closed otherwise).
     pub fn is_open(&self) -> bool {
@@ -532,6 +539,12 @@ impl Inner {
             fiber_core::park()?;
         }
         Ok(())
+    }
+
+    /// Waits while the outbox is over its limit and the connection is open.
+    pub(crate) fn wait_for_outbox_room(&self) -> fiber_core::Result<()> {
+        self.outbox
+            .wait_for_room(|| self.state.get() == State::Open)
     }
 
     /// How many more jobs the queue takes.

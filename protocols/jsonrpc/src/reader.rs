@@ -48,7 +48,12 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     // The bytes of a message split across reads (at most max_message_size of them).
     let mut partial = Vec::new();
     loop {
-        if let Err(err) = inner.wait_for_job_room() {
+        // The reader answers invalid messages itself: it too stops while the outbox is full,
+        // so a peer that sends garbage and never reads cannot grow it without bound.
+        if let Err(err) = inner
+            .wait_for_job_room()
+            .and_then(|()| inner.wait_for_outbox_room())
+        {
             return End::Error(err.into());
         }
         match inner.stream.fill() {
@@ -67,7 +72,8 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     }
 }
 
-/// Dispatches the whole messages in `data`, until `room` requests were queued; keeps an
+/// Dispatches the whole messages in `data`, until `room` requests were queued or the outbox
+/// is full (the rest stays in the connection's buffer, so reading pauses); keeps an
 /// incomplete tail in `partial`. Returns how many bytes of `data` it took and the error of a
 /// framing violation. Never switches (it runs on the connection's buffer in place).
 fn split(
@@ -91,7 +97,8 @@ fn split(
             Err(err) => return (data.len(), Some(violation(err))),
         }
     }
-    while used < data.len() && jobs < room {
+    // Stops at a full outbox too: answers to invalid messages are written by the reader.
+    while used < data.len() && jobs < room && !inner.outbox.is_full() {
         let rest = &data[used..];
         match splitter.split(rest) {
             Ok(Some((value, end))) => {

@@ -507,3 +507,40 @@ fn senders_block_when_write_buffer_limit_bytes_wait() {
         assert!(sent * 140 < 16 << 20, "{sent} notifications queued");
     });
 }
+
+/// A peer flooded with invalid requests by another end that never reads: the error responses
+/// stop being produced once `write_buffer_limit` bytes wait, so reading stops too and memory
+/// stays bounded (the sender blocks); what was answered is there to read.
+#[test]
+fn a_flood_of_invalid_requests_from_a_peer_that_does_not_read_is_bounded() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.write_buffer_limit = 4096;
+        let (p, raw) = peer(config);
+        // 2 MB of requests would make 110 MB of answers.
+        let chunk = b"{}".repeat(2048);
+        let r = raw.clone();
+        // In 4 KiB writes: a write blocks only while the stream's own queue is over 64 KiB.
+        let sender = fiber_core::spawn(move || -> std::io::Result<()> {
+            for _ in 0..500 {
+                r.write_all(&chunk)?;
+            }
+            Ok(())
+        });
+        fiber_core::sleep(Duration::from_millis(300)).unwrap();
+        assert!(!sender.is_finished(), "2 MB of requests were all taken in");
+        // At most one message's answer past the limit.
+        assert!(
+            p.unsent_bytes() <= 4096 + 200,
+            "{} bytes unsent",
+            p.unsent_bytes()
+        );
+        let mut values = Values::default();
+        for _ in 0..1000 {
+            assert_eq!(error_code(&values.next(&raw).unwrap()), -32600);
+        }
+        raw.close();
+        p.join().unwrap();
+        assert!(sender.join().unwrap().is_err());
+    });
+}
