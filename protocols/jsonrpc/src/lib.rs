@@ -5,9 +5,11 @@
 //!   depth limits), [`parse`] and [`classify`] apply each version's rules, and [`Request`] /
 //!   [`Response`] write themselves in either version.
 //! - A [`Peer`] runs one connection: calls in both directions (`peer.call::<i64>("add",
-//!   (1, 2))`), notifications, answers by a [`Handler`] ([`Methods`] is a registry of typed
-//!   methods) in a bounded pool of fibers per connection.
-//! - [`Server`] serves a handler on TCP and Unix addresses; [`connect`] makes a client peer.
+//!   (1, 2))`), notifications, 2.0 batches ([`Batch`]), answers by a [`Handler`] ([`Methods`]
+//!   is a registry of typed methods) in a bounded pool of fibers per connection. Every limit
+//!   is in [`Config`].
+//! - [`Server`] serves a handler on TCP and Unix addresses; [`connect`] makes a client peer;
+//!   [`serve`] runs a server-side peer on any other connection (TLS).
 //!
 //! # Examples
 //!

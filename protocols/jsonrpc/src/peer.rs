@@ -31,6 +31,7 @@ use crate::workers::{Job, Workers};
 /// - Received requests run in a pool of up to [`Config::max_concurrency`] handler fibers per
 ///   connection, so a handler may block, and may call back into the peer that called it.
 /// - Outgoing messages gather in one buffer that a writer fiber sends in one write.
+/// - [`batch`](Self::batch) sends several calls and notifications as one 2.0 batch.
 /// - Both versions are understood on input; what this end sends first is
 ///   [`Config::version`], and responses follow their request's version.
 ///
