@@ -12,9 +12,10 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;
 /// The default deepest nesting of arrays and objects.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
 
-/// The deepest nesting a splitter accepts at all: `serde_json` refuses deeper values anyway,
+/// The deepest nesting a splitter accepts at all: the most `serde_json` parses (its recursion
+/// limit of 128 admits 127 nested arrays or objects),
 /// and this keeps parsing and dropping a value well within a fiber's stack.
-pub const MAX_DEPTH_LIMIT: usize = 128;
+pub const MAX_DEPTH_LIMIT: usize = 127;
 
 /// Why the byte stream cannot be split into messages. The stream is out of sync afterwards:
 /// the connection must be closed.
@@ -392,6 +393,28 @@ mod tests {
             s.split(&[b'{'; 1000]),
             Err(SplitError::TooDeep(DEFAULT_MAX_DEPTH))
         );
+    }
+
+    #[test]
+    fn the_deepest_allowed_nesting_is_max_depth_limit() {
+        let mut s = Splitter::new(1000, MAX_DEPTH_LIMIT);
+        let deep = [vec![b'['; MAX_DEPTH_LIMIT], vec![b']'; MAX_DEPTH_LIMIT]].concat();
+        assert_eq!(s.split(&deep).unwrap(), Some((0..254, 254)));
+        // serde_json parses it too: the limit stays within its recursion limit.
+        let value: serde_json::Value = serde_json::from_slice(&deep).unwrap();
+        assert!(value.is_array());
+    }
+
+    #[test]
+    #[should_panic(expected = "max_depth must be between 1 and 127")]
+    fn a_depth_above_the_limit_is_refused() {
+        Splitter::new(1000, MAX_DEPTH_LIMIT + 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "max_depth must be between 1 and 127")]
+    fn a_depth_of_zero_is_refused() {
+        Splitter::new(1000, 0);
     }
 
     #[test]
