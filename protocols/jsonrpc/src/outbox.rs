@@ -18,8 +18,10 @@ pub(crate) struct Outbox {
     /// The writer fiber, once it runs, and whether it is parked waiting for bytes.
     writer: RefCell<Option<Fiber>>,
     writer_parked: Cell<bool>,
-    /// Fibers waiting for the buffer to go below the limit.
+    /// Fibers waiting for the buffer to go below the limit (or to be sent).
     waiters: RefCell<Vec<Fiber>>,
+    /// The writer is handing a buffer to the connection.
+    sending: Cell<bool>,
 }
 
 impl Outbox {
@@ -30,6 +32,7 @@ impl Outbox {
             writer: RefCell::new(None),
             writer_parked: Cell::new(false),
             waiters: RefCell::new(Vec::new()),
+            sending: Cell::new(false),
         }
     }
 
@@ -53,6 +56,28 @@ impl Outbox {
             fiber_core::park()?;
         }
         Ok(())
+    }
+
+    /// Waits until everything pushed so far was handed to the connection, while `open` says
+    /// the connection is.
+    ///
+    /// Switchpoint: parks the fiber.
+    pub(crate) fn wait_sent(&self, open: impl Fn() -> bool) -> fiber_core::Result<()> {
+        while (self.len() > 0 || self.sending.get()) && open() {
+            self.waiters.borrow_mut().push(fiber_core::current());
+            self.wake_writer();
+            fiber_core::park()?;
+        }
+        Ok(())
+    }
+
+    /// Marks the writer as handing a buffer to the connection (`true`) or done with it; done
+    /// wakes the fibers waiting in [`wait_sent`](Self::wait_sent).
+    pub(crate) fn set_sending(&self, sending: bool) {
+        self.sending.set(sending);
+        if !sending {
+            self.wake_waiters();
+        }
     }
 
     /// Appends one message written by `write`, and wakes the writer. Never switches.

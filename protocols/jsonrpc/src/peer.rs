@@ -112,8 +112,8 @@ impl Drop for CloseOnDrop {
 
 impl Peer {
     /// Runs JSON-RPC on `stream` (any [`Connection`](gruvi_stream::Connection): TCP, a Unix
-    /// socket, TLS), answering requests with `handler` ([`Methods::new()`](crate::Methods::new) answers every
-    /// request with `Method not found`). Starts the reader and writer fibers.
+    /// socket, TLS), answering requests with `handler` ([`Methods::new()`](crate::Methods::new)
+    /// answers every request with `Method not found`). Starts the reader and writer fibers.
     ///
     /// # Errors
     ///
@@ -121,7 +121,8 @@ impl Peer {
     ///
     /// # Panics
     ///
-    /// If `config.max_depth` is 0 or above [`MAX_DEPTH_LIMIT`](crate::MAX_DEPTH_LIMIT).
+    /// If `config.max_depth` is 0 or above [`MAX_DEPTH_LIMIT`](crate::MAX_DEPTH_LIMIT), or
+    /// `config.max_message_size` is 0.
     pub fn new(stream: Rc<Stream>, handler: impl Handler, config: Config) -> io::Result<Peer> {
         Peer::with_handler(stream, Rc::new(handler), config)
     }
@@ -257,8 +258,33 @@ impl Peer {
         self.inner.state.get() == State::Open
     }
 
+    /// Waits until every message sent so far (calls, notifications, answers) was handed to
+    /// the kernel. Call it before [`close`](Self::close) to be sure the last notifications go
+    /// out.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber until then.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] if the connection closed first, [`Error::Fiber`].
+    pub fn flush(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        inner
+            .outbox
+            .wait_sent(|| inner.state.get() != State::Closed)?;
+        if inner.state.get() == State::Closed {
+            return Err(Error::ConnectionLost(inner.reason.borrow().clone()));
+        }
+        inner
+            .stream
+            .flush()
+            .map_err(|e| Error::ConnectionLost(e.to_string()))
+    }
+
     /// Closes the connection now: pending calls fail, running handlers are cancelled, unsent
-    /// messages are dropped. Never switches.
+    /// messages are dropped ([`flush`](Self::flush) first to send them). Never switches.
     pub fn close(&self) {
         self.inner.close("the connection was closed");
     }
@@ -632,7 +658,10 @@ impl Inner {
         let mut buf = Vec::new();
         loop {
             if self.outbox.take(&mut buf) {
-                if let Err(err) = self.stream.write_all(&buf) {
+                self.outbox.set_sending(true);
+                let sent = self.stream.write_all(&buf);
+                self.outbox.set_sending(false);
+                if let Err(err) = sent {
                     if self.state.get() != State::Closed {
                         self.close(&format!("sending failed: {err}"));
                     }

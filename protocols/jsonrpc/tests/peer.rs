@@ -393,3 +393,25 @@ fn an_enclosing_timeout_scope_ends_a_call_with_its_own_error() {
         assert!(start.elapsed() < Duration::from_secs(3));
     });
 }
+
+#[test]
+fn flush_then_close_delivers_the_last_notifications() {
+    run_clean(|| {
+        let seen = Rc::new(Cell::new(0));
+        let mut m = Methods::new();
+        let s2 = seen.clone();
+        m.add("hello", move |_, (n,): (i64,)| {
+            s2.set(s2.get() + n);
+            Ok(())
+        });
+        let (s, c) = pair(m, Methods::new(), Config::default());
+        for _ in 0..1000 {
+            c.notify("hello", (1,)).unwrap();
+        }
+        c.flush().unwrap();
+        c.close();
+        s.join().unwrap();
+        assert_eq!(seen.get(), 1000);
+        assert!(matches!(c.flush(), Err(Error::ConnectionLost(_))));
+    });
+}
