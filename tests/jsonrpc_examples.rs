@@ -208,7 +208,7 @@ DEC = json.JSONDecoder()
 while True:
     conn, _ = srv.accept()
     buf = ""
-    while True:
+    while conn.fileno() != -1:
         chunk = conn.recv(65536)
         if not chunk:
             break
@@ -223,6 +223,11 @@ while True:
                 reply = {"result": None, "error": {"code": 1, "message": "not 1.0: " + json.dumps(msg)}, "id": msg.get("id")}
             elif msg["method"] == "add":
                 reply = {"result": sum(msg["params"]), "error": None, "id": msg["id"]}
+            elif msg["method"] == "silent":
+                continue
+            elif msg["method"] == "drop":
+                conn.close()
+                break
             elif msg["method"] == "notify_then_add":
                 note = {"method": "progress", "params": ["half"], "id": None}
                 conn.sendall(json.dumps(note).encode())
@@ -363,6 +368,17 @@ fn the_client_example_talks_to_a_python_json_rpc_1_0_server() {
     let (code, out) = v1("nope", "[]");
     assert_eq!(code, Some(1));
     assert!(out.contains("\"data\":\"no such method\""), "{out}");
+    // A server that never answers: the call times out after the configured time.
+    let start = std::time::Instant::now();
+    let (code, _) = client(&["--version", "1", "--timeout", "0.3", &addr, "silent", "[]"]);
+    assert_eq!(code, Some(2));
+    assert!(start.elapsed() >= std::time::Duration::from_millis(300));
+    // A server that drops the connection mid-call: the call fails at once, long before the
+    // default 30 s timeout.
+    let start = std::time::Instant::now();
+    let (code, _) = v1("drop", "[]");
+    assert_eq!(code, Some(2));
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
     // Without --version 1 the client sends 2.0, which this server refuses by its shape.
     let (code, out) = client(&[&addr, "add", "[1]"]);
     assert_eq!(code, Some(1));
