@@ -1,5 +1,7 @@
 //! [`Server`] and [`connect`]: JSON-RPC peers on listening and connecting endpoints.
 
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
 use std::rc::Rc;
@@ -41,17 +43,38 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 /// ```
 pub struct Server {
     server: gruvi_stream::Server,
+    peers: Peers,
+}
+
+/// The peers of a server's open connections, in the order they were accepted.
+type Peers = Rc<RefCell<BTreeMap<u64, Peer>>>;
+
+/// Forgets a connection's peer when its fiber ends, however it ends.
+struct Forget(Peers, u64);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        self.0.borrow_mut().remove(&self.1);
+    }
 }
 
 impl Server {
     /// A server answering with `handler`; it listens once [`listen`](Self::listen) is called.
     pub fn new(handler: impl Handler, config: Config) -> Server {
         let handler: Rc<dyn Handler> = Rc::new(handler);
+        let peers: Peers = Rc::default();
+        let (p, next_id) = (peers.clone(), Cell::new(0u64));
         let server = gruvi_stream::Server::new(move |stream: Rc<Stream>| {
-            serve(stream, handler.clone(), config.clone())
+            let peer = Peer::with_handler(stream, handler.clone(), config.clone())?;
+            let id = next_id.replace(next_id.get() + 1);
+            p.borrow_mut().insert(id, peer.handle());
+            let _forget = Forget(p.clone(), id);
+            // Cancelled when the server closes; dropping the peer closes the connection.
+            peer.join()?;
+            Ok(())
         });
         server.set_max_connections(Some(DEFAULT_MAX_CONNECTIONS));
-        Server { server }
+        Server { server, peers }
     }
 
     /// Limits how many connections are served at once (`None`: no limit).
@@ -86,6 +109,12 @@ impl Server {
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
         self.server.connections().len()
+    }
+
+    /// The peers of the open connections, in the order they were accepted: to notify or call
+    /// every client. The handles do not keep their connections open.
+    pub fn peers(&self) -> Vec<Peer> {
+        self.peers.borrow().values().cloned().collect()
     }
 
     /// Stops accepting, closes every connection and waits for their fibers.

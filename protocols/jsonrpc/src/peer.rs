@@ -312,6 +312,11 @@ impl Peer {
         &self.inner
     }
 
+    /// A handle to the same connection that does not keep it open.
+    pub(crate) fn handle(&self) -> Peer {
+        Peer::borrowed(self.inner.clone())
+    }
+
     /// A handle for a handler: it does not keep the connection open.
     pub(crate) fn borrowed(inner: Rc<Inner>) -> Peer {
         Peer {

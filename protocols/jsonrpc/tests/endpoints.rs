@@ -123,3 +123,42 @@ fn the_splitter_frames_messages_for_gruvi_streams_dispatcher() {
         assert_eq!(seen, ["{\"a\": \"}\"}", "[1,\n2]", "{}"]);
     });
 }
+
+#[test]
+fn the_server_notifies_every_connected_client_through_its_peers() {
+    run_clean(|| {
+        let server = server();
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.addresses()[0].clone();
+        let got = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let clients: Vec<_> = (0..3)
+            .map(|i| {
+                let mut m = Methods::new();
+                let got = got.clone();
+                m.add("news", move |_, (n,): (i64,)| {
+                    got.borrow_mut().push((i, n));
+                    Ok(())
+                });
+                let c = connect(&addr, m, Config::default()).unwrap();
+                // A round trip, so the server has registered the connection.
+                assert_eq!(c.call::<i64>("add", (0, 0)).unwrap(), 0);
+                c
+            })
+            .collect();
+        let peers = server.peers();
+        assert_eq!(peers.len(), 3);
+        for peer in &peers {
+            peer.notify("news", (7,)).unwrap();
+        }
+        for c in &clients {
+            // The notification was sent before this answer.
+            c.call::<u64>("sleep", (1,)).unwrap();
+        }
+        let mut got = got.borrow().clone();
+        got.sort();
+        assert_eq!(got, [(0, 7), (1, 7), (2, 7)]);
+        drop(clients);
+        server.close().unwrap();
+        assert!(server.peers().is_empty());
+    });
+}
