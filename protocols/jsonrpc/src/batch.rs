@@ -64,7 +64,7 @@ impl<'a> Batch<'a> {
     /// [`Error::InvalidParams`] or [`Error::Json`] for params that are not an array or
     /// object; the batch is unchanged.
     pub fn call(&mut self, method: &str, params: impl Serialize) -> Result<&mut Self, Error> {
-        let id = self.peer.inner().next_id();
+        let id = self.peer.inner().calls.next_id();
         self.add(method, &params, Some(id))?;
         self.ids.push(id);
         Ok(self)
@@ -119,13 +119,13 @@ impl<'a> Batch<'a> {
         let inner = self.peer.inner();
         let deadline = self.timeout.map(|t| Instant::now() + t);
         inner.wait_to_send()?;
-        let _unregister = inner.register(self.ids.clone());
+        let _unregister = inner.calls.register(self.ids.clone());
         inner.outbox.push(|out| {
             out.push(b'[');
             out.extend_from_slice(&self.entries);
             out.push(b']');
         });
-        let answers = inner.wait_answers(&self.ids, deadline)?;
+        let answers = inner.calls.wait(&self.ids, deadline)?;
         Ok(answers
             .into_iter()
             .map(|a| a.unwrap_or(Err(Error::TimedOut)))

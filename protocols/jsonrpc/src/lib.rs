@@ -32,11 +32,13 @@
 #![forbid(unsafe_code)]
 
 mod batch;
+mod calls;
 mod config;
 mod encode;
 mod endpoints;
 mod error;
 mod handler;
+mod handling;
 mod message;
 mod outbox;
 mod peer;

@@ -1,7 +1,6 @@
 //! [`Peer`]: one end of a JSON-RPC connection, calling and answering in both directions.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::rc::Rc;
@@ -14,12 +13,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::batch::Batch;
+use crate::calls::Calls;
 use crate::config::Config;
-use crate::error::{Error, RpcError};
+use crate::error::Error;
 use crate::handler::Handler;
-use crate::message::{Id, Response, Version};
+use crate::message::Version;
 use crate::outbox::Outbox;
-use crate::workers::{Job, Workers};
+use crate::workers::Workers;
 
 /// One end of a JSON-RPC connection (Gruvi's `JsonRpcProtocol`), the same on a client and on a
 /// server: it calls methods of the other end and answers the other end's calls with its
@@ -68,7 +68,7 @@ pub struct Peer {
 
 /// Where the connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     Open,
     /// Nothing more will be received (end of stream, or a protocol violation): handlers
     /// finish and their answers are sent, then the connection closes.
@@ -76,26 +76,19 @@ enum State {
     Closed,
 }
 
-/// A call waiting for its answer.
-struct Pending {
-    fiber: Fiber,
-    answer: Option<Result<Value, Error>>,
-}
-
 /// What the public handles and the peer's fibers share.
 pub(crate) struct Inner {
     pub(crate) stream: Rc<Stream>,
     pub(crate) config: Config,
-    handler: Rc<dyn Handler>,
-    state: Cell<State>,
+    pub(crate) handler: Rc<dyn Handler>,
+    pub(crate) state: Cell<State>,
     /// Why the connection ended, for the calls that fail because of it.
     reason: RefCell<String>,
-    next_id: Cell<u64>,
-    pending: RefCell<HashMap<u64, Pending>>,
+    pub(crate) calls: Calls,
     pub(crate) outbox: Outbox,
     pub(crate) workers: Workers,
     /// The reader, parked because the job queue is full.
-    reader_waiting: RefCell<Option<Fiber>>,
+    pub(crate) reader_waiting: RefCell<Option<Fiber>>,
     /// The reader and writer fibers.
     fibers: RefCell<Vec<JoinHandle<()>>>,
     /// Fibers in [`Peer::join`].
@@ -143,8 +136,7 @@ impl Peer {
             handler,
             state: Cell::new(State::Open),
             reason: RefCell::new(String::new()),
-            next_id: Cell::new(1),
-            pending: RefCell::new(HashMap::new()),
+            calls: Calls::new(),
             outbox: Outbox::new(config.write_buffer_limit),
             workers: Workers::new(config.max_concurrency),
             reader_waiting: RefCell::new(None),
@@ -331,20 +323,8 @@ impl fmt::Debug for Peer {
         f.debug_struct("Peer")
             .field("version", &self.inner.config.version)
             .field("state", &self.inner.state.get())
-            .field("pending_calls", &self.inner.pending.borrow().len())
+            .field("pending_calls", &self.inner.calls.len())
             .finish()
-    }
-}
-
-/// Removes the entries of calls however the wait for them ends.
-pub(crate) struct Unregister<'a>(&'a Inner, Vec<u64>);
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        let mut pending = self.0.pending.borrow_mut();
-        for id in &self.1 {
-            pending.remove(id);
-        }
     }
 }
 
@@ -372,196 +352,19 @@ impl Inner {
     ) -> Result<Value, Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wait_to_send()?;
-        let id = self.next_id();
+        let id = self.calls.next_id();
         let mut encoded = Ok(());
         let version = self.config.version;
         self.outbox
             .push(|out| encoded = crate::encode::request(out, version, method, params, Some(id)));
         encoded?;
-        let _unregister = self.register(vec![id]);
-        let answers = self.wait_answers(&[id], deadline)?;
+        let _unregister = self.calls.register(vec![id]);
+        let answers = self.calls.wait(&[id], deadline)?;
         answers
             .into_iter()
             .next()
             .flatten()
             .unwrap_or(Err(Error::TimedOut))
-    }
-
-    /// A fresh id for an outgoing call.
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.replace(self.next_id.get() + 1)
-    }
-
-    /// Registers the current fiber as waiting for the answers to `ids`, until the guard drops.
-    pub(crate) fn register(&self, ids: Vec<u64>) -> Unregister<'_> {
-        let mut pending = self.pending.borrow_mut();
-        for &id in &ids {
-            let call = Pending {
-                fiber: fiber_core::current(),
-                answer: None,
-            };
-            pending.insert(id, call);
-        }
-        Unregister(self, ids)
-    }
-
-    /// Waits until every call of `ids` (registered by this fiber) is answered, or `deadline`
-    /// passes: the answers in order, `None` for those that did not come in time.
-    pub(crate) fn wait_answers(
-        &self,
-        ids: &[u64],
-        deadline: Option<Instant>,
-    ) -> Result<Vec<Option<Result<Value, Error>>>, Error> {
-        let mut answers: Vec<Option<Result<Value, Error>>> = ids.iter().map(|_| None).collect();
-        let mut missing = ids.len();
-        loop {
-            let mut pending = self.pending.borrow_mut();
-            for (slot, id) in answers.iter_mut().zip(ids) {
-                if slot.is_none()
-                    && let Some(answer) = pending.get_mut(id).and_then(|p| p.answer.take())
-                {
-                    *slot = Some(answer);
-                    missing -= 1;
-                }
-            }
-            drop(pending);
-            if missing == 0 {
-                return Ok(answers);
-            }
-            let parked = match deadline {
-                None => fiber_core::park(),
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(answers);
-                    }
-                    fiber_core::park_timeout(left)
-                }
-            };
-            match parked {
-                Ok(()) => {}
-                // Our own deadline passed: collect what came, then return.
-                Err(fiber_core::Error::TimedOut)
-                    if deadline.is_some_and(|d| Instant::now() >= d) => {}
-                // An enclosing timeout scope, or cancellation.
-                Err(err) => return Err(err.into()),
-            }
-        }
-    }
-
-    /// Delivers a response to the call waiting for it; a response nobody waits for (an
-    /// unknown id, or a call that timed out) is logged and dropped.
-    pub(crate) fn route_response(&self, response: Response) {
-        let answer = response.result.map_err(Error::Rpc);
-        self.answer(&response.id, answer);
-    }
-
-    /// Fails the call with `id` with `answer`, if one waits; logs it otherwise.
-    pub(crate) fn answer(&self, id: &Id, answer: Result<Value, Error>) {
-        let mut pending = self.pending.borrow_mut();
-        match id.as_u64().and_then(|n| pending.get_mut(&n)) {
-            Some(call) => {
-                call.answer = Some(answer);
-                call.fiber.unpark();
-            }
-            None => log::warn!("ignoring a JSON-RPC response with unknown id {id}"),
-        }
-    }
-
-    /// Queues a request for the handler pool.
-    pub(crate) fn push_job(self: &Rc<Inner>, job: Job) {
-        let spawn = || self.spawn_worker();
-        self.workers.push(job, &spawn);
-    }
-
-    fn spawn_worker(self: &Rc<Inner>) -> io::Result<JoinHandle<()>> {
-        let inner = self.clone();
-        Builder::new()
-            .name("jsonrpc handler")
-            .spawn(move || inner.work())
-    }
-
-    /// The body of a handler fiber.
-    fn work(self: &Rc<Inner>) {
-        let spawn = || self.spawn_worker();
-        let peer = Peer::borrowed(self.clone());
-        let run = |job: Job| self.run_job(&peer, job);
-        let taken = || {
-            if let Some(reader) = self.reader_waiting.take() {
-                reader.unpark();
-            }
-        };
-        let stopped = || self.state.get() != State::Open;
-        self.workers.work(&spawn, &run, &taken, &stopped);
-        // The last answers of a draining connection may be out: let the writer check.
-        self.outbox.wake_writer();
-    }
-
-    /// Runs the handler on one request and sends (or records, in a batch) its answer.
-    fn run_job(&self, peer: &Peer, job: Job) {
-        let Job { request, batch } = job;
-        let (id, version) = (request.id.clone(), request.version);
-        let handler = &self.handler;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            handler.handle(peer, request)
-        }));
-        let result = outcome.unwrap_or_else(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "the handler panicked".into());
-            Err(RpcError::internal_error(what))
-        });
-        let response = id.map(|id| Response {
-            version,
-            id,
-            result,
-        });
-        match batch {
-            Some(batch) => {
-                if let Some(responses) = batch.complete(response) {
-                    self.send_batch(&responses);
-                }
-            }
-            None => {
-                if let Some(response) = response {
-                    let _ = self
-                        .outbox
-                        .wait_for_room(|| self.state.get() != State::Closed);
-                    self.send_response(&response);
-                }
-            }
-        }
-        if self.state.get() == State::Draining {
-            self.outbox.wake_writer();
-        }
-    }
-
-    /// Queues a response. Never switches: handlers wait for room in the outbox first, the
-    /// reader (answering invalid requests) never does.
-    pub(crate) fn send_response(&self, response: &Response) {
-        if self.state.get() == State::Closed {
-            return;
-        }
-        self.outbox.push(|out| response.write_to(out));
-    }
-
-    /// Queues the responses of a batch as one array (nothing when there are none).
-    pub(crate) fn send_batch(&self, responses: &[Response]) {
-        if responses.is_empty() || self.state.get() == State::Closed {
-            return;
-        }
-        self.outbox.push(|out| {
-            out.push(b'[');
-            for (i, response) in responses.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                response.write_to(out);
-            }
-            out.push(b']');
-        });
     }
 
     /// Waits while the job queue is full (reading pauses).
@@ -602,11 +405,7 @@ impl Inner {
     }
 
     fn fail_pending(&self) {
-        let why = self.reason.borrow().clone();
-        for call in self.pending.borrow_mut().values_mut() {
-            call.answer = Some(Err(Error::ConnectionLost(why.clone())));
-            call.fiber.unpark();
-        }
+        self.calls.fail_all(&self.reason.borrow());
     }
 
     /// Closes the connection now (see [`Peer::close`]). Never switches.

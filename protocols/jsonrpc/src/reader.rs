@@ -142,7 +142,7 @@ fn dispatch(inner: &Rc<Inner>, bytes: &[u8]) -> usize {
             1
         }
         Ok(Incoming::Single(Ok(Message::Response(response)))) => {
-            inner.route_response(response);
+            inner.calls.route_response(response);
             0
         }
         Ok(Incoming::Single(Err(invalid))) => {
@@ -161,7 +161,7 @@ fn dispatch_batch(inner: &Rc<Inner>, entries: Vec<Result<Message, Invalid>>) -> 
     for entry in entries {
         match entry {
             Ok(Message::Request(request)) => requests.push(request),
-            Ok(Message::Response(response)) => inner.route_response(response),
+            Ok(Message::Response(response)) => inner.calls.route_response(response),
             Err(invalid) => match invalid.response() {
                 Some(response) => responses.push(response),
                 None => invalid_response(inner, invalid),
@@ -194,6 +194,8 @@ fn invalid_response(inner: &Inner, invalid: Invalid) {
     if invalid.id == Id::Null {
         log::warn!("ignoring an invalid JSON-RPC response: {why}");
     } else {
-        inner.answer(&invalid.id, Err(crate::error::Error::InvalidResponse(why)));
+        inner
+            .calls
+            .answer(&invalid.id, Err(crate::error::Error::InvalidResponse(why)));
     }
 }
