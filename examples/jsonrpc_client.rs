@@ -1,0 +1,108 @@
+//! A JSON-RPC client: one call, its result or error printed.
+//!
+//! ```text
+//! jsonrpc_client [--version 1|2] [--timeout SECONDS] ADDR METHOD [JSON_PARAMS]
+//! ```
+//!
+//! `ADDR` is `host:port` or a Unix socket path; `JSON_PARAMS` an array or an object (none by
+//! default). Prints `result JSON` and exits 0, or `error JSON` (the error object) and exits 1;
+//! other failures (connection, timeout) go to standard error with exit status 2. Notifications
+//! from the server are printed as `notification METHOD PARAMS` lines as they come; calls of
+//! `ping` from the server are answered with `"pong"`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use gruvi::fiber;
+use gruvi::jsonrpc::{Config, Error, Peer, Request, RpcError, Value, connect};
+use gruvi::stream::Address;
+
+const USAGE: &str =
+    "usage: jsonrpc_client [--version 1|2] [--timeout SECONDS] ADDR METHOD [JSON_PARAMS]";
+
+struct Options {
+    config: Config,
+    addr: Address,
+    method: String,
+    params: Value,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut config = Config::default();
+    let mut positional = Vec::new();
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--version" => config.version = value("--version")?.parse()?,
+            "--timeout" => {
+                let t = value("--timeout")?;
+                let secs: f64 = t.parse().map_err(|e| format!("--timeout {t}: {e}"))?;
+                config.call_timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            _ => positional.push(arg),
+        }
+    }
+    let (addr, method, params) = match positional.as_slice() {
+        [addr, method] => (addr, method, "null"),
+        [addr, method, params] => (addr, method, params.as_str()),
+        _ => return Err(USAGE.into()),
+    };
+    Ok(Options {
+        config,
+        addr: addr.parse().map_err(|e| format!("{addr}: {e}"))?,
+        method: method.clone(),
+        params: serde_json::from_str(params).map_err(|e| format!("JSON_PARAMS: {e}"))?,
+    })
+}
+
+/// Answers the server's `ping` calls and prints its notifications.
+fn handler(_peer: &Peer, request: Request) -> Result<Value, RpcError> {
+    if request.is_notification() {
+        let params = serde_json::to_string(&request.params).unwrap_or_default();
+        println!("notification {} {params}", request.method);
+        return Ok(Value::Null);
+    }
+    match request.method.as_str() {
+        "ping" => Ok(Value::from("pong")),
+        other => Err(RpcError::method_not_found(other)),
+    }
+}
+
+fn run(options: Options) -> ExitCode {
+    let peer = match connect(&options.addr, handler, options.config) {
+        Ok(peer) => peer,
+        Err(err) => {
+            eprintln!("jsonrpc_client: cannot connect to {}: {err}", options.addr);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = peer.call::<Value>(&options.method, &options.params);
+    peer.close();
+    match outcome {
+        Ok(result) => {
+            println!("result {result}");
+            ExitCode::SUCCESS
+        }
+        Err(Error::Rpc(error)) => {
+            let json = serde_json::to_string(&error).unwrap_or_default();
+            println!("error {json}");
+            ExitCode::from(1)
+        }
+        Err(err) => {
+            eprintln!("jsonrpc_client: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    match parse_args(std::env::args().skip(1)) {
+        Ok(options) => fiber::run(|| run(options)),
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! [`Config`]: the limits and defaults of a peer.
+
+use std::time::Duration;
+
+use crate::message::Version;
+use crate::splitter::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_SIZE};
+
+/// How long a call waits for its answer by default (30 s, as Gruvi).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The settings and limits of a [`Peer`](crate::Peer): every limit has a default and can be
+/// changed.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gruvi_jsonrpc::{Config, Version};
+///
+/// let mut config = Config::default();
+/// config.version = Version::V1;
+/// config.call_timeout = Some(Duration::from_secs(5));
+/// assert_eq!(config.max_message_size, 64 * 1024);
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// The version of the calls and notifications this peer sends (default 2.0). Both versions
+    /// are understood on input, and a response always goes out in its request's version.
+    pub version: Version,
+    /// The largest message accepted, in bytes, counting the whitespace before it (default
+    /// 64 KiB). A larger one gets a `-32001` error response with id null, then the connection
+    /// is closed.
+    pub max_message_size: usize,
+    /// The deepest nesting of arrays and objects accepted (default 64, at most
+    /// [`MAX_DEPTH_LIMIT`](crate::MAX_DEPTH_LIMIT)); deeper is a `-32700` error and a close.
+    pub max_depth: usize,
+    /// How many requests the handler may work on at once on one connection (default 64), each
+    /// in its own fiber: a slow handler does not stall the others. 0 counts as 1.
+    pub max_concurrency: usize,
+    /// How many received requests may wait for a free handler fiber (default 1024); beyond
+    /// that, reading from the connection pauses (TCP pushes back on the peer). 0 counts as 1.
+    pub max_queued: usize,
+    /// How long a call waits for its answer (default [`DEFAULT_CALL_TIMEOUT`]; `None`: forever).
+    pub call_timeout: Option<Duration>,
+    /// How many bytes may wait to be sent before callers and handlers block (default 1 MiB).
+    pub write_buffer_limit: usize,
+    /// When this end closes a connection whose other end may still be sending (after a
+    /// protocol violation), it sends end of stream and then reads and drops input for at most
+    /// this long (default 2 s) before it closes: closing with unread input would reset the
+    /// connection, which can destroy the error response before the other end reads it.
+    pub linger_time: Duration,
+    /// ...and at most this many bytes (default 1 MiB).
+    pub linger_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            version: Version::V2,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_concurrency: 64,
+            max_queued: 1024,
+            call_timeout: Some(DEFAULT_CALL_TIMEOUT),
+            write_buffer_limit: 1 << 20,
+            linger_time: Duration::from_secs(2),
+            linger_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// The default configuration sending `version`.
+    pub fn with_version(version: Version) -> Config {
+        Config {
+            version,
+            ..Config::default()
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The reader fiber of a peer: splits the connection's bytes into JSON values and parses them
+//! in place, in the connection's own buffer; routes responses to the calls waiting for them
+//! and queues requests for the handler pool.
+
+use std::io;
+use std::rc::Rc;
+
+use crate::error::RpcError;
+use crate::message::{Id, Message, Response};
+use crate::peer::Inner;
+use crate::rules::{Incoming, Invalid, parse};
+use crate::splitter::{SplitError, Splitter};
+use crate::workers::{BatchReplies, Job};
+
+/// How the reading ended.
+enum End {
+    /// The other end closed its side.
+    Eof,
+    /// The connection failed, or the fiber was cancelled.
+    Error(io::Error),
+    /// The bytes cannot be framed: answered with this error, then the connection closes.
+    Violation(RpcError),
+}
+
+/// The body of the reader fiber.
+pub(crate) fn run(inner: &Rc<Inner>, mut splitter: Splitter) {
+    match read(inner, &mut splitter) {
+        End::Eof => {
+            if splitter.in_message() {
+                log::warn!("the JSON-RPC connection ended inside a message");
+            }
+            inner.stop_reading("the other end closed the connection");
+        }
+        End::Error(err) => inner.close(&format!("receiving failed: {err}")),
+        End::Violation(error) => {
+            log::warn!("JSON-RPC protocol violation, closing the connection: {error}");
+            inner.send_response(&Response {
+                version: inner.config.version,
+                id: Id::Null,
+                result: Err(error.clone()),
+            });
+            inner.stop_reading(&format!("protocol violation: {}", error.message));
+        }
+    }
+}
+
+fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
+    // The bytes of a message split across reads (at most max_message_size of them).
+    let mut partial = Vec::new();
+    loop {
+        // The reader answers invalid messages itself: it too stops while the outbox is full,
+        // so a peer that sends garbage and never reads cannot grow it without bound.
+        if let Err(err) = inner
+            .wait_for_job_room()
+            .and_then(|()| inner.wait_for_outbox_room())
+        {
+            return End::Error(err.into());
+        }
+        match inner.stream.fill() {
+            Ok(true) => {}
+            Ok(false) => return End::Eof,
+            Err(err) => return End::Error(err),
+        }
+        let room = inner.job_room();
+        let (used, violation) = inner
+            .stream
+            .with_buffered(|data| split(inner, splitter, &mut partial, data, room));
+        inner.stream.consume(used);
+        if let Some(error) = violation {
+            return End::Violation(error);
+        }
+    }
+}
+
+/// Dispatches the whole messages in `data`, until `room` requests were queued or the outbox
+/// is full (the rest stays in the connection's buffer, so reading pauses); keeps an
+/// incomplete tail in `partial`. Returns how many bytes of `data` it took and the error of a
+/// framing violation. Never switches (it runs on the connection's buffer in place).
+fn split(
+    inner: &Rc<Inner>,
+    splitter: &mut Splitter,
+    partial: &mut Vec<u8>,
+    data: &[u8],
+    room: usize,
+) -> (usize, Option<RpcError>) {
+    let (mut used, mut jobs) = (0, 0);
+    if !partial.is_empty() {
+        let old = partial.len();
+        partial.extend_from_slice(data);
+        match splitter.split(partial) {
+            Ok(Some((value, end))) => {
+                jobs += dispatch(inner, &partial[value]);
+                partial.clear();
+                used = end - old;
+            }
+            Ok(None) => return (data.len(), None),
+            Err(err) => return (data.len(), Some(violation(err))),
+        }
+    }
+    // Stops at a full outbox too: answers to invalid messages are written by the reader.
+    while used < data.len() && jobs < room && !inner.outbox.is_full() {
+        let rest = &data[used..];
+        match splitter.split(rest) {
+            Ok(Some((value, end))) => {
+                jobs += dispatch(inner, &rest[value]);
+                used += end;
+            }
+            Ok(None) => {
+                partial.extend_from_slice(rest);
+                return (data.len(), None);
+            }
+            Err(err) => return (data.len(), Some(violation(err))),
+        }
+    }
+    (used, None)
+}
+
+fn violation(err: SplitError) -> RpcError {
+    match err {
+        SplitError::TooLarge(max) => RpcError::message_too_large(max),
+        other => RpcError::parse_error(other),
+    }
+}
+
+/// Handles one framed JSON value; returns how many requests it queued.
+fn dispatch(inner: &Rc<Inner>, bytes: &[u8]) -> usize {
+    match parse(bytes) {
+        // The value was framed, so the stream is still in step: answer and go on.
+        Err(error) => {
+            inner.send_response(&Response {
+                version: inner.config.version,
+                id: Id::Null,
+                result: Err(error),
+            });
+            0
+        }
+        Ok(Incoming::Single(Ok(Message::Request(request)))) => {
+            inner.push_job(Job {
+                request,
+                batch: None,
+            });
+            1
+        }
+        Ok(Incoming::Single(Ok(Message::Response(response)))) => {
+            inner.calls.route_response(response);
+            0
+        }
+        Ok(Incoming::Single(Err(invalid))) => {
+            match invalid.response() {
+                Some(response) => inner.send_response(&response),
+                None => invalid_response(inner, invalid),
+            }
+            0
+        }
+        Ok(Incoming::Batch(entries)) => dispatch_batch(inner, entries),
+    }
+}
+
+fn dispatch_batch(inner: &Rc<Inner>, entries: Vec<Result<Message, Invalid>>) -> usize {
+    let (mut requests, mut responses) = (Vec::new(), Vec::new());
+    for entry in entries {
+        match entry {
+            Ok(Message::Request(request)) => requests.push(request),
+            Ok(Message::Response(response)) => inner.calls.route_response(response),
+            Err(invalid) => match invalid.response() {
+                Some(response) => responses.push(response),
+                None => invalid_response(inner, invalid),
+            },
+        }
+    }
+    if requests.is_empty() {
+        inner.send_batch(&responses);
+        return 0;
+    }
+    let (n, batch) = (requests.len(), BatchReplies::new(requests.len(), responses));
+    for request in requests {
+        inner.push_job(Job {
+            request,
+            batch: Some(batch.clone()),
+        });
+    }
+    n
+}
+
+/// An invalid response fails the call it answers, if any; it is never answered.
+fn invalid_response(inner: &Inner, invalid: Invalid) {
+    let why = invalid
+        .error
+        .data
+        .as_ref()
+        .and_then(|d| d.as_str())
+        .unwrap_or("invalid response")
+        .to_owned();
+    if invalid.id == Id::Null {
+        log::warn!("ignoring an invalid JSON-RPC response: {why}");
+    } else {
+        inner
+            .calls
+            .answer(&invalid.id, Err(crate::error::Error::InvalidResponse(why)));
+    }
+}
