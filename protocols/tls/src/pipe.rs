@@ -179,6 +179,8 @@ pub struct SslPipe {
     io: Io,
     /// The peer's `close_notify` arrived in this session.
     peer_closed: bool,
+    /// Where records are decrypted to (one record's worth), made on first use.
+    scratch: Option<Box<[u8]>>,
 }
 
 impl SslPipe {
@@ -204,6 +206,7 @@ impl SslPipe {
             state: PipeState::Unwrapped,
             io: Io::Plain(MemoryBio::default()),
             peer_closed: false,
+            scratch: None,
         }
     }
 
@@ -370,14 +373,15 @@ impl SslPipe {
         let Io::Tls(tls) = &mut self.io else {
             unreachable!("decrypting needs a TLS session");
         };
+        // Decrypt into a scratch buffer and copy out: cheaper than zero-filling room in
+        // `appdata` for every call, most of which find no whole record.
+        let scratch = self.scratch.get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
         loop {
-            let start = appdata.len();
-            appdata.resize(start + CHUNK, 0);
-            let result = tls.ssl_read(&mut appdata[start..]);
-            let n = *result.as_ref().unwrap_or(&0);
-            appdata.truncate(start + n);
-            match result {
-                Ok(n) => fed.decrypted += n,
+            match tls.ssl_read(scratch) {
+                Ok(n) => {
+                    appdata.extend_from_slice(&scratch[..n]);
+                    fed.decrypted += n;
+                }
                 Err(e) if e.code() == ErrorCode::WANT_READ => return Ok(()),
                 Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
                     self.peer_closed = true;
