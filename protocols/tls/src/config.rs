@@ -567,9 +567,7 @@ impl ServerConfigBuilder {
                 mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
             }
             builder.set_verify(mode);
-            builder
-                .set_session_id_context(b"gruvi-tls")
-                .map_err(bad)?;
+            builder.set_session_id_context(b"gruvi-tls").map_err(bad)?;
         }
         Ok(ServerConfig {
             context: builder.build().into_context(),
@@ -602,7 +600,10 @@ mod tests {
 
     #[test]
     fn bad_pem_is_a_config_error() {
-        let err = ClientConfig::builder().add_ca_pem(b"junk").build().unwrap_err();
+        let err = ClientConfig::builder()
+            .add_ca_pem(b"junk")
+            .build()
+            .unwrap_err();
         assert!(matches!(err, TlsError::Config(_)), "{err}");
         let err = CertifiedKey::from_pem(b"junk", b"junk").unwrap_err();
         assert!(err.to_string().contains("certificate chain"), "{err}");

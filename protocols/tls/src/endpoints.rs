@@ -86,10 +86,7 @@ pub fn connect_with_name(
         Some(limit) => match fiber_core::timeout(limit, open) {
             Ok(result) => result?,
             Err(fiber_core::Error::TimedOut) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connect timed out",
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
             }
             Err(err) => return Err(err.into()),
         },

@@ -197,8 +197,14 @@ mod tests {
     fn verify_codes_map_to_their_causes() {
         assert_eq!(VerifyFailure::from_code(10), VerifyFailure::Expired);
         assert_eq!(VerifyFailure::from_code(9), VerifyFailure::NotYetValid);
-        assert_eq!(VerifyFailure::from_code(62), VerifyFailure::HostnameMismatch);
-        assert_eq!(VerifyFailure::from_code(64), VerifyFailure::HostnameMismatch);
+        assert_eq!(
+            VerifyFailure::from_code(62),
+            VerifyFailure::HostnameMismatch
+        );
+        assert_eq!(
+            VerifyFailure::from_code(64),
+            VerifyFailure::HostnameMismatch
+        );
         for code in [2, 18, 19, 20, 21] {
             assert_eq!(VerifyFailure::from_code(code), VerifyFailure::UnknownIssuer);
         }
@@ -209,7 +215,10 @@ mod tests {
     fn io_errors_keep_the_tls_error_and_its_kind() {
         let err: io::Error = TlsError::HandshakeTimeout(Duration::from_secs(2)).into();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
-        assert!(err.to_string().contains("did not complete within 2s"), "{err}");
+        assert!(
+            err.to_string().contains("did not complete within 2s"),
+            "{err}"
+        );
         assert_eq!(
             TlsError::from_io(&err),
             Some(&TlsError::HandshakeTimeout(Duration::from_secs(2)))

@@ -279,8 +279,7 @@ impl SslPipe {
         else {
             unreachable!("an unwrapped pipe has no TLS session");
         };
-        let tls =
-            SslStream::new(ssl, bio).map_err(|e| TlsError::config("TLS session", e))?;
+        let tls = SslStream::new(ssl, bio).map_err(|e| TlsError::config("TLS session", e))?;
         self.io = Io::Tls(Box::new(tls));
         self.state = PipeState::Handshake;
         self.peer_closed = false;
@@ -375,7 +374,9 @@ impl SslPipe {
         };
         // Decrypt into a scratch buffer and copy out: cheaper than zero-filling room in
         // `appdata` for every call, most of which find no whole record.
-        let scratch = self.scratch.get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
+        let scratch = self
+            .scratch
+            .get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
         loop {
             match tls.ssl_read(scratch) {
                 Ok(n) => {

@@ -456,7 +456,10 @@ impl Connection for TlsStream {
 
     fn consume(&self, n: usize) {
         let pos = self.pos.get() + n;
-        assert!(pos <= self.plain.borrow().len(), "consumed more than was buffered");
+        assert!(
+            pos <= self.plain.borrow().len(),
+            "consumed more than was buffered"
+        );
         self.pos.set(pos);
     }
 
@@ -501,6 +504,9 @@ impl Connection for TlsStream {
     /// shuts down the connection's sending side.
     fn shutdown_write(&self) -> io::Result<()> {
         self.wait_ready()?;
+        if self.write_closed.get() {
+            return self.flush_queue();
+        }
         if self.is_wrapped() {
             self.send_close_notify()?;
             self.inner.flush_queue()

@@ -53,7 +53,10 @@ fn the_client_sends_one_flight_first_and_the_server_nothing_until_it_arrives() {
     let fed = client
         .feed_ssldata(&server.take_ssldata(), &mut app)
         .unwrap();
-    assert!(fed.handshake_done, "TLS 1.3: the client is done after one round trip");
+    assert!(
+        fed.handshake_done,
+        "TLS 1.3: the client is done after one round trip"
+    );
     assert_eq!(client.state(), PipeState::Wrapped);
     let fed = server
         .feed_ssldata(&client.take_ssldata(), &mut app)
@@ -112,7 +115,10 @@ fn shutdown_sends_close_notify_and_the_acknowledgement_unwraps_both() {
     let (mut client, mut server) = wrapped(&certs);
     client.shutdown().unwrap();
     assert_eq!(client.state(), PipeState::Shutdown);
-    assert!(client.feed_appdata(b"late").is_err(), "no data after close_notify");
+    assert!(
+        client.feed_appdata(b"late").is_err(),
+        "no data after close_notify"
+    );
     let mut app = Vec::new();
     let fed = server
         .feed_ssldata(&client.take_ssldata(), &mut app)
@@ -122,7 +128,11 @@ fn shutdown_sends_close_notify_and_the_acknowledgement_unwraps_both() {
     // The server may still send after the client's close_notify (TLS 1.3 half-close).
     server.feed_appdata(b"last words").unwrap();
     server.shutdown().unwrap();
-    assert_eq!(server.state(), PipeState::Unwrapped, "both close_notifys are through");
+    assert_eq!(
+        server.state(),
+        PipeState::Unwrapped,
+        "both close_notifys are through"
+    );
     let fed = client
         .feed_ssldata(&server.take_ssldata(), &mut app)
         .unwrap();

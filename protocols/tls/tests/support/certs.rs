@@ -54,7 +54,10 @@ fn key() -> PKey<Private> {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 const DAY: i64 = 86_400;
@@ -76,8 +79,8 @@ fn issue(spec: &Spec, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>
     let name = name.build();
     let mut b = X509Builder::new().unwrap();
     b.set_version(2).unwrap();
-    let serial = BigNum::from_u32(SERIAL.fetch_add(1, Ordering::Relaxed) + std::process::id())
-        .unwrap();
+    let serial =
+        BigNum::from_u32(SERIAL.fetch_add(1, Ordering::Relaxed) + std::process::id()).unwrap();
     b.set_serial_number(&Asn1Integer::from_bn(&serial).unwrap())
         .unwrap();
     b.set_subject_name(&name).unwrap();

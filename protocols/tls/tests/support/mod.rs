@@ -133,7 +133,10 @@ impl Guarded {
             status
         });
         if finished.recv_timeout(CHILD_TIMEOUT).is_err() {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .arg(pid.to_string())
+                .status();
             let _ = waiter.join();
             panic!("child did not exit; output: {:#?}", self.seen);
         }
