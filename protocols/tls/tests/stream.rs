@@ -6,7 +6,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use gruvi_stream::{Address, Connection, Server, Stream, TcpListener, TcpStream};
+use gruvi_stream::{Address, Server, Stream, TcpListener, TcpStream};
 use gruvi_tls::{
     CertifiedKey, ClientConfig, ServerConfig, TlsError, TlsStream, TlsVersion, VerifyFailure,
 };
@@ -439,7 +439,7 @@ fn a_required_client_certificate_is_checked() {
                 .next()
                 .unwrap()
                 .data()
-                .as_utf8()
+                .to_string()
                 .unwrap();
             stream.write_all(format!("hello {cn}\n").as_bytes())
         });
