@@ -248,6 +248,23 @@ impl SslPipe {
         }
     }
 
+    /// How many bytes wait to be sent to the peer.
+    pub fn ssldata_len(&self) -> usize {
+        match &self.io {
+            Io::Plain(bio) => bio.outgoing.len(),
+            Io::Tls(tls) => tls.get_ref().outgoing.len(),
+        }
+    }
+
+    /// Puts back, in front of any newer output, bytes taken with
+    /// [`take_ssldata`](Self::take_ssldata) that could not be sent, so that nothing is lost and
+    /// the order holds.
+    pub fn requeue_ssldata(&mut self, mut data: Vec<u8>) {
+        let bio = self.bio();
+        data.append(&mut bio.outgoing);
+        bio.outgoing = data;
+    }
+
     /// Takes the bytes to send to the peer.
     pub fn take_ssldata(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.bio().outgoing)

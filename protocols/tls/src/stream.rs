@@ -19,6 +19,11 @@ use crate::pipe::{Fed, PipeState, SslPipe};
 /// control applies to a large write as it goes.
 const SEND_CHUNK: usize = 64 * 1024;
 
+/// A reader that made this much output for the peer (KeyUpdate responses...) while a writer
+/// holds the send lock waits to send it before reading on: a peer that keeps asking while not
+/// reading cannot make the output grow without bound.
+const READER_OUTPUT_LIMIT: usize = 64 * 1024;
+
 /// A TLS session over a byte connection (TCP, a Unix socket, any [`Connection`]): Gruvi's
 /// `SslTransport`. It is itself a [`Connection`], so a [`gruvi_stream::Stream`],
 /// [`gruvi_stream::Server`] handler or any protocol written against `dyn Connection` works over
@@ -400,8 +405,23 @@ impl TlsStream {
             if out.is_empty() {
                 return Ok(());
             }
-            self.inner.send(&out)?;
-            out.clear();
+            self.send_records(&mut out)?;
+        }
+    }
+
+    /// Sends ciphertext taken from the session; if the connection refuses it (a timeout, a
+    /// cancelled fiber), it goes back in front of the session's output, so no record is lost
+    /// and the order holds. The caller holds the send lock.
+    fn send_records(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        match self.inner.send(out) {
+            Ok(()) => {
+                out.clear();
+                Ok(())
+            }
+            Err(err) => {
+                self.pipe.borrow_mut().requeue_ssldata(std::mem::take(out));
+                Err(err)
+            }
         }
     }
 
@@ -445,7 +465,11 @@ impl Connection for TlsStream {
                 return Ok(false);
             }
             self.wait_ready()?;
-            self.send_pending_if_free()?;
+            if self.pipe.borrow().ssldata_len() > READER_OUTPUT_LIMIT {
+                self.send_pending()?;
+            } else {
+                self.send_pending_if_free()?;
+            }
             self.receive()?;
         }
     }
@@ -488,8 +512,7 @@ impl Connection for TlsStream {
                 let _ = self.drain_locked();
                 return Err(err);
             }
-            self.inner.send(&out)?;
-            out.clear();
+            self.send_records(&mut out)?;
         }
         // Output a reader left (a KeyUpdate response) goes out before the lock does.
         self.drain_locked()

@@ -6,7 +6,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use gruvi_stream::{Address, Server, Stream, TcpListener, TcpStream};
+use gruvi_stream::{Address, Connection, Server, Stream, TcpListener, TcpStream};
 use gruvi_tls::{
     CertifiedKey, ClientConfig, ServerConfig, TlsError, TlsStream, TlsVersion, VerifyFailure,
 };
@@ -512,5 +512,39 @@ fn writing_after_write_eof_is_a_broken_pipe() {
         stream.write_eof().unwrap();
         assert_eq!(stream.read_bytes(1).unwrap(), b"");
         server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_write_that_times_out_loses_no_record_and_the_session_goes_on() {
+    let certs = certs::make();
+    run_clean(|| {
+        let (client, server) = pair(&certs, &client_config(&certs), true);
+        client
+            .connection()
+            .set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        // The server reads nothing yet: the kernel's buffers fill, then the write queue.
+        const PIECE: usize = 64 * 1024;
+        let piece = |i: usize| vec![(i % 251) as u8; PIECE];
+        let mut sent = 0;
+        let err = loop {
+            match client.write_all(&piece(sent)) {
+                Ok(()) => sent += 1,
+                Err(err) => break err,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        // The piece that timed out was encrypted and kept: it goes out first, then the rest.
+        let closer = {
+            let client = client.clone();
+            fiber_core::spawn(move || client.write_eof())
+        };
+        let got = server.read_bytes(usize::MAX).unwrap();
+        closer.join().unwrap().unwrap();
+        assert_eq!(got.len(), (sent + 1) * PIECE);
+        for (i, chunk) in got.chunks(PIECE).enumerate() {
+            assert!(chunk == piece(i), "piece {i} differs");
+        }
     });
 }
