@@ -31,6 +31,7 @@
 
 pub use fiber_core as fiber;
 pub use gruvi_stream as stream;
+pub use gruvi_tls as tls;
 pub use uv_sys_wrap as uv;
 
 /// The README's code, compiled as a doc test so it stays true.

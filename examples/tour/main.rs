@@ -5,6 +5,7 @@
 mod fibers;
 mod streams;
 mod sync;
+mod tls;
 mod uv;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -17,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sync::tour()?;
     println!();
     streams::tour()?;
+    println!();
+    tls::tour()?;
     println!();
     println!("tour complete");
     Ok(())
