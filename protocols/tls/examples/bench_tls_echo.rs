@@ -125,7 +125,11 @@ fn main() -> Result<(), Error> {
         .use_system_roots(false)
         .add_ca_pem(&cert)
         .build()?;
-    let data = Rc::new((0..mib << 20).map(|i| (i * 31 + i / 977) as u8).collect::<Vec<u8>>());
+    let data = Rc::new(
+        (0..mib << 20)
+            .map(|i| (i * 31 + i / 977) as u8)
+            .collect::<Vec<u8>>(),
+    );
     for tls in [true, false] {
         let stop = Arc::new(Event::new());
         let (addr, thread) = server_thread(tls.then(|| server_config.clone()), stop.clone());

@@ -2,12 +2,15 @@
 //! back, over in-memory buffers. No fiber, no socket.
 
 use std::fmt;
-use std::io::{self, Read, Write};
 
 use openssl::ssl::{ErrorCode, ShutdownResult, Ssl, SslRef, SslStream};
 
 use crate::config::{ClientConfig, ServerConfig};
 use crate::error::TlsError;
+
+mod memory_bio;
+
+use memory_bio::MemoryBio;
 
 /// The state of an [`SslPipe`] (Gruvi's `S_UNWRAPPED`, `S_DO_HANDSHAKE`, `S_WRAPPED`,
 /// `S_SHUTDOWN`).
@@ -38,67 +41,6 @@ pub struct Fed {
     /// Both `close_notify`s are through: the pipe is unwrapped, and the bytes after the
     /// peer's `close_notify` were passed on as plaintext.
     pub unwrapped: bool,
-}
-
-/// The in-memory "socket" under the `SSL` object: ciphertext fed in, ciphertext produced.
-#[derive(Default)]
-struct MemoryBio {
-    incoming: Vec<u8>,
-    pos: usize,
-    eof: bool,
-    outgoing: Vec<u8>,
-}
-
-impl MemoryBio {
-    fn unread(&self) -> &[u8] {
-        &self.incoming[self.pos..]
-    }
-
-    fn push(&mut self, data: &[u8]) {
-        if self.pos == self.incoming.len() {
-            self.incoming.clear();
-            self.pos = 0;
-        } else if self.pos > 64 * 1024 {
-            self.incoming.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.incoming.extend_from_slice(data);
-    }
-
-    /// Moves the unread bytes to `out`.
-    fn drain_into(&mut self, out: &mut Vec<u8>) {
-        out.extend_from_slice(self.unread());
-        self.incoming.clear();
-        self.pos = 0;
-    }
-}
-
-impl Read for MemoryBio {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let unread = self.unread();
-        if unread.is_empty() {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        }
-        let n = unread.len().min(buf.len());
-        buf[..n].copy_from_slice(&unread[..n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Write for MemoryBio {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.outgoing.extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Which side this pipe plays, with what it needs to start a session.

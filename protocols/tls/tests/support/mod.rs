@@ -8,8 +8,12 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use std::io;
+use std::rc::Rc;
+
 use fiber_core::Hub;
-use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig};
+use gruvi_stream::{Address, Server, Stream, TcpListener, TcpStream};
+use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig, TlsStream};
 
 /// Runs `f` with a fresh Hub on this thread, then closes the Hub and asserts that no libuv
 /// handle was left open.
@@ -156,4 +160,68 @@ impl Drop for Guarded {
             let _ = child.wait();
         }
     }
+}
+
+/// Echoes until the peer's close_notify, then sends its own.
+pub fn echo(stream: Rc<Stream>) -> io::Result<()> {
+    let mut chunk = Vec::new();
+    while stream.fill()? {
+        stream.with_buffered(|data| {
+            chunk.clear();
+            chunk.extend_from_slice(data);
+        });
+        stream.consume(chunk.len());
+        stream.write_all(&chunk)?;
+    }
+    stream.write_eof()
+}
+
+pub fn listen(server: &Server, addr: &str) -> Address {
+    server.listen(&addr.parse().unwrap()).unwrap();
+    server.addresses()[0].clone()
+}
+
+/// Sends `data` from one fiber (then close_notify) while this one reads the echo to the end.
+pub fn echo_through(stream: Rc<Stream<TlsStream>>, data: &[u8]) -> Vec<u8> {
+    let writer = {
+        let (stream, data) = (stream.clone(), data.to_vec());
+        fiber_core::spawn(move || -> io::Result<()> {
+            for chunk in data.chunks(100_000) {
+                stream.write_all(chunk)?;
+            }
+            stream.write_eof()
+        })
+    };
+    let echoed = stream.read_bytes(usize::MAX).unwrap();
+    writer.join().unwrap().unwrap();
+    echoed
+}
+
+/// A connected pair of TLS streams over TCP (client, server), wrapped or not yet.
+pub fn pair(
+    certs: &certs::Certs,
+    client_config: &ClientConfig,
+    wrapped: bool,
+) -> (Rc<Stream<TlsStream>>, Rc<Stream<TlsStream>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let config = server_config(&certs.good);
+    let server = fiber_core::spawn(move || -> io::Result<TlsStream> {
+        let (tcp, _) = listener.accept()?;
+        let tls = TlsStream::server_unwrapped(tcp, &config);
+        if wrapped {
+            tls.start_tls()?;
+        }
+        Ok(tls)
+    });
+    let tls = TlsStream::client_unwrapped(
+        TcpStream::connect(addr).unwrap(),
+        client_config,
+        "localhost",
+    );
+    if wrapped {
+        tls.start_tls().unwrap();
+    }
+    let server = server.join().unwrap().unwrap();
+    (Rc::new(Stream::new(tls)), Rc::new(Stream::new(server)))
 }
