@@ -287,3 +287,36 @@ fn the_good_certificate_verifies_by_dns_name_and_by_ipv4_and_ipv6_address() {
         assert_eq!(client.state(), PipeState::Wrapped, "{name}");
     }
 }
+
+#[test]
+fn garbage_fed_to_either_side_is_an_error_never_a_panic() {
+    let certs = certs::make();
+    for seed in 1..8u64 {
+        let junk = support::random_bytes(2_000, seed);
+        let chunk = 1 + (seed as usize * 37) % 700;
+        // A server waiting for a hello.
+        let mut server = SslPipe::server(&server_config(&certs.good));
+        server.do_handshake().unwrap();
+        let mut app = Vec::new();
+        let result: Result<(), TlsError> = junk
+            .chunks(chunk)
+            .try_for_each(|c| server.feed_ssldata(c, &mut app).map(|_| ()));
+        let result = result.and_then(|()| server.feed_eof());
+        assert!(
+            matches!(result, Err(TlsError::Protocol(_))),
+            "seed {seed}: {result:?}"
+        );
+        assert!(app.is_empty());
+        // A wrapped client getting junk instead of records.
+        let (mut client, _) = wrapped(&certs);
+        let result: Result<(), TlsError> = junk
+            .chunks(chunk)
+            .try_for_each(|c| client.feed_ssldata(c, &mut app).map(|_| ()));
+        let result = result.and_then(|()| client.feed_eof());
+        assert!(
+            matches!(result, Err(TlsError::Protocol(_) | TlsError::Truncated)),
+            "seed {seed}: {result:?}"
+        );
+        assert!(app.is_empty(), "seed {seed}: junk decrypted to {app:?}");
+    }
+}

@@ -7,7 +7,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use gruvi_stream::{Address, Stream, TcpListener, TcpStream};
+use gruvi_stream::{Address, Connection, Stream, TcpListener, TcpStream};
 use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig, TlsError};
 use support::{certs, client_config, echo, listen, pair, run_clean, server_config};
 
@@ -195,5 +195,80 @@ fn the_servers_close_notify_waits_at_most_the_close_timeout_for_a_client_that_do
         let waited = at.get().unwrap().elapsed();
         assert!(waited >= close_timeout, "gave up after {waited:?}");
         assert!(waited < Duration::from_secs(30), "took {waited:?}");
+    });
+}
+
+#[test]
+fn a_read_that_times_out_leaves_the_session_usable() {
+    let certs = certs::make();
+    run_clean(|| {
+        let (client, server) = pair(&certs, &client_config(&certs), true);
+        client
+            .connection()
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let err = client.read_bytes(5).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        server.write_all(b"later").unwrap();
+        assert_eq!(client.read_bytes(5).unwrap(), b"later");
+    });
+}
+
+#[test]
+fn a_cancelled_reader_leaves_the_session_to_the_next_one() {
+    let certs = certs::make();
+    run_clean(|| {
+        let (client, server) = pair(&certs, &client_config(&certs), true);
+        let blocked = {
+            let client = client.clone();
+            fiber_core::spawn(move || client.read_bytes(4))
+        };
+        fiber_core::yield_now().unwrap();
+        blocked.cancel();
+        let err = blocked.join().unwrap().unwrap_err();
+        assert!(fiber_core::Error::from_io(&err).is_some(), "{err}");
+        // Another fiber reads and writes on: nothing was left borrowed or half-done.
+        server.write_all(b"pong").unwrap();
+        assert_eq!(client.read_bytes(4).unwrap(), b"pong");
+        client.write_all(b"ping").unwrap();
+        assert_eq!(server.read_bytes(4).unwrap(), b"ping");
+    });
+}
+
+#[test]
+fn a_plaintext_peer_makes_the_handshake_fail_with_a_protocol_error_on_both_sides() {
+    let certs = certs::make();
+    run_clean(|| {
+        // Our client against a server that answers in plaintext.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr: Address = listener.local_addr().unwrap().into();
+        let plain = fiber_core::spawn(move || -> io::Result<()> {
+            let (tcp, _) = listener.accept()?;
+            let mut request = [0; 16];
+            io::Read::read(&mut &tcp, &mut request)?;
+            io::Write::write_all(&mut &tcp, b"HTTP/1.1 400 Bad Request\r\n\r\n")?;
+            tcp.shutdown(std::net::Shutdown::Write)
+        });
+        let err = gruvi_tls::connect(&addr, &client_config(&certs)).unwrap_err();
+        assert!(
+            matches!(TlsError::from_io(&err), Some(TlsError::Protocol(_))),
+            "{err}"
+        );
+        plain.join().unwrap().unwrap();
+        // A plaintext client against our server: the server drops it, still serving others.
+        let server = gruvi_tls::server(server_config(&certs.good), echo);
+        let addr = listen(&server, "127.0.0.1:0");
+        let Address::Tcp(_, port) = addr.clone() else {
+            unreachable!()
+        };
+        let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        io::Write::write_all(&mut &tcp, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reply = Vec::new();
+        io::Read::read_to_end(&mut &tcp, &mut reply).unwrap();
+        assert!(reply.len() < 100, "an alert at most: {reply:?}");
+        let stream = gruvi_tls::connect(&addr, &client_config(&certs)).unwrap();
+        stream.write_all(b"still here\n").unwrap();
+        assert_eq!(stream.readline(None).unwrap(), b"still here\n");
+        server.close().unwrap();
     });
 }
