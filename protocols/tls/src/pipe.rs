@@ -12,6 +12,14 @@ mod memory_bio;
 
 use memory_bio::MemoryBio;
 
+/// The largest plaintext a TLS record carries.
+const RECORD: usize = 16 * 1024;
+
+thread_local! {
+    /// Where records are decrypted to, shared by the thread's pipes.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The state of an [`SslPipe`] (Gruvi's `S_UNWRAPPED`, `S_DO_HANDSHAKE`, `S_WRAPPED`,
 /// `S_SHUTDOWN`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -121,8 +129,6 @@ pub struct SslPipe {
     io: Io,
     /// The peer's `close_notify` arrived in this session.
     peer_closed: bool,
-    /// Where records are decrypted to (one record's worth), made on first use.
-    scratch: Option<Box<[u8]>>,
 }
 
 impl SslPipe {
@@ -148,7 +154,6 @@ impl SslPipe {
             state: PipeState::Unwrapped,
             io: Io::Plain(MemoryBio::default()),
             peer_closed: false,
-            scratch: None,
         }
     }
 
@@ -319,41 +324,45 @@ impl SslPipe {
             fed.handshake_done = true;
         }
         self.decrypt(appdata, &mut fed)?;
+        self.bio().release_if_drained();
         Ok(fed)
     }
 
     /// Decrypts every whole record that was fed.
     fn decrypt(&mut self, appdata: &mut Vec<u8>, fed: &mut Fed) -> Result<(), TlsError> {
-        const CHUNK: usize = 16 * 1024;
         if self.peer_closed {
             return Ok(());
         }
         let Io::Tls(tls) = &mut self.io else {
             unreachable!("decrypting needs a TLS session");
         };
-        // Decrypt into a scratch buffer and copy out: cheaper than zero-filling room in
-        // `appdata` for every call, most of which find no whole record.
-        let scratch = self
-            .scratch
-            .get_or_insert_with(|| vec![0; CHUNK].into_boxed_slice());
-        loop {
-            match tls.ssl_read(scratch) {
-                Ok(n) => {
-                    appdata.extend_from_slice(&scratch[..n]);
-                    fed.decrypted += n;
-                }
-                Err(e) if e.code() == ErrorCode::WANT_READ => return Ok(()),
-                Err(e) if e.code() == ErrorCode::ZERO_RETURN => {
-                    self.peer_closed = true;
-                    fed.close_notify = true;
-                    if self.state == PipeState::Shutdown {
-                        self.finish_unwrap(appdata);
-                        fed.unwrapped = true;
+        // Decrypt into the thread's scratch buffer and copy out: cheaper than zero-filling
+        // room in `appdata` for every call (most find no whole record), and no connection
+        // keeps a buffer of its own for it.
+        let stopped = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.resize(RECORD, 0);
+            loop {
+                match tls.ssl_read(scratch) {
+                    Ok(n) => {
+                        appdata.extend_from_slice(&scratch[..n]);
+                        fed.decrypted += n;
                     }
-                    return Ok(());
+                    Err(e) => return e,
                 }
-                Err(e) => return Err(self.failed(&e)),
             }
+        });
+        match stopped.code() {
+            ErrorCode::WANT_READ => Ok(()),
+            ErrorCode::ZERO_RETURN => {
+                self.peer_closed = true;
+                fed.close_notify = true;
+                if self.state == PipeState::Shutdown {
+                    self.finish_unwrap(appdata);
+                    fed.unwrapped = true;
+                }
+                Ok(())
+            }
+            _ => Err(self.failed(&stopped)),
         }
     }
 

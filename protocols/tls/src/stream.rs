@@ -15,6 +15,29 @@ use crate::pipe::{Fed, PipeState, SslPipe};
 
 mod connection;
 
+/// A drained plaintext buffer up to this size stays with its stream; a larger one goes to the
+/// thread's spare, so an idle stream holds no big buffer.
+const KEEP: usize = 4096;
+
+thread_local! {
+    /// A large drained plaintext buffer, for the next stream on this thread that receives.
+    static SPARE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Empties a drained plaintext buffer, handing a large one to the thread's spare (if larger
+/// than the spare there).
+fn release(plain: &mut Vec<u8>) {
+    plain.clear();
+    if plain.capacity() > KEEP {
+        let buf = std::mem::take(plain);
+        SPARE.with_borrow_mut(|spare| {
+            if spare.capacity() < buf.capacity() {
+                *spare = buf;
+            }
+        });
+    }
+}
+
 /// Plaintext is encrypted and sent in pieces of this size, so the connection's write flow
 /// control applies to a large write as it goes.
 const SEND_CHUNK: usize = 64 * 1024;
@@ -354,6 +377,9 @@ impl TlsStream {
                     if self.pos.get() == plain.len() {
                         plain.clear();
                         self.pos.set(0);
+                        if plain.capacity() == 0 {
+                            *plain = SPARE.take();
+                        }
                     }
                     self.inner.with_buffered(&mut |data| {
                         consumed = data.len();

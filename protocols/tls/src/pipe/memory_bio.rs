@@ -2,6 +2,9 @@
 
 use std::io::{self, Read, Write};
 
+/// A drained buffer up to this size is kept for the next bytes; a larger one is freed.
+const KEEP: usize = 4096;
+
 /// The in-memory "socket" under the `SSL` object: ciphertext fed in, ciphertext produced.
 #[derive(Default)]
 pub(super) struct MemoryBio {
@@ -25,6 +28,15 @@ impl MemoryBio {
             self.pos = 0;
         }
         self.incoming.extend_from_slice(data);
+    }
+
+    /// Frees the incoming buffer once everything in it was read, unless it is small: an idle
+    /// connection keeps no big buffer.
+    pub(super) fn release_if_drained(&mut self) {
+        if self.pos == self.incoming.len() && self.incoming.capacity() > KEEP {
+            self.incoming = Vec::new();
+            self.pos = 0;
+        }
     }
 
     /// Moves the unread bytes to `out`.

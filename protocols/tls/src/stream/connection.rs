@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gruvi_stream::{Address, Connection};
 
-use super::{READER_OUTPUT_LIMIT, SEND_CHUNK, TlsStream};
+use super::{READER_OUTPUT_LIMIT, SEND_CHUNK, TlsStream, release};
 
 impl Connection for TlsStream {
     fn fill(&self) -> io::Result<bool> {
@@ -38,7 +38,12 @@ impl Connection for TlsStream {
             pos <= self.plain.borrow().len(),
             "consumed more than was buffered"
         );
-        self.pos.set(pos);
+        if pos == self.plain.borrow().len() {
+            self.pos.set(0);
+            release(&mut self.plain.borrow_mut());
+        } else {
+            self.pos.set(pos);
+        }
     }
 
     fn send(&self, data: &[u8]) -> io::Result<()> {
