@@ -202,3 +202,46 @@ fn tls_1_2_is_the_minimum_and_works_when_it_is_the_maximum() {
         server.close().unwrap();
     });
 }
+
+#[test]
+fn ca_files_are_trusted_and_the_system_store_alone_does_not_know_our_ca() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = gruvi_tls::server(server_config(&certs.good), echo);
+        let addr = listen(&server, "127.0.0.1:0");
+        // The default: the system's trust store, which has never heard of the test CA.
+        let system = ClientConfig::builder().build().unwrap();
+        let err = gruvi_tls::connect(&addr, &system).unwrap_err();
+        assert!(
+            matches!(
+                TlsError::from_io(&err),
+                Some(TlsError::Verification {
+                    failure: VerifyFailure::UnknownIssuer,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        // The system store plus our CA file.
+        let with_file = ClientConfig::builder()
+            .add_ca_file(&certs.ca.cert_path)
+            .build()
+            .unwrap();
+        let stream = gruvi_tls::connect(&addr, &with_file).unwrap();
+        stream.write_all(b"trusted\n").unwrap();
+        assert_eq!(stream.readline(None).unwrap(), b"trusted\n");
+        server.close().unwrap();
+    });
+    // A missing file is named in the error.
+    let missing = certs.dir.join("missing.pem");
+    let err = ClientConfig::builder()
+        .add_ca_file(&missing)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, TlsError::Config(_)), "{err}");
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+    // So is a certificate whose key is another's.
+    let err =
+        CertifiedKey::from_pem_files(&certs.good.cert_path, &certs.expired.key_path).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+}
