@@ -143,3 +143,27 @@ fn a_write_that_times_out_loses_no_record_and_the_session_goes_on() {
         }
     });
 }
+
+#[test]
+fn fifty_clients_at_once_each_get_their_own_echo() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = gruvi_tls::server(server_config(&certs.good), echo);
+        let addr = listen(&server, "127.0.0.1:0");
+        let config = client_config(&certs);
+        let clients: Vec<_> = (0..50u64)
+            .map(|i| {
+                let (addr, config) = (addr.clone(), config.clone());
+                fiber_core::spawn(move || {
+                    let stream = gruvi_tls::connect(&addr, &config).unwrap();
+                    let data = random_bytes(64 * 1024, 100 + i);
+                    echo_through(stream, &data) == data
+                })
+            })
+            .collect();
+        for (i, client) in clients.into_iter().enumerate() {
+            assert!(client.join().unwrap(), "client {i} got another echo");
+        }
+        server.close().unwrap();
+    });
+}
