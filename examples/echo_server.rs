@@ -10,8 +10,8 @@
 //! Connections beyond `--max-connections` are closed at once. With `--tls-cert` (a PEM
 //! certificate chain, leaf first) and `--tls-key` (its PEM private key) every connection speaks
 //! TLS: the echo ends at the client's `close_notify` and the server answers with its own.
-//! Prints `listening on ADDR` per
-//! address once it accepts connections, and exits with status 0 on SIGINT or SIGTERM.
+//! Prints `listening on ADDR` per address once it accepts connections, and exits with status 0
+//! on SIGINT or SIGTERM.
 //!
 //! The peer benchmark harness runs it as `echo_server --listen 127.0.0.1:PORT`.
 
