@@ -63,6 +63,8 @@ const READER_OUTPUT_LIMIT: usize = 64 * 1024;
 /// (`io::ErrorKind::UnexpectedEof`), not as end of stream. [`shutdown_write`] sends
 /// `close_notify` (TLS has no other half-close); [`unwrap`](Self::unwrap) ends the session
 /// and goes on in plaintext, and [`start_tls`](Self::start_tls) starts a new one (STARTTLS).
+/// Closing or dropping the stream sends no `close_notify`: shut down the writing side first
+/// for a clean end ([`gruvi_tls::server`](crate::server) does it when a handler returns).
 ///
 /// [`shutdown_write`]: Connection::shutdown_write
 ///
@@ -185,7 +187,11 @@ impl TlsStream {
     }
 
     /// Calls `f` with the OpenSSL session, if there is one, for what the accessors here do not
-    /// cover (channel bindings, session details).
+    /// cover (channel bindings, session details). `f` must not use this stream.
+    ///
+    /// # Panics
+    ///
+    /// If `f` uses this stream (the session is borrowed meanwhile).
     pub fn with_ssl<R>(&self, f: impl FnOnce(Option<&SslRef>) -> R) -> R {
         f(self.pipe.borrow().ssl())
     }
