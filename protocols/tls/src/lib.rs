@@ -55,12 +55,14 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod client;
 mod config;
 mod endpoints;
 mod error;
 mod pipe;
 mod stream;
 
+pub use client::Client;
 pub use config::{
     CertifiedKey, ClientConfig, ClientConfigBuilder, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig, ServerConfigBuilder, TlsVersion,

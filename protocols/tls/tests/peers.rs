@@ -245,3 +245,29 @@ fn ca_files_are_trusted_and_the_system_store_alone_does_not_know_our_ca() {
         CertifiedKey::from_pem_files(&certs.good.cert_path, &certs.expired.key_path).unwrap_err();
     assert!(err.to_string().contains("does not match"), "{err}");
 }
+
+#[test]
+fn a_client_keeps_one_verified_connection_at_a_time() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = gruvi_tls::server(server_config(&certs.good), echo);
+        let addr = listen(&server, "127.0.0.1:0");
+        let client = gruvi_tls::Client::new(client_config(&certs));
+        let first = client.connect(&addr).unwrap();
+        first.write_all(b"one\n").unwrap();
+        assert_eq!(first.readline(None).unwrap(), b"one\n");
+        // A second connect closes the first.
+        let second = client.connect_with_name(&addr, "localhost").unwrap();
+        assert_eq!(first.read_bytes(1).unwrap(), b"", "the first was closed");
+        second.write_all(b"two\n").unwrap();
+        assert_eq!(second.readline(None).unwrap(), b"two\n");
+        assert!(client.stream().is_some());
+        client.close();
+        assert!(client.stream().is_none());
+        // A failed connect leaves no connection behind.
+        let wrong = gruvi_tls::Client::new(ClientConfig::builder().build().unwrap());
+        assert!(wrong.connect(&addr).is_err());
+        assert!(wrong.stream().is_none());
+        server.close().unwrap();
+    });
+}
