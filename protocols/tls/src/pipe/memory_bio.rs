@@ -74,3 +74,59 @@ impl Write for MemoryBio {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_was_pushed_in_pieces_then_would_block() {
+        let mut bio = MemoryBio::default();
+        bio.push(b"hello");
+        let mut buf = [0; 3];
+        assert_eq!(bio.read(&mut buf).unwrap(), 3);
+        assert_eq!(&buf, b"hel");
+        bio.push(b" world");
+        let mut rest = [0; 16];
+        assert_eq!(bio.read(&mut rest).unwrap(), 8);
+        assert_eq!(&rest[..8], b"lo world");
+        let err = bio.read(&mut rest).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    #[test]
+    fn end_of_stream_shows_only_once_drained() {
+        let mut bio = MemoryBio::default();
+        bio.push(b"ab");
+        bio.eof = true;
+        let mut buf = [0; 1];
+        assert_eq!(bio.read(&mut buf).unwrap(), 1);
+        assert_eq!(bio.read(&mut buf).unwrap(), 1);
+        assert_eq!(
+            bio.read(&mut buf).unwrap(),
+            0,
+            "end of stream after the data"
+        );
+    }
+
+    #[test]
+    fn a_drained_large_buffer_is_freed_and_a_small_one_kept() {
+        let mut bio = MemoryBio::default();
+        bio.push(&[1; 100]);
+        let mut buf = [0; 100];
+        bio.read(&mut buf).unwrap();
+        bio.release_if_drained();
+        assert!(bio.incoming.capacity() >= 100, "small: kept");
+        bio.push(&[1; 2 * KEEP]);
+        bio.release_if_drained();
+        assert!(bio.incoming.capacity() > KEEP, "not drained: kept");
+        let mut big = vec![0; 2 * KEEP];
+        bio.read(&mut big).unwrap();
+        bio.release_if_drained();
+        assert_eq!(bio.incoming.capacity(), 0, "drained and large: freed");
+        // Writes collect in order.
+        bio.write_all(b"out").unwrap();
+        bio.write_all(b"put").unwrap();
+        assert_eq!(bio.outgoing, b"output");
+    }
+}
