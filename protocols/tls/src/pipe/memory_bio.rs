@@ -114,14 +114,14 @@ mod tests {
         let mut bio = MemoryBio::default();
         bio.push(&[1; 100]);
         let mut buf = [0; 100];
-        bio.read(&mut buf).unwrap();
+        bio.read_exact(&mut buf).unwrap();
         bio.release_if_drained();
         assert!(bio.incoming.capacity() >= 100, "small: kept");
         bio.push(&[1; 2 * KEEP]);
         bio.release_if_drained();
         assert!(bio.incoming.capacity() > KEEP, "not drained: kept");
         let mut big = vec![0; 2 * KEEP];
-        bio.read(&mut big).unwrap();
+        bio.read_exact(&mut big).unwrap();
         bio.release_if_drained();
         assert_eq!(bio.incoming.capacity(), 0, "drained and large: freed");
         // Writes collect in order.
