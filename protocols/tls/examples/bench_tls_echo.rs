@@ -3,8 +3,11 @@
 //! `--runs` runs (default 3) and their median, for TLS and, for comparison, plain TCP.
 //!
 //! ```text
-//! cargo run --release -p gruvi-tls --example bench_tls_echo -- [--mib N] [--runs R]
+//! cargo run --release -p gruvi-tls --example bench_tls_echo -- [--mib N] [--runs R] [--only tls|tcp]
 //! ```
+//!
+//! On a loaded machine, `--only` with the shell's `time` gives CPU time per MiB, which other
+//! processes disturb less than the wall-clock rate.
 
 use std::io;
 use std::rc::Rc;
@@ -111,11 +114,14 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() -> Result<(), Error> {
     let mut args = std::env::args().skip(1);
     let (mut mib, mut runs) = (10usize, 3usize);
+    let mut modes = vec![true, false];
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
         match arg.as_str() {
             "--mib" => mib = value.parse()?,
             "--runs" => runs = value.parse()?,
+            "--only" if value == "tls" => modes = vec![true],
+            "--only" if value == "tcp" => modes = vec![false],
             _ => return Err(format!("unknown argument {arg}").into()),
         }
     }
@@ -130,7 +136,7 @@ fn main() -> Result<(), Error> {
             .map(|i| (i * 31 + i / 977) as u8)
             .collect::<Vec<u8>>(),
     );
-    for tls in [true, false] {
+    for tls in modes {
         let stop = Arc::new(Event::new());
         let (addr, thread) = server_thread(tls.then(|| server_config.clone()), stop.clone());
         let rates: Vec<f64> = fiber_core::run(|| {
