@@ -1,14 +1,17 @@
 //! An echo server: one fiber per connection, all on one thread.
 //!
 //! ```text
-//! echo_server [--listen ADDR]... [--max-connections N]
+//! echo_server [--listen ADDR]... [--max-connections N] [--tls-cert FILE --tls-key FILE]
 //! ```
 //!
 //! `ADDR` is `host:port` (default `127.0.0.1:7000`; port 0 picks a free one) or a Unix socket
 //! path (anything with a `/`, or `@name` for an abstract socket). Each connection gets back what
 //! it sends until it half-closes; the rest of its echo still goes out, then end of stream.
-//! Connections beyond `--max-connections` are closed at once. Prints `listening on ADDR` per
-//! address once it accepts connections, and exits with status 0 on SIGINT or SIGTERM.
+//! Connections beyond `--max-connections` are closed at once. With `--tls-cert` (a PEM
+//! certificate chain, leaf first) and `--tls-key` (its PEM private key) every connection speaks
+//! TLS: the echo ends at the client's `close_notify` and the server answers with its own.
+//! Prints `listening on ADDR` per address once it accepts connections, and exits with status 0
+//! on SIGINT or SIGTERM.
 //!
 //! The peer benchmark harness runs it as `echo_server --listen 127.0.0.1:PORT`.
 
@@ -18,18 +21,24 @@ use std::rc::Rc;
 
 use gruvi::fiber;
 use gruvi::stream::{Address, Server, Stream};
+use gruvi::tls::{CertifiedKey, ServerConfig};
 
-const USAGE: &str = "usage: echo_server [--listen ADDR]... [--max-connections N]";
+const USAGE: &str = "usage: echo_server [--listen ADDR]... [--max-connections N] \
+                     [--tls-cert FILE --tls-key FILE]";
 
 struct Options {
     listen: Vec<Address>,
     max_connections: Option<usize>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         listen: Vec::new(),
         max_connections: None,
+        tls_cert: None,
+        tls_key: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -46,9 +55,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     .map_err(|e| format!("--max-connections {n}: {e}"))?;
                 options.max_connections = Some(n);
             }
+            "--tls-cert" => options.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => options.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if options.tls_cert.is_some() != options.tls_key.is_some() {
+        return Err(format!("--tls-cert and --tls-key go together\n{USAGE}"));
     }
     if options.listen.is_empty() {
         options.listen.push(Address::Tcp("127.0.0.1".into(), 7000));
@@ -72,8 +86,20 @@ fn echo(stream: Rc<Stream>) -> io::Result<()> {
     stream.write_eof()
 }
 
+/// The TLS configuration from `--tls-cert` and `--tls-key`, if given.
+fn tls_config(options: &Options) -> io::Result<Option<ServerConfig>> {
+    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
+        return Ok(None);
+    };
+    let identity = CertifiedKey::from_pem_files(cert, key)?;
+    Ok(Some(ServerConfig::builder(identity).build()?))
+}
+
 fn serve(options: &Options) -> io::Result<()> {
-    let server = Server::new(echo);
+    let server = match tls_config(options)? {
+        Some(config) => gruvi::tls::server(config, echo),
+        None => Server::new(echo),
+    };
     server.set_max_connections(options.max_connections);
     for addr in &options.listen {
         server

@@ -32,6 +32,7 @@
 pub use fiber_core as fiber;
 pub use gruvi_jsonrpc as jsonrpc;
 pub use gruvi_stream as stream;
+pub use gruvi_tls as tls;
 pub use uv_sys_wrap as uv;
 
 /// The README's code, compiled as a doc test so it stays true.

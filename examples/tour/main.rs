@@ -6,6 +6,7 @@ mod fibers;
 mod jsonrpc;
 mod streams;
 mod sync;
+mod tls;
 mod uv;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sync::tour()?;
     println!();
     streams::tour()?;
+    println!();
+    tls::tour()?;
     println!();
     jsonrpc::tour()?;
     println!();
