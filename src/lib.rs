@@ -9,7 +9,9 @@
 //!   cheap stackful fibers, scheduled by one Hub per thread that owns the libuv loop.
 //! - [`stream`] (crate `gruvi-stream`): TCP and Unix streams, listeners, addresses with std's
 //!   names, blocking only the calling fiber (in progress).
-//! - TLS, HTTP, JSON-RPC and D-Bus: not built yet; see the README's status table.
+//! - [`dbus`] (crate `gruvi-dbus`): D-Bus client connections, exported objects, signals and a
+//!   peer-to-peer server.
+//! - TLS, HTTP and JSON-RPC: not built yet; see the README's status table.
 //!
 //! # Examples
 //!
@@ -30,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub use fiber_core as fiber;
+pub use gruvi_dbus as dbus;
 pub use gruvi_stream as stream;
 pub use uv_sys_wrap as uv;
 
