@@ -1,0 +1,354 @@
+//! Our client against our peer-to-peer server: Hello and unique names, calls and the errors
+//! a bus would send, introspection, properties, signals, concurrency, connection limit,
+//! ANONYMOUS over TCP.
+
+mod support;
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use gruvi_dbus::dbus::arg::{PropMap, RefArg, Variant};
+use gruvi_dbus::{Config, Connection, Error, Interface, MethodError, Server, names};
+use support::run_clean;
+
+const PATH: &str = "/com/example/Gruvi";
+const IFACE: &str = "com.example.Gruvi";
+
+fn service(server: &Server) -> Rc<Cell<i32>> {
+    let level = Rc::new(Cell::new(3));
+    let (get, set) = (level.clone(), level.clone());
+    server
+        .export(
+            PATH,
+            Interface::new(IFACE)
+                .method("Echo", ("text",), ("text",), |_, (text,): (String,)| Ok((text,)))
+                .method("Add", ("a", "b"), ("sum",), |_, (a, b): (i32, i32)| {
+                    Ok((a.wrapping_add(b),))
+                })
+                .method("Fail", (), (), |_, ()| -> Result<(), MethodError> {
+                    Err(MethodError::new("com.example.Gruvi.Error.Failed", "it failed"))
+                })
+                .method("Sleep", ("ms",), (), |_, (ms,): (u32,)| {
+                    fiber_core::sleep(Duration::from_millis(ms.into()))
+                        .map_err(|e| MethodError::failed(e.to_string()))
+                })
+                .method("EmitTick", ("n",), (), |call, (n,): (u32,)| {
+                    call.connection
+                        .emit_signal(PATH, IFACE, "Tick", (n,))
+                        .map_err(|e| MethodError::failed(e.to_string()))
+                })
+                .method("Panic", (), (), |_, ()| -> Result<(), MethodError> {
+                    panic!("a handler bug")
+                })
+                .signal::<(u32,)>("Tick", ("n",))
+                .property("Name", || "gruvi".to_owned())
+                .property_rw(
+                    "Level",
+                    move || get.get(),
+                    move |v: i32| {
+                        if v < 0 {
+                            return Err(MethodError::invalid_args("negative level"));
+                        }
+                        set.set(v);
+                        Ok(())
+                    },
+                ),
+        )
+        .unwrap();
+    level
+}
+
+fn listen(server: &Server) -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let address = server
+        .listen(&format!("unix:dir={}", dir.path().display()))
+        .unwrap();
+    (address, dir)
+}
+
+#[test]
+fn hello_gives_unique_names_and_calls_are_dispatched() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        assert!(address.contains(&format!("guid={}", server.guid())));
+        let a = Connection::connect(&address).unwrap();
+        let b = Connection::connect(&address).unwrap();
+        assert_eq!(a.unique_name().as_deref(), Some(":1.1"));
+        assert_eq!(b.unique_name().as_deref(), Some(":1.2"));
+        assert_eq!(a.server_guid(), server.guid());
+        assert_eq!(server.connections().len(), 2);
+        assert_eq!(server.connections()[0].peer_uid(), Some(rustix_uid()));
+        let (sum,): (i32,) = a.call_method("", PATH, IFACE, "Add", (40, 2)).unwrap();
+        assert_eq!(sum, 42);
+        let (text,): (String,) = b.call_method("any.name", PATH, IFACE, "Echo", ("hi",)).unwrap();
+        assert_eq!(text, "hi");
+        let err = a.call_method::<_, ()>("", PATH, IFACE, "Fail", ()).unwrap_err();
+        assert_eq!(err.name(), Some("com.example.Gruvi.Error.Failed"));
+        assert_eq!(err.method_error().unwrap().message(), "it failed");
+        // A second Hello is refused, as a bus does.
+        let err = a
+            .call_method::<_, (String,)>("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", ())
+            .unwrap_err();
+        assert_eq!(err.name(), Some(names::ACCESS_DENIED));
+        a.close();
+        b.close();
+        server.close().unwrap();
+    });
+}
+
+fn rustix_uid() -> u32 {
+    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap()
+}
+
+#[test]
+fn unknown_objects_interfaces_methods_and_bad_args_get_the_bus_errors() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        let name = |path: &str, iface: &str, method: &str| {
+            c.call_method::<_, ()>("", path, iface, method, ("x",))
+                .unwrap_err()
+                .name()
+                .map(str::to_owned)
+        };
+        assert_eq!(name("/nowhere", IFACE, "Echo").as_deref(), Some(names::UNKNOWN_OBJECT));
+        assert_eq!(name(PATH, "com.example.Other", "Echo").as_deref(), Some(names::UNKNOWN_INTERFACE));
+        assert_eq!(name(PATH, IFACE, "Nope").as_deref(), Some(names::UNKNOWN_METHOD));
+        assert_eq!(name(PATH, IFACE, "Add").as_deref(), Some(names::INVALID_ARGS));
+        // Extra arguments are invalid too.
+        let err = c.call_method::<_, ()>("", PATH, IFACE, "Echo", ("a", "b")).unwrap_err();
+        assert_eq!(err.name(), Some(names::INVALID_ARGS));
+        // A panicking handler answers with an error and the connection goes on.
+        let err = c.call_method::<_, ()>("", PATH, IFACE, "Panic", ()).unwrap_err();
+        assert_eq!(err.name(), Some(names::FAILED));
+        let (text,): (String,) = c.call_method("", PATH, IFACE, "Echo", ("still here",)).unwrap();
+        assert_eq!(text, "still here");
+        c.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn introspection_properties_and_peer_are_there_for_every_object() {
+    run_clean(|| {
+        let server = Server::new();
+        let level = service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        let (xml,): (String,) = c
+            .call_method("", PATH, "org.freedesktop.DBus.Introspectable", "Introspect", ())
+            .unwrap();
+        for part in [
+            r#"<interface name="com.example.Gruvi">"#,
+            r#"<method name="Add"><arg name="a" type="i" direction="in"/><arg name="b" type="i" direction="in"/><arg name="sum" type="i" direction="out"/></method>"#,
+            r#"<signal name="Tick"><arg name="n" type="u"/></signal>"#,
+            r#"<property name="Level" type="i" access="readwrite"/>"#,
+            r#"<property name="Name" type="s" access="read"/>"#,
+            "org.freedesktop.DBus.Properties",
+        ] {
+            assert!(xml.contains(part), "{part} not in {xml}");
+        }
+        // Parent paths list their children.
+        let (root,): (String,) = c
+            .call_method("", "/com", "org.freedesktop.DBus.Introspectable", "Introspect", ())
+            .unwrap();
+        assert!(root.contains(r#"<node name="example"/>"#), "{root}");
+        let props = "org.freedesktop.DBus.Properties";
+        let (Variant(name),): (Variant<String>,) =
+            c.call_method("", PATH, props, "Get", (IFACE, "Name")).unwrap();
+        assert_eq!(name, "gruvi");
+        c.call_method::<_, ()>("", PATH, props, "Set", (IFACE, "Level", Variant(9i32)))
+            .unwrap();
+        assert_eq!(level.get(), 9);
+        let err = c
+            .call_method::<_, ()>("", PATH, props, "Set", (IFACE, "Level", Variant(-1i32)))
+            .unwrap_err();
+        assert_eq!(err.name(), Some(names::INVALID_ARGS));
+        let err = c
+            .call_method::<_, ()>("", PATH, props, "Set", (IFACE, "Name", Variant("x")))
+            .unwrap_err();
+        assert_eq!(err.name(), Some(names::PROPERTY_READ_ONLY));
+        let err = c
+            .call_method::<_, ()>("", PATH, props, "Get", (IFACE, "Nope"))
+            .unwrap_err();
+        assert_eq!(err.name(), Some(names::UNKNOWN_PROPERTY));
+        let (all,): (PropMap,) = c.call_method("", PATH, props, "GetAll", (IFACE,)).unwrap();
+        assert_eq!(all["Level"].0.as_i64(), Some(9));
+        assert_eq!(all["Name"].0.as_str(), Some("gruvi"));
+        c.call_method::<_, ()>("", "/any/path", "org.freedesktop.DBus.Peer", "Ping", ())
+            .unwrap();
+        c.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn signals_from_a_method_and_from_the_server_reach_the_peers() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let a = Connection::connect(&address).unwrap();
+        let b = Connection::connect(&address).unwrap();
+        let ticks_a = a.add_match(&format!("type='signal',interface='{IFACE}',member='Tick'")).unwrap();
+        let ticks_b = b.add_match(&format!("type='signal',interface='{IFACE}',member='Tick'")).unwrap();
+        a.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (5u32,)).unwrap();
+        let tick = ticks_a.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(tick.read1::<u32>().unwrap(), 5);
+        assert_eq!(tick.path().unwrap().to_string(), PATH);
+        // Peer to peer, a method's signal goes to the caller's connection only.
+        assert!(ticks_b.try_recv().is_none());
+        server.emit_signal(PATH, IFACE, "Tick", (6u32,)).unwrap();
+        for ticks in [&ticks_a, &ticks_b] {
+            assert_eq!(ticks.recv_timeout(Duration::from_secs(10)).unwrap().read1::<u32>().unwrap(), 6);
+        }
+        a.close();
+        b.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_full_signal_queue_drops_and_counts_new_signals() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let mut config = Config::default();
+        config.signal_queue = 2;
+        let c = Connection::connect_with(&address, config).unwrap();
+        let ticks = c.add_match("type='signal',member='Tick'").unwrap();
+        for n in 0..5u32 {
+            c.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (n,)).unwrap();
+        }
+        // Every signal came before the reply to the last call.
+        assert_eq!(ticks.try_recv().unwrap().read1::<u32>().unwrap(), 0);
+        assert_eq!(ticks.try_recv().unwrap().read1::<u32>().unwrap(), 1);
+        assert!(ticks.try_recv().is_none());
+        assert_eq!(ticks.dropped(), 3);
+        c.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn slow_methods_run_concurrently_up_to_the_limit() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.max_concurrent_calls = 4;
+        let server = Server::builder().config(config).build();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        let start = Instant::now();
+        let calls: Vec<_> = (0..8)
+            .map(|_| {
+                let c = c.clone();
+                fiber_core::spawn(move || c.call_method::<_, ()>("", PATH, IFACE, "Sleep", (200u32,)))
+            })
+            .collect();
+        for call in calls {
+            call.join().unwrap().unwrap();
+        }
+        let took = start.elapsed();
+        // Eight 200 ms calls, four at a time: two rounds, not eight, and not one.
+        assert!(took >= Duration::from_millis(400), "{took:?}");
+        assert!(took < Duration::from_millis(1500), "{took:?}");
+        c.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn the_connection_limit_closes_extra_clients() {
+    run_clean(|| {
+        let server = Server::builder().max_connections(Some(2)).build();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let a = Connection::connect(&address).unwrap();
+        let b = Connection::connect(&address).unwrap();
+        let err = Connection::connect(&address).unwrap_err();
+        assert!(err.to_string().contains("could not connect"), "{err}");
+        b.close();
+        // Once one leaves, a new client gets in.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let c = loop {
+            match Connection::connect(&address) {
+                Ok(c) => break c,
+                Err(_) if Instant::now() < deadline => fiber_core::sleep(Duration::from_millis(10)).unwrap(),
+                Err(err) => panic!("{err}"),
+            }
+        };
+        a.close();
+        c.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn tcp_clients_need_anonymous_which_is_off_by_default() {
+    run_clean(|| {
+        let closed = Server::new();
+        service(&closed);
+        let address = closed.listen("tcp:host=127.0.0.1,port=0").unwrap();
+        let err = Connection::connect(&address).unwrap_err();
+        assert!(err.to_string().contains("rejected"), "{err}");
+        closed.close().unwrap();
+
+        let open = Server::builder().allow_anonymous(true).build();
+        service(&open);
+        let address = open.listen("tcp:host=127.0.0.1,port=0").unwrap();
+        assert!(address.starts_with("tcp:host=127.0.0.1,port="), "{address}");
+        let c = Connection::connect(&address).unwrap();
+        let (text,): (String,) = c.call_method("", PATH, IFACE, "Echo", ("over tcp",)).unwrap();
+        assert_eq!(text, "over tcp");
+        assert_eq!(open.connections()[0].peer_uid(), None);
+        c.close();
+        open.close().unwrap();
+    });
+}
+
+#[test]
+fn peers_may_skip_hello_when_the_server_allows_it() {
+    run_clean(|| {
+        let server = Server::builder().require_hello(false).build();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect_peer(&address, Config::default()).unwrap();
+        assert_eq!(c.unique_name(), None);
+        let (sum,): (i32,) = c.call_method("", PATH, IFACE, "Add", (1, 2)).unwrap();
+        assert_eq!(sum, 3);
+        c.close();
+        // With Hello required (the default), the server drops such a peer.
+        let strict = Server::new();
+        service(&strict);
+        let (address, _dir2) = listen(&strict);
+        let c = Connection::connect_peer(&address, Config::default()).unwrap();
+        let err = c.call_method::<_, (i32,)>("", PATH, IFACE, "Add", (1, 2)).unwrap_err();
+        assert!(matches!(err, Error::Disconnected(_)), "{err}");
+        server.close().unwrap();
+        strict.close().unwrap();
+    });
+}
+
+#[test]
+fn closing_the_server_ends_its_connections() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        let c2 = c.clone();
+        let pending = fiber_core::spawn(move || c2.call_method::<_, ()>("", PATH, IFACE, "Sleep", (20_000u32,)));
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        server.close().unwrap();
+        let err = pending.join().unwrap().unwrap_err();
+        assert!(matches!(err, Error::Disconnected(_)), "{err}");
+        assert!(c.wait_closed().unwrap().contains("closed"));
+    });
+}
