@@ -22,12 +22,17 @@ fn service(server: &Server) -> Rc<Cell<i32>> {
         .export(
             PATH,
             Interface::new(IFACE)
-                .method("Echo", ("text",), ("text",), |_, (text,): (String,)| Ok((text,)))
+                .method("Echo", ("text",), ("text",), |_, (text,): (String,)| {
+                    Ok((text,))
+                })
                 .method("Add", ("a", "b"), ("sum",), |_, (a, b): (i32, i32)| {
                     Ok((a.wrapping_add(b),))
                 })
                 .method("Fail", (), (), |_, ()| -> Result<(), MethodError> {
-                    Err(MethodError::new("com.example.Gruvi.Error.Failed", "it failed"))
+                    Err(MethodError::new(
+                        "com.example.Gruvi.Error.Failed",
+                        "it failed",
+                    ))
                 })
                 .method("Sleep", ("ms",), (), |_, (ms,): (u32,)| {
                     fiber_core::sleep(Duration::from_millis(ms.into()))
@@ -83,14 +88,24 @@ fn hello_gives_unique_names_and_calls_are_dispatched() {
         assert_eq!(server.connections()[0].peer_uid(), Some(rustix_uid()));
         let (sum,): (i32,) = a.call_method("", PATH, IFACE, "Add", (40, 2)).unwrap();
         assert_eq!(sum, 42);
-        let (text,): (String,) = b.call_method("any.name", PATH, IFACE, "Echo", ("hi",)).unwrap();
+        let (text,): (String,) = b
+            .call_method("any.name", PATH, IFACE, "Echo", ("hi",))
+            .unwrap();
         assert_eq!(text, "hi");
-        let err = a.call_method::<_, ()>("", PATH, IFACE, "Fail", ()).unwrap_err();
+        let err = a
+            .call_method::<_, ()>("", PATH, IFACE, "Fail", ())
+            .unwrap_err();
         assert_eq!(err.name(), Some("com.example.Gruvi.Error.Failed"));
         assert_eq!(err.method_error().unwrap().message(), "it failed");
         // A second Hello is refused, as a bus does.
         let err = a
-            .call_method::<_, (String,)>("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", ())
+            .call_method::<_, (String,)>(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "Hello",
+                (),
+            )
             .unwrap_err();
         assert_eq!(err.name(), Some(names::ACCESS_DENIED));
         a.close();
@@ -100,7 +115,9 @@ fn hello_gives_unique_names_and_calls_are_dispatched() {
 }
 
 fn rustix_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap()
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap()
 }
 
 #[test]
@@ -116,17 +133,35 @@ fn unknown_objects_interfaces_methods_and_bad_args_get_the_bus_errors() {
                 .name()
                 .map(str::to_owned)
         };
-        assert_eq!(name("/nowhere", IFACE, "Echo").as_deref(), Some(names::UNKNOWN_OBJECT));
-        assert_eq!(name(PATH, "com.example.Other", "Echo").as_deref(), Some(names::UNKNOWN_INTERFACE));
-        assert_eq!(name(PATH, IFACE, "Nope").as_deref(), Some(names::UNKNOWN_METHOD));
-        assert_eq!(name(PATH, IFACE, "Add").as_deref(), Some(names::INVALID_ARGS));
+        assert_eq!(
+            name("/nowhere", IFACE, "Echo").as_deref(),
+            Some(names::UNKNOWN_OBJECT)
+        );
+        assert_eq!(
+            name(PATH, "com.example.Other", "Echo").as_deref(),
+            Some(names::UNKNOWN_INTERFACE)
+        );
+        assert_eq!(
+            name(PATH, IFACE, "Nope").as_deref(),
+            Some(names::UNKNOWN_METHOD)
+        );
+        assert_eq!(
+            name(PATH, IFACE, "Add").as_deref(),
+            Some(names::INVALID_ARGS)
+        );
         // Extra arguments are invalid too.
-        let err = c.call_method::<_, ()>("", PATH, IFACE, "Echo", ("a", "b")).unwrap_err();
+        let err = c
+            .call_method::<_, ()>("", PATH, IFACE, "Echo", ("a", "b"))
+            .unwrap_err();
         assert_eq!(err.name(), Some(names::INVALID_ARGS));
         // A panicking handler answers with an error and the connection goes on.
-        let err = c.call_method::<_, ()>("", PATH, IFACE, "Panic", ()).unwrap_err();
+        let err = c
+            .call_method::<_, ()>("", PATH, IFACE, "Panic", ())
+            .unwrap_err();
         assert_eq!(err.name(), Some(names::FAILED));
-        let (text,): (String,) = c.call_method("", PATH, IFACE, "Echo", ("still here",)).unwrap();
+        let (text,): (String,) = c
+            .call_method("", PATH, IFACE, "Echo", ("still here",))
+            .unwrap();
         assert_eq!(text, "still here");
         c.close();
         server.close().unwrap();
@@ -141,7 +176,13 @@ fn introspection_properties_and_peer_are_there_for_every_object() {
         let (address, _dir) = listen(&server);
         let c = Connection::connect(&address).unwrap();
         let (xml,): (String,) = c
-            .call_method("", PATH, "org.freedesktop.DBus.Introspectable", "Introspect", ())
+            .call_method(
+                "",
+                PATH,
+                "org.freedesktop.DBus.Introspectable",
+                "Introspect",
+                (),
+            )
             .unwrap();
         for part in [
             r#"<interface name="com.example.Gruvi">"#,
@@ -155,12 +196,19 @@ fn introspection_properties_and_peer_are_there_for_every_object() {
         }
         // Parent paths list their children.
         let (root,): (String,) = c
-            .call_method("", "/com", "org.freedesktop.DBus.Introspectable", "Introspect", ())
+            .call_method(
+                "",
+                "/com",
+                "org.freedesktop.DBus.Introspectable",
+                "Introspect",
+                (),
+            )
             .unwrap();
         assert!(root.contains(r#"<node name="example"/>"#), "{root}");
         let props = "org.freedesktop.DBus.Properties";
-        let (Variant(name),): (Variant<String>,) =
-            c.call_method("", PATH, props, "Get", (IFACE, "Name")).unwrap();
+        let (Variant(name),): (Variant<String>,) = c
+            .call_method("", PATH, props, "Get", (IFACE, "Name"))
+            .unwrap();
         assert_eq!(name, "gruvi");
         c.call_method::<_, ()>("", PATH, props, "Set", (IFACE, "Level", Variant(9i32)))
             .unwrap();
@@ -195,9 +243,14 @@ fn signals_from_a_method_and_from_the_server_reach_the_peers() {
         let (address, _dir) = listen(&server);
         let a = Connection::connect(&address).unwrap();
         let b = Connection::connect(&address).unwrap();
-        let ticks_a = a.add_match(&format!("type='signal',interface='{IFACE}',member='Tick'")).unwrap();
-        let ticks_b = b.add_match(&format!("type='signal',interface='{IFACE}',member='Tick'")).unwrap();
-        a.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (5u32,)).unwrap();
+        let ticks_a = a
+            .add_match(&format!("type='signal',interface='{IFACE}',member='Tick'"))
+            .unwrap();
+        let ticks_b = b
+            .add_match(&format!("type='signal',interface='{IFACE}',member='Tick'"))
+            .unwrap();
+        a.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (5u32,))
+            .unwrap();
         let tick = ticks_a.recv_timeout(Duration::from_secs(10)).unwrap();
         assert_eq!(tick.read1::<u32>().unwrap(), 5);
         assert_eq!(tick.path().unwrap().to_string(), PATH);
@@ -205,7 +258,14 @@ fn signals_from_a_method_and_from_the_server_reach_the_peers() {
         assert!(ticks_b.try_recv().is_none());
         server.emit_signal(PATH, IFACE, "Tick", (6u32,)).unwrap();
         for ticks in [&ticks_a, &ticks_b] {
-            assert_eq!(ticks.recv_timeout(Duration::from_secs(10)).unwrap().read1::<u32>().unwrap(), 6);
+            assert_eq!(
+                ticks
+                    .recv_timeout(Duration::from_secs(10))
+                    .unwrap()
+                    .read1::<u32>()
+                    .unwrap(),
+                6
+            );
         }
         a.close();
         b.close();
@@ -224,7 +284,8 @@ fn a_full_signal_queue_drops_and_counts_new_signals() {
         let c = Connection::connect_with(&address, config).unwrap();
         let ticks = c.add_match("type='signal',member='Tick'").unwrap();
         for n in 0..5u32 {
-            c.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (n,)).unwrap();
+            c.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (n,))
+                .unwrap();
         }
         // Every signal came before the reply to the last call.
         assert_eq!(ticks.try_recv().unwrap().read1::<u32>().unwrap(), 0);
@@ -249,7 +310,9 @@ fn slow_methods_run_concurrently_up_to_the_limit() {
         let calls: Vec<_> = (0..8)
             .map(|_| {
                 let c = c.clone();
-                fiber_core::spawn(move || c.call_method::<_, ()>("", PATH, IFACE, "Sleep", (200u32,)))
+                fiber_core::spawn(move || {
+                    c.call_method::<_, ()>("", PATH, IFACE, "Sleep", (200u32,))
+                })
             })
             .collect();
         for call in calls {
@@ -280,7 +343,9 @@ fn the_connection_limit_closes_extra_clients() {
         let c = loop {
             match Connection::connect(&address) {
                 Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => fiber_core::sleep(Duration::from_millis(10)).unwrap(),
+                Err(_) if Instant::now() < deadline => {
+                    fiber_core::sleep(Duration::from_millis(10)).unwrap()
+                }
                 Err(err) => panic!("{err}"),
             }
         };
@@ -305,7 +370,9 @@ fn tcp_clients_need_anonymous_which_is_off_by_default() {
         let address = open.listen("tcp:host=127.0.0.1,port=0").unwrap();
         assert!(address.starts_with("tcp:host=127.0.0.1,port="), "{address}");
         let c = Connection::connect(&address).unwrap();
-        let (text,): (String,) = c.call_method("", PATH, IFACE, "Echo", ("over tcp",)).unwrap();
+        let (text,): (String,) = c
+            .call_method("", PATH, IFACE, "Echo", ("over tcp",))
+            .unwrap();
         assert_eq!(text, "over tcp");
         assert_eq!(open.connections()[0].peer_uid(), None);
         c.close();
@@ -329,7 +396,9 @@ fn peers_may_skip_hello_when_the_server_allows_it() {
         service(&strict);
         let (address, _dir2) = listen(&strict);
         let c = Connection::connect_peer(&address, Config::default()).unwrap();
-        let err = c.call_method::<_, (i32,)>("", PATH, IFACE, "Add", (1, 2)).unwrap_err();
+        let err = c
+            .call_method::<_, (i32,)>("", PATH, IFACE, "Add", (1, 2))
+            .unwrap_err();
         assert!(matches!(err, Error::Disconnected(_)), "{err}");
         server.close().unwrap();
         strict.close().unwrap();
@@ -344,7 +413,9 @@ fn closing_the_server_ends_its_connections() {
         let (address, _dir) = listen(&server);
         let c = Connection::connect(&address).unwrap();
         let c2 = c.clone();
-        let pending = fiber_core::spawn(move || c2.call_method::<_, ()>("", PATH, IFACE, "Sleep", (20_000u32,)));
+        let pending = fiber_core::spawn(move || {
+            c2.call_method::<_, ()>("", PATH, IFACE, "Sleep", (20_000u32,))
+        });
         fiber_core::sleep(Duration::from_millis(20)).unwrap();
         server.close().unwrap();
         let err = pending.join().unwrap().unwrap_err();

@@ -20,8 +20,9 @@ fn server(config: Config) -> (Server, PathBuf, tempfile::TempDir) {
     server
         .export(
             PATH,
-            Interface::new(IFACE)
-                .method("Echo", ("text",), ("text",), |_, (text,): (String,)| Ok((text,))),
+            Interface::new(IFACE).method("Echo", ("text",), ("text",), |_, (text,): (String,)| {
+                Ok((text,))
+            }),
         )
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -131,7 +132,9 @@ fn non_ascii_and_over_long_auth_lines_close_the_connection() {
         config.max_auth_line = 64;
         let (server, path, _dir) = server(config);
         let stream = connect(&path);
-        stream.write_all("\0AUTH EXTERNAL \u{e9}\r\n".as_bytes()).unwrap();
+        stream
+            .write_all("\0AUTH EXTERNAL \u{e9}\r\n".as_bytes())
+            .unwrap();
         assert_eq!(read_to_close(&stream), b"");
         // Exactly 64 bytes with CR LF is answered (a rejection); 65 closes.
         let stream = connect(&path);
