@@ -312,9 +312,23 @@ impl Connection {
     }
 }
 
-/// A method call message; an empty `destination` leaves it unset. Names are checked first
-/// (the `dbus` crate's conversions from `&str` panic on bad ones).
-pub(crate) fn method_call(
+/// A method call message to `destination` (empty: none, for a peer), with its names checked
+/// (the `dbus` crate's own constructors panic on bad ones). Append arguments with
+/// [`Message::append1`] and the like, then [`Connection::call`] it.
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming the bad bus name, path, interface or member.
+///
+/// # Examples
+///
+/// ```
+/// let call = gruvi_dbus::method_call("com.example", "/a", "com.example.I", "M")?.append1(7u32);
+/// assert_eq!(call.member().unwrap().to_string(), "M");
+/// assert!(gruvi_dbus::method_call("com.example", "no-slash", "com.example.I", "M").is_err());
+/// # Ok::<(), gruvi_dbus::Error>(())
+/// ```
+pub fn method_call(
     destination: &str,
     path: &str,
     interface: &str,
@@ -338,8 +352,12 @@ pub(crate) fn method_call(
     Ok(message)
 }
 
-/// A signal message, its names checked first.
-pub(crate) fn signal(path: &str, interface: &str, name: &str) -> Result<Message, Error> {
+/// A signal message from the object at `path`, with its names checked (see [`method_call`]).
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] naming the bad path, interface or member.
+pub fn signal(path: &str, interface: &str, name: &str) -> Result<Message, Error> {
     use dbus::strings::{Interface, Member, Path};
     Ok(Message::signal(
         &Path::new(path).map_err(Error::InvalidInput)?,

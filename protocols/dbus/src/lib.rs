@@ -64,7 +64,7 @@ pub use bus::{
     NAME_FLAG_REPLACE_EXISTING, ReleaseNameReply, RequestNameReply,
 };
 pub use config::{Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
-pub use connection::Connection;
+pub use connection::{Connection, method_call, signal};
 pub use error::{Error, MethodError, names};
 pub use framing::{DEFAULT_MAX_MESSAGE_SIZE, SPEC_MAX_MESSAGE_SIZE};
 pub use objects::{Interface, MethodCall};
