@@ -2,6 +2,7 @@
 //!
 //! Run it with `ci/tour` (or `cargo run --release --example tour`).
 
+mod dbus;
 mod fibers;
 mod streams;
 mod sync;
@@ -17,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sync::tour()?;
     println!();
     streams::tour()?;
+    println!();
+    dbus::tour()?;
     println!();
     println!("tour complete");
     Ok(())
