@@ -15,8 +15,9 @@ use gruvi_stream::{Dispatcher, Stream};
 
 use crate::config::Config;
 use crate::error::{Error, MethodError};
-use crate::framing::{self, Frame, MessageFramer, SPEC_MAX_MESSAGE_SIZE};
+use crate::framing::{Frame, MessageFramer, SPEC_MAX_MESSAGE_SIZE};
 use crate::objects::Objects;
+use crate::outbox::Outbox;
 use crate::server::ServerShared;
 use crate::signals::Signals;
 
@@ -51,7 +52,8 @@ pub struct Connection {
 }
 
 pub(crate) struct Inner {
-    stream: Rc<Stream>,
+    outbox: Rc<Outbox>,
+    writer: RefCell<Option<JoinHandle<()>>>,
     pub(crate) config: Config,
     guid: String,
     pub(crate) role: Role,
@@ -68,6 +70,8 @@ pub(crate) struct Inner {
     /// The server side saw `Hello`.
     pub(crate) hello_done: Cell<bool>,
     calls_running: Cell<usize>,
+    /// Worker fibers waiting for the next incoming call.
+    pub(crate) idle_workers: RefCell<Vec<Callback<Option<Message>>>>,
     call_slot_waiters: RefCell<Vec<Callback<()>>>,
     closed_waiters: RefCell<Vec<Callback<()>>>,
 }
@@ -82,8 +86,10 @@ impl Connection {
         peer_uid: Option<u32>,
         objects: Rc<Objects>,
     ) -> Result<Connection, Error> {
+        let outbox = Outbox::new(stream.clone());
         let inner = Rc::new(Inner {
-            stream: stream.clone(),
+            outbox: outbox.clone(),
+            writer: RefCell::new(None),
             guid,
             role,
             peer_uid,
@@ -96,6 +102,7 @@ impl Connection {
             reader: RefCell::new(None),
             hello_done: Cell::new(false),
             calls_running: Cell::new(0),
+            idle_workers: RefCell::new(Vec::new()),
             call_slot_waiters: RefCell::new(Vec::new()),
             closed_waiters: RefCell::new(Vec::new()),
             config,
@@ -107,6 +114,13 @@ impl Connection {
             .spawn(move || read_loop(weak, stream, max))
             .map_err(Error::Io)?;
         *inner.reader.borrow_mut() = Some(reader);
+        let weak = Rc::downgrade(&inner);
+        let writer = outbox.start(move |reason| {
+            if let Some(inner) = weak.upgrade() {
+                inner.shutdown(reason, false);
+            }
+        })?;
+        *inner.writer.borrow_mut() = Some(writer);
         Ok(Connection { inner })
     }
 
@@ -138,9 +152,10 @@ impl Connection {
     }
 
     /// Closes the connection: pending calls fail with [`Error::Disconnected`], the reader
-    /// fiber stops. Never switches.
+    /// fiber stops, messages already sent go out (for at most a few seconds) before the
+    /// socket closes. Never switches.
     pub fn close(&self) {
-        self.inner.shutdown("closed by this side".into());
+        self.inner.shutdown("closed by this side".into(), true);
         if let Some(reader) = self.inner.reader.borrow_mut().take() {
             reader.cancel();
         }
@@ -392,30 +407,29 @@ impl Inner {
     fn write(&self, mut message: Message, serial: u32) -> Result<(), Error> {
         self.check_open()?;
         message.set_serial(serial);
-        let mut bytes = Vec::with_capacity(256);
-        framing::marshal(&message, &mut bytes);
-        if bytes.len() > SPEC_MAX_MESSAGE_SIZE {
-            return Err(Error::InvalidInput(format!(
-                "a message of {} bytes is over the 128 MiB limit",
-                bytes.len()
-            )));
-        }
-        self.stream.write_all(&bytes).map_err(|err| {
-            let closed = self.closed.borrow().clone();
-            match closed {
-                Some(reason) => Error::Disconnected(reason),
-                None => Error::Io(err),
-            }
+        self.outbox.push(&message).map_err(|err| match err {
+            Error::Disconnected(_) => self.disconnected(),
+            other => other,
         })
     }
 
-    /// Closes the connection once, waking every waiter with `reason`.
-    pub(crate) fn shutdown(&self, reason: String) {
+    fn disconnected(&self) -> Error {
+        let reason = self.closed.borrow().clone();
+        Error::Disconnected(reason.unwrap_or_else(|| "the connection is closed".into()))
+    }
+
+    /// Closes the connection once, waking every waiter with `reason`; with `flush`, messages
+    /// already queued are sent before the socket closes.
+    pub(crate) fn shutdown(&self, reason: String, flush: bool) {
         if self.closed.borrow().is_some() {
             return;
         }
         *self.closed.borrow_mut() = Some(reason.clone());
-        self.stream.close();
+        if flush {
+            self.outbox.close_after_flush();
+        } else {
+            self.outbox.close_now();
+        }
         let pending: Vec<_> = self.pending.borrow_mut().drain().collect();
         for (_, waiter) in pending {
             waiter.call(Err(Error::Disconnected(reason.clone())));
@@ -426,6 +440,9 @@ impl Inner {
         }
         for waiter in self.call_slot_waiters.take() {
             waiter.call(());
+        }
+        for worker in self.idle_workers.take() {
+            worker.call(None);
         }
     }
 
@@ -474,10 +491,12 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shutdown("the last handle was dropped".into());
+        self.shutdown("the last handle was dropped".into(), true);
         if let Some(reader) = self.reader.get_mut().take() {
             reader.cancel();
         }
+        // The writer sends what is queued and closes the socket on its own.
+        drop(self.writer.get_mut().take());
     }
 }
 
@@ -506,7 +525,7 @@ fn read_loop(weak: Weak<Inner>, stream: Rc<Stream>, max: usize) {
             Ok(()) => "the peer closed the connection".to_owned(),
             Err(err) => err.to_string(),
         };
-        inner.shutdown(reason);
+        inner.shutdown(reason, false);
     }
 }
 

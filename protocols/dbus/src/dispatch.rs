@@ -2,11 +2,13 @@
 //! run in a fiber each against the exported objects, signals go to subscriptions, and the
 //! server side of a peer-to-peer connection answers `Hello` and a few bus methods itself.
 
+use std::rc::{Rc, Weak};
+
 use dbus::{Message, MessageType};
-use fiber_core::Builder;
+use fiber_core::{Builder, SwitchBack};
 
 use crate::bus::{BUS_NAME, BUS_PATH};
-use crate::connection::{Connection, Role};
+use crate::connection::{Connection, Inner, Role};
 use crate::error::{Error, MethodError, names};
 use crate::framing::Frame;
 use crate::objects::MethodCall;
@@ -42,29 +44,69 @@ fn method_call(connection: &Connection, message: Message) -> Result<(), Error> {
         }
     }
     connection.inner.acquire_call_slot()?;
-    let c = connection.clone();
-    let spawned = Builder::new().name("dbus method call").spawn(move || {
-        let guard = CallGuard {
-            connection: c,
-            message: Some(message),
-        };
-        let message = guard.message.as_ref().expect("the call");
-        let call = MethodCall {
-            message,
-            connection: &guard.connection,
-        };
-        let reply = match guard.connection.inner.objects.handle(&call) {
-            Ok(reply) => reply,
-            Err(err) => err.to_reply(message),
-        };
-        let _ = guard.connection.reply_to(message, reply);
-        drop(guard);
-    });
+    // An idle worker fiber takes it; else a new one.
+    let idle = connection.inner.idle_workers.borrow_mut().pop();
+    if let Some(worker) = idle {
+        worker.call(Some(message));
+        return Ok(());
+    }
+    let weak = Rc::downgrade(&connection.inner);
+    let spawned = Builder::new()
+        .name("dbus method call")
+        .spawn(move || worker(weak, message));
     if let Err(err) = spawned {
         connection.inner.release_call_slot();
         return Err(Error::Io(err));
     }
     Ok(())
+}
+
+/// How many idle worker fibers a connection keeps for the next calls.
+const MAX_IDLE_WORKERS: usize = 16;
+
+/// A worker fiber: answers a call, then waits (holding no strong reference to the
+/// connection) for the next one while fewer than [`MAX_IDLE_WORKERS`] others wait.
+fn worker(weak: Weak<Inner>, first: Message) {
+    let mut next = Some(first);
+    while let Some(message) = next.take() {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let connection = Connection { inner };
+        answer(connection.clone(), message);
+        if connection.is_closed()
+            || connection.inner.idle_workers.borrow().len() >= MAX_IDLE_WORKERS
+        {
+            return;
+        }
+        let sb = SwitchBack::new();
+        connection
+            .inner
+            .idle_workers
+            .borrow_mut()
+            .push(sb.callback());
+        drop(connection);
+        // `None` or an error: the connection closed or the Hub is closing.
+        next = sb.wait().ok().flatten();
+    }
+}
+
+/// Answers one call against the exported objects; the guard frees its slot.
+fn answer(connection: Connection, message: Message) {
+    let guard = CallGuard {
+        connection,
+        message: Some(message),
+    };
+    let message = guard.message.as_ref().expect("the call");
+    let call = MethodCall {
+        message,
+        connection: &guard.connection,
+    };
+    let reply = match guard.connection.inner.objects.handle(&call) {
+        Ok(reply) => reply,
+        Err(err) => err.to_reply(message),
+    };
+    let _ = guard.connection.reply_to(message, reply);
 }
 
 fn is_hello(message: &Message) -> bool {

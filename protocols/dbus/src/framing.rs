@@ -137,7 +137,8 @@ impl Framer for MessageFramer {
 }
 
 /// Marshals `message` (its serial set) and hands the bytes to `out`.
-pub(crate) fn marshal(message: &Message, out: &mut Vec<u8>) {
+#[cfg(test)]
+fn marshal(message: &Message, out: &mut Vec<u8>) {
     let _ = message.marshal(|bytes| {
         out.extend_from_slice(bytes);
         Ok::<(), ()>(())

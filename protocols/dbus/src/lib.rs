@@ -55,6 +55,7 @@ mod error;
 mod framing;
 mod handshake;
 mod objects;
+mod outbox;
 mod server;
 mod signals;
 

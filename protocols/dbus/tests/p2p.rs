@@ -423,3 +423,33 @@ fn closing_the_server_ends_its_connections() {
         assert!(c.wait_closed().unwrap().contains("closed"));
     });
 }
+
+#[test]
+fn messages_sent_just_before_close_still_go_out() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let subscriptions = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s = subscriptions.clone();
+        server.on_connect(move |conn| {
+            s.borrow_mut()
+                .push(conn.add_match("type='signal',member='Bye'").unwrap());
+        });
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        for n in 0..100u32 {
+            c.emit_signal(PATH, IFACE, "Bye", (n,)).unwrap();
+        }
+        c.close();
+        // Sending on a closed connection is refused.
+        let err = c.emit_signal(PATH, IFACE, "Bye", (100u32,)).unwrap_err();
+        assert!(matches!(err, Error::Disconnected(_)), "{err}");
+        let subscription = subscriptions.borrow_mut().pop().unwrap();
+        for n in 0..100u32 {
+            let bye = subscription.recv_timeout(Duration::from_secs(10)).unwrap();
+            assert_eq!(bye.read1::<u32>().unwrap(), n);
+        }
+        assert!(matches!(subscription.recv(), Err(Error::Disconnected(_))));
+        server.close().unwrap();
+    });
+}
