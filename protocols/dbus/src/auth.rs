@@ -1,7 +1,7 @@
 //! SASL authentication as D-Bus uses it, sans-IO: lines in, lines out. The client
 //! ([`ClientAuth`]) and the server ([`ServerAuth`]) state machines, the line rules shared by
-//! both, and the `DBUS_COOKIE_SHA1` keyring. [`handshake`](crate::handshake) drives them over
-//! a stream.
+//! both, and the `DBUS_COOKIE_SHA1` keyring. [`Connection`](crate::Connection) and
+//! [`Server`](crate::Server) drive them over a stream, with a line limit and a timeout.
 
 mod client;
 mod cookie;

@@ -373,3 +373,60 @@ fn the_bus_closing_fails_pending_calls_at_once() {
         service.close();
     });
 }
+
+#[test]
+fn over_tcp_the_client_falls_back_to_cookie_sha1_then_anonymous() {
+    // dbus-daemon keeps DBUS_COOKIE_SHA1 cookies in its user's ~/.dbus-keyrings (from the
+    // password database, not $HOME): point the client at the same directory.
+    let home = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|passwd| {
+            let uid = std::fs::metadata("/proc/self")
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())?;
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.get(2) == Some(&uid.as_str()))
+                    .then(|| fields.get(5).map(|h| h.to_string()))?
+            })
+        })
+        .expect("this user's home directory");
+    let keyring =
+        gruvi_dbus::auth::Keyring::new(std::path::Path::new(&home).join(".dbus-keyrings"));
+    let cookie = PrivateBus::start_with("<auth>DBUS_COOKIE_SHA1</auth>", |_| {
+        "tcp:host=127.0.0.1,port=0".into()
+    });
+    let anonymous = PrivateBus::start_with("<auth>ANONYMOUS</auth><allow_anonymous/>", |_| {
+        "tcp:host=127.0.0.1,port=0".into()
+    });
+    run_clean(|| {
+        let mut config = Config::default();
+        config.keyring = Some(keyring.clone());
+        let conn = Connection::connect_with(&cookie.address, config.clone()).unwrap();
+        assert!(is_unique_name(&conn.unique_name().unwrap()));
+        conn.close();
+        let conn = Connection::connect_with(&anonymous.address, config.clone()).unwrap();
+        assert!(
+            conn.list_names()
+                .unwrap()
+                .contains(&conn.unique_name().unwrap())
+        );
+        conn.close();
+        // Only EXTERNAL offered by us: the anonymous-only bus rejects us, clearly.
+        config.mechanisms = vec![gruvi_dbus::auth::Mechanism::External];
+        let err = Connection::connect_with(&anonymous.address, config).unwrap_err();
+        assert!(err.to_string().contains("rejected EXTERNAL"), "{err}");
+    });
+}
+
+#[test]
+fn unix_fd_negotiation_with_the_daemon_is_agreed_and_harmless() {
+    let bus = PrivateBus::start();
+    run_clean(|| {
+        let mut config = Config::default();
+        config.negotiate_unix_fd = true;
+        let conn = Connection::connect_with(&bus.address, config).unwrap();
+        assert!(conn.list_names().unwrap().len() >= 2);
+        conn.close();
+    });
+}
