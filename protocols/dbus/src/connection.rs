@@ -273,6 +273,30 @@ impl Connection {
         read_args(&reply)
     }
 
+    /// [`call_method`](Self::call_method) with its own timeout.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks until the reply comes or `timeout` passes.
+    ///
+    /// # Errors
+    ///
+    /// As [`call_method`](Self::call_method).
+    pub fn call_method_timeout<A: AppendAll, R: ReadAll>(
+        &self,
+        destination: &str,
+        path: &str,
+        interface: &str,
+        method: &str,
+        args: A,
+        timeout: Duration,
+    ) -> Result<R, Error> {
+        let mut message = method_call(destination, path, interface, method)?;
+        message.append_all(args);
+        let reply = self.call_timeout(message, timeout)?;
+        read_args(&reply)
+    }
+
     /// Calls a method with `NO_REPLY_EXPECTED` set: the peer sends no reply and this does not
     /// wait for one.
     ///

@@ -21,7 +21,7 @@ pub enum Error {
     Protocol(String),
     /// The peer answered a method call with an error reply.
     MethodCall(MethodError),
-    /// A method call got no reply within its timeout.
+    /// A method call got no reply within its timeout, or connecting took too long.
     TimedOut,
     /// The connection is closed; the reason is why it was closed.
     Disconnected(String),
@@ -56,7 +56,7 @@ impl fmt::Display for Error {
             Error::Auth(msg) => write!(f, "D-Bus authentication failed: {msg}"),
             Error::Protocol(msg) => write!(f, "D-Bus protocol error: {msg}"),
             Error::MethodCall(err) => write!(f, "{err}"),
-            Error::TimedOut => f.write_str("D-Bus method call timed out"),
+            Error::TimedOut => f.write_str("D-Bus call or connection timed out"),
             Error::Disconnected(why) => write!(f, "D-Bus connection closed: {why}"),
             Error::InvalidInput(msg) => write!(f, "invalid D-Bus input: {msg}"),
             Error::Args(msg) => write!(f, "unexpected D-Bus reply arguments: {msg}"),

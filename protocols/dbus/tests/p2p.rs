@@ -320,6 +320,17 @@ fn slow_methods_run_concurrently_up_to_the_limit() {
         }
         let took = start.elapsed();
         // Eight 200 ms calls, four at a time: two rounds, not eight, and not one.
+        let err = c
+            .call_method_timeout::<_, ()>(
+                "",
+                PATH,
+                IFACE,
+                "Sleep",
+                (5000u32,),
+                Duration::from_millis(50),
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::TimedOut), "{err}");
         assert!(took >= Duration::from_millis(400), "{took:?}");
         assert!(took < Duration::from_millis(1500), "{took:?}");
         c.close();
@@ -450,6 +461,49 @@ fn messages_sent_just_before_close_still_go_out() {
             assert_eq!(bye.read1::<u32>().unwrap(), n);
         }
         assert!(matches!(subscription.recv(), Err(Error::Disconnected(_))));
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_method_handler_can_call_back_into_the_caller_on_the_same_connection() {
+    run_clean(|| {
+        let server = Server::new();
+        server
+            .export(
+                "/relay",
+                Interface::new("com.example.Relay").method(
+                    "AskBack",
+                    ("text",),
+                    ("answer",),
+                    |call, (text,): (String,)| {
+                        // The reply to this nested call arrives while the outer call is open.
+                        let (upper,): (String,) = call
+                            .connection
+                            .call_method("", "/client", "com.example.Client", "Upper", (text,))
+                            .map_err(|e| MethodError::failed(e.to_string()))?;
+                        Ok((format!("client said {upper}"),))
+                    },
+                ),
+            )
+            .unwrap();
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        c.export(
+            "/client",
+            Interface::new("com.example.Client").method(
+                "Upper",
+                ("text",),
+                ("text",),
+                |_, (text,): (String,)| Ok((text.to_uppercase(),)),
+            ),
+        )
+        .unwrap();
+        let (answer,): (String,) = c
+            .call_method("", "/relay", "com.example.Relay", "AskBack", ("ping",))
+            .unwrap();
+        assert_eq!(answer, "client said PING");
+        c.close();
         server.close().unwrap();
     });
 }
