@@ -54,6 +54,7 @@ mod dispatch;
 mod error;
 mod framing;
 mod handshake;
+mod match_rule;
 mod objects;
 mod outbox;
 mod server;

@@ -7,11 +7,11 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use dbus::Message;
-use dbus::message::MatchRule;
 use fiber_core::{Callback, SwitchBack};
 
 use crate::connection::{Connection, Inner, Role};
 use crate::error::Error;
+use crate::match_rule::MatchRule;
 
 /// What a connection does with the signals it receives.
 #[derive(Default)]
@@ -22,7 +22,7 @@ pub(crate) struct Signals {
 
 struct Entry {
     id: u64,
-    rule: MatchRule<'static>,
+    rule: MatchRule,
     target: Target,
 }
 
@@ -33,7 +33,7 @@ enum Target {
 }
 
 impl Signals {
-    fn add(&mut self, rule: MatchRule<'static>, target: Target) -> u64 {
+    fn add(&mut self, rule: MatchRule, target: Target) -> u64 {
         self.next_id += 1;
         self.entries.push(Entry {
             id: self.next_id,
@@ -85,17 +85,9 @@ pub(crate) fn deliver(connection: &Connection, message: Message) {
     }
 }
 
-/// Parses a match rule for local filtering. A well-known sender name is dropped from the
-/// local copy: the bus rewrites senders to unique names and filters by the rule itself.
-fn local_rule(rule: &str) -> Result<MatchRule<'static>, Error> {
-    let parsed = MatchRule::parse(rule)
-        .map_err(|err| Error::InvalidInput(format!("bad match rule {rule:?}: {err:?}")))?;
-    let mut parsed = parsed.static_clone();
-    if parsed.sender.as_ref().is_some_and(|s| !s.starts_with(':')) {
-        parsed.sender = None;
-    }
-    parsed.msg_type = Some(dbus::MessageType::Signal);
-    Ok(parsed)
+/// Parses a match rule for local filtering of signals.
+fn local_rule(rule: &str) -> Result<MatchRule, Error> {
+    MatchRule::parse(rule)
 }
 
 impl Connection {

@@ -430,3 +430,30 @@ fn unix_fd_negotiation_with_the_daemon_is_agreed_and_harmless() {
         conn.close();
     });
 }
+
+#[test]
+fn an_arg0_rule_picks_the_name_owner_changes_of_one_name() {
+    let bus = PrivateBus::start();
+    run_clean(|| {
+        let watcher = Connection::connect(&bus.address).unwrap();
+        let changes = watcher
+            .add_match("type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',arg0='com.example.Watched'")
+            .unwrap();
+        let owner = Connection::connect(&bus.address).unwrap();
+        owner.request_name("com.example.Other", 0).unwrap();
+        owner.request_name("com.example.Watched", 0).unwrap();
+        let change = changes.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (name, old, new): (String, String, String) = change.read3().unwrap();
+        assert_eq!(name, "com.example.Watched");
+        assert_eq!(old, "");
+        assert_eq!(Some(new), owner.unique_name());
+        assert!(matches!(
+            changes.recv_timeout(Duration::from_millis(100)),
+            Err(Error::TimedOut)
+        ));
+        let err = watcher.add_match("arg99='x'").unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+        owner.close();
+        watcher.close();
+    });
+}
