@@ -27,7 +27,9 @@ const IFACE: &str = "com.example.Bench";
 const NAME: &str = "com.example.Bench";
 
 fn interface() -> Interface {
-    Interface::new(IFACE).method("Echo", ("text",), ("text",), |_, (text,): (String,)| Ok((text,)))
+    Interface::new(IFACE).method("Echo", ("text",), ("text",), |_, (text,): (String,)| {
+        Ok((text,))
+    })
 }
 
 /// Nanoseconds on CPU of every thread of `pid`.
@@ -132,7 +134,9 @@ struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
         // SIGTERM first so that servers exit cleanly; then make sure.
-        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
         std::thread::sleep(Duration::from_millis(50));
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -169,14 +173,28 @@ struct Sample {
 }
 
 /// Runs the client and parses its `done` line.
-fn run_client(cpu: Option<u32>, address: &str, dest: &str, calls: usize, watched: &[u32]) -> Sample {
+fn run_client(
+    cpu: Option<u32>,
+    address: &str,
+    dest: &str,
+    calls: usize,
+    watched: &[u32],
+) -> Sample {
     let me = std::env::current_exe().expect("own path");
     let pids: Vec<String> = watched.iter().map(u32::to_string).collect();
     let calls_s = calls.to_string();
     let (_client, line) = start(
         cpu,
         me.to_str().expect("utf-8 path"),
-        &["--client", address, dest, &calls_s, "4", "16", &pids.join(",")],
+        &[
+            "--client",
+            address,
+            dest,
+            &calls_s,
+            "4",
+            "16",
+            &pids.join(","),
+        ],
     );
     let fields: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(fields.first(), Some(&"done"), "client said {line:?}");
@@ -188,7 +206,14 @@ fn run_client(cpu: Option<u32>, address: &str, dest: &str, calls: usize, watched
         client_us: per_call(mine),
         others_us: fields[3..]
             .iter()
-            .map(|f| per_call(f.split(':').nth(1).and_then(|n| n.parse().ok()).unwrap_or(0.0)))
+            .map(|f| {
+                per_call(
+                    f.split(':')
+                        .nth(1)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0.0),
+                )
+            })
             .collect(),
     }
 }
@@ -201,17 +226,30 @@ fn median(mut values: Vec<f64>) -> f64 {
 fn orchestrate(runs: usize, p2p_calls: usize, bus_calls: usize) {
     let me = std::env::current_exe().expect("own path");
     let me = me.to_str().expect("utf-8 path");
-    let taskset = Command::new("taskset").arg("--version").output().is_ok_and(|o| o.status.success());
-    let (server_cpu, client_cpu) = if taskset { (Some(0), Some(1)) } else { (None, None) };
+    let taskset = Command::new("taskset")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let (server_cpu, client_cpu) = if taskset {
+        (Some(0), Some(1))
+    } else {
+        (None, None)
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("bench_dbus: {runs} runs each; load average at start {}", load.trim());
+    println!(
+        "bench_dbus: {runs} runs each; load average at start {}",
+        load.trim()
+    );
     println!("  client: 4 connections x 16 fibers, Echo(\"ping\") -> \"ping\"");
 
     let mut p2p = Vec::new();
     for _ in 0..runs {
-        let (server, ready) =
-            start(server_cpu, me, &["--serve-p2p", &format!("unix:dir={}", dir.path().display())]);
+        let (server, ready) = start(
+            server_cpu,
+            me,
+            &["--serve-p2p", &format!("unix:dir={}", dir.path().display())],
+        );
         let address = ready.strip_prefix("ready ").expect("ready line").to_owned();
         let pid = server_pid(&server);
         p2p.push(run_client(client_cpu, &address, "-", p2p_calls, &[pid]));
@@ -220,7 +258,11 @@ fn orchestrate(runs: usize, p2p_calls: usize, bus_calls: usize) {
     let server_us = median(p2p.iter().map(|s| s.others_us[0]).collect());
     println!(
         "peer to peer ({p2p_calls} calls{}): {:.0} calls/s; server {:.2} us CPU/call = {:.0} calls per server-core second; client {:.2} us CPU/call",
-        if taskset { ", server on CPU 0, client on CPU 1" } else { "" },
+        if taskset {
+            ", server on CPU 0, client on CPU 1"
+        } else {
+            ""
+        },
         median(p2p.iter().map(|s| s.calls_per_sec).collect()),
         server_us,
         1e6 / server_us,
