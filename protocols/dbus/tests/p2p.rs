@@ -311,7 +311,7 @@ fn slow_methods_run_concurrently_up_to_the_limit() {
             .map(|_| {
                 let c = c.clone();
                 fiber_core::spawn(move || {
-                    c.call_method::<_, ()>("", PATH, IFACE, "Sleep", (200u32,))
+                    c.call_method::<_, ()>("", PATH, IFACE, "Sleep", (300u32,))
                 })
             })
             .collect();
