@@ -283,3 +283,38 @@ fn a_message_fed_one_byte_at_a_time_is_answered() {
         server.close().unwrap();
     });
 }
+
+#[test]
+fn a_client_that_sends_without_reading_is_pushed_back_and_loses_nothing() {
+    run_clean(|| {
+        let (server, path, _dir) = server(Config::default());
+        let stream = std::rc::Rc::new(connect(&path));
+        authenticate(&stream);
+        stream.write_all(&hello()).unwrap();
+        read_message(&stream);
+        // 40 MiB of calls, with nobody reading the replies: far more than the server buffers.
+        const CALLS: u32 = 8_000;
+        let text = "x".repeat(5 * 1024);
+        let s = stream.clone();
+        let writer = fiber_core::spawn(move || {
+            for serial in 2..2 + CALLS {
+                s.write_all(&echo(&text, serial)).unwrap();
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        }
+        assert!(
+            !writer.is_finished(),
+            "the server read 40 MiB without being read from"
+        );
+        // Reading the replies lets everything through, in order.
+        for serial in 2..2 + CALLS {
+            let reply = read_message(&stream);
+            assert_eq!(reply.get_reply_serial(), Some(serial));
+        }
+        writer.join().unwrap();
+        server.close().unwrap();
+    });
+}
