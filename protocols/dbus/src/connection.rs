@@ -223,10 +223,13 @@ impl Connection {
     /// [`Error::MethodCall`] for an error reply, [`Error::TimedOut`],
     /// [`Error::Disconnected`] when the connection closes first, the errors of
     /// [`send`](Self::send).
-    pub fn call_timeout(&self, message: Message, timeout: Duration) -> Result<Message, Error> {
+    pub fn call_timeout(&self, mut message: Message, timeout: Duration) -> Result<Message, Error> {
         if message.get_no_reply() {
+            // A method return needs the call's serial (libdbus refuses serial 0).
+            let serial = self.inner.next_serial();
+            message.set_serial(serial);
             let empty = message.method_return();
-            self.send(message)?;
+            self.inner.write(message, serial)?;
             return Ok(empty);
         }
         let inner = &self.inner;

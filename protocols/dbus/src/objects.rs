@@ -242,7 +242,7 @@ impl Objects {
         } else {
             format!("{path}/")
         };
-        let mut children: Vec<String> = self
+        let children: std::collections::BTreeSet<String> = self
             .by_path
             .borrow()
             .keys()
@@ -250,8 +250,7 @@ impl Objects {
             .filter(|rest| !rest.is_empty())
             .map(|rest| rest.split('/').next().unwrap_or(rest).to_owned())
             .collect();
-        children.dedup();
-        children
+        children.into_iter().collect()
     }
 
     /// Answers a method call: the reply, or the error to send.

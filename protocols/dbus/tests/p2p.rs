@@ -194,7 +194,39 @@ fn introspection_properties_and_peer_are_there_for_every_object() {
         ] {
             assert!(xml.contains(part), "{part} not in {xml}");
         }
-        // Parent paths list their children.
+        // Parent paths list their children, each once.
+        let bad = c.export("/com/example-b/x", Interface::new("com.example.B"));
+        assert!(matches!(bad, Err(Error::InvalidInput(_))));
+        server
+            .export("/com/exampleB/x", Interface::new("com.example.B"))
+            .unwrap();
+        server
+            .export("/com/example/Gruvi/sub", Interface::new("com.example.B"))
+            .unwrap();
+        let (parent,): (String,) = c
+            .call_method(
+                "",
+                "/com/example",
+                "org.freedesktop.DBus.Introspectable",
+                "Introspect",
+                (),
+            )
+            .unwrap();
+        assert_eq!(
+            parent.matches(r#"<node name="Gruvi"/>"#).count(),
+            1,
+            "{parent}"
+        );
+        let (com,): (String,) = c
+            .call_method(
+                "",
+                "/com",
+                "org.freedesktop.DBus.Introspectable",
+                "Introspect",
+                (),
+            )
+            .unwrap();
+        assert_eq!(com.matches("<node name=").count(), 2, "{com}");
         let (root,): (String,) = c
             .call_method(
                 "",
@@ -534,6 +566,26 @@ fn the_server_listens_on_abstract_sockets_and_resolved_tcp_names() {
             c.close();
         }
         assert_eq!(server.addresses().len(), address.split(';').count());
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_call_flagged_no_reply_through_call_returns_at_once() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        let mut message = gruvi_dbus::method_call("", PATH, IFACE, "Sleep")
+            .unwrap()
+            .append1(5000u32);
+        message.set_no_reply(true);
+        let start = Instant::now();
+        let empty = c.call(message).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(empty.msg_type(), gruvi_dbus::MessageType::MethodReturn);
+        c.close();
         server.close().unwrap();
     });
 }
