@@ -589,3 +589,37 @@ fn a_call_flagged_no_reply_through_call_returns_at_once() {
         server.close().unwrap();
     });
 }
+
+#[test]
+fn a_received_signal_can_be_sent_on_again() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let a = Connection::connect(&address).unwrap();
+        let b = Connection::connect(&address).unwrap();
+        let at_a = a.add_match("type='signal',member='Tick'").unwrap();
+        let at_b = b.add_match("type='signal',member='Tick'").unwrap();
+        a.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (9u32,))
+            .unwrap();
+        let tick = at_a.recv_timeout(Duration::from_secs(10)).unwrap();
+        // A received message gets a new serial and goes out again (libdbus aborts the process
+        // when the serial of a locked message is set: this one is not).
+        a.send(tick).unwrap();
+        b.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (10u32,))
+            .unwrap();
+        assert_eq!(
+            at_b.recv_timeout(Duration::from_secs(10))
+                .unwrap()
+                .read1::<u32>()
+                .unwrap(),
+            10
+        );
+        // The connection that forwarded it still works.
+        let (sum,): (i32,) = a.call_method("", PATH, IFACE, "Add", (2, 2)).unwrap();
+        assert_eq!(sum, 4);
+        a.close();
+        b.close();
+        server.close().unwrap();
+    });
+}
