@@ -135,9 +135,27 @@ fn peer_to_peer() -> Result<(), Box<dyn std::error::Error>> {
         client.unique_name().unwrap_or_default(),
         server.connections()[0].peer_uid().unwrap_or(u32::MAX)
     );
-    println!(
-        "  (dbus-send --bus=ADDRESS, busctl --address=ADDRESS and gdbus --address ADDRESS work too)"
-    );
+    // A real tool talks to the same server while this thread keeps serving: the child
+    // process is waited for by a fiber.
+    let busctl = gruvi::stream::Command::new("busctl")
+        .arg(format!("--address={address}"))
+        .args([
+            "call",
+            "com.example.Tour",
+            PATH,
+            IFACE,
+            "Greet",
+            "s",
+            "busctl",
+        ])
+        .output();
+    match busctl {
+        Ok(out) if out.status.success() => println!(
+            "  busctl --address=... call ... Greet s busctl -> {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        ),
+        _ => println!("  (busctl is not installed: dbus-send and gdbus work the same way)"),
+    }
     client.close();
     server.close()?;
     Ok(())
