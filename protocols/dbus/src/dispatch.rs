@@ -19,6 +19,15 @@ pub(crate) fn dispatch(connection: &Connection, frame: Frame) -> Result<(), Erro
     let Frame::Message(message) = frame else {
         return Ok(());
     };
+    if let Role::Server(shared) = &connection.inner.role
+        && shared.require_hello
+        && !connection.inner.hello_done.get()
+        && !is_hello(&message)
+    {
+        return Err(Error::Protocol(
+            "the first message was not a Hello call".into(),
+        ));
+    }
     match message.msg_type() {
         MessageType::MethodCall => method_call(connection, message),
         MessageType::Signal => {
@@ -34,11 +43,6 @@ fn method_call(connection: &Connection, message: Message) -> Result<(), Error> {
     if let Role::Server(shared) = &connection.inner.role {
         let to_bus = message.destination().is_some_and(|d| &*d == BUS_NAME)
             || message.interface().is_some_and(|i| &*i == BUS_NAME);
-        if !connection.inner.hello_done.get() && shared.require_hello && !is_hello(&message) {
-            return Err(Error::Protocol(
-                "the first message was not a Hello call".into(),
-            ));
-        }
         if to_bus {
             return bus_method(connection, shared, message);
         }

@@ -223,6 +223,12 @@ fn a_first_message_other_than_hello_closes_the_connection() {
         authenticate(&stream);
         stream.write_all(&echo("no hello", 1)).unwrap();
         assert_eq!(read_to_close(&stream), b"");
+        // A signal first is no better.
+        let stream = connect(&path);
+        authenticate(&stream);
+        let signal = marshal(Message::new_signal(PATH, IFACE, "Early").unwrap(), 1);
+        stream.write_all(&signal).unwrap();
+        assert_eq!(read_to_close(&stream), b"");
         server.close().unwrap();
     });
 }
