@@ -623,3 +623,24 @@ fn a_received_signal_can_be_sent_on_again() {
         server.close().unwrap();
     });
 }
+
+#[test]
+fn a_server_that_never_answers_authentication_times_the_client_out() {
+    run_clean(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silent");
+        // Accepts (the kernel's backlog does) but never says a word.
+        let listener = gruvi_stream::UnixListener::bind(&path).unwrap();
+        let mut config = Config::default();
+        config.auth_timeout = Duration::from_millis(200);
+        let start = Instant::now();
+        let err =
+            Connection::connect_with(&format!("unix:path={}", path.display()), config).unwrap_err();
+        assert!(
+            err.to_string().contains("authentication did not finish"),
+            "{err}"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        drop(listener);
+    });
+}
