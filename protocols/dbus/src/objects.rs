@@ -256,50 +256,53 @@ impl Objects {
     /// Answers a method call: the reply, or the error to send.
     pub(crate) fn handle(&self, call: &MethodCall<'_>) -> Result<Message, MethodError> {
         let message = call.message;
-        let path = message.path().map(|p| p.to_string()).unwrap_or_default();
-        let interface = message.interface().map(|i| i.to_string());
-        let member = message.member().map(|m| m.to_string()).unwrap_or_default();
-        match interface.as_deref() {
-            Some(PEER) => return peer(message, &member),
+        // Borrowed from the message: no copies on the hot path.
+        let (path, interface, member) = (message.path(), message.interface(), message.member());
+        let path: &str = path.as_deref().unwrap_or("");
+        let interface: Option<&str> = interface.as_deref();
+        let member: &str = member.as_deref().unwrap_or("");
+        match interface {
+            Some(PEER) => return peer(message, member),
             Some(INTROSPECTABLE) if member == "Introspect" => {
-                let xml = self
-                    .introspect(&path)
-                    .ok_or_else(|| unknown_object(&path))?;
+                let xml = self.introspect(path).ok_or_else(|| unknown_object(path))?;
                 return Ok(message.return_with_args((xml,)));
+            }
+            Some(PROPERTIES) => {
+                let interfaces = self.interfaces(path).ok_or_else(|| unknown_object(path))?;
+                return properties(message, member, &interfaces);
             }
             _ => {}
         }
-        let interfaces = self
-            .interfaces(&path)
-            .ok_or_else(|| unknown_object(&path))?;
-        if interface.as_deref() == Some(PROPERTIES) {
-            return properties(message, &member, &interfaces);
-        }
-        let method = interfaces.iter().find_map(|i| {
-            let wanted = interface.as_deref().is_none_or(|name| name == i.name);
-            wanted.then(|| i.methods.get(&member)).flatten()
-        });
-        match method {
-            Some(method) => (method.call)(call),
-            None => {
-                if let Some(name) = &interface
-                    && !interfaces.iter().any(|i| &i.name == name)
-                {
-                    return Err(MethodError::new(
-                        names::UNKNOWN_INTERFACE,
-                        format!("No such interface '{name}' at object path '{path}'"),
-                    ));
+        // Look the method up under the borrow; call it after (it may export or unexport).
+        let found = {
+            let by_path = self.by_path.borrow();
+            let interfaces = by_path.get(path).ok_or_else(|| unknown_object(path))?;
+            let found = interfaces.iter().find(|i| {
+                interface.is_none_or(|name| name == i.name) && i.methods.contains_key(member)
+            });
+            match found {
+                Some(found) => found.clone(),
+                None => {
+                    return Err(match interface {
+                        Some(name) if !interfaces.iter().any(|i| i.name == name) => {
+                            MethodError::new(
+                                names::UNKNOWN_INTERFACE,
+                                format!("No such interface '{name}' at object path '{path}'"),
+                            )
+                        }
+                        _ => MethodError::new(
+                            names::UNKNOWN_METHOD,
+                            format!(
+                                "No such method '{member}' in interface '{}' at object path '{path}' (signature '{}')",
+                                interface.unwrap_or(""),
+                                signature_of(message)
+                            ),
+                        ),
+                    });
                 }
-                Err(MethodError::new(
-                    names::UNKNOWN_METHOD,
-                    format!(
-                        "No such method '{member}' in interface '{}' at object path '{path}' (signature '{}')",
-                        interface.as_deref().unwrap_or(""),
-                        signature_of(message)
-                    ),
-                ))
             }
-        }
+        };
+        (found.methods[member].call)(call)
     }
 
     /// The introspection XML of `path`, or `None` if nothing is exported at or below it.
