@@ -42,6 +42,34 @@
 //! })?;
 //! # Ok::<(), gruvi_dbus::Error>(())
 //! ```
+//!
+//! A client of the session bus: bus methods, a call with typed arguments and reply, and
+//! signals received with a blocking `recv`:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use gruvi_dbus::{Connection, Error};
+//!
+//! fiber_core::run(|| -> Result<(), Error> {
+//!     let bus = Connection::session()?; // $DBUS_SESSION_BUS_ADDRESS, Hello
+//!     println!("I am {}", bus.unique_name().unwrap());
+//!     println!("names: {:?}", bus.list_names()?);
+//!     let changes = bus.add_match(
+//!         "type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged'",
+//!     )?;
+//!     bus.request_name("com.example.Gruvi", 0)?;
+//!     let change = changes.recv_timeout(Duration::from_secs(5))?;
+//!     let (name, _old, new): (String, String, String) = change.read3().unwrap();
+//!     println!("{name} is now owned by {new}");
+//!     // Errors come back typed, with the D-Bus error name.
+//!     let err = bus
+//!         .call_method::<_, ()>("org.freedesktop.DBus", "/", "org.freedesktop.DBus", "Nope", ())
+//!         .unwrap_err();
+//!     assert_eq!(err.name(), Some("org.freedesktop.DBus.Error.UnknownMethod"));
+//!     Ok(())
+//! })?;
+//! # Ok::<(), Error>(())
+//! ```
 #![forbid(unsafe_code)]
 
 mod address;
