@@ -644,3 +644,31 @@ fn a_server_that_never_answers_authentication_times_the_client_out() {
         drop(listener);
     });
 }
+
+#[test]
+fn garbage_from_the_server_fails_the_pending_call_with_the_reason() {
+    run_clean(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage");
+        let listener = gruvi_stream::UnixListener::bind(&path).unwrap();
+        let server = fiber_core::spawn(move || -> std::io::Result<()> {
+            let (conn, _) = listener.accept()?;
+            let stream = gruvi_stream::Stream::new(conn);
+            assert_eq!(stream.read_bytes(1)?, b"\0");
+            assert!(stream.readline(Some(1000))?.starts_with(b"AUTH EXTERNAL "));
+            stream.write_all(b"OK 0123456789abcdef0123456789abcdef\r\n")?;
+            assert_eq!(stream.readline(Some(1000))?, b"BEGIN\r\n");
+            // The Hello call arrives; the answer is garbage.
+            stream.read1(4096)?;
+            stream.write_all(b"lxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")?;
+            stream.read_bytes(usize::MAX).map(drop)
+        });
+        let err = Connection::connect(&format!("unix:path={}", path.display())).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("protocol error") && text.contains("protocol version"),
+            "{text}"
+        );
+        server.join().unwrap().unwrap();
+    });
+}
