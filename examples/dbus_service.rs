@@ -15,7 +15,8 @@
 //!
 //! With `--listen ADDR` (e.g. `unix:path=/tmp/gruvi.sock`, `unix:dir=/tmp`,
 //! `tcp:host=127.0.0.1,port=0`) it serves the same object peer to peer: `dbus-send`, `busctl`
-//! and `gdbus` connect to the address directly. It prints `ready ADDR` (the name owned, or the
+//! and `gdbus` connect to the address directly (with `Hello`, or without it as
+//! `dbus-send --peer` does). It prints `ready ADDR` (the name owned, or the
 //! address to connect to) once it answers calls, and exits with status 0 on SIGINT or SIGTERM.
 //!
 //! ```text
@@ -109,9 +110,11 @@ fn run(mode: Mode) -> Result<(), Box<dyn std::error::Error>> {
             connection.close();
         }
         Mode::Listen(address) => {
-            // TCP clients have no credentials to check: let them in anonymously.
+            // TCP clients have no credentials to check: let them in anonymously. Peers that
+            // skip Hello (`dbus-send --peer`, `dbus_call --peer`) are served too.
             let server: Server = ServerBuilder::default()
                 .allow_anonymous(address.starts_with("tcp:"))
+                .require_hello(false)
                 .build();
             server.export(PATH, interface())?;
             let listening = server.listen(&address)?;

@@ -85,6 +85,26 @@ fn the_service_serves_peer_to_peer_and_exits_0_on_sigint() {
         "10",
     ]));
     assert!(status.success(), "{out}");
+    // Without Hello, as a peer.
+    let (ok, out, err) = dbus_call(&[
+        "--peer",
+        &address,
+        "-",
+        OBJECT[1],
+        "com.example.Gruvi.Echo",
+        "string:peer",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "s \"peer\"\n");
+    let (status, out) = run_captured(Command::new("dbus-send").args([
+        &format!("--peer={address}"),
+        "--print-reply",
+        OBJECT[1],
+        "com.example.Gruvi.Add",
+        "int32:20",
+        "int32:22",
+    ]));
+    assert!(status.success() && out.contains("int32 42"), "{out}");
     service.signal("INT");
     let status = service
         .wait_timeout(CHILD_TIMEOUT)
