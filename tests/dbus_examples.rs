@@ -15,8 +15,18 @@ use support::{CHILD_TIMEOUT, Guarded, example, run_captured};
 
 /// Starts `dbus_service` with `args` and returns it with what it printed after `ready `.
 fn start_service(args: &[&str]) -> (Guarded, String) {
+    start_service_env(args, None)
+}
+
+/// [`start_service`] with `DBUS_SESSION_BUS_ADDRESS` set to `session`, if given.
+fn start_service_env(args: &[&str], session: Option<&str>) -> (Guarded, String) {
+    let mut command = Command::new(example("dbus_service"));
+    match session {
+        Some(address) => command.env("DBUS_SESSION_BUS_ADDRESS", address),
+        None => command.env_remove("DBUS_SESSION_BUS_ADDRESS"),
+    };
     let mut child = Guarded::spawn(
-        Command::new(example("dbus_service"))
+        command
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit()),
@@ -115,7 +125,8 @@ fn the_service_serves_peer_to_peer_and_exits_0_on_sigint() {
 #[test]
 fn the_service_owns_its_name_on_a_bus_and_exits_0_on_sigterm() {
     let bus = PrivateBus::start();
-    let (service, name) = start_service(&["--address", &bus.address]);
+    // No --address: the session bus, which is the private one here.
+    let (service, name) = start_service_env(&[], Some(&bus.address));
     assert_eq!(name, "com.example.Gruvi");
     let (ok, out, err) = dbus_call(&[
         "--address",
@@ -127,6 +138,31 @@ fn the_service_owns_its_name_on_a_bus_and_exits_0_on_sigterm() {
     ]);
     assert!(ok, "{err}");
     assert_eq!(out, "s \"through the bus\"\n");
+    // `system` is $DBUS_SYSTEM_BUS_ADDRESS when set.
+    let output = Command::new(example("dbus_call"))
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &bus.address)
+        .args([
+            "--address",
+            "system",
+            OBJECT[0],
+            OBJECT[1],
+            "com.example.Gruvi.Add",
+        ])
+        .args(["int32:1", "int32:2"])
+        .output()
+        .expect("run dbus_call");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "i 3\n");
+    // Without a session bus, `session` is a clear error.
+    let output = Command::new(example("dbus_call"))
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .args([OBJECT[0], OBJECT[1], "com.example.Gruvi.Echo"])
+        .output()
+        .expect("run dbus_call");
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("DBUS_SESSION_BUS_ADDRESS is not set"),
+        "{output:?}"
+    );
     let (status, out) = run_captured(Command::new("dbus-send").args([
         &format!("--bus={}", bus.address),
         "--print-reply",
