@@ -261,9 +261,11 @@ impl Objects {
         let path: &str = path.as_deref().unwrap_or("");
         let interface: Option<&str> = interface.as_deref();
         let member: &str = member.as_deref().unwrap_or("");
+        // The standard interfaces answer calls that name no interface too.
         match interface {
             Some(PEER) => return peer(message, member),
-            Some(INTROSPECTABLE) if member == "Introspect" => {
+            None if matches!(member, "Ping" | "GetMachineId") => return peer(message, member),
+            Some(INTROSPECTABLE) | None if member == "Introspect" => {
                 let xml = self.introspect(path).ok_or_else(|| unknown_object(path))?;
                 return Ok(message.return_with_args((xml,)));
             }

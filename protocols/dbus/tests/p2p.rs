@@ -262,6 +262,7 @@ fn introspection_properties_and_peer_are_there_for_every_object() {
         assert_eq!(all["Name"].0.as_str(), Some("gruvi"));
         c.call_method::<_, ()>("", "/any/path", "org.freedesktop.DBus.Peer", "Ping", ())
             .unwrap();
+
         c.close();
         server.close().unwrap();
     });

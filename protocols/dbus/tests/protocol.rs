@@ -324,3 +324,60 @@ fn a_client_that_sends_without_reading_is_pushed_back_and_loses_nothing() {
         server.close().unwrap();
     });
 }
+
+/// A little-endian method call with only PATH and MEMBER header fields (no interface, which
+/// the `dbus` crate cannot leave out), built by hand as the specification lays it out.
+fn call_without_interface(path: &str, member: &str, serial: u32) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, code: u8, sig: u8, value: &str) {
+        while out.len() % 8 != 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(&[code, 1, sig, 0]);
+        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        out.extend_from_slice(value.as_bytes());
+        out.push(0);
+    }
+    let mut out = vec![b'l', 1, 0, 1];
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&serial.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    field(&mut out, 1, b'o', path);
+    field(&mut out, 3, b's', member);
+    let fields = (out.len() - 16) as u32;
+    out[12..16].copy_from_slice(&fields.to_le_bytes());
+    while out.len() % 8 != 0 {
+        out.push(0);
+    }
+    out
+}
+
+#[test]
+fn calls_without_an_interface_reach_the_standard_and_exported_methods() {
+    run_clean(|| {
+        let (server, path, _dir) = server(Config::default());
+        let stream = connect(&path);
+        authenticate(&stream);
+        stream.write_all(&hello()).unwrap();
+        read_message(&stream);
+        stream
+            .write_all(&call_without_interface(PATH, "Introspect", 2))
+            .unwrap();
+        let xml = read_message(&stream);
+        assert!(xml.read1::<&str>().unwrap().contains(IFACE));
+        stream
+            .write_all(&call_without_interface("/x", "Ping", 3))
+            .unwrap();
+        assert_eq!(
+            read_message(&stream).msg_type(),
+            gruvi_dbus::MessageType::MethodReturn
+        );
+        // Echo needs its argument: InvalidArgs, found without the interface.
+        stream
+            .write_all(&call_without_interface(PATH, "Echo", 4))
+            .unwrap();
+        let mut reply = read_message(&stream);
+        let err = reply.as_result().unwrap_err();
+        assert_eq!(err.name(), Some("org.freedesktop.DBus.Error.InvalidArgs"));
+        server.close().unwrap();
+    });
+}
