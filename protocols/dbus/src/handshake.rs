@@ -8,12 +8,11 @@ use gruvi_stream::Stream;
 use crate::auth::{ClientAuth, ClientStep, ServerAuth, ServerStep, check_line};
 use crate::error::Error;
 
-/// What a successful client authentication learnt.
+/// What a successful client authentication learnt. (Whether the server agreed to pass Unix
+/// fds does not matter: this crate never sends any.)
 #[derive(Debug)]
 pub(crate) struct ClientOutcome {
     pub(crate) guid: String,
-    #[allow(dead_code)]
-    pub(crate) unix_fd: bool,
 }
 
 /// Authenticates as a client; on success `BEGIN` has been queued and messages may follow.
@@ -29,9 +28,9 @@ pub(crate) fn client(
             let line = read_line(stream, max_line)?;
             match auth.receive(check_line(&line, max_line)?)? {
                 ClientStep::Send(line) => stream.write_all(line.as_bytes())?,
-                ClientStep::Begin { guid, unix_fd } => {
+                ClientStep::Begin { guid, .. } => {
                     stream.write_all(b"BEGIN\r\n")?;
-                    return Ok(ClientOutcome { guid, unix_fd });
+                    return Ok(ClientOutcome { guid });
                 }
             }
         }
