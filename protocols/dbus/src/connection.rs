@@ -6,16 +6,16 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
-use std::time::Duration;
 
-use dbus::arg::{AppendAll, ReadAll};
+use dbus::arg::AppendAll;
 use dbus::{Message, MessageType};
 use fiber_core::{Builder, Callback, JoinHandle, SwitchBack};
 use gruvi_stream::{Dispatcher, Stream};
 
 use crate::config::Config;
-use crate::error::{Error, MethodError};
+use crate::error::Error;
 use crate::framing::{Frame, MessageFramer, SPEC_MAX_MESSAGE_SIZE};
+use crate::message::signal;
 use crate::objects::Objects;
 use crate::outbox::Outbox;
 use crate::server::ServerShared;
@@ -61,7 +61,7 @@ pub(crate) struct Inner {
     pub(crate) unique_name: RefCell<Option<String>>,
     serial: Cell<u32>,
     /// Calls waiting for their reply, by serial.
-    pending: RefCell<HashMap<u32, Callback<Result<Message, Error>>>>,
+    pub(crate) pending: RefCell<HashMap<u32, Callback<Result<Message, Error>>>>,
     pub(crate) objects: Rc<Objects>,
     pub(crate) signals: RefCell<Signals>,
     /// Why the connection closed, once it has.
@@ -198,132 +198,6 @@ impl Connection {
         Ok(serial)
     }
 
-    /// Sends a method call and waits for its reply, for at most [`Config::call_timeout`].
-    ///
-    /// # Switchpoint
-    ///
-    /// Blocks until the reply comes.
-    ///
-    /// # Errors
-    ///
-    /// As [`call_timeout`](Self::call_timeout).
-    pub fn call(&self, message: Message) -> Result<Message, Error> {
-        self.call_timeout(message, self.inner.config.call_timeout)
-    }
-
-    /// Sends a method call and waits for its reply, for at most `timeout`. A call flagged
-    /// `NO_REPLY_EXPECTED` does not wait: it returns an empty method return at once.
-    ///
-    /// # Switchpoint
-    ///
-    /// Blocks until the reply comes or `timeout` passes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::MethodCall`] for an error reply, [`Error::TimedOut`],
-    /// [`Error::Disconnected`] when the connection closes first, the errors of
-    /// [`send`](Self::send).
-    pub fn call_timeout(&self, mut message: Message, timeout: Duration) -> Result<Message, Error> {
-        if message.get_no_reply() {
-            // A method return needs the call's serial (libdbus refuses serial 0).
-            let serial = self.inner.next_serial();
-            message.set_serial(serial);
-            let empty = message.method_return();
-            self.inner.write(message, serial)?;
-            return Ok(empty);
-        }
-        let inner = &self.inner;
-        let serial = inner.next_serial();
-        let sb = SwitchBack::new();
-        inner.pending.borrow_mut().insert(serial, sb.callback());
-        // Forgets the entry however the wait ends (the reply's route removes it first).
-        let _forget = ForgetPending(inner, serial);
-        inner.write(message, serial)?;
-        let reply = match sb.wait_timeout(timeout) {
-            Ok(reply) => reply?,
-            Err(fiber_core::Error::TimedOut) => return Err(Error::TimedOut),
-            Err(err) => return Err(err.into()),
-        };
-        if reply.msg_type() == MessageType::Error {
-            return Err(Error::MethodCall(MethodError::from_reply(reply)));
-        }
-        Ok(reply)
-    }
-
-    /// Calls `interface.method` on the object at `path` of `destination` (empty: none, for a
-    /// peer) with typed arguments, and returns the reply's arguments typed (a tuple, `()` for
-    /// none).
-    ///
-    /// # Switchpoint
-    ///
-    /// Blocks until the reply comes or [`Config::call_timeout`] passes.
-    ///
-    /// # Errors
-    ///
-    /// As [`call_timeout`](Self::call_timeout); [`Error::InvalidInput`] for a bad name or
-    /// path, [`Error::Args`] when the reply's arguments are not of the types asked for.
-    pub fn call_method<A: AppendAll, R: ReadAll>(
-        &self,
-        destination: &str,
-        path: &str,
-        interface: &str,
-        method: &str,
-        args: A,
-    ) -> Result<R, Error> {
-        let mut message = method_call(destination, path, interface, method)?;
-        message.append_all(args);
-        let reply = self.call(message)?;
-        read_args(&reply)
-    }
-
-    /// [`call_method`](Self::call_method) with its own timeout.
-    ///
-    /// # Switchpoint
-    ///
-    /// Blocks until the reply comes or `timeout` passes.
-    ///
-    /// # Errors
-    ///
-    /// As [`call_method`](Self::call_method).
-    pub fn call_method_timeout<A: AppendAll, R: ReadAll>(
-        &self,
-        destination: &str,
-        path: &str,
-        interface: &str,
-        method: &str,
-        args: A,
-        timeout: Duration,
-    ) -> Result<R, Error> {
-        let mut message = method_call(destination, path, interface, method)?;
-        message.append_all(args);
-        let reply = self.call_timeout(message, timeout)?;
-        read_args(&reply)
-    }
-
-    /// Calls a method with `NO_REPLY_EXPECTED` set: the peer sends no reply and this does not
-    /// wait for one.
-    ///
-    /// # Switchpoint
-    ///
-    /// Blocks while the send queue is full.
-    ///
-    /// # Errors
-    ///
-    /// As [`send`](Self::send); [`Error::InvalidInput`] for a bad name or path.
-    pub fn call_method_no_reply<A: AppendAll>(
-        &self,
-        destination: &str,
-        path: &str,
-        interface: &str,
-        method: &str,
-        args: A,
-    ) -> Result<(), Error> {
-        let mut message = method_call(destination, path, interface, method)?;
-        message.append_all(args);
-        message.set_no_reply(true);
-        self.send(message).map(drop)
-    }
-
     /// Emits a signal from the object at `path`.
     ///
     /// # Switchpoint
@@ -354,67 +228,8 @@ impl Connection {
     }
 }
 
-/// A method call message to `destination` (empty: none, for a peer), with its names checked
-/// (the `dbus` crate's own constructors panic on bad ones). Append arguments with
-/// [`Message::append1`] and the like, then [`Connection::call`] it.
-///
-/// # Errors
-///
-/// [`Error::InvalidInput`] naming the bad bus name, path, interface or member.
-///
-/// # Examples
-///
-/// ```
-/// let call = gruvi_dbus::method_call("com.example", "/a", "com.example.I", "M")?.append1(7u32);
-/// assert_eq!(call.member().unwrap().to_string(), "M");
-/// assert!(gruvi_dbus::method_call("com.example", "no-slash", "com.example.I", "M").is_err());
-/// # Ok::<(), gruvi_dbus::Error>(())
-/// ```
-pub fn method_call(
-    destination: &str,
-    path: &str,
-    interface: &str,
-    method: &str,
-) -> Result<Message, Error> {
-    use dbus::strings::{BusName, Interface, Member, Path};
-    let dest = if destination.is_empty() {
-        "org.freedesktop.DBus"
-    } else {
-        destination
-    };
-    let mut message = Message::method_call(
-        &BusName::new(dest).map_err(Error::InvalidInput)?,
-        &Path::new(path).map_err(Error::InvalidInput)?,
-        &Interface::new(interface).map_err(Error::InvalidInput)?,
-        &Member::new(method).map_err(Error::InvalidInput)?,
-    );
-    if destination.is_empty() {
-        message.set_destination(None);
-    }
-    Ok(message)
-}
-
-/// A signal message from the object at `path`, with its names checked (see [`method_call`]).
-///
-/// # Errors
-///
-/// [`Error::InvalidInput`] naming the bad path, interface or member.
-pub fn signal(path: &str, interface: &str, name: &str) -> Result<Message, Error> {
-    use dbus::strings::{Interface, Member, Path};
-    Ok(Message::signal(
-        &Path::new(path).map_err(Error::InvalidInput)?,
-        &Interface::new(interface).map_err(Error::InvalidInput)?,
-        &Member::new(name).map_err(Error::InvalidInput)?,
-    ))
-}
-
-/// The arguments of `message`, typed.
-pub(crate) fn read_args<R: ReadAll>(message: &Message) -> Result<R, Error> {
-    R::read(&mut message.iter_init()).map_err(|err| Error::Args(err.to_string()))
-}
-
 impl Inner {
-    fn next_serial(&self) -> u32 {
+    pub(crate) fn next_serial(&self) -> u32 {
         let next = match self.serial.get().wrapping_add(1) {
             0 => 1,
             n => n,
@@ -431,7 +246,7 @@ impl Inner {
     }
 
     /// Marshals `message` with `serial` and queues it.
-    fn write(&self, mut message: Message, serial: u32) -> Result<(), Error> {
+    pub(crate) fn write(&self, mut message: Message, serial: u32) -> Result<(), Error> {
         self.check_open()?;
         message.set_serial(serial);
         self.outbox.push(&message).map_err(|err| match err {
@@ -528,7 +343,7 @@ impl Drop for Inner {
 }
 
 /// Removes a call's entry from the pending map when its wait ends.
-struct ForgetPending<'a>(&'a Inner, u32);
+pub(crate) struct ForgetPending<'a>(pub(crate) &'a Inner, pub(crate) u32);
 
 impl Drop for ForgetPending<'_> {
     fn drop(&mut self) {

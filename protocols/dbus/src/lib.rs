@@ -75,6 +75,7 @@
 mod address;
 pub mod auth;
 mod bus;
+mod calls;
 mod client;
 mod config;
 mod connection;
@@ -82,7 +83,9 @@ mod dispatch;
 mod error;
 mod framing;
 mod handshake;
+mod introspection;
 mod match_rule;
+mod message;
 mod objects;
 mod outbox;
 mod server;
@@ -94,9 +97,10 @@ pub use bus::{
     NAME_FLAG_REPLACE_EXISTING, ReleaseNameReply, RequestNameReply,
 };
 pub use config::{Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
-pub use connection::{Connection, method_call, signal};
+pub use connection::Connection;
 pub use error::{Error, MethodError, names};
 pub use framing::{DEFAULT_MAX_MESSAGE_SIZE, SPEC_MAX_MESSAGE_SIZE};
+pub use message::{method_call, signal};
 pub use objects::{Interface, MethodCall};
 pub use server::{DEFAULT_MAX_CONNECTIONS, Server, ServerBuilder};
 pub use signals::Subscription;

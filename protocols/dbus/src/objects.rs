@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::rc::Rc;
 
 use dbus::Message;
@@ -26,16 +26,16 @@ type MethodFn = Rc<dyn Fn(&MethodCall<'_>) -> Result<Message, MethodError>>;
 type Getter = Rc<dyn Fn() -> Box<dyn RefArg>>;
 type Setter = Rc<dyn Fn(&Message) -> Result<(), MethodError>>;
 
-struct Method {
-    inputs: Vec<(&'static str, String)>,
-    outputs: Vec<(&'static str, String)>,
+pub(crate) struct Method {
+    pub(crate) inputs: Vec<(&'static str, String)>,
+    pub(crate) outputs: Vec<(&'static str, String)>,
     call: MethodFn,
 }
 
-struct Property {
-    signature: String,
+pub(crate) struct Property {
+    pub(crate) signature: String,
     get: Getter,
-    set: Option<Setter>,
+    pub(crate) set: Option<Setter>,
 }
 
 /// One interface of an exported object: typed methods, declared signals and properties.
@@ -56,10 +56,10 @@ struct Property {
 /// assert_eq!(iface.name(), "com.example.Calc");
 /// ```
 pub struct Interface {
-    name: String,
-    methods: BTreeMap<String, Method>,
-    signals: BTreeMap<String, Vec<(&'static str, String)>>,
-    properties: BTreeMap<String, Property>,
+    pub(crate) name: String,
+    pub(crate) methods: BTreeMap<String, Method>,
+    pub(crate) signals: BTreeMap<String, Vec<(&'static str, String)>>,
+    pub(crate) properties: BTreeMap<String, Property>,
 }
 
 /// The (name, signature) pairs of a tuple type.
@@ -314,71 +314,11 @@ impl Objects {
         if interfaces.is_none() && children.is_empty() && path != "/" {
             return None;
         }
-        let mut xml = String::from(
-            "<!DOCTYPE node PUBLIC \"-//freedesktop//DTD D-BUS Object Introspection 1.0//EN\"\n \"http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd\">\n<node>\n",
-        );
-        xml.push_str(STANDARD_INTERFACES);
-        for interface in interfaces.iter().flatten() {
-            write_interface(&mut xml, interface);
-        }
-        for child in children {
-            let _ = writeln!(xml, "  <node name=\"{child}\"/>");
-        }
-        xml.push_str("</node>\n");
-        Some(xml)
+        Some(crate::introspection::xml(
+            interfaces.as_deref().unwrap_or(&[]),
+            &children,
+        ))
     }
-}
-
-const STANDARD_INTERFACES: &str = r#"  <interface name="org.freedesktop.DBus.Introspectable">
-    <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
-  </interface>
-  <interface name="org.freedesktop.DBus.Peer">
-    <method name="Ping"/>
-    <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
-  </interface>
-  <interface name="org.freedesktop.DBus.Properties">
-    <method name="Get"><arg name="interface_name" type="s" direction="in"/><arg name="property_name" type="s" direction="in"/><arg name="value" type="v" direction="out"/></method>
-    <method name="GetAll"><arg name="interface_name" type="s" direction="in"/><arg name="props" type="a{sv}" direction="out"/></method>
-    <method name="Set"><arg name="interface_name" type="s" direction="in"/><arg name="property_name" type="s" direction="in"/><arg name="value" type="v" direction="in"/></method>
-    <signal name="PropertiesChanged"><arg name="interface_name" type="s"/><arg name="changed_properties" type="a{sv}"/><arg name="invalidated_properties" type="as"/></signal>
-  </interface>
-"#;
-
-fn write_interface(xml: &mut String, interface: &Interface) {
-    let _ = writeln!(xml, "  <interface name=\"{}\">", interface.name);
-    for (name, method) in &interface.methods {
-        let _ = write!(xml, "    <method name=\"{name}\">");
-        for (arg, sig) in &method.inputs {
-            let _ = write!(xml, "<arg name=\"{arg}\" type=\"{sig}\" direction=\"in\"/>");
-        }
-        for (arg, sig) in &method.outputs {
-            let _ = write!(
-                xml,
-                "<arg name=\"{arg}\" type=\"{sig}\" direction=\"out\"/>"
-            );
-        }
-        xml.push_str("</method>\n");
-    }
-    for (name, args) in &interface.signals {
-        let _ = write!(xml, "    <signal name=\"{name}\">");
-        for (arg, sig) in args {
-            let _ = write!(xml, "<arg name=\"{arg}\" type=\"{sig}\"/>");
-        }
-        xml.push_str("</signal>\n");
-    }
-    for (name, property) in &interface.properties {
-        let access = if property.set.is_some() {
-            "readwrite"
-        } else {
-            "read"
-        };
-        let _ = writeln!(
-            xml,
-            "    <property name=\"{name}\" type=\"{}\" access=\"{access}\"/>",
-            property.signature
-        );
-    }
-    xml.push_str("  </interface>\n");
 }
 
 fn unknown_object(path: &str) -> MethodError {

@@ -252,7 +252,7 @@ impl Server {
         name: &str,
         args: A,
     ) -> Result<(), Error> {
-        crate::connection::signal(path, interface, name)?;
+        crate::message::signal(path, interface, name)?;
         for connection in self.connections() {
             match connection.emit_signal(path, interface, name, args.clone()) {
                 Ok(()) | Err(Error::Disconnected(_) | Error::Io(_)) => {}
