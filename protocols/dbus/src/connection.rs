@@ -45,7 +45,27 @@ pub(crate) enum Role {
 ///
 /// # Examples
 ///
-/// See the crate documentation.
+/// Signals between a peer-to-peer server and its client:
+///
+/// ```
+/// use std::time::Duration;
+/// use gruvi_dbus::{Connection, Server};
+///
+/// fiber_core::run(|| -> Result<(), gruvi_dbus::Error> {
+///     let server = Server::new();
+///     let dir = tempfile::tempdir().unwrap();
+///     let address = server.listen(&format!("unix:dir={}", dir.path().display()))?;
+///     let client = Connection::connect(&address)?;
+///     let ticks = client.add_match("type='signal',interface='com.example.Clock'")?;
+///     server.emit_signal("/com/example/Clock", "com.example.Clock", "Tick", (1u32,))?;
+///     let tick = ticks.recv_timeout(Duration::from_secs(5))?;
+///     assert_eq!(tick.member().unwrap().to_string(), "Tick");
+///     assert_eq!(tick.read1::<u32>().unwrap(), 1);
+///     client.close();
+///     server.close()
+/// })?;
+/// # Ok::<(), gruvi_dbus::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct Connection {
     pub(crate) inner: Rc<Inner>,
