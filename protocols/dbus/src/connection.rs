@@ -97,7 +97,7 @@ pub(crate) struct Inner {
 }
 
 impl Connection {
-    /// Wraps an authenticated stream and starts its reader fiber.
+    /// Wraps an authenticated stream and starts its reader and writer fibers.
     pub(crate) fn start(
         stream: Rc<Stream>,
         config: Config,
