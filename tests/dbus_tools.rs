@@ -16,6 +16,8 @@ const PATH: &str = "/com/example/Gruvi";
 const IFACE: &str = "com.example.Gruvi";
 
 fn interface() -> Interface {
+    let level = std::rc::Rc::new(std::cell::Cell::new(1i32));
+    let set = level.clone();
     Interface::new(IFACE)
         .method("Echo", ("text",), ("text",), |_, (text,): (String,)| {
             Ok((text,))
@@ -35,6 +37,15 @@ fn interface() -> Interface {
                 "it failed",
             ))
         })
+        .property("Version", || 3u32)
+        .property_rw(
+            "Level",
+            move || level.get(),
+            move |v: i32| {
+                set.set(v);
+                Ok(())
+            },
+        )
 }
 
 fn assert_ok(out: &ToolOutput, wanted: &str) {
@@ -85,6 +96,29 @@ fn call_with_every_tool(address: &str, dest: &str) {
     assert_err(&busctl(&["Fail"]), "it failed");
     let introspect = tool("busctl", &[&addr, "introspect", dest, PATH]);
     assert_ok(&introspect, ".EchoPair");
+    assert_ok(&introspect, ".Level");
+    let get = |name: &str| tool("busctl", &[&addr, "get-property", dest, PATH, IFACE, name]);
+    assert_ok(&get("Version"), "u 3");
+    let set = tool(
+        "busctl",
+        &[&addr, "set-property", dest, PATH, IFACE, "Level", "i", "7"],
+    );
+    assert!(set.success, "{set:?}");
+    assert_ok(&get("Level"), "i 7");
+    let read_only = tool(
+        "busctl",
+        &[
+            &addr,
+            "set-property",
+            dest,
+            PATH,
+            IFACE,
+            "Version",
+            "u",
+            "4",
+        ],
+    );
+    assert!(!read_only.success, "{read_only:?}");
 
     let gdbus = |method: &str, args: &[&str]| {
         let member = format!("{IFACE}.{method}");
@@ -108,6 +142,23 @@ fn call_with_every_tool(address: &str, dest: &str) {
         &gdbus("Fail", &[]),
         "com.example.Gruvi.Error.Failed: it failed",
     );
+    let get = tool(
+        "gdbus",
+        &[
+            "call",
+            "--address",
+            address,
+            "--dest",
+            dest,
+            "--object-path",
+            PATH,
+            "--method",
+            "org.freedesktop.DBus.Properties.Get",
+            IFACE,
+            "Version",
+        ],
+    );
+    assert_ok(&get, "(<uint32 3>,)");
 }
 
 #[test]
