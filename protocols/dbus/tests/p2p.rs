@@ -242,9 +242,22 @@ fn introspection_properties_and_peer_are_there_for_every_object() {
             .call_method("", PATH, props, "Get", (IFACE, "Name"))
             .unwrap();
         assert_eq!(name, "gruvi");
+        let changes = c
+            .add_match("type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'")
+            .unwrap();
         c.call_method::<_, ()>("", PATH, props, "Set", (IFACE, "Level", Variant(9i32)))
             .unwrap();
         assert_eq!(level.get(), 9);
+        let change = changes.recv_timeout(Duration::from_secs(10)).unwrap();
+        let (iface, changed, invalidated): (String, PropMap, Vec<String>) = change.read3().unwrap();
+        assert_eq!(iface, IFACE);
+        assert_eq!(changed["Level"].0.as_i64(), Some(9));
+        assert!(invalidated.is_empty());
+        // The client exports nothing: nothing to report.
+        let err = c
+            .emit_properties_changed(PATH, IFACE, &["Level"])
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
         let err = c
             .call_method::<_, ()>("", PATH, props, "Set", (IFACE, "Level", Variant(-1i32)))
             .unwrap_err();
