@@ -686,3 +686,51 @@ fn garbage_from_the_server_fails_the_pending_call_with_the_reason() {
         server.join().unwrap().unwrap();
     });
 }
+
+#[test]
+fn handlers_and_objects_can_be_removed() {
+    run_clean(|| {
+        let server = Server::new();
+        service(&server);
+        let (address, _dir) = listen(&server);
+        let c = Connection::connect(&address).unwrap();
+        let heard = Rc::new(Cell::new(0u32));
+        let h = heard.clone();
+        let id = c
+            .on_signal("type='signal',member='Tick'", move |_| h.set(h.get() + 1))
+            .unwrap();
+        // A subscription as a marker: once it has a signal, the handler had it too.
+        let marker = c.add_match("type='signal',member='Tick'").unwrap();
+        c.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (1u32,))
+            .unwrap();
+        marker.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(heard.get(), 1);
+        assert!(c.remove_signal_handler(id));
+        assert!(!c.remove_signal_handler(id));
+        c.call_method::<_, ()>("", PATH, IFACE, "EmitTick", (2u32,))
+            .unwrap();
+        marker.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(heard.get(), 1);
+
+        // An object exported on the client, called by the server side, then withdrawn.
+        c.export(
+            "/client",
+            Interface::new("com.example.Client")
+                .method("Hi", (), ("hi",), |_, ()| Ok(("hi".to_owned(),))),
+        )
+        .unwrap();
+        let server_side = server.connections().pop().unwrap();
+        let (hi,): (String,) = server_side
+            .call_method("", "/client", "com.example.Client", "Hi", ())
+            .unwrap();
+        assert_eq!(hi, "hi");
+        assert!(c.unexport("/client", "com.example.Client"));
+        assert!(!c.unexport("/client", "com.example.Client"));
+        let err = server_side
+            .call_method::<_, (String,)>("", "/client", "com.example.Client", "Hi", ())
+            .unwrap_err();
+        assert_eq!(err.name(), Some(names::UNKNOWN_OBJECT));
+        c.close();
+        server.close().unwrap();
+    });
+}
