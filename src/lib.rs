@@ -7,9 +7,15 @@
 //!   handles (timers, TCP, pipes, UDP, TTYs, signals, processes...) and requests.
 //! - [`fiber`] (crate `fiber-core`): fibers, the Hub and switchpoints: blocking-style code on
 //!   cheap stackful fibers, scheduled by one Hub per thread that owns the libuv loop.
-//! - [`stream`] (crate `gruvi-stream`): TCP and Unix streams, listeners, addresses with std's
-//!   names, blocking only the calling fiber (in progress).
-//! - TLS, HTTP, JSON-RPC and D-Bus: not built yet; see the README's status table.
+//! - [`stream`] (crate `gruvi-stream`): TCP, Unix sockets, UDP and TTYs with std's names,
+//!   endpoints, framing and child processes, blocking only the calling fiber.
+//! - [`tls`] (crate `gruvi-tls`): TLS over any stream: an in-memory OpenSSL engine, a TLS
+//!   stream, verifying clients and SNI/ALPN servers, STARTTLS.
+//! - [`jsonrpc`] (crate `gruvi-jsonrpc`): JSON-RPC 1.0 and 2.0 peers that call each other,
+//!   clients and servers.
+//! - [`dbus`] (crate `gruvi-dbus`): D-Bus client connections, exported objects, signals and a
+//!   peer-to-peer server.
+//! - HTTP/1.1: in progress; see the README's status table.
 //!
 //! # Examples
 //!
@@ -30,6 +36,7 @@
 #![forbid(unsafe_code)]
 
 pub use fiber_core as fiber;
+pub use gruvi_dbus as dbus;
 pub use gruvi_jsonrpc as jsonrpc;
 pub use gruvi_stream as stream;
 pub use gruvi_tls as tls;

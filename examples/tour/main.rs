@@ -2,6 +2,7 @@
 //!
 //! Run it with `ci/tour` (or `cargo run --release --example tour`).
 
+mod dbus;
 mod fibers;
 mod jsonrpc;
 mod streams;
@@ -23,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tls::tour()?;
     println!();
     jsonrpc::tour()?;
+    println!();
+    dbus::tour()?;
     println!();
     println!("tour complete");
     Ok(())

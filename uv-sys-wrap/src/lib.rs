@@ -60,7 +60,7 @@ pub use getaddrinfo::{AddrInfo, AddrInfoHints, getaddrinfo, getnameinfo};
 pub use handle::{Handle, HandleType};
 pub use idle::{Check, Idle, Prepare};
 pub use r#loop::{AsLoop, HandleInfo, Loop, LoopHandle, RunMode};
-pub use pipe::Pipe;
+pub use pipe::{PeerCredentials, Pipe};
 pub use poll::{Poll, PollEvents};
 pub use process::{Process, ProcessOptions, StdioContainer, StreamRef, kill};
 pub use request::Pending;

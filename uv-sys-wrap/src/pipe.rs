@@ -17,6 +17,18 @@ use crate::stream::{Stream, StreamCbs, impl_stream, on_write, sealed::StreamImpl
 /// Refuse names that do not fit `sockaddr_un` instead of silently truncating them.
 const NO_TRUNCATE: u32 = sys::UV_PIPE_NO_TRUNCATE;
 
+/// The process, user and group at the other end of a Unix socket
+/// ([`Pipe::peer_credentials`], `struct ucred`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// The peer's process id.
+    pub pid: i32,
+    /// The peer's effective user id.
+    pub uid: u32,
+    /// The peer's effective group id.
+    pub gid: u32,
+}
+
 /// A Unix domain socket or pipe (`uv_pipe_t`). Reading and writing are the [`Stream`] methods.
 ///
 /// Paths starting with a NUL byte name Linux abstract-namespace sockets. A socket file made by
@@ -120,6 +132,48 @@ impl Pipe {
         Error::check(unsafe { f(raw, buf.as_mut_ptr().cast(), &mut len) })?;
         // libuv includes no terminating NUL in `len` (abstract names may start with one).
         Ok(PathBuf::from(OsStr::from_bytes(&buf[..len])))
+    }
+
+    /// The credentials of the process at the other end of a connected Unix socket: Linux's
+    /// `getsockopt(SO_PEERCRED)` on the handle's descriptor (`uv_fileno`). The kernel records
+    /// them when the connection is made (for a `socketpair`, when the pair is made).
+    ///
+    /// # Errors
+    ///
+    /// `EBADF` once the handle is closing, `ENOTCONN` for an unconnected socket, `ENOTSOCK`
+    /// (as a libuv error code) for a plain pipe.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub fn peer_credentials(&self) -> Result<PeerCredentials> {
+        let fd = self.fileno()?;
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `fd` is the open handle's own descriptor; `cred` and `len` are a valid out
+        // buffer of the size `len` says, which getsockopt writes at most.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&raw mut cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            let errno = std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO);
+            // libuv's codes are negated errno values on Unix.
+            return Err(Error::from_code(-errno));
+        }
+        Ok(PeerCredentials {
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
+        })
     }
 
     /// Sets the socket file's permissions for other users (`uv_pipe_chmod`).

@@ -174,3 +174,66 @@ fn tcp_handle_passes_over_an_ipc_pipe() {
     drop((parent, worker, server, client, theirs, accepted, received));
     close_clean(lp);
 }
+
+#[test]
+fn peer_credentials_name_this_process_on_both_ends_of_a_socket() {
+    let lp = Loop::new().unwrap();
+    let path = socket_path("peercred");
+    let server = Pipe::new(&lp).unwrap();
+    server.bind(&path).unwrap();
+    let accepted = shared(None);
+    let a = accepted.clone();
+    server
+        .listen(8, move |server, status| {
+            status.unwrap();
+            let conn = Pipe::new(&server.loop_handle()).unwrap();
+            server.accept(&conn).unwrap();
+            *a.borrow_mut() = Some(conn);
+        })
+        .unwrap();
+    let client = Pipe::new(&lp).unwrap();
+    // Not connected yet: the kernel has no peer to report.
+    assert!(client.peer_credentials().is_err());
+    let connected = shared(false);
+    let c = connected.clone();
+    client
+        .connect(&path, move |r| {
+            r.unwrap();
+            *c.borrow_mut() = true;
+        })
+        .unwrap();
+    run_until(&lp, LIMIT, || {
+        *connected.borrow() && accepted.borrow().is_some()
+    });
+    // SAFETY: plain libc getters without arguments or preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let me = uv_sys_wrap::PeerCredentials {
+        pid: std::process::id() as i32,
+        uid,
+        gid,
+    };
+    assert_eq!(client.peer_credentials().unwrap(), me);
+    let conn = accepted.borrow_mut().take().unwrap();
+    assert_eq!(conn.peer_credentials().unwrap(), me);
+    drop((conn, client, server));
+    close_clean(lp);
+}
+
+#[test]
+fn peer_credentials_need_a_socket() {
+    let lp = Loop::new().unwrap();
+    // No descriptor yet.
+    let empty = Pipe::new(&lp).unwrap();
+    assert_eq!(empty.peer_credentials(), Err(Error::EBADF));
+    // A plain pipe is no socket.
+    let (reader, _writer) = std::io::pipe().unwrap();
+    let pipe = Pipe::new(&lp).unwrap();
+    pipe.open(std::os::fd::IntoRawFd::into_raw_fd(reader))
+        .unwrap();
+    assert_eq!(
+        pipe.peer_credentials(),
+        Err(Error::from_code(-libc::ENOTSOCK))
+    );
+    drop((empty, pipe));
+    close_clean(lp);
+}
