@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub use fiber_core as fiber;
+pub use gruvi_http as http;
 pub use gruvi_stream as stream;
 pub use uv_sys_wrap as uv;
 

@@ -1,0 +1,437 @@
+//! Parsing message heads (`httparse`) and deciding what follows them: the body's framing,
+//! keep-alive, `Expect`. Every RFC 9112 request-smuggling defence lives here.
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+
+use crate::error::Error;
+use crate::limits::Limits;
+
+/// How a message's body is delimited (RFC 9112 section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// The chunked transfer coding, ending with a zero-size chunk and trailers.
+    Chunked,
+    /// Everything until the connection closes (responses only).
+    UntilEof,
+}
+
+/// A parsed request head and what it implies.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method, target, version and header fields (the body comes separately).
+    pub request: Request<()>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the client wants the connection kept open after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1: the client waits for `100 Continue` before the body.
+    pub expect_continue: bool,
+}
+
+/// A parsed response head and what it implies.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and header fields (the body comes separately).
+    pub response: Response<()>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the connection can carry another exchange after this one.
+    pub keep_alive: bool,
+}
+
+/// Header storage on the stack for heads with at most this many fields.
+const STACK_HEADERS: usize = 64;
+
+/// Parses a request head at the start of `buf`: `Ok(None)` while incomplete, else the head's
+/// length in bytes and the head.
+///
+/// # Errors
+///
+/// Any [`Error`] but [`Error::IncompleteMessage`]; each names the status to answer with.
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_http::{Framing, Limits, parse_request_head};
+///
+/// let wire = b"POST /upload HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello";
+/// let (len, head) = parse_request_head(wire, &Limits::default())?.unwrap();
+/// assert_eq!(&wire[len..], b"hello");
+/// assert_eq!(head.request.uri().path(), "/upload");
+/// assert_eq!(head.framing, Framing::Length(5));
+/// assert!(parse_request_head(&wire[..20], &Limits::default())?.is_none());
+/// # Ok::<(), gruvi_http::Error>(())
+/// ```
+pub fn parse_request_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(usize, RequestHead)>, Error> {
+    check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
+    if limits.max_headers <= STACK_HEADERS {
+        let mut storage = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        request_with(buf, limits, &mut storage[..limits.max_headers])
+    } else {
+        let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        request_with(buf, limits, &mut storage)
+    }
+}
+
+fn request_with<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    storage: &mut [httparse::Header<'b>],
+) -> Result<Option<(usize, RequestHead)>, Error> {
+    let mut req = httparse::Request::new(storage);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > limits.max_head_size {
+                Err(Error::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(err) => return Err(parse_error(err, buf, limits)),
+    };
+    if len > limits.max_head_size {
+        return Err(Error::HeadTooLarge);
+    }
+    let shared = Bytes::copy_from_slice(&buf[..len]);
+    let slice = |part: &[u8]| shared.slice_ref_within(buf, part);
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Error::Malformed("invalid method"))?;
+    let target = slice(req.path.unwrap_or_default().as_bytes());
+    let uri = Uri::from_maybe_shared(target).map_err(|_| Error::Malformed("invalid target"))?;
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let headers = header_map(req.headers, &slice)?;
+    let semantics = Semantics::of(&headers, version)?;
+    if version == Version::HTTP_11 {
+        match semantics.hosts {
+            0 => return Err(Error::Malformed("missing Host header")),
+            1 => {}
+            _ => return Err(Error::Malformed("duplicate Host header")),
+        }
+    } else if semantics.hosts > 1 {
+        return Err(Error::Malformed("duplicate Host header"));
+    }
+    let framing = match (semantics.chunked, semantics.content_length) {
+        (Some(_), _) if version == Version::HTTP_10 => {
+            return Err(Error::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        (Some(true), None) => Framing::Chunked,
+        (Some(false), None) => {
+            return Err(Error::Malformed("Transfer-Encoding does not end in chunked"));
+        }
+        (None, Some(n)) if n > limits.max_body_size => return Err(Error::BodyTooLarge),
+        (None, Some(n)) => Framing::Length(n),
+        (None, None) => Framing::Length(0),
+    };
+    let expect_continue = match headers.get(header::EXPECT) {
+        None => false,
+        Some(v) if headers.get_all(header::EXPECT).iter().count() == 1
+            && v.as_bytes().eq_ignore_ascii_case(b"100-continue") =>
+        {
+            // RFC 9110 10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
+            version == Version::HTTP_11
+        }
+        Some(_) => return Err(Error::UnknownExpectation),
+    };
+    let mut request = Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    let head = RequestHead {
+        request,
+        framing,
+        keep_alive: semantics.keep_alive,
+        expect_continue,
+    };
+    Ok(Some((len, head)))
+}
+
+/// Parses a response head at the start of `buf`, the answer to a request with `method`:
+/// `Ok(None)` while incomplete, else the head's length in bytes and the head. Interim (1xx)
+/// responses are returned like final ones, with no body.
+///
+/// # Errors
+///
+/// [`Error::Malformed`], [`Error::HeadTooLarge`], [`Error::UnsupportedVersion`],
+/// [`Error::UnsupportedTransferCoding`].
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_http::{Framing, Limits, parse_response_head};
+/// use http::Method;
+///
+/// let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+/// let (len, head) = parse_response_head(wire, &Limits::default(), &Method::HEAD)?.unwrap();
+/// assert_eq!(len, wire.len() - 2);
+/// assert_eq!(head.framing, Framing::Length(0)); // a HEAD response has no body
+/// # Ok::<(), gruvi_http::Error>(())
+/// ```
+pub fn parse_response_head(
+    buf: &[u8],
+    limits: &Limits,
+    method: &Method,
+) -> Result<Option<(usize, ResponseHead)>, Error> {
+    check_start_line(buf, limits.max_request_line, Error::HeadTooLarge)?;
+    if limits.max_headers <= STACK_HEADERS {
+        let mut storage = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        response_with(buf, limits, method, &mut storage[..limits.max_headers])
+    } else {
+        let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        response_with(buf, limits, method, &mut storage)
+    }
+}
+
+fn response_with<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    method: &Method,
+    storage: &mut [httparse::Header<'b>],
+) -> Result<Option<(usize, ResponseHead)>, Error> {
+    let mut res = httparse::Response::new(storage);
+    let len = match res.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > limits.max_head_size {
+                Err(Error::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::Version) => return Err(version_error(buf)),
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Err(err) => return Err(Error::Malformed(describe(err))),
+    };
+    if len > limits.max_head_size {
+        return Err(Error::HeadTooLarge);
+    }
+    let shared = Bytes::copy_from_slice(&buf[..len]);
+    let slice = |part: &[u8]| shared.slice_ref_within(buf, part);
+    let status = StatusCode::from_u16(res.code.unwrap_or_default())
+        .map_err(|_| Error::Malformed("invalid status code"))?;
+    let version = match res.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let headers = header_map(res.headers, &slice)?;
+    let semantics = Semantics::of(&headers, version)?;
+    let no_body = method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || (method == Method::CONNECT && status.is_success());
+    let mut keep_alive = semantics.keep_alive;
+    let framing = match (semantics.chunked, semantics.content_length) {
+        _ if no_body => Framing::Length(0),
+        (Some(true), cl) => {
+            // RFC 9112 6.3: Transfer-Encoding wins, but the connection cannot be trusted.
+            keep_alive &= cl.is_none();
+            Framing::Chunked
+        }
+        (Some(false), _) | (None, None) => {
+            keep_alive = false;
+            Framing::UntilEof
+        }
+        (None, Some(n)) => Framing::Length(n),
+    };
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    let head = ResponseHead {
+        response,
+        framing,
+        keep_alive,
+    };
+    Ok(Some((len, head)))
+}
+
+/// What the header fields say about framing and the connection.
+struct Semantics {
+    content_length: Option<u64>,
+    /// `Some(ends in chunked)` when Transfer-Encoding is present.
+    chunked: Option<bool>,
+    keep_alive: bool,
+    hosts: usize,
+}
+
+impl Semantics {
+    fn of(headers: &HeaderMap, version: Version) -> Result<Semantics, Error> {
+        let mut content_length = None;
+        for value in headers.get_all(header::CONTENT_LENGTH) {
+            for item in value.as_bytes().split(|&b| b == b',') {
+                let n = parse_length(trim(item))?;
+                if content_length.is_some_and(|m| m != n) {
+                    return Err(Error::Malformed("conflicting Content-Length values"));
+                }
+                content_length = Some(n);
+            }
+        }
+        let chunked = transfer_coding(headers)?;
+        let (mut close, mut keep) = (false, false);
+        for value in headers.get_all(header::CONNECTION) {
+            for token in value.as_bytes().split(|&b| b == b',') {
+                let token = trim(token);
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        let keep_alive = !close && (version == Version::HTTP_11 || keep);
+        let hosts = headers.get_all(header::HOST).iter().count();
+        Ok(Semantics {
+            content_length,
+            chunked,
+            keep_alive,
+            hosts,
+        })
+    }
+}
+
+/// Checks the Transfer-Encoding list: `None` without one, `Some(true)` when it ends in
+/// `chunked` (applied once, after codings this crate knows), `Some(false)` otherwise.
+fn transfer_coding(headers: &HeaderMap) -> Result<Option<bool>, Error> {
+    let mut codings = Vec::new();
+    for value in headers.get_all(header::TRANSFER_ENCODING) {
+        for item in value.as_bytes().split(|&b| b == b',') {
+            let item = trim(item);
+            if !item.is_empty() {
+                codings.push(item);
+            }
+        }
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) && codings.is_empty() {
+        return Err(Error::Malformed("empty Transfer-Encoding"));
+    }
+    let Some((last, before)) = codings.split_last() else {
+        return Ok(None);
+    };
+    if !last.eq_ignore_ascii_case(b"chunked") {
+        return Ok(Some(false));
+    }
+    for coding in before {
+        if coding.eq_ignore_ascii_case(b"chunked") {
+            return Err(Error::Malformed("chunked applied more than once"));
+        }
+        return Err(Error::UnsupportedTransferCoding);
+    }
+    Ok(Some(true))
+}
+
+/// A Content-Length value: decimal digits only, no sign, no overflow.
+fn parse_length(digits: &[u8]) -> Result<u64, Error> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Error::Malformed("invalid Content-Length"));
+    }
+    Ok(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// Builds the header map, the values sharing one copy of the head.
+fn header_map(
+    fields: &[httparse::Header<'_>],
+    slice: &impl Fn(&[u8]) -> Bytes,
+) -> Result<HeaderMap, Error> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| Error::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(slice(field.value))
+            .map_err(|_| Error::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// Checks the length of the start line (after the empty lines a server may skip).
+pub(crate) fn check_start_line(buf: &[u8], max: usize, too_long: Error) -> Result<(), Error> {
+    let start = buf
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(buf.len());
+    let line = &buf[start..];
+    let window = &line[..line.len().min(max + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let len = if end > 0 && window[end - 1] == b'\r' { end - 1 } else { end };
+            if len > max { Err(too_long) } else { Ok(()) }
+        }
+        None if window.len() >= max + 2 => Err(too_long),
+        None => Ok(()),
+    }
+}
+
+/// `HTTP/x.y` with another version is 505; anything else is 400.
+fn version_error(buf: &[u8]) -> Error {
+    let line = buf.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r");
+    let line = line.map(|l| l.strip_suffix(b"\r").unwrap_or(l)).unwrap_or_default();
+    let looks_like_version = |v: &[u8]| {
+        v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.'
+            && v[7].is_ascii_digit()
+    };
+    let request_version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let response_version = line.split(|&b| b == b' ').next().unwrap_or_default();
+    if looks_like_version(request_version) || looks_like_version(response_version) {
+        Error::UnsupportedVersion
+    } else {
+        Error::Malformed("invalid HTTP version")
+    }
+}
+
+fn parse_error(err: httparse::Error, buf: &[u8], limits: &Limits) -> Error {
+    match err {
+        httparse::Error::TooManyHeaders => Error::HeadTooLarge,
+        // An invalid byte past the size limit is still a head that is too large.
+        _ if buf.len() > limits.max_head_size => Error::HeadTooLarge,
+        err => Error::Malformed(describe(err)),
+    }
+}
+
+fn describe(err: httparse::Error) -> &'static str {
+    match err {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Token => "invalid token in the request line",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+/// Slicing a shared copy of a buffer at the place of a sub-slice of the original.
+trait SliceWithin {
+    fn slice_ref_within(&self, original: &[u8], part: &[u8]) -> Bytes;
+}
+
+impl SliceWithin for Bytes {
+    fn slice_ref_within(&self, original: &[u8], part: &[u8]) -> Bytes {
+        let start = (part.as_ptr() as usize).wrapping_sub(original.as_ptr() as usize);
+        if part.is_empty() || start >= self.len() {
+            return Bytes::new();
+        }
+        self.slice(start..start + part.len())
+    }
+}

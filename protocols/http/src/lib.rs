@@ -1,0 +1,39 @@
+//! HTTP/1.1 on Gruvi fibers: a sans-IO parser and serializer, a server and a client.
+//!
+//! The core is sans-IO: [`Parser`] turns bytes into request or response heads (parsed by
+//! `httparse`), body data and message ends, with RFC 9112 framing (Content-Length, chunked with
+//! extensions and trailers, until end of stream) and its request-smuggling defences; every
+//! size has a limit ([`Limits`]). The blocking server and client run it over any
+//! [`gruvi_stream::Connection`], so TCP, Unix sockets and TLS all work the same way. Messages
+//! are the `http` crate's types.
+//!
+//! # Examples
+//!
+//! ```
+//! use gruvi_http::{Event, Limits, Parser};
+//!
+//! let mut parser = Parser::requests(Limits::default());
+//! let (used, event) = parser.parse(b"GET /hello?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n", 4096)?;
+//! let Event::Request(head) = event else { panic!("a head") };
+//! assert_eq!(used, 46);
+//! assert_eq!(head.request.uri().query(), Some("x=1"));
+//! assert!(head.keep_alive);
+//! # Ok::<(), gruvi_http::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+
+mod decoder;
+mod encode;
+mod error;
+mod head;
+mod limits;
+mod parser;
+
+pub use decoder::{BodyDecoder, Decoded};
+pub use encode::{encode_chunk, encode_last_chunk};
+pub use error::Error;
+pub use head::{Framing, RequestHead, ResponseHead, parse_request_head, parse_response_head};
+pub use limits::Limits;
+pub use parser::{Event, Parser};
+
+pub use http;
