@@ -22,18 +22,25 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod body;
 mod decoder;
 mod encode;
 mod error;
 mod head;
+mod incoming;
 mod limits;
 mod parser;
+mod server;
+mod wire;
 
+pub use body::{Body, BodyWriter};
 pub use decoder::{BodyDecoder, Decoded};
 pub use encode::{encode_chunk, encode_last_chunk};
 pub use error::Error;
 pub use head::{Framing, RequestHead, ResponseHead, parse_request_head, parse_response_head};
+pub use incoming::Incoming;
 pub use limits::Limits;
 pub use parser::{Event, Parser};
+pub use server::{Server, ServerConfig, Workers};
 
 pub use http;
