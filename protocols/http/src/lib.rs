@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 mod body;
+mod client;
 mod decoder;
 mod encode;
 mod error;
@@ -31,9 +32,11 @@ mod incoming;
 mod limits;
 mod parser;
 mod server;
+mod url;
 mod wire;
 
 pub use body::{Body, BodyWriter};
+pub use client::{Client, ClientConfig, get};
 pub use decoder::{BodyDecoder, Decoded};
 pub use encode::{encode_chunk, encode_last_chunk};
 pub use error::Error;
@@ -42,5 +45,6 @@ pub use incoming::Incoming;
 pub use limits::Limits;
 pub use parser::{Event, Parser};
 pub use server::{Server, ServerConfig, Workers};
+pub use url::Target;
 
 pub use http;
