@@ -40,13 +40,18 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         match arg.as_str() {
             "-X" | "--request" => {
                 let m = value("-X")?;
-                method = Some(Method::from_bytes(m.as_bytes()).map_err(|e| format!("-X {m}: {e}"))?);
+                method =
+                    Some(Method::from_bytes(m.as_bytes()).map_err(|e| format!("-X {m}: {e}"))?);
             }
             "-H" | "--header" => {
                 let h = value("-H")?;
-                let (name, val) = h.split_once(':').ok_or(format!("-H {h:?}: expected 'Name: value'"))?;
-                let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| format!("-H {h:?}: {e}"))?;
-                let val = HeaderValue::from_str(val.trim()).map_err(|e| format!("-H {h:?}: {e}"))?;
+                let (name, val) = h
+                    .split_once(':')
+                    .ok_or(format!("-H {h:?}: expected 'Name: value'"))?;
+                let name = HeaderName::from_bytes(name.trim().as_bytes())
+                    .map_err(|e| format!("-H {h:?}: {e}"))?;
+                let val =
+                    HeaderValue::from_str(val.trim()).map_err(|e| format!("-H {h:?}: {e}"))?;
                 headers.push((name, val));
             }
             "-d" | "--data" | "--data-binary" => {
@@ -62,21 +67,36 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
             }
             "-i" | "--include" => include = true,
             "-h" | "--help" => return Err(USAGE.into()),
-            other if other.starts_with('-') => return Err(format!("unknown option {other:?}\n{USAGE}")),
+            other if other.starts_with('-') => {
+                return Err(format!("unknown option {other:?}\n{USAGE}"));
+            }
             other if url.is_none() => url = Some(other.to_owned()),
             other => return Err(format!("more than one URL: {other:?}\n{USAGE}")),
         }
     }
     let url = url.ok_or(USAGE)?;
-    Ok(Options { method, headers, data, include, url })
+    Ok(Options {
+        method,
+        headers,
+        data,
+        include,
+        url,
+    })
 }
 
 fn fetch(options: Options) -> io::Result<()> {
     let target = Target::parse(&options.url)?;
     if target.tls {
-        return Err(io::Error::new(io::ErrorKind::Unsupported, "https: this build has no TLS support yet"));
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "https: this build has no TLS support yet",
+        ));
     }
-    let method = options.method.unwrap_or(if options.data.is_some() { Method::POST } else { Method::GET });
+    let method = options.method.unwrap_or(if options.data.is_some() {
+        Method::POST
+    } else {
+        Method::GET
+    });
     let body = match options.data {
         Some(data) => Body::from(data),
         None => Body::empty(),
@@ -88,12 +108,21 @@ fn fetch(options: Options) -> io::Result<()> {
         .body(body)
         .map_err(io::Error::other)?;
     let headers = request.headers_mut();
-    headers.insert(HOST, HeaderValue::from_str(&target.host).map_err(io::Error::other)?);
+    headers.insert(
+        HOST,
+        HeaderValue::from_str(&target.host).map_err(io::Error::other)?,
+    );
     if let Some(auth) = &target.authorization {
-        headers.insert(AUTHORIZATION, HeaderValue::from_str(auth).map_err(io::Error::other)?);
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_str(auth).map_err(io::Error::other)?,
+        );
     }
     if form {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
     }
     for (name, value) in options.headers {
         headers.insert(name, value);
@@ -104,7 +133,12 @@ fn fetch(options: Options) -> io::Result<()> {
     let mut out = io::stdout().lock();
     if options.include {
         let status = response.status();
-        write!(out, "HTTP/1.1 {} {}\r\n", status.as_str(), status.canonical_reason().unwrap_or(""))?;
+        write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            status.as_str(),
+            status.canonical_reason().unwrap_or("")
+        )?;
         for (name, value) in response.headers() {
             out.write_all(name.as_str().as_bytes())?;
             out.write_all(b": ")?;

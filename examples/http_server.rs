@@ -116,7 +116,10 @@ fn handle(mut request: Request<Incoming>) -> Response<Body> {
     }
     if path == "/sleep" {
         let Some(ms) = query_number(&request, "ms") else {
-            return status(StatusCode::BAD_REQUEST, "usage: /sleep?ms=MILLISECONDS\n".into());
+            return status(
+                StatusCode::BAD_REQUEST,
+                "usage: /sleep?ms=MILLISECONDS\n".into(),
+            );
         };
         if fiber::sleep(Duration::from_millis(ms)).is_err() {
             return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
@@ -126,7 +129,10 @@ fn handle(mut request: Request<Incoming>) -> Response<Body> {
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
             Some(code) if code.as_u16() >= 200 => status(code, format!("{code}\n")),
-            _ => status(StatusCode::BAD_REQUEST, "usage: /status/NNN (200-999)\n".into()),
+            _ => status(
+                StatusCode::BAD_REQUEST,
+                "usage: /status/NNN (200-999)\n".into(),
+            ),
         };
     }
     status(StatusCode::NOT_FOUND, "not found\n".into())
@@ -191,7 +197,10 @@ fn serve_workers(options: &Options, n: usize) -> io::Result<()> {
         };
         let ip = gruvi::stream::lookup_host(host, *port)?;
         let Some(&bind) = ip.first() else {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} has no address"),
+            ));
         };
         let bind: SocketAddr = bind;
         let workers = Workers::start(n, bind, ServerConfig::default(), || handle)

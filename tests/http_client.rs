@@ -33,21 +33,42 @@ fn curl_fetches_files_from_python_http_server() {
             .stderr(Stdio::null()),
     );
     let mut line = String::new();
-    BufReader::new(server.stdout()).read_line(&mut line).unwrap();
-    let port = line.trim().strip_prefix("PORT ").expect("a port").to_owned();
+    BufReader::new(server.stdout())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("a port")
+        .to_owned();
     let curl = example("curl");
 
-    let (status, body) = run_captured(Command::new(&curl).arg(format!("http://127.0.0.1:{port}/numbers.txt")));
+    let (status, body) =
+        run_captured(Command::new(&curl).arg(format!("http://127.0.0.1:{port}/numbers.txt")));
     assert!(status.success());
     assert_eq!(body, data);
 
-    let (status, head) = run_captured(Command::new(&curl).args(["-i", "-X", "HEAD"]).arg(format!("http://127.0.0.1:{port}/numbers.txt")));
+    let (status, head) = run_captured(
+        Command::new(&curl)
+            .args(["-i", "-X", "HEAD"])
+            .arg(format!("http://127.0.0.1:{port}/numbers.txt")),
+    );
     assert!(status.success());
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert!(head.contains(&format!("content-length: {}\r\n", data.len())), "{head}");
-    assert!(head.ends_with("\r\n\r\n"), "a HEAD response has no body: {head}");
+    assert!(
+        head.contains(&format!("content-length: {}\r\n", data.len())),
+        "{head}"
+    );
+    assert!(
+        head.ends_with("\r\n\r\n"),
+        "a HEAD response has no body: {head}"
+    );
 
-    let (status, missing) = run_captured(Command::new(&curl).arg("-i").arg(format!("http://127.0.0.1:{port}/missing")));
+    let (status, missing) = run_captured(
+        Command::new(&curl)
+            .arg("-i")
+            .arg(format!("http://127.0.0.1:{port}/missing")),
+    );
     assert!(status.success());
     assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -58,7 +79,11 @@ fn curl_talks_to_the_http_server_example() {
     let server = start_server("http_server", &["--listen", "127.0.0.1:0"], 1);
     let base = format!("http://{}", server.addresses[0]);
     let curl = example("curl");
-    let (status, out) = run_captured(Command::new(&curl).args(["-d", "posted", "-H", "X-Echo: back", "-i"]).arg(format!("{base}/echo")));
+    let (status, out) = run_captured(
+        Command::new(&curl)
+            .args(["-d", "posted", "-H", "X-Echo: back", "-i"])
+            .arg(format!("{base}/echo")),
+    );
     assert!(status.success());
     assert!(out.contains("x-echo: back\r\n"), "{out}");
     assert!(out.ends_with("\r\n\r\nposted"), "{out}");

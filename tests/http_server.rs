@@ -30,7 +30,8 @@ struct Responses<'a> {
 
 impl<'a> Responses<'a> {
     fn new(conn: &'a mut TcpStream) -> Responses<'a> {
-        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         Responses {
             conn,
             parser: Parser::responses(Limits::default()),
@@ -43,7 +44,10 @@ impl<'a> Responses<'a> {
         self.parser.set_request_method(method);
         let mut answer: Option<Answer> = None;
         loop {
-            let (used, event) = self.parser.parse(&self.buf, usize::MAX).expect("a valid response");
+            let (used, event) = self
+                .parser
+                .parse(&self.buf, usize::MAX)
+                .expect("a valid response");
             let need_more = matches!(event, Event::NeedMore);
             let mut ended = false;
             match event {
@@ -80,7 +84,11 @@ fn server() -> support::Server {
 }
 
 fn curl(args: &[&str]) -> String {
-    let (status, out) = run_captured(Command::new("curl").args(["-sS", "--max-time", "30"]).args(args));
+    let (status, out) = run_captured(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "30"])
+            .args(args),
+    );
     assert!(status.success(), "curl {args:?} failed: {out}");
     out
 }
@@ -98,7 +106,10 @@ fn curl_reuses_the_connection_for_keep_alive() {
     );
     assert!(status.success(), "{out}");
     assert_eq!(out.matches("Hello, World!").count(), 2, "{out}");
-    assert!(out.contains("Re-using existing connection") || out.contains("Reusing existing"), "{out}");
+    assert!(
+        out.contains("Re-using existing connection") || out.contains("Reusing existing"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -126,7 +137,10 @@ fn curl_uploads_chunked_and_speaks_http_1_0_and_head() {
     ]);
     assert_eq!(std::fs::read(&echoed).unwrap(), data);
     let headers = std::fs::read_to_string(dir.join("headers.txt")).unwrap();
-    assert!(headers.to_ascii_lowercase().contains("x-echo: chunky"), "{headers}");
+    assert!(
+        headers.to_ascii_lowercase().contains("x-echo: chunky"),
+        "{headers}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 
     let out = curl(&["--http1.0", "-i", &format!("{base}/stream?n=3")]);
@@ -175,7 +189,8 @@ print("OK")
 fn python_http_client_posts_and_gets_chunked_on_one_connection() {
     let server = server();
     let (host, port) = server.addresses[0].rsplit_once(':').unwrap();
-    let (status, out) = run_captured(Command::new("python3").args(["-c", PY_HTTP_CLIENT, host, port]));
+    let (status, out) =
+        run_captured(Command::new("python3").args(["-c", PY_HTTP_CLIENT, host, port]));
     assert!(status.success(), "{out}");
     assert_eq!(out.trim(), "OK");
 }
@@ -188,7 +203,11 @@ fn a_thousand_pipelined_requests_in_one_write_are_answered_in_order() {
     for i in 0..1000 {
         let body = format!("request {i}");
         wire.extend_from_slice(
-            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
         );
     }
     conn.write_all(&wire).unwrap();
@@ -196,7 +215,10 @@ fn a_thousand_pipelined_requests_in_one_write_are_answered_in_order() {
     for i in 0..1000 {
         let answer = responses.next(Method::POST).expect("a response");
         assert_eq!(answer.status, 200);
-        assert_eq!(String::from_utf8(answer.body).unwrap(), format!("request {i}"));
+        assert_eq!(
+            String::from_utf8(answer.body).unwrap(),
+            format!("request {i}")
+        );
     }
 }
 
@@ -235,7 +257,8 @@ fn fifty_concurrent_keep_alive_clients_get_only_their_own_responses() {
 fn head_then_get_on_one_connection() {
     let server = server();
     let mut conn = TcpStream::connect(&server.addresses[0]).unwrap();
-    conn.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    conn.write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut responses = Responses::new(&mut conn);
     let head = responses.next(Method::HEAD).unwrap();
     assert_eq!(head.headers["content-length"], "13");
@@ -247,7 +270,8 @@ fn head_then_get_on_one_connection() {
 /// Sends `wire`, returns everything until the server closes (a reset counts as a close).
 fn raw(addr: &str, wire: &[u8]) -> String {
     let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     conn.write_all(wire).unwrap();
     let mut out = Vec::new();
     let mut chunk = [0; 4096];
@@ -269,35 +293,139 @@ fn request_smuggling_attempts_get_their_status_and_a_close() {
     // If any of these were served as two requests, the second would answer 299.
     let smuggled = "GET /status/299 HTTP/1.1\r\nHost: x\r\n\r\n";
     let cases: Vec<(String, u16)> = vec![
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 44\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 39\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0, 39\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 39\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n{smuggled}"), 400),
-        (format!("GET / HTTP/1.1\r\nHost: x\rContent-Length: 39\r\n\r\n{smuggled}"), 400),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 44\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 44\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 39\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0, 39\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length : 39\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n{smuggled}"
+            ),
+            400,
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\rContent-Length: 39\r\n\r\n{smuggled}"),
+            400,
+        ),
         (format!("GET / HTTP/1.1\r\n\r\n{smuggled}"), 400),
-        (format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggled}"), 501),
+        (
+            format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            format!("POST /echo HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"),
+            400,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggled}"
+            ),
+            501,
+        ),
         (format!("GET / HTTP/2.0\r\nHost: x\r\n\r\n{smuggled}"), 505),
-        (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}", "u".repeat(9000)), 414),
-        (format!("GET / HTTP/1.1\r\nHost: x\r\nBig: {}\r\n\r\n{smuggled}", "h".repeat(70_000)), 431),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n{smuggled}"), 413),
-        (format!("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n{smuggled}"), 417),
+        (
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}",
+                "u".repeat(9000)
+            ),
+            414,
+        ),
+        (
+            format!(
+                "GET / HTTP/1.1\r\nHost: x\r\nBig: {}\r\n\r\n{smuggled}",
+                "h".repeat(70_000)
+            ),
+            431,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n{smuggled}"
+            ),
+            413,
+        ),
+        (
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 0\r\n\r\n{smuggled}"
+            ),
+            417,
+        ),
     ];
     for (wire, status) in cases {
         let answer = raw(addr, wire.as_bytes());
-        assert!(answer.starts_with(&format!("HTTP/1.1 {status} ")), "{wire:?} -> {answer:?}");
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{wire:?} -> {answer:?}"
+        );
         assert!(answer.contains("connection: close\r\n"), "{answer:?}");
-        assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "{wire:?} -> {answer:?}");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "{wire:?} -> {answer:?}"
+        );
     }
 }
 
@@ -305,6 +433,9 @@ fn request_smuggling_attempts_get_their_status_and_a_close() {
 fn sigint_stops_the_server_with_status_0() {
     let server = server();
     server.process.signal("INT");
-    let status = server.process.wait_timeout(Duration::from_secs(20)).expect("it exited");
+    let status = server
+        .process
+        .wait_timeout(Duration::from_secs(20))
+        .expect("it exited");
     assert!(status.success(), "{status:?}");
 }

@@ -176,7 +176,9 @@ impl<'a> BodyWriter<'a> {
     /// Ends the body: the last chunk, or a check that the whole `Content-Length` was sent.
     pub(crate) fn finish(self) -> io::Result<()> {
         match self.framing {
-            OutFraming::Chunked => self.wire.with_out(|out| encode::encode_last_chunk(out, None)),
+            OutFraming::Chunked => self
+                .wire
+                .with_out(|out| encode::encode_last_chunk(out, None)),
             OutFraming::Length(left) if left > 0 => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -226,7 +228,8 @@ impl Write for BodyWriter<'_> {
                 self.raw(data)?;
             }
             OutFraming::Chunked => {
-                self.wire.with_out(|out| encode::chunk_header(out, data.len()));
+                self.wire
+                    .with_out(|out| encode::chunk_header(out, data.len()));
                 self.raw(data)?;
                 self.wire.with_out(|out| out.extend_from_slice(b"\r\n"));
             }
@@ -257,6 +260,8 @@ impl BodyWriter<'_> {
 
 impl fmt::Debug for BodyWriter<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BodyWriter").field("framing", &self.framing).finish()
+        f.debug_struct("BodyWriter")
+            .field("framing", &self.framing)
+            .finish()
     }
 }

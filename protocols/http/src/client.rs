@@ -223,11 +223,12 @@ impl Client {
             Some(pq) => pq.as_str(),
             None => "/",
         };
-        let target = if parts.method == Method::OPTIONS && target == "/" && parts.uri.path().is_empty() {
-            "*"
-        } else {
-            target
-        };
+        let target =
+            if parts.method == Method::OPTIONS && target == "/" && parts.uri.path().is_empty() {
+                "*"
+            } else {
+                target
+            };
         let declared = parts
             .headers
             .get(header::CONTENT_LENGTH)
@@ -253,7 +254,9 @@ impl Client {
         let wire = &conn.wire;
         wire.with_out(|out| {
             encode::request_line(out, &parts.method, target, parts.version);
-            let managed = |name: &HeaderName| name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING;
+            let managed = |name: &HeaderName| {
+                name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING
+            };
             if !parts.headers.contains_key(header::HOST)
                 && let Some(host) = &host
             {
@@ -324,13 +327,18 @@ impl Client {
     fn read_response_on(&self, conn: &Rc<ClientConn>) -> io::Result<Response<Incoming>> {
         let wire = &conn.wire;
         let Some(method) = conn.in_flight.borrow().front().cloned() else {
-            return Err(io::Error::new(io::ErrorKind::NotConnected, "no request in flight"));
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no request in flight",
+            ));
         };
         // Skip what is left of the previous body.
         if wire.parser.borrow().in_body() {
             let mut rest = Incoming::new(wire.clone(), true);
             if !rest.discard(self.config.max_discard)? {
-                return Err(io::Error::other("the previous response body is too long to skip"));
+                return Err(io::Error::other(
+                    "the previous response body is too long to skip",
+                ));
             }
         }
         wire.parser.borrow_mut().set_request_method(method);
@@ -354,7 +362,10 @@ impl Client {
                         let _ = wire.parse(0, |_| ());
                     }
                     let (parts, ()) = head.response.into_parts();
-                    return Ok(Response::from_parts(parts, Incoming::new(wire.clone(), has_body)));
+                    return Ok(Response::from_parts(
+                        parts,
+                        Incoming::new(wire.clone(), has_body),
+                    ));
                 }
                 Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
                 Step::NeedMore => {}
@@ -393,7 +404,10 @@ impl Client {
 
 /// Methods that send no `Content-Length: 0` for an empty body.
 fn sends_no_empty_length(method: &Method) -> bool {
-    matches!(*method, Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE)
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
 }
 
 fn not_connected() -> io::Error {
@@ -469,7 +483,9 @@ pub fn get(url: &str) -> io::Result<Response<Vec<u8>>> {
     }
     let client = Client::new();
     client.connect(&target.address)?;
-    let mut request = Request::get(target.path.as_str()).body(Body::empty()).map_err(io::Error::other)?;
+    let mut request = Request::get(target.path.as_str())
+        .body(Body::empty())
+        .map_err(io::Error::other)?;
     let host = HeaderValue::from_str(&target.host).map_err(io::Error::other)?;
     request.headers_mut().insert(header::HOST, host);
     if let Some(auth) = &target.authorization {

@@ -58,13 +58,23 @@ enum State {
     Length(u64),
     UntilEof,
     /// Chunked: reading the size; `digits` seen so far.
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// Whitespace after the size, before `;` or CR.
-    SizeSpace { size: u64 },
+    SizeSpace {
+        size: u64,
+    },
     /// Inside a chunk extension, `len` bytes long so far.
-    Extension { size: u64, len: usize },
+    Extension {
+        size: u64,
+        len: usize,
+    },
     /// The CR of the size line was seen; LF must follow.
-    SizeLf { size: u64 },
+    SizeLf {
+        size: u64,
+    },
     Data(u64),
     DataCr,
     DataLf,
@@ -131,7 +141,11 @@ impl BodyDecoder {
                 State::Length(left) => {
                     let n = take(left, input.len() - at, max_data);
                     self.count(n)?;
-                    self.state = if n as u64 == left { State::Done } else { State::Length(left - n as u64) };
+                    self.state = if n as u64 == left {
+                        State::Done
+                    } else {
+                        State::Length(left - n as u64)
+                    };
                     return Ok(data(at, n));
                 }
                 State::UntilEof => {
@@ -142,7 +156,11 @@ impl BodyDecoder {
                 State::Data(left) => {
                     let n = take(left, input.len() - at, max_data);
                     self.count(n)?;
-                    self.state = if n as u64 == left { State::DataCr } else { State::Data(left - n as u64) };
+                    self.state = if n as u64 == left {
+                        State::DataCr
+                    } else {
+                        State::Data(left - n as u64)
+                    };
                     return Ok(data(at, n));
                 }
                 State::Size { size, digits } => {
@@ -182,7 +200,11 @@ impl BodyDecoder {
                     if byte != b'\n' {
                         return Err(Error::Malformed("bare CR in a chunk size line"));
                     }
-                    self.state = if size == 0 { State::Trailers } else { State::Data(size) };
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::Data(size)
+                    };
                     at += 1;
                 }
                 State::DataCr => {

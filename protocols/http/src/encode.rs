@@ -43,7 +43,11 @@ pub(crate) fn content_length(out: &mut Vec<u8>, len: u64) {
 }
 
 /// Appends every field of `headers` except those `skip` rejects.
-pub(crate) fn fields(out: &mut Vec<u8>, headers: &HeaderMap, skip: impl Fn(&http::HeaderName) -> bool) {
+pub(crate) fn fields(
+    out: &mut Vec<u8>,
+    headers: &HeaderMap,
+    skip: impl Fn(&http::HeaderName) -> bool,
+) {
     for (name, value) in headers {
         if !skip(name) {
             field(out, name.as_str().as_bytes(), value.as_bytes());
@@ -144,7 +148,13 @@ mod tests {
 
     #[test]
     fn hex_sizes_have_no_leading_zeros() {
-        for (n, text) in [(0, "0"), (1, "1"), (255, "ff"), (4096, "1000"), (usize::MAX, "ffffffffffffffff")] {
+        for (n, text) in [
+            (0, "0"),
+            (1, "1"),
+            (255, "ff"),
+            (4096, "1000"),
+            (usize::MAX, "ffffffffffffffff"),
+        ] {
             assert_eq!(format_hex(n).as_bytes_ref(), text.as_bytes());
         }
     }
@@ -154,7 +164,10 @@ mod tests {
         let mut out = Vec::new();
         date(&mut out);
         let text = std::str::from_utf8(&out).unwrap();
-        assert!(text.starts_with("date: ") && text.ends_with(" GMT\r\n"), "{text}");
+        assert!(
+            text.starts_with("date: ") && text.ends_with(" GMT\r\n"),
+            "{text}"
+        );
         let value = text["date: ".len()..text.len() - 2].to_owned();
         assert!(httpdate::parse_http_date(&value).is_ok(), "{value}");
     }

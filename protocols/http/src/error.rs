@@ -64,7 +64,8 @@ impl Error {
 
     /// Recovers an [`Error`] converted into an [`io::Error`], if it is one.
     pub fn from_io(err: &io::Error) -> Option<&Error> {
-        err.get_ref().and_then(|inner| inner.downcast_ref::<Error>())
+        err.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Error>())
     }
 }
 

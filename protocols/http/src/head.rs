@@ -133,7 +133,9 @@ fn request_with<'b>(
         }
         (Some(true), None) => Framing::Chunked,
         (Some(false), None) => {
-            return Err(Error::Malformed("Transfer-Encoding does not end in chunked"));
+            return Err(Error::Malformed(
+                "Transfer-Encoding does not end in chunked",
+            ));
         }
         (None, Some(n)) if n > limits.max_body_size => return Err(Error::BodyTooLarge),
         (None, Some(n)) => Framing::Length(n),
@@ -141,8 +143,9 @@ fn request_with<'b>(
     };
     let expect_continue = match headers.get(header::EXPECT) {
         None => false,
-        Some(v) if headers.get_all(header::EXPECT).iter().count() == 1
-            && v.as_bytes().eq_ignore_ascii_case(b"100-continue") =>
+        Some(v)
+            if headers.get_all(header::EXPECT).iter().count() == 1
+                && v.as_bytes().eq_ignore_ascii_case(b"100-continue") =>
         {
             // RFC 9110 10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
             version == Version::HTTP_11
@@ -325,10 +328,10 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Option<bool>, Error> {
     if !last.eq_ignore_ascii_case(b"chunked") {
         return Ok(Some(false));
     }
-    for coding in before {
-        if coding.eq_ignore_ascii_case(b"chunked") {
-            return Err(Error::Malformed("chunked applied more than once"));
-        }
+    if before.iter().any(|c| c.eq_ignore_ascii_case(b"chunked")) {
+        return Err(Error::Malformed("chunked applied more than once"));
+    }
+    if !before.is_empty() {
         return Err(Error::UnsupportedTransferCoding);
     }
     Ok(Some(true))
@@ -345,7 +348,10 @@ fn parse_length(digits: &[u8]) -> Result<u64, Error> {
 fn trim(bytes: &[u8]) -> &[u8] {
     let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
     let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !is_ows(b)).map_or(start, |i| i + 1);
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -375,7 +381,11 @@ pub(crate) fn check_start_line(buf: &[u8], max: usize, too_long: Error) -> Resul
     let window = &line[..line.len().min(max + 2)];
     match window.iter().position(|&b| b == b'\n') {
         Some(end) => {
-            let len = if end > 0 && window[end - 1] == b'\r' { end - 1 } else { end };
+            let len = if end > 0 && window[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
             if len > max { Err(too_long) } else { Ok(()) }
         }
         None if window.len() >= max + 2 => Err(too_long),
@@ -385,10 +395,17 @@ pub(crate) fn check_start_line(buf: &[u8], max: usize, too_long: Error) -> Resul
 
 /// `HTTP/x.y` with another version is 505; anything else is 400.
 fn version_error(buf: &[u8]) -> Error {
-    let line = buf.split(|&b| b == b'\n').find(|l| !l.is_empty() && *l != b"\r");
-    let line = line.map(|l| l.strip_suffix(b"\r").unwrap_or(l)).unwrap_or_default();
+    let line = buf
+        .split(|&b| b == b'\n')
+        .find(|l| !l.is_empty() && *l != b"\r");
+    let line = line
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .unwrap_or_default();
     let looks_like_version = |v: &[u8]| {
-        v.len() == 8 && v.starts_with(b"HTTP/") && v[5].is_ascii_digit() && v[6] == b'.'
+        v.len() == 8
+            && v.starts_with(b"HTTP/")
+            && v[5].is_ascii_digit()
+            && v[6] == b'.'
             && v[7].is_ascii_digit()
     };
     let request_version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();

@@ -113,7 +113,9 @@ impl Incoming {
             if self.len - start > limit {
                 return Ok(false);
             }
-            self.read(&mut buf)?;
+            if self.read(&mut buf)? == 0 {
+                break;
+            }
         }
         Ok(true)
     }

@@ -127,7 +127,11 @@ impl Parser {
     ///
     /// An [`Error`] when the input breaks the protocol or a limit; every later call returns
     /// it again.
-    pub fn parse<'a>(&mut self, input: &'a [u8], max_data: usize) -> Result<(usize, Event<'a>), Error> {
+    pub fn parse<'a>(
+        &mut self,
+        input: &'a [u8],
+        max_data: usize,
+    ) -> Result<(usize, Event<'a>), Error> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }

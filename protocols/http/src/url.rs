@@ -49,7 +49,8 @@ impl Target {
     /// `InvalidInput` for a URL that does not parse, has no host, or has another scheme.
     pub fn parse(url: &str) -> io::Result<Target> {
         let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
-        let parsed = url::Url::parse(url).map_err(|e| invalid(format!("invalid URL {url:?}: {e}")))?;
+        let parsed =
+            url::Url::parse(url).map_err(|e| invalid(format!("invalid URL {url:?}: {e}")))?;
         let mut path = parsed.path().to_owned();
         if path.is_empty() {
             path.push('/');
@@ -58,19 +59,21 @@ impl Target {
             path.push('?');
             path.push_str(query);
         }
-        let authorization = (!parsed.username().is_empty() || parsed.password().is_some()).then(|| {
-            let decode = |s: &str| percent_decode(s);
-            let mut credentials = decode(parsed.username());
-            credentials.push(b':');
-            credentials.extend(decode(parsed.password().unwrap_or("")));
-            format!("Basic {}", base64(&credentials))
-        });
+        let authorization =
+            (!parsed.username().is_empty() || parsed.password().is_some()).then(|| {
+                let decode = |s: &str| percent_decode(s);
+                let mut credentials = decode(parsed.username());
+                credentials.push(b':');
+                credentials.extend(decode(parsed.password().unwrap_or("")));
+                format!("Basic {}", base64(&credentials))
+            });
         let tls = match parsed.scheme() {
             "http" => false,
             "https" => true,
             "http+unix" => {
                 let host = parsed.host_str().unwrap_or("");
-                let socket = PathBuf::from(String::from_utf8_lossy(&percent_decode(host)).into_owned());
+                let socket =
+                    PathBuf::from(String::from_utf8_lossy(&percent_decode(host)).into_owned());
                 return Ok(Target {
                     address: Address::Unix(socket),
                     host: "localhost".to_owned(),
@@ -87,7 +90,9 @@ impl Target {
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
             None => return Err(invalid(format!("URL {url:?} has no host"))),
         };
-        let port = parsed.port_or_known_default().unwrap_or(if tls { 443 } else { 80 });
+        let port = parsed
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
         let mut host_header = parsed.host_str().unwrap_or_default().to_owned();
         if let Some(port) = parsed.port() {
             host_header.push_str(&format!(":{port}"));
@@ -126,7 +131,11 @@ fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for group in data.chunks(3) {
-        let b = [group[0], *group.get(1).unwrap_or(&0), *group.get(2).unwrap_or(&0)];
+        let b = [
+            group[0],
+            *group.get(1).unwrap_or(&0),
+            *group.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             if i <= group.len() {
@@ -145,7 +154,14 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc_4648_vectors() {
-        for (input, output) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("foobar", "Zm9vYmFy")] {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(input.as_bytes()), output);
         }
     }
@@ -158,7 +174,10 @@ mod tests {
     #[test]
     fn urls_become_targets() {
         let t = Target::parse("http://example.com").unwrap();
-        assert_eq!((t.address, t.host.as_str(), t.path.as_str()), (Address::Tcp("example.com".into(), 80), "example.com", "/"));
+        assert_eq!(
+            (t.address, t.host.as_str(), t.path.as_str()),
+            (Address::Tcp("example.com".into(), 80), "example.com", "/")
+        );
         let t = Target::parse("http://127.0.0.1:80/x?").unwrap();
         assert_eq!((t.host.as_str(), t.path.as_str()), ("127.0.0.1", "/x?"));
         let t = Target::parse("http+unix://%2Ftmp%2Fs.sock/v1/ping").unwrap();

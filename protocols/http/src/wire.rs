@@ -87,10 +87,14 @@ impl Wire {
         let mut result = None;
         self.conn.with_buffered(&mut |data| {
             let mut parser = self.parser.borrow_mut();
-            result = Some(parser.parse(data, max_data).map(|(used, event)| match event {
-                Event::NeedMore => (used, Step::NeedMore),
-                event => (used, Step::Got(f(event))),
-            }));
+            result = Some(
+                parser
+                    .parse(data, max_data)
+                    .map(|(used, event)| match event {
+                        Event::NeedMore => (used, Step::NeedMore),
+                        event => (used, Step::Got(f(event))),
+                    }),
+            );
         });
         let (used, step) = result.expect("with_buffered calls its function")?;
         if used > 0 {

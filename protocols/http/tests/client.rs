@@ -18,7 +18,9 @@ fn echo(mut request: Request<Incoming>) -> Response<Body> {
     }
     let mut response = Response::new(Body::from(body));
     if request.uri().path() == "/close" {
-        response.headers_mut().insert("connection", "close".parse().unwrap());
+        response
+            .headers_mut()
+            .insert("connection", "close".parse().unwrap());
     }
     response
 }
@@ -40,7 +42,10 @@ fn requests_reuse_one_connection_and_pipeline_in_order() {
         let client = Client::new();
         client.connect(&addr.parse().unwrap()).unwrap();
         for i in 0..3 {
-            assert_eq!(text(client.request(get_request(&format!("/{i}"))).unwrap()), format!("GET /{i}"));
+            assert_eq!(
+                text(client.request(get_request(&format!("/{i}"))).unwrap()),
+                format!("GET /{i}")
+            );
         }
         for i in 0..20 {
             client.send_request(get_request(&format!("/p{i}"))).unwrap();
@@ -61,15 +66,23 @@ fn bodies_of_bytes_readers_and_writers_arrive_whole() {
         let client = Client::new();
         client.connect(&addr.parse().unwrap()).unwrap();
         let post = |body: Body| Request::post("/echo").body(body).unwrap();
-        assert_eq!(text(client.request(post(Body::from("bytes"))).unwrap()), "bytes");
+        assert_eq!(
+            text(client.request(post(Body::from("bytes"))).unwrap()),
+            "bytes"
+        );
         let data: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let response = client.request(post(Body::from_reader(std::io::Cursor::new(data.clone())))).unwrap();
+        let response = client
+            .request(post(Body::from_reader(std::io::Cursor::new(data.clone()))))
+            .unwrap();
         assert_eq!(response.into_body().read_to_vec(1 << 20).unwrap(), data);
         let written = post(Body::from_writer(|w| w.write_all(b"written")));
         assert_eq!(text(client.request(written).unwrap()), "written");
         // An unread body is skipped before the next response.
         let _unread = client.request(post(Body::from("skipped"))).unwrap();
-        assert_eq!(text(client.request(get_request("/after")).unwrap()), "GET /after");
+        assert_eq!(
+            text(client.request(get_request("/after")).unwrap()),
+            "GET /after"
+        );
         client.close();
         server.close().unwrap();
     });
@@ -81,7 +94,9 @@ fn head_responses_have_no_body_and_the_connection_goes_on() {
         let (server, addr) = serve(ServerConfig::default(), echo);
         let client = Client::new();
         client.connect(&addr.parse().unwrap()).unwrap();
-        let head = client.request(Request::head("/x").body(Body::empty()).unwrap()).unwrap();
+        let head = client
+            .request(Request::head("/x").body(Body::empty()).unwrap())
+            .unwrap();
         assert_eq!(head.headers()["content-length"], "7"); // "HEAD /x"
         assert!(head.body().is_end());
         assert_eq!(text(client.request(get_request("/y")).unwrap()), "GET /y");
@@ -96,8 +111,14 @@ fn a_closed_connection_is_opened_again_for_the_next_request() {
         let (server, addr) = serve(ServerConfig::default(), echo);
         let client = Client::new();
         client.connect(&addr.parse().unwrap()).unwrap();
-        assert_eq!(text(client.request(get_request("/close")).unwrap()), "GET /close");
-        assert_eq!(text(client.request(get_request("/again")).unwrap()), "GET /again");
+        assert_eq!(
+            text(client.request(get_request("/close")).unwrap()),
+            "GET /close"
+        );
+        assert_eq!(
+            text(client.request(get_request("/again")).unwrap()),
+            "GET /again"
+        );
         client.close();
         server.close().unwrap();
     });
@@ -135,7 +156,8 @@ fn interim_responses_are_skipped_and_eof_bodies_end_at_the_close() {
 #[test]
 fn a_body_cut_short_is_an_unexpected_eof() {
     run_clean(|| {
-        let (addr, fiber) = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", false);
+        let (addr, fiber) =
+            raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", false);
         let client = Client::new();
         client.connect(&addr.parse().unwrap()).unwrap();
         let mut body = client.request(get_request("/")).unwrap().into_body();
@@ -150,7 +172,13 @@ fn a_body_cut_short_is_an_unexpected_eof() {
 fn response_heads_over_the_limit_are_refused() {
     run_clean(|| {
         let (addr, fiber) = raw_server(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", true);
-        let config = ClientConfig { limits: Limits { max_headers: 2, ..Limits::default() }, ..ClientConfig::default() };
+        let config = ClientConfig {
+            limits: Limits {
+                max_headers: 2,
+                ..Limits::default()
+            },
+            ..ClientConfig::default()
+        };
         let client = Client::with_config(config);
         client.connect(&addr.parse().unwrap()).unwrap();
         let err = client.request(get_request("/")).unwrap_err();
@@ -164,7 +192,10 @@ fn response_heads_over_the_limit_are_refused() {
 fn a_silent_server_times_out() {
     run_clean(|| {
         let (addr, fiber) = raw_server(b"", true);
-        let config = ClientConfig { timeout: Duration::from_millis(100), ..ClientConfig::default() };
+        let config = ClientConfig {
+            timeout: Duration::from_millis(100),
+            ..ClientConfig::default()
+        };
         let client = Client::with_config(config);
         client.connect(&addr.parse().unwrap()).unwrap();
         let err = client.request(get_request("/")).unwrap_err();
@@ -202,11 +233,16 @@ fn get_fetches_urls_over_tcp_ipv6_and_unix_sockets() {
         let response = get(&format!("http+unix://{encoded}/over/unix")).unwrap();
         assert_eq!(response.body(), b"GET /over/unix");
         if ipv6 {
-            let Address::Tcp(_, port) = addresses[2] else { panic!("{addresses:?}") };
+            let Address::Tcp(_, port) = addresses[2] else {
+                panic!("{addresses:?}")
+            };
             let response = get(&format!("http://user:secret@[::1]:{port}/six")).unwrap();
             assert_eq!(response.body(), b"GET /six");
         }
-        assert_eq!(get("https://localhost/").unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+        assert_eq!(
+            get("https://localhost/").unwrap_err().kind(),
+            std::io::ErrorKind::Unsupported
+        );
         server.close().unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
     });

@@ -9,13 +9,17 @@ use gruvi_http::{Error, Event, Limits, Parser};
 fn run(mut parser: Parser, wire: &[u8], step: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut data = Vec::new();
-    let mut flush_data = |out: &mut Vec<String>, data: &mut Vec<u8>| {
+    let flush_data = |out: &mut Vec<String>, data: &mut Vec<u8>| {
         if !data.is_empty() {
             out.push(format!("data {}", String::from_utf8_lossy(data)));
             data.clear();
         }
     };
-    let pieces: Vec<&[u8]> = if step == 0 { vec![wire] } else { wire.chunks(step).collect() };
+    let pieces: Vec<&[u8]> = if step == 0 {
+        vec![wire]
+    } else {
+        wire.chunks(step).collect()
+    };
     let mut failed = None;
     'feed: for piece in pieces {
         let mut input = piece;
@@ -108,10 +112,20 @@ fn run(mut parser: Parser, wire: &[u8], step: usize) -> Vec<String> {
 /// Runs a case every way and checks each gives `expected`.
 fn check(make: impl Fn() -> Parser, wire: &[u8], expected: &[&str]) {
     let whole = run(make(), wire, 0);
-    assert_eq!(whole, expected, "fed whole: {:?}", String::from_utf8_lossy(wire));
+    assert_eq!(
+        whole,
+        expected,
+        "fed whole: {:?}",
+        String::from_utf8_lossy(wire)
+    );
     for step in 1..=7 {
         let split = run(make(), wire, step);
-        assert_eq!(split, expected, "fed {step} byte(s) at a time: {:?}", String::from_utf8_lossy(wire));
+        assert_eq!(
+            split,
+            expected,
+            "fed {step} byte(s) at a time: {:?}",
+            String::from_utf8_lossy(wire)
+        );
     }
 }
 
@@ -142,33 +156,56 @@ const GET: &str = "request GET / HTTP/1.1 Length(0) keep_alive=true continue=fal
 
 #[test]
 fn simple_requests() {
-    check(requests, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", &[GET, "end"]);
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[GET, "end"],
+    );
     check(
         requests,
         b"GET /p?q=1#f HTTP/1.0\r\n\r\n",
-        &["request GET /p?q=1 HTTP/1.0 Length(0) keep_alive=false continue=false headers=0", "end"],
+        &[
+            "request GET /p?q=1 HTTP/1.0 Length(0) keep_alive=false continue=false headers=0",
+            "end",
+        ],
     );
     check(
         requests,
         b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
-        &["request GET / HTTP/1.0 Length(0) keep_alive=true continue=false headers=1", "end"],
+        &[
+            "request GET / HTTP/1.0 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+        ],
     );
     check(
         requests,
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: te, close\r\n\r\n",
-        &["request GET / HTTP/1.1 Length(0) keep_alive=false continue=false headers=2", "end"],
+        &[
+            "request GET / HTTP/1.1 Length(0) keep_alive=false continue=false headers=2",
+            "end",
+        ],
     );
     // Leading empty lines before a request line are skipped (RFC 9112 2.2).
-    check(requests, b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &[GET, "end"]);
+    check(
+        requests,
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[GET, "end"],
+    );
     check(
         requests,
         b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
-        &["request OPTIONS * HTTP/1.1 Length(0) keep_alive=true continue=false headers=1", "end"],
+        &[
+            "request OPTIONS * HTTP/1.1 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+        ],
     );
     check(
         requests,
         b"GET http://u@h:81/x?y HTTP/1.1\r\nHost: h\r\n\r\n",
-        &["request GET http://u@h:81/x?y HTTP/1.1 Length(0) keep_alive=true continue=false headers=1", "end"],
+        &[
+            "request GET http://u@h:81/x?y HTTP/1.1 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+        ],
     );
 }
 
@@ -177,12 +214,20 @@ fn bodies() {
     check(
         requests,
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world",
-        &["request POST / HTTP/1.1 Length(11) keep_alive=true continue=false headers=2", "data hello world", "end"],
+        &[
+            "request POST / HTTP/1.1 Length(11) keep_alive=true continue=false headers=2",
+            "data hello world",
+            "end",
+        ],
     );
     check(
         requests,
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
-        &["request POST / HTTP/1.1 Length(3) keep_alive=true continue=false headers=2", "data abc", "end"],
+        &[
+            "request POST / HTTP/1.1 Length(3) keep_alive=true continue=false headers=2",
+            "data abc",
+            "end",
+        ],
     );
     check(
         requests,
@@ -203,7 +248,11 @@ fn bodies() {
     check(
         requests,
         b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
-        &["request PUT / HTTP/1.0 Length(1) keep_alive=false continue=false headers=2", "data x", "end"],
+        &[
+            "request PUT / HTTP/1.0 Length(1) keep_alive=false continue=false headers=2",
+            "data x",
+            "end",
+        ],
     );
 }
 
@@ -304,13 +353,25 @@ fn smuggling_attempts_are_errors() {
         // Only the error: no request was ever reported for these.
         let last = events.last().cloned().unwrap_or_default();
         assert!(
-            events.iter().all(|e| !e.starts_with("request") || !e.contains("Length(0)") || last.starts_with("error")),
+            events.iter().all(|e| !e.starts_with("request")
+                || !e.contains("Length(0)")
+                || last.starts_with("error")),
             "{events:?}"
         );
-        assert_eq!(&last, expected, "{:?}: {events:?}", String::from_utf8_lossy(wire));
+        assert_eq!(
+            &last,
+            expected,
+            "{:?}: {events:?}",
+            String::from_utf8_lossy(wire)
+        );
         for step in 1..=7 {
             let split = run(requests(), wire, step);
-            assert_eq!(split, events, "fed {step} at a time: {:?}", String::from_utf8_lossy(wire));
+            assert_eq!(
+                split,
+                events,
+                "fed {step} at a time: {:?}",
+                String::from_utf8_lossy(wire)
+            );
         }
     }
 }
@@ -330,43 +391,93 @@ fn limits_at_their_boundaries() {
     // max_headers 4.
     let four = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     assert!(run(small(), four, 1)[0].starts_with("request"));
-    check(small, b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", &["error HeadTooLarge"]);
+    check(
+        small,
+        b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
+        &["error HeadTooLarge"],
+    );
     // max_head_size 128: exactly 128 passes, 129 is 431.
     let head = |len: usize| {
         let fixed = "GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n".len();
-        format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(len - fixed))
+        format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(len - fixed)
+        )
     };
     assert!(run(small(), head(128).as_bytes(), 0)[0].starts_with("request"));
     assert!(run(small(), head(128).as_bytes(), 1)[0].starts_with("request"));
     check(small, head(129).as_bytes(), &["error HeadTooLarge"]);
     // max_body_size 10, by Content-Length and by chunks.
-    let cl = |n: usize| format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n{}", "b".repeat(n));
+    let cl = |n: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n{}",
+            "b".repeat(n)
+        )
+    };
     assert_eq!(run(small(), cl(10).as_bytes(), 1)[1], "data bbbbbbbbbb");
     check(small, cl(11).as_bytes(), &["error BodyTooLarge"]);
-    let chunked = |n: usize| format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n{}\r\n0\r\n\r\n", "b".repeat(n));
+    let chunked = |n: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n{}\r\n0\r\n\r\n",
+            "b".repeat(n)
+        )
+    };
     assert_eq!(run(small(), chunked(10).as_bytes(), 1).len(), 3);
     let over = run(small(), chunked(11).as_bytes(), 0);
     assert_eq!(over.last().unwrap(), "error BodyTooLarge", "{over:?}");
     // max_chunk_extension 8 (the `;` counts).
-    let ext = |len: usize| format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\nx\r\n0\r\n\r\n", "e".repeat(len - 1));
+    let ext = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\nx\r\n0\r\n\r\n",
+            "e".repeat(len - 1)
+        )
+    };
     assert_eq!(run(small(), ext(8).as_bytes(), 1).last().unwrap(), "end");
-    assert_eq!(run(small(), ext(9).as_bytes(), 1).last().unwrap(), "error ChunkExtensionTooLong");
+    assert_eq!(
+        run(small(), ext(9).as_bytes(), 1).last().unwrap(),
+        "error ChunkExtensionTooLong"
+    );
     // max_trailer_size 24 (the trailer section including its final CRLF).
-    let trailer = |len: usize| format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: {}\r\n\r\n", "t".repeat(len - 7));
-    assert!(run(small(), trailer(24).as_bytes(), 1).last().unwrap().starts_with("end trailers"));
-    assert_eq!(run(small(), trailer(25).as_bytes(), 1).last().unwrap(), "error TrailersTooLarge");
+    let trailer = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: {}\r\n\r\n",
+            "t".repeat(len - 7)
+        )
+    };
+    assert!(
+        run(small(), trailer(24).as_bytes(), 1)
+            .last()
+            .unwrap()
+            .starts_with("end trailers")
+    );
+    assert_eq!(
+        run(small(), trailer(25).as_bytes(), 1).last().unwrap(),
+        "error TrailersTooLarge"
+    );
 }
 
 #[test]
 fn incomplete_messages_at_end_of_input() {
-    check(requests, b"GET / HTTP/1.1\r\nHost: a\r\n", &["error IncompleteMessage"]);
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        &["error IncompleteMessage"],
+    );
     check(
         requests,
         b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabc",
-        &["request POST / HTTP/1.1 Length(5) keep_alive=true continue=false headers=2", "data abc", "error IncompleteMessage"],
+        &[
+            "request POST / HTTP/1.1 Length(5) keep_alive=true continue=false headers=2",
+            "data abc",
+            "error IncompleteMessage",
+        ],
     );
     // A partial head with an error in it reports that error at the end.
-    check(requests, b"GET / HTTP/1.1\r\nHo st", &["error Malformed(\"invalid header name\")"]);
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHo st",
+        &["error Malformed(\"invalid header name\")"],
+    );
 }
 
 #[test]
@@ -400,19 +511,31 @@ fn responses() {
     check(
         responses_to(Method::GET),
         b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
-        &["response 200 HTTP/1.0 UntilEof keep_alive=false", "data until the end", "end at eof"],
+        &[
+            "response 200 HTTP/1.0 UntilEof keep_alive=false",
+            "data until the end",
+            "end at eof",
+        ],
     );
     check(
         responses_to(Method::GET),
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
         &["response 200 HTTP/1.1 Chunked keep_alive=false", "data abc", "end"],
     );
-    check(responses_to(Method::GET), b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", &[
-        "response 200 HTTP/1.1 Length(9) keep_alive=true",
-        "data short",
-        "error IncompleteMessage",
-    ]);
-    check(responses_to(Method::GET), b"HTTP/1.1 2000 OK\r\n\r\n", &["error Malformed(\"invalid status line\")"]);
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+        &[
+            "response 200 HTTP/1.1 Length(9) keep_alive=true",
+            "data short",
+            "error IncompleteMessage",
+        ],
+    );
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        &["error Malformed(\"invalid status line\")"],
+    );
 }
 
 /// A tiny deterministic generator (xorshift), so the random cases are the same every run.
@@ -444,7 +567,9 @@ fn random_input_never_panics_and_splits_agree() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for round in 0..3000 {
         let wire: Vec<u8> = if round % 3 == 0 {
-            (0..rng.below(120)).map(|_| alphabet[rng.below(alphabet.len())]).collect()
+            (0..rng.below(120))
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect()
         } else {
             let mut wire = seeds[rng.below(seeds.len())].to_vec();
             for _ in 0..1 + rng.below(4) {
@@ -459,10 +584,21 @@ fn random_input_never_panics_and_splits_agree() {
             }
             wire
         };
-        let make = || if wire.starts_with(b"HTTP") { Parser::responses(Limits::default()) } else { requests() };
+        let make = || {
+            if wire.starts_with(b"HTTP") {
+                Parser::responses(Limits::default())
+            } else {
+                requests()
+            }
+        };
         let whole = run(make(), &wire, 0);
         let step = 1 + rng.below(9);
         let split = run(make(), &wire, step);
-        assert_eq!(whole, split, "{:?} fed {step} at a time", String::from_utf8_lossy(&wire));
+        assert_eq!(
+            whole,
+            split,
+            "{:?} fed {step} at a time",
+            String::from_utf8_lossy(&wire)
+        );
     }
 }

@@ -52,7 +52,10 @@ fn app(mut request: Request<Incoming>) -> Response<Body> {
         "/ignore" => Response::new(Body::from("ignored")),
         p if p.starts_with("/status/") => {
             let code: u16 = p["/status/".len()..].parse().unwrap();
-            Response::builder().status(code).body(Body::from("some body")).unwrap()
+            Response::builder()
+                .status(code)
+                .body(Body::from("some body"))
+                .unwrap()
         }
         _ => Response::builder().status(404).body(Body::empty()).unwrap(),
     }
@@ -69,7 +72,8 @@ fn keep_alive_serves_many_requests_on_one_connection() {
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         for _ in 0..3 {
-            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
             assert_eq!(answer.status, 200);
             assert_eq!(answer.body, b"Hello, World!");
@@ -92,8 +96,11 @@ fn pipelined_requests_are_answered_in_order() {
         let mut wire = Vec::new();
         for i in 0..50 {
             wire.extend_from_slice(
-                format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nreq{i}", 3 + i.to_string().len())
-                    .as_bytes(),
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nreq{i}",
+                    3 + i.to_string().len()
+                )
+                .as_bytes(),
             );
         }
         conn.write_all(&wire).unwrap();
@@ -118,13 +125,15 @@ fn http_1_0_closes_unless_asked_to_keep_alive() {
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         for _ in 0..2 {
-            conn.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+            conn.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap();
             let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
             assert_eq!(answer.headers["connection"], "keep-alive");
             assert_eq!(answer.body, b"Hello, World!");
         }
         // A reader body to a 1.0 client is delimited by the close.
-        conn.write_all(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        conn.write_all(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
         assert_eq!(answer.body.len(), 100_000);
         assert!(!answer.headers.contains_key("transfer-encoding"));
@@ -152,14 +161,23 @@ fn head_has_the_headers_of_get_and_no_body() {
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         for path in ["/", "/stream", "/write"] {
-            conn.write_all(format!("HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\nGET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .unwrap();
+            conn.write_all(
+                format!(
+                    "HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\nGET {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
             let head = reader.next(&mut conn, Method::HEAD).unwrap().unwrap();
             let get = reader.next(&mut conn, Method::GET).unwrap().unwrap();
             assert!(head.body.is_empty());
             assert!(!get.body.is_empty());
             for name in ["content-length", "transfer-encoding", "content-type"] {
-                assert_eq!(head.headers.get(name), get.headers.get(name), "{path} {name}");
+                assert_eq!(
+                    head.headers.get(name),
+                    get.headers.get(name),
+                    "{path} {name}"
+                );
             }
         }
         server.close().unwrap();
@@ -176,9 +194,15 @@ fn statuses_without_a_body_send_none() {
         conn.read_to_string(&mut all).unwrap();
         let parts: Vec<&str> = all.split("HTTP/1.1 ").collect();
         assert_eq!(parts.len(), 4, "{all}");
-        assert!(parts[1].starts_with("204 No Content\r\n") && parts[1].ends_with("\r\n\r\n"), "{all}");
+        assert!(
+            parts[1].starts_with("204 No Content\r\n") && parts[1].ends_with("\r\n\r\n"),
+            "{all}"
+        );
         assert!(!parts[1].contains("content-length"), "{all}");
-        assert!(parts[2].starts_with("304 Not Modified\r\n") && parts[2].ends_with("\r\n\r\n"), "{all}");
+        assert!(
+            parts[2].starts_with("304 Not Modified\r\n") && parts[2].ends_with("\r\n\r\n"),
+            "{all}"
+        );
         assert!(parts[3].ends_with("Hello, World!"));
         server.close().unwrap();
     });
@@ -196,17 +220,26 @@ fn bodies_in_every_framing() {
         assert_eq!(echo.headers["x-echo"], "yes");
         assert_eq!(echo.headers["x-trailers"], "1");
 
-        conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let stream = reader.next(&mut conn, Method::GET).unwrap().unwrap();
         assert_eq!(stream.headers["transfer-encoding"], "chunked");
         assert_eq!(stream.body, vec![b'x'; 100_000]);
 
-        conn.write_all(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        conn.write_all(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let written = reader.next(&mut conn, Method::GET).unwrap().unwrap();
         assert_eq!(written.body, b"line 0\nline 1\nline 2\nline 3\nline 4\n");
 
         let big = vec![b'b'; 300_000];
-        conn.write_all(format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", big.len()).as_bytes()).unwrap();
+        conn.write_all(
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                big.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
         conn.write_all(&big).unwrap();
         let echo = reader.next(&mut conn, Method::POST).unwrap().unwrap();
         assert_eq!(echo.body, big);
@@ -219,12 +252,18 @@ fn expect_100_continue_is_answered_when_the_body_is_read() {
     run_clean(|| {
         let (server, addr) = serve(quick(), app);
         let mut conn = connect(&addr);
-        conn.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n").unwrap();
+        conn.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+        )
+        .unwrap();
         let mut interim = [0; 25];
         conn.read_exact(&mut interim).unwrap();
         assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
         conn.write_all(b"ping").unwrap();
-        let answer = Reader::new().next(&mut conn, Method::POST).unwrap().unwrap();
+        let answer = Reader::new()
+            .next(&mut conn, Method::POST)
+            .unwrap()
+            .unwrap();
         assert_eq!(answer.body, b"ping");
         assert!(answer.keep_alive);
 
@@ -234,8 +273,14 @@ fn expect_100_continue_is_answered_when_the_body_is_read() {
         assert!(!answer.contains("100 Continue"));
         assert!(answer.contains("connection: close\r\n"));
 
-        let answer = roundtrip(&addr, b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-pray\r\nContent-Length: 4\r\n\r\nbody");
-        assert!(answer.starts_with("HTTP/1.1 417 Expectation Failed\r\n"), "{answer}");
+        let answer = roundtrip(
+            &addr,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-pray\r\nContent-Length: 4\r\n\r\nbody",
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 417 Expectation Failed\r\n"),
+            "{answer}"
+        );
         server.close().unwrap();
     });
 }
@@ -243,20 +288,35 @@ fn expect_100_continue_is_answered_when_the_body_is_read() {
 #[test]
 fn an_unread_body_is_skipped_or_the_connection_closed() {
     run_clean(|| {
-        let config = ServerConfig { max_discard: 1000, ..quick() };
+        let config = ServerConfig {
+            max_discard: 1000,
+            ..quick()
+        };
         let (server, addr) = serve(config, app);
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
-        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n").unwrap();
+        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            .unwrap();
         conn.write_all(&[b'z'; 1000]).unwrap();
-        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        assert_eq!(reader.next(&mut conn, Method::POST).unwrap().unwrap().body, b"ignored");
-        assert_eq!(reader.next(&mut conn, Method::GET).unwrap().unwrap().body, b"Hello, World!");
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            reader.next(&mut conn, Method::POST).unwrap().unwrap().body,
+            b"ignored"
+        );
+        assert_eq!(
+            reader.next(&mut conn, Method::GET).unwrap().unwrap().body,
+            b"Hello, World!"
+        );
 
         let mut conn = connect(&addr);
-        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n").unwrap();
+        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+            .unwrap();
         conn.write_all(&[b'z'; 5000]).unwrap();
-        let answer = Reader::new().next(&mut conn, Method::POST).unwrap().unwrap();
+        let answer = Reader::new()
+            .next(&mut conn, Method::POST)
+            .unwrap()
+            .unwrap();
         assert!(!answer.keep_alive);
         assert!(is_closed(&mut conn));
         server.close().unwrap();
@@ -268,10 +328,19 @@ fn a_panicking_handler_gets_500_and_the_server_lives_on() {
     run_clean(|| {
         let (server, addr) = serve(quick(), app);
         let answer = roundtrip(&addr, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{answer}");
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{answer}"
+        );
         let answer = roundtrip(&addr, b"GET /panic-body HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert!(answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"), "{answer}");
-        let answer = roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{answer}"
+        );
+        let answer = roundtrip(
+            &addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
         assert!(answer.ends_with("Hello, World!"));
         server.close().unwrap();
     });
@@ -283,37 +352,117 @@ fn a_panicking_handler_gets_500_and_the_server_lives_on() {
 fn bad_requests_get_their_status_and_a_close() {
     run_clean(|| {
         let config = ServerConfig {
-            limits: gruvi_http::Limits { max_request_line: 100, max_head_size: 1000, max_body_size: 100, ..Default::default() },
+            limits: gruvi_http::Limits {
+                max_request_line: 100,
+                max_head_size: 1000,
+                max_body_size: 100,
+                ..Default::default()
+            },
             ..quick()
         };
         let (server, addr) = serve(config, app);
         let smuggled = "GET /status/299 HTTP/1.1\r\nHost: x\r\n\r\n";
         let cases: Vec<(String, u16)> = vec![
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 39\r\n\r\n{smuggled}"), 400),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n{smuggled}"), 400),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggled}"), 501),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"), 400),
-            (format!("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n{smuggled}"), 400),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1g\r\nx\r\n0\r\n\r\n{smuggled}"), 400),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nx\r\n0\r\n\r\n{smuggled}"), 400),
-            (format!("GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n{smuggled}"), 400),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 39\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggled}"
+                ),
+                501,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n{smuggled}"),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1g\r\nx\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nx\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n{smuggled}"),
+                400,
+            ),
             (format!("GET / HTTP/1.1\r\n\r\n{smuggled}"), 400),
-            (format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n{smuggled}"), 400),
-            (format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}", "u".repeat(200)), 414),
-            (format!("GET / HTTP/1.1\r\nHost: x\r\nBig: {}\r\n\r\n{smuggled}", "h".repeat(2000)), 431),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n{smuggled}"), 413),
-            (format!("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n{}\r\n0\r\n\r\n{smuggled}", "c".repeat(101)), 413),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n{smuggled}"),
+                400,
+            ),
+            (
+                format!(
+                    "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}",
+                    "u".repeat(200)
+                ),
+                414,
+            ),
+            (
+                format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nBig: {}\r\n\r\n{smuggled}",
+                    "h".repeat(2000)
+                ),
+                431,
+            ),
+            (
+                format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n{smuggled}"),
+                413,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n{}\r\n0\r\n\r\n{smuggled}",
+                    "c".repeat(101)
+                ),
+                413,
+            ),
             (format!("GET / HTTP/3.0\r\nHost: x\r\n\r\n{smuggled}"), 505),
-            (format!("GET / HTTP/1.1\r\nHost: x\r\nExpect: nothing\r\n\r\n{smuggled}"), 417),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\r\nExpect: nothing\r\n\r\n{smuggled}"),
+                417,
+            ),
         ];
         for (wire, status) in cases {
             let answer = roundtrip(&addr, wire.as_bytes());
             let expected = format!("HTTP/1.1 {status} ");
             assert!(answer.starts_with(&expected), "{wire:?} -> {answer:?}");
-            assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{wire:?} -> {answer:?}");
+            assert_eq!(
+                answer.matches("HTTP/1.1").count(),
+                1,
+                "{wire:?} -> {answer:?}"
+            );
             assert!(answer.contains("connection: close\r\n"));
-            assert!(!answer.contains("299"), "the smuggled request was served: {answer:?}");
+            assert!(
+                !answer.contains("299"),
+                "the smuggled request was served: {answer:?}"
+            );
         }
         server.close().unwrap();
     });
@@ -322,7 +471,10 @@ fn bad_requests_get_their_status_and_a_close() {
 #[test]
 fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
     run_clean(|| {
-        let config = ServerConfig { head_timeout: Duration::from_millis(400), ..quick() };
+        let config = ServerConfig {
+            head_timeout: Duration::from_millis(400),
+            ..quick()
+        };
         let (server, addr) = serve(config, app);
         let slow_addr = addr.clone();
         let slow = fiber_core::spawn(move || {
@@ -332,7 +484,9 @@ fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
             // timeout.
             let writer = conn.clone();
             let trickle = fiber_core::spawn(move || {
-                for byte in b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+                for byte in
+                    b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                {
                     if (&*writer).write_all(&[*byte]).is_err()
                         || fiber_core::sleep(Duration::from_millis(50)).is_err()
                     {
@@ -348,13 +502,22 @@ fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
             (elapsed, answer)
         });
         for _ in 0..5 {
-            let answer = roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let answer = roundtrip(
+                &addr,
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
             assert!(answer.ends_with("Hello, World!"));
         }
         let (elapsed, rest) = slow.join().unwrap();
-        assert!(rest.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{rest:?}");
+        assert!(
+            rest.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{rest:?}"
+        );
         assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
-        assert!(elapsed < Duration::from_secs(3), "the slow client was not cut off: {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "the slow client was not cut off: {elapsed:?}"
+        );
         server.close().unwrap();
     });
 }
@@ -362,12 +525,19 @@ fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
 #[test]
 fn idle_keep_alive_connections_are_closed() {
     run_clean(|| {
-        let config = ServerConfig { keep_alive_timeout: Duration::from_millis(200), ..quick() };
+        let config = ServerConfig {
+            keep_alive_timeout: Duration::from_millis(200),
+            ..quick()
+        };
         let (server, addr) = serve(config, app);
         let mut conn = connect(&addr);
-        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut reader = Reader::new();
-        assert_eq!(reader.next(&mut conn, Method::GET).unwrap().unwrap().status, 200);
+        assert_eq!(
+            reader.next(&mut conn, Method::GET).unwrap().unwrap().status,
+            200
+        );
         let start = Instant::now();
         assert!(reader.next(&mut conn, Method::GET).unwrap().is_none());
         assert!(start.elapsed() >= Duration::from_millis(200));
@@ -378,12 +548,16 @@ fn idle_keep_alive_connections_are_closed() {
 #[test]
 fn connections_beyond_the_limit_are_closed() {
     run_clean(|| {
-        let config = ServerConfig { max_connections: 2, ..quick() };
+        let config = ServerConfig {
+            max_connections: 2,
+            ..quick()
+        };
         let (server, addr) = serve(config, app);
         let mut held: Vec<_> = (0..2).map(|_| connect(&addr)).collect();
         let mut reader = Reader::new();
         for conn in &mut held {
-            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             assert_eq!(reader.next(conn, Method::GET).unwrap().unwrap().status, 200);
         }
         let mut third = connect(&addr);
@@ -393,7 +567,11 @@ fn connections_beyond_the_limit_are_closed() {
         // Once the others left, a new connection is served.
         let served = (0..100).any(|_| {
             fiber_core::sleep(Duration::from_millis(10)).unwrap();
-            roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ends_with("Hello, World!")
+            roundtrip(
+                &addr,
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .ends_with("Hello, World!")
         });
         assert!(served);
         server.close().unwrap();
@@ -405,15 +583,20 @@ fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
     run_clean(|| {
         let (server, addr) = serve(quick(), app);
         let mut idle = connect(&addr);
-        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut reader = Reader::new();
-        assert_eq!(reader.next(&mut idle, Method::GET).unwrap().unwrap().status, 200);
+        assert_eq!(
+            reader.next(&mut idle, Method::GET).unwrap().unwrap().status,
+            200
+        );
         let busy_addr = addr.clone();
         let done = Rc::new(Cell::new(false));
         let d = done.clone();
         let busy = fiber_core::spawn(move || {
             let mut conn = connect(&busy_addr);
-            conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             let answer = Reader::new().next(&mut conn, Method::GET).unwrap().unwrap();
             d.set(true);
             (answer, is_closed(&mut conn))
@@ -423,10 +606,12 @@ fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
         assert!(is_closed(&mut idle));
         let (answer, closed) = busy.join().unwrap();
         assert_eq!(answer.body, b"slept");
-        assert!(!answer.keep_alive, "a response during shutdown says Connection: close");
+        assert!(
+            !answer.keep_alive,
+            "a response during shutdown says Connection: close"
+        );
         assert!(closed);
         assert!(done.get());
         assert!(gruvi_stream::TcpStream::connect(addr.as_str()).is_err());
     });
 }
-

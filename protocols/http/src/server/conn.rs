@@ -127,10 +127,16 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: RequestHead) -> Result<b
     let (start, flushes) = (wire.out_len(), wire.flushes.get());
     // Drops what was queued of this response (after a send, everything queued is its).
     let unqueue = || {
-        let keep = if wire.flushes.get() == flushes { start } else { 0 };
+        let keep = if wire.flushes.get() == flushes {
+            start
+        } else {
+            0
+        };
         wire.with_out(|out| out.truncate(keep.min(out.len())));
     };
-    match catch_unwind(AssertUnwindSafe(|| write_response(wire, response, &exchange))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        write_response(wire, response, &exchange)
+    })) {
         Ok(Ok(keep)) => Ok(keep),
         Ok(Err(_)) => {
             unqueue();
@@ -180,7 +186,9 @@ fn read_head(
         });
         match step {
             Ok(Step::Got(Some(head))) => return Ok(head),
-            Ok(Step::Got(None)) => return Err(NoHead::Invalid(Error::Malformed("unexpected data"))),
+            Ok(Step::Got(None)) => {
+                return Err(NoHead::Invalid(Error::Malformed("unexpected data")));
+            }
             Ok(Step::NeedMore) => {}
             Err(err) => return Err(NoHead::Invalid(err)),
         }
@@ -194,7 +202,11 @@ fn read_head(
             if shared.closing.get() {
                 return Err(NoHead::Quiet);
             }
-            if first { config.head_timeout } else { config.keep_alive_timeout }
+            if first {
+                config.head_timeout
+            } else {
+                config.keep_alive_timeout
+            }
         } else {
             let start = *started.get_or_insert_with(Instant::now);
             let left = config.head_timeout.saturating_sub(start.elapsed());

@@ -89,7 +89,11 @@ pub(crate) fn write_response(
         out.extend_from_slice(b"\r\n");
     });
     // HEAD gets the headers a GET would, and no body.
-    let framing = if exchange.is_head { OutFraming::Suppressed } else { framing };
+    let framing = if exchange.is_head {
+        OutFraming::Suppressed
+    } else {
+        framing
+    };
     if framing == OutFraming::Suppressed {
         return flush_if_large(wire).map(|()| keep_alive);
     }

@@ -161,15 +161,16 @@ where
 {
     fiber_core::run(|| {
         let server = Server::with_config(make_handler(), config);
-        let bound = server.listen_reuse_port(addr).and_then(|()| {
-            match server.addresses().first() {
-                Some(gruvi_stream::Address::Tcp(host, port)) => {
-                    let ip = host.parse().map_err(io::Error::other)?;
-                    Ok(SocketAddr::new(ip, *port))
-                }
-                _ => Err(io::Error::other("the worker's listener has no TCP address")),
-            }
-        });
+        let bound =
+            server
+                .listen_reuse_port(addr)
+                .and_then(|()| match server.addresses().first() {
+                    Some(gruvi_stream::Address::Tcp(host, port)) => {
+                        let ip = host.parse().map_err(io::Error::other)?;
+                        Ok(SocketAddr::new(ip, *port))
+                    }
+                    _ => Err(io::Error::other("the worker's listener has no TCP address")),
+                });
         let failed = bound.is_err();
         let _ = ready.send(bound);
         if failed {

@@ -33,7 +33,8 @@ pub fn serve(
 /// A raw connection with a generous read timeout (a hang fails the test instead).
 pub fn connect(addr: &str) -> TcpStream {
     let conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     conn
 }
 
