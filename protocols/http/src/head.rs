@@ -1,6 +1,8 @@
 //! Parsing message heads (`httparse`) and deciding what follows them: the body's framing,
 //! keep-alive, `Expect`. Every RFC 9112 request-smuggling defence lives here.
 
+use std::mem::MaybeUninit;
+
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -43,8 +45,11 @@ pub struct ResponseHead {
     pub keep_alive: bool,
 }
 
-/// Header storage on the stack for heads with at most this many fields.
-const STACK_HEADERS: usize = 64;
+/// Header storage on the stack (uninitialised: nothing to clear per parse) for heads with at
+/// most this many fields.
+const STACK_HEADERS: usize = 128;
+
+type Slot<'b> = MaybeUninit<httparse::Header<'b>>;
 
 /// Parses a request head at the start of `buf`: `Ok(None)` while incomplete, else the head's
 /// length in bytes and the head.
@@ -72,10 +77,11 @@ pub fn parse_request_head(
 ) -> Result<Option<(usize, RequestHead)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
     if limits.max_headers <= STACK_HEADERS {
-        let mut storage = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
         request_with(buf, limits, &mut storage[..limits.max_headers])
     } else {
-        let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut storage = Vec::new();
+        storage.resize_with(limits.max_headers, MaybeUninit::uninit);
         request_with(buf, limits, &mut storage)
     }
 }
@@ -83,10 +89,10 @@ pub fn parse_request_head(
 fn request_with<'b>(
     buf: &'b [u8],
     limits: &Limits,
-    storage: &mut [httparse::Header<'b>],
+    storage: &mut [Slot<'b>],
 ) -> Result<Option<(usize, RequestHead)>, Error> {
-    let mut req = httparse::Request::new(storage);
-    let len = match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, storage) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_head_size {
@@ -194,10 +200,11 @@ pub fn parse_response_head(
 ) -> Result<Option<(usize, ResponseHead)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::HeadTooLarge)?;
     if limits.max_headers <= STACK_HEADERS {
-        let mut storage = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
         response_with(buf, limits, method, &mut storage[..limits.max_headers])
     } else {
-        let mut storage = vec![httparse::EMPTY_HEADER; limits.max_headers];
+        let mut storage = Vec::new();
+        storage.resize_with(limits.max_headers, MaybeUninit::uninit);
         response_with(buf, limits, method, &mut storage)
     }
 }
@@ -206,10 +213,11 @@ fn response_with<'b>(
     buf: &'b [u8],
     limits: &Limits,
     method: &Method,
-    storage: &mut [httparse::Header<'b>],
+    storage: &mut [Slot<'b>],
 ) -> Result<Option<(usize, ResponseHead)>, Error> {
-    let mut res = httparse::Response::new(storage);
-    let len = match res.parse(buf) {
+    let mut res = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut res, buf, storage) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_head_size {

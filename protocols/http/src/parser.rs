@@ -14,9 +14,9 @@ pub enum Event<'a> {
     NeedMore,
     /// A request head; its body (if any) follows as [`Data`](Event::Data) events and an
     /// [`End`](Event::End).
-    Request(Box<RequestHead>),
+    Request(RequestHead),
     /// A response head; its body follows as for a request.
-    Response(Box<ResponseHead>),
+    Response(ResponseHead),
     /// Body data, a slice of the input.
     Data(&'a [u8]),
     /// The message ended (trailers, if any, from [`Parser::take_trailers`]); the next message
@@ -236,11 +236,11 @@ impl Parser {
         let (len, framing, event) = match &self.response_to {
             None => match parse_request_head(buf, &self.limits)? {
                 None => return Ok(None),
-                Some((len, head)) => (len, head.framing, Event::Request(Box::new(head))),
+                Some((len, head)) => (len, head.framing, Event::Request(head)),
             },
             Some(method) => match parse_response_head(buf, &self.limits, method)? {
                 None => return Ok(None),
-                Some((len, head)) => (len, head.framing, Event::Response(Box::new(head))),
+                Some((len, head)) => (len, head.framing, Event::Response(head)),
             },
         };
         self.body = Some(BodyDecoder::new(framing, &self.limits));

@@ -85,6 +85,11 @@ pub(crate) struct Shared {
     next_id: Cell<u64>,
     /// Fibers waiting for the last connection to end.
     drained: RefCell<Vec<fiber_core::Fiber>>,
+    /// The sweeper's coarse clock: ticks of `tick_len` since it started.
+    tick: Cell<u64>,
+    tick_len: Duration,
+    /// The fiber closing connections idle for too long.
+    sweeper: RefCell<Option<JoinHandle<()>>>,
 }
 
 struct Entry {
@@ -109,10 +114,15 @@ impl Server {
         handler: impl Fn(Request<Incoming>) -> Response<Body> + 'static,
         config: ServerConfig,
     ) -> Server {
+        let shortest = config.head_timeout.min(config.keep_alive_timeout);
+        let tick_len = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
         Server {
             shared: Rc::new(Shared {
                 handler: Rc::new(handler),
                 config,
+                tick: Cell::new(1),
+                tick_len,
+                sweeper: RefCell::new(None),
                 wrapper: RefCell::new(None),
                 closing: Cell::new(false),
                 listeners: RefCell::new(Vec::new()),
@@ -245,6 +255,11 @@ impl Server {
                 return Err(wait.into());
             }
         }
+        let sweeper = self.shared.sweeper.borrow_mut().take();
+        if let Some(sweeper) = sweeper {
+            sweeper.cancel();
+            let _ = sweeper.join();
+        }
         Ok(())
     }
 
@@ -266,7 +281,7 @@ impl Server {
         loop {
             let mut busy = false;
             for entry in self.shared.connections.borrow().values() {
-                if entry.state.idle.get() {
+                if entry.state.is_idle() {
                     entry.conn.close();
                 } else {
                     busy = true;
@@ -311,6 +326,9 @@ impl Drop for Server {
         for acceptor in self.shared.acceptors.take() {
             acceptor.cancel();
         }
+        if let Some(sweeper) = self.shared.sweeper.borrow_mut().take() {
+            sweeper.cancel();
+        }
         let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
         for entry in connections.values() {
             entry.conn.close();
@@ -337,9 +355,10 @@ impl Shared {
             conn.close();
             return;
         }
+        self.start_sweeper();
         let id = self.next_id.replace(self.next_id.get() + 1);
         let state = Rc::new(ConnState {
-            idle: Cell::new(false),
+            idle_until: Cell::new(0),
         });
         let (shared, c, s) = (self.clone(), conn.clone(), state.clone());
         let spawned = Builder::new().spawn(move || {
@@ -374,6 +393,40 @@ impl Shared {
                 self.connections.borrow_mut().insert(id, entry);
             }
             Err(_) => conn.close(),
+        }
+    }
+}
+
+impl Shared {
+    /// The sweeper tick by which a wait of `limit` is over: at least `limit` later, whatever
+    /// the phase of the clock.
+    pub(crate) fn deadline_tick(&self, limit: Duration) -> u64 {
+        let ticks = limit.as_nanos().div_ceil(self.tick_len.as_nanos().max(1));
+        self.tick.get() + u64::try_from(ticks).unwrap_or(u64::MAX / 2) + 1
+    }
+
+    /// Starts the fiber that closes idle connections, unless it runs.
+    fn start_sweeper(self: &Rc<Shared>) {
+        if self.sweeper.borrow().is_some() {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        let tick_len = self.tick_len;
+        let spawned = Builder::new().name("http sweeper").spawn(move || {
+            while fiber_core::sleep(tick_len).is_ok() {
+                let Some(shared) = weak.upgrade() else { return };
+                let now = shared.tick.get() + 1;
+                shared.tick.set(now);
+                for entry in shared.connections.borrow().values() {
+                    let until = entry.state.idle_until.get();
+                    if until != 0 && now >= until {
+                        entry.conn.close();
+                    }
+                }
+            }
+        });
+        if let Ok(sweeper) = spawned {
+            *self.sweeper.borrow_mut() = Some(sweeper);
         }
     }
 }
