@@ -3,6 +3,7 @@
 //! Run it with `ci/tour` (or `cargo run --release --example tour`).
 
 mod fibers;
+mod http;
 mod streams;
 mod sync;
 mod uv;
@@ -17,6 +18,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     sync::tour()?;
     println!();
     streams::tour()?;
+    println!();
+    http::tour()?;
     println!();
     println!("tour complete");
     Ok(())
