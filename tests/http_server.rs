@@ -439,3 +439,33 @@ fn sigint_stops_the_server_with_status_0() {
         .expect("it exited");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn workers_share_one_port_and_stop_on_sigint() {
+    let server = start_server(
+        "http_server",
+        &["--listen", "127.0.0.1:0", "--workers", "2"],
+        1,
+    );
+    let addr = server.addresses[0].clone();
+    let clients: Vec<_> = (0..20)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                raw(
+                    &addr,
+                    b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+            })
+        })
+        .collect();
+    for client in clients {
+        assert!(client.join().unwrap().ends_with("Hello, World!"));
+    }
+    server.process.signal("INT");
+    let status = server
+        .process
+        .wait_timeout(Duration::from_secs(20))
+        .expect("it exited");
+    assert!(status.success(), "{status:?}");
+}

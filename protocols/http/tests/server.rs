@@ -615,3 +615,150 @@ fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
         assert!(gruvi_stream::TcpStream::connect(addr.as_str()).is_err());
     });
 }
+
+/// A client that pipelines requests for large answers without reading them: the server stops
+/// reading once its answers back up, so the client soon cannot write more (the server holds
+/// a bounded amount), and the server goes on serving others.
+#[test]
+fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let conn = Rc::new(connect(&addr));
+        let written = Rc::new(Cell::new(0usize));
+        let (c, w) = (conn.clone(), written.clone());
+        let writer = fiber_core::spawn(move || {
+            let request = b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+            let chunk: Vec<u8> = request
+                .iter()
+                .copied()
+                .cycle()
+                .take(request.len() * 30_000)
+                .collect();
+            while w.get() < 200 << 20 {
+                if (&*c).write_all(&chunk).is_err() {
+                    return;
+                }
+                w.set(w.get() + chunk.len());
+            }
+        });
+        // Wait until the writer has made no progress for a while.
+        let mut last = usize::MAX;
+        while written.get() != last {
+            last = written.get();
+            fiber_core::sleep(Duration::from_millis(300)).unwrap();
+        }
+        assert!(!writer.is_finished(), "the client wrote 200 MiB unhindered");
+        assert!(written.get() < 100 << 20, "{} bytes went in", written.get());
+        let answer = roundtrip(
+            &addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("Hello, World!"));
+        conn.close();
+        writer.cancel();
+        let _ = writer.join();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_stalled_body_times_out_and_the_connection_closes() {
+    run_clean(|| {
+        let config = ServerConfig {
+            body_timeout: Duration::from_millis(150),
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let mut conn = connect(&addr);
+        conn.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+            .unwrap();
+        let start = Instant::now();
+        let answer = Reader::new()
+            .next(&mut conn, Method::POST)
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status, 500, "the handler saw its read time out");
+        assert!(!answer.keep_alive);
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert!(is_closed(&mut conn));
+        server.close().unwrap();
+    });
+}
+
+/// A connection type of the test's own, wrapping the accepted one: the server runs over any
+/// `Connection` (this is how TLS plugs in).
+struct Counting {
+    inner: Rc<dyn gruvi_stream::Connection>,
+    sent: Rc<Cell<usize>>,
+}
+
+impl gruvi_stream::Connection for Counting {
+    fn fill(&self) -> std::io::Result<bool> {
+        self.inner.fill()
+    }
+    fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
+        self.inner.with_buffered(f)
+    }
+    fn consume(&self, n: usize) {
+        self.inner.consume(n)
+    }
+    fn send(&self, data: &[u8]) -> std::io::Result<()> {
+        self.sent.set(self.sent.get() + data.len());
+        self.inner.send(data)
+    }
+    fn flush_queue(&self) -> std::io::Result<()> {
+        self.inner.flush_queue()
+    }
+    fn shutdown_write(&self) -> std::io::Result<()> {
+        self.inner.shutdown_write()
+    }
+    fn close(&self) {
+        self.inner.close()
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_read_timeout(t)
+    }
+    fn read_timeout(&self) -> std::io::Result<Option<Duration>> {
+        self.inner.read_timeout()
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_write_timeout(t)
+    }
+    fn write_timeout(&self) -> std::io::Result<Option<Duration>> {
+        self.inner.write_timeout()
+    }
+    fn peer_address(&self) -> std::io::Result<gruvi_stream::Address> {
+        self.inner.peer_address()
+    }
+    fn local_address(&self) -> std::io::Result<gruvi_stream::Address> {
+        self.inner.local_address()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[test]
+fn accepted_connections_go_through_the_wrapper() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let sent = Rc::new(Cell::new(0));
+        let s = sent.clone();
+        server.set_connection_wrapper(move |inner| {
+            Ok(Rc::new(Counting {
+                inner,
+                sent: s.clone(),
+            }) as Rc<dyn gruvi_stream::Connection>)
+        });
+        let answer = roundtrip(
+            &addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("Hello, World!"));
+        assert_eq!(sent.get(), answer.len());
+        // A wrapper that fails (a TLS handshake that does not work out) closes the connection.
+        server.set_connection_wrapper(|_| Err(std::io::Error::other("handshake failed")));
+        assert_eq!(roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "");
+        server.close().unwrap();
+    });
+}
