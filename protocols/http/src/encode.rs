@@ -127,17 +127,27 @@ fn format_hex(mut n: usize) -> Hex {
 thread_local! {
     /// The `Date` value of the current second, formatted once per second per thread.
     static DATE: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+    /// The cached `Date` may be used without reading the clock: responses answered in one
+    /// go (pipelined, between two waits for input) share one clock read.
+    static DATE_CURRENT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the cached `Date` as possibly out of date: called before a connection waits.
+pub(crate) fn date_may_be_stale() {
+    DATE_CURRENT.set(false);
 }
 
 /// Appends a `Date` field with the current time (RFC 9110's IMF-fixdate).
 pub(crate) fn date(out: &mut Vec<u8>) {
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (cached, mut text) = DATE.get();
-    if cached != secs {
-        let formatted = httpdate::fmt_http_date(now);
-        text.copy_from_slice(&formatted.as_bytes()[..29]);
-        DATE.set((secs, text));
+    if !DATE_CURRENT.replace(true) {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if cached != secs {
+            let formatted = httpdate::fmt_http_date(now);
+            text.copy_from_slice(&formatted.as_bytes()[..29]);
+            DATE.set((secs, text));
+        }
     }
     field(out, b"date", &text);
 }

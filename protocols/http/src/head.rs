@@ -4,7 +4,7 @@
 use std::mem::MaybeUninit;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 
 use crate::error::Error;
@@ -75,6 +75,15 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(usize, RequestHead)>, Error> {
+    Ok(request_head(buf, limits)?.map(|(len, head)| (len, *head)))
+}
+
+/// [`parse_request_head`] with the head boxed: it moves through the parser's layers as a
+/// pointer.
+pub(crate) fn request_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
     if limits.max_headers <= STACK_HEADERS {
         let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
@@ -90,7 +99,7 @@ fn request_with<'b>(
     buf: &'b [u8],
     limits: &Limits,
     storage: &mut [Slot<'b>],
-) -> Result<Option<(usize, RequestHead)>, Error> {
+) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, storage) {
         Ok(httparse::Status::Complete(len)) => len,
@@ -117,8 +126,8 @@ fn request_with<'b>(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
+    let semantics = Semantics::of(req.headers, version)?;
     let headers = header_map(req.headers, &slice)?;
-    let semantics = Semantics::of(&headers, version)?;
     if version == Version::HTTP_11 {
         match semantics.hosts {
             0 => return Err(Error::Malformed("missing Host header")),
@@ -147,28 +156,23 @@ fn request_with<'b>(
         (None, Some(n)) => Framing::Length(n),
         (None, None) => Framing::Length(0),
     };
-    let expect_continue = match headers.get(header::EXPECT) {
+    let expect_continue = match semantics.expect_continue {
         None => false,
-        Some(v)
-            if headers.get_all(header::EXPECT).iter().count() == 1
-                && v.as_bytes().eq_ignore_ascii_case(b"100-continue") =>
-        {
-            // RFC 9110 10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
-            version == Version::HTTP_11
-        }
-        Some(_) => return Err(Error::UnknownExpectation),
+        // RFC 9110 10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
+        Some(true) => version == Version::HTTP_11,
+        Some(false) => return Err(Error::UnknownExpectation),
     };
     let mut request = Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
     *request.version_mut() = version;
     *request.headers_mut() = headers;
-    let head = RequestHead {
+    let head = Box::new(RequestHead {
         request,
         framing,
         keep_alive: semantics.keep_alive,
         expect_continue,
-    };
+    });
     Ok(Some((len, head)))
 }
 
@@ -198,6 +202,15 @@ pub fn parse_response_head(
     limits: &Limits,
     method: &Method,
 ) -> Result<Option<(usize, ResponseHead)>, Error> {
+    Ok(response_head(buf, limits, method)?.map(|(len, head)| (len, *head)))
+}
+
+/// [`parse_response_head`] with the head boxed.
+pub(crate) fn response_head(
+    buf: &[u8],
+    limits: &Limits,
+    method: &Method,
+) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::HeadTooLarge)?;
     if limits.max_headers <= STACK_HEADERS {
         let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
@@ -214,7 +227,7 @@ fn response_with<'b>(
     limits: &Limits,
     method: &Method,
     storage: &mut [Slot<'b>],
-) -> Result<Option<(usize, ResponseHead)>, Error> {
+) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
     let mut res = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
     let len = match config.parse_response_with_uninit_headers(&mut res, buf, storage) {
@@ -241,8 +254,8 @@ fn response_with<'b>(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
+    let semantics = Semantics::of(res.headers, version)?;
     let headers = header_map(res.headers, &slice)?;
-    let semantics = Semantics::of(&headers, version)?;
     let no_body = method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -266,75 +279,81 @@ fn response_with<'b>(
     *response.status_mut() = status;
     *response.version_mut() = version;
     *response.headers_mut() = headers;
-    let head = ResponseHead {
+    let head = Box::new(ResponseHead {
         response,
         framing,
         keep_alive,
-    };
+    });
     Ok(Some((len, head)))
 }
 
-/// What the header fields say about framing and the connection.
+/// What the header fields say about framing and the connection, read from the raw fields
+/// (cheaper than looking names up in the map).
 struct Semantics {
     content_length: Option<u64>,
     /// `Some(ends in chunked)` when Transfer-Encoding is present.
     chunked: Option<bool>,
     keep_alive: bool,
     hosts: usize,
+    /// `Some(true)` for a single `Expect: 100-continue`, `Some(false)` for anything else.
+    expect_continue: Option<bool>,
 }
 
 impl Semantics {
-    fn of(headers: &HeaderMap, version: Version) -> Result<Semantics, Error> {
-        let mut content_length = None;
-        for value in headers.get_all(header::CONTENT_LENGTH) {
-            for item in value.as_bytes().split(|&b| b == b',') {
-                let n = parse_length(trim(item))?;
-                if content_length.is_some_and(|m| m != n) {
-                    return Err(Error::Malformed("conflicting Content-Length values"));
-                }
-                content_length = Some(n);
-            }
-        }
-        let chunked = transfer_coding(headers)?;
+    fn of(fields: &[httparse::Header<'_>], version: Version) -> Result<Semantics, Error> {
+        let mut semantics = Semantics {
+            content_length: None,
+            chunked: None,
+            keep_alive: false,
+            hosts: 0,
+            expect_continue: None,
+        };
         let (mut close, mut keep) = (false, false);
-        for value in headers.get_all(header::CONNECTION) {
-            for token in value.as_bytes().split(|&b| b == b',') {
-                let token = trim(token);
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep |= token.eq_ignore_ascii_case(b"keep-alive");
+        let mut codings: Vec<&[u8]> = Vec::new();
+        let mut has_te = false;
+        for field in fields {
+            let (name, value) = (field.name.as_bytes(), field.value);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                for item in value.split(|&b| b == b',') {
+                    let n = parse_length(trim(item))?;
+                    if semantics.content_length.is_some_and(|m| m != n) {
+                        return Err(Error::Malformed("conflicting Content-Length values"));
+                    }
+                    semantics.content_length = Some(n);
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                has_te = true;
+                let items = value.split(|&b| b == b',').map(trim);
+                codings.extend(items.filter(|item| !item.is_empty()));
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in value.split(|&b| b == b',').map(trim) {
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case(b"host") {
+                semantics.hosts += 1;
+            } else if name.eq_ignore_ascii_case(b"expect") {
+                let once = semantics.expect_continue.is_none();
+                semantics.expect_continue =
+                    Some(once && trim(value).eq_ignore_ascii_case(b"100-continue"));
             }
         }
-        let keep_alive = !close && (version == Version::HTTP_11 || keep);
-        let hosts = headers.get_all(header::HOST).iter().count();
-        Ok(Semantics {
-            content_length,
-            chunked,
-            keep_alive,
-            hosts,
-        })
+        semantics.keep_alive = !close && (version == Version::HTTP_11 || keep);
+        if has_te {
+            semantics.chunked = Some(transfer_coding(&codings)?);
+        }
+        Ok(semantics)
     }
 }
 
-/// Checks the Transfer-Encoding list: `None` without one, `Some(true)` when it ends in
-/// `chunked` (applied once, after codings this crate knows), `Some(false)` otherwise.
-fn transfer_coding(headers: &HeaderMap) -> Result<Option<bool>, Error> {
-    let mut codings = Vec::new();
-    for value in headers.get_all(header::TRANSFER_ENCODING) {
-        for item in value.as_bytes().split(|&b| b == b',') {
-            let item = trim(item);
-            if !item.is_empty() {
-                codings.push(item);
-            }
-        }
-    }
-    if headers.contains_key(header::TRANSFER_ENCODING) && codings.is_empty() {
-        return Err(Error::Malformed("empty Transfer-Encoding"));
-    }
+/// Checks a Transfer-Encoding list: `true` when it ends in `chunked` (applied once, after
+/// codings this crate knows), `false` otherwise.
+fn transfer_coding(codings: &[&[u8]]) -> Result<bool, Error> {
     let Some((last, before)) = codings.split_last() else {
-        return Ok(None);
+        return Err(Error::Malformed("empty Transfer-Encoding"));
     };
     if !last.eq_ignore_ascii_case(b"chunked") {
-        return Ok(Some(false));
+        return Ok(false);
     }
     if before.iter().any(|c| c.eq_ignore_ascii_case(b"chunked")) {
         return Err(Error::Malformed("chunked applied more than once"));
@@ -342,7 +361,7 @@ fn transfer_coding(headers: &HeaderMap) -> Result<Option<bool>, Error> {
     if !before.is_empty() {
         return Err(Error::UnsupportedTransferCoding);
     }
-    Ok(Some(true))
+    Ok(true)
 }
 
 /// A Content-Length value: decimal digits only, no sign, no overflow.

@@ -4,7 +4,7 @@ use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
-use crate::head::{RequestHead, ResponseHead, parse_request_head, parse_response_head};
+use crate::head::{RequestHead, ResponseHead, request_head, response_head};
 use crate::limits::Limits;
 
 /// What [`Parser::parse`] found.
@@ -14,9 +14,9 @@ pub enum Event<'a> {
     NeedMore,
     /// A request head; its body (if any) follows as [`Data`](Event::Data) events and an
     /// [`End`](Event::End).
-    Request(RequestHead),
+    Request(Box<RequestHead>),
     /// A response head; its body follows as for a request.
-    Response(ResponseHead),
+    Response(Box<ResponseHead>),
     /// Body data, a slice of the input.
     Data(&'a [u8]),
     /// The message ended (trailers, if any, from [`Parser::take_trailers`]); the next message
@@ -234,11 +234,11 @@ impl Parser {
     /// Parses a head at the start of `buf`, entering its body.
     fn parse_head<'a>(&mut self, buf: &[u8]) -> Result<Option<(usize, Event<'a>)>, Error> {
         let (len, framing, event) = match &self.response_to {
-            None => match parse_request_head(buf, &self.limits)? {
+            None => match request_head(buf, &self.limits)? {
                 None => return Ok(None),
                 Some((len, head)) => (len, head.framing, Event::Request(head)),
             },
-            Some(method) => match parse_response_head(buf, &self.limits, method)? {
+            Some(method) => match response_head(buf, &self.limits, method)? {
                 None => return Ok(None),
                 Some((len, head)) => (len, head.framing, Event::Response(head)),
             },

@@ -107,6 +107,7 @@ impl Wire {
     ///
     /// Switchpoint: blocks until bytes arrive.
     pub(crate) fn fill(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        crate::encode::date_may_be_stale();
         let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
         self.conn.set_read_timeout(timeout)?;
         self.conn.fill()

@@ -68,7 +68,7 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
             }
         };
         first = false;
-        match exchange(shared, wire, head) {
+        match exchange(shared, wire, *head) {
             Ok(true) => {}
             Ok(false) => break,
             Err(Abort) => {
@@ -184,7 +184,7 @@ fn read_head(
     wire: &Wire,
     state: &ConnState,
     first: bool,
-) -> Result<RequestHead, NoHead> {
+) -> Result<Box<RequestHead>, NoHead> {
     let config = &shared.config;
     let mut started: Option<Instant> = None;
     loop {

@@ -18,12 +18,10 @@ pub(crate) struct Exchange<'a> {
     pub(crate) server_name: Option<&'a [u8]>,
 }
 
-/// Header fields the server sets itself: the handler's are dropped.
+/// Header fields the server sets itself: the handler's are dropped (Content-Length is read
+/// first).
 fn managed(name: &HeaderName) -> bool {
-    name == header::CONTENT_LENGTH
-        || name == header::TRANSFER_ENCODING
-        || name == header::CONNECTION
-        || name.as_str() == "keep-alive"
+    name == header::TRANSFER_ENCODING || name == header::CONNECTION || name.as_str() == "keep-alive"
 }
 
 /// Writes `response` (head into the pending output, body after it); returns whether the
@@ -41,11 +39,24 @@ pub(crate) fn write_response(
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    // One pass over the handler's fields: write them, and note what the server adds or
+    // manages itself.
+    let (mut declared, mut has_date, mut has_server) = (None, false, false);
+    wire.with_out(|out| {
+        encode::status_line(out, Version::HTTP_11, status);
+        for (name, value) in &parts.headers {
+            if *name == header::CONTENT_LENGTH {
+                declared = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            } else if !managed(name) {
+                has_date |= *name == header::DATE;
+                has_server |= *name == header::SERVER;
+                encode::field(out, name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+    });
     let framing = match &body.kind {
         _ if bodiless => OutFraming::Suppressed,
         Kind::Empty => OutFraming::Length(0),
@@ -60,13 +71,11 @@ pub(crate) fn write_response(
         },
     };
     wire.with_out(|out| {
-        encode::status_line(out, Version::HTTP_11, status);
-        encode::fields(out, &parts.headers, managed);
-        if !parts.headers.contains_key(header::DATE) {
+        if !has_date {
             encode::date(out);
         }
         if let Some(name) = exchange.server_name
-            && !parts.headers.contains_key(header::SERVER)
+            && !has_server
         {
             encode::field(out, b"server", name);
         }

@@ -99,7 +99,7 @@ impl Reader {
             let need_more = matches!(event, Event::NeedMore);
             match event {
                 Event::Response(head) => {
-                    let head = head;
+                    let head = *head;
                     answer = Some(Answer {
                         status: head.response.status().as_u16(),
                         headers: head.response.headers().clone(),
