@@ -5,6 +5,8 @@ use std::fmt;
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{HeaderName, HeaderValue};
 
 use crate::encode;
 use crate::wire::Wire;
@@ -166,19 +168,40 @@ pub(crate) const FLUSH_AT: usize = 16 * 1024;
 pub struct BodyWriter<'a> {
     wire: &'a Wire,
     framing: OutFraming,
+    trailers: Option<HeaderMap>,
 }
 
 impl<'a> BodyWriter<'a> {
     pub(crate) fn new(wire: &'a Wire, framing: OutFraming) -> BodyWriter<'a> {
-        BodyWriter { wire, framing }
+        BodyWriter {
+            wire,
+            framing,
+            trailers: None,
+        }
     }
 
-    /// Ends the body: the last chunk, or a check that the whole `Content-Length` was sent.
+    /// Whether the body is sent chunked, so that [trailers](Self::add_trailer) can follow it.
+    pub fn is_chunked(&self) -> bool {
+        self.framing == OutFraming::Chunked
+    }
+
+    /// Adds a trailer field, sent after the last chunk (Gruvi's trailers generated during the
+    /// body). Trailers need the chunked coding: with any other framing they are dropped.
+    pub fn add_trailer(&mut self, name: HeaderName, value: HeaderValue) {
+        self.trailers
+            .get_or_insert_with(HeaderMap::new)
+            .append(name, value);
+    }
+
+    /// Ends the body: the last chunk and the trailers, or a check that the whole
+    /// `Content-Length` was sent.
     pub(crate) fn finish(self) -> io::Result<()> {
         match self.framing {
-            OutFraming::Chunked => self
-                .wire
-                .with_out(|out| encode::encode_last_chunk(out, None)),
+            OutFraming::Chunked => {
+                let trailers = self.trailers.as_ref();
+                self.wire
+                    .with_out(|out| encode::encode_last_chunk(out, trailers));
+            }
             OutFraming::Length(left) if left > 0 => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

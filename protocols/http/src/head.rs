@@ -116,12 +116,15 @@ fn request_with<'b>(
     if len > limits.max_head_size {
         return Err(Error::HeadTooLarge);
     }
-    let shared = Bytes::copy_from_slice(&buf[..len]);
-    let slice = |part: &[u8]| shared.slice_ref_within(buf, part);
+    let shared = Shared::new(buf, len, req.headers.len());
+    let slice = |part: &[u8]| shared.slice(buf, part);
     let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| Error::Malformed("invalid method"))?;
-    let target = slice(req.path.unwrap_or_default().as_bytes());
-    let uri = Uri::from_maybe_shared(target).map_err(|_| Error::Malformed("invalid target"))?;
+    let uri = match req.path.unwrap_or_default() {
+        "/" => Uri::from_static("/"),
+        target => Uri::from_maybe_shared(slice(target.as_bytes()))
+            .map_err(|_| Error::Malformed("invalid target"))?,
+    };
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
@@ -246,8 +249,8 @@ fn response_with<'b>(
     if len > limits.max_head_size {
         return Err(Error::HeadTooLarge);
     }
-    let shared = Bytes::copy_from_slice(&buf[..len]);
-    let slice = |part: &[u8]| shared.slice_ref_within(buf, part);
+    let shared = Shared::new(buf, len, res.headers.len());
+    let slice = |part: &[u8]| shared.slice(buf, part);
     let status = StatusCode::from_u16(res.code.unwrap_or_default())
         .map_err(|_| Error::Malformed("invalid status code"))?;
     let version = match res.version {
@@ -465,17 +468,28 @@ fn describe(err: httparse::Error) -> &'static str {
     }
 }
 
-/// Slicing a shared copy of a buffer at the place of a sub-slice of the original.
-trait SliceWithin {
-    fn slice_ref_within(&self, original: &[u8], part: &[u8]) -> Bytes;
-}
+/// Where the target and header values of a head are copied to: one shared copy of the whole
+/// head when it has several fields, else a copy of each part (a shared copy costs an extra
+/// allocation when first sliced).
+struct Shared(Option<Bytes>);
 
-impl SliceWithin for Bytes {
-    fn slice_ref_within(&self, original: &[u8], part: &[u8]) -> Bytes {
+/// Heads with at least this many fields share one copy.
+const SHARE_FROM: usize = 3;
+
+impl Shared {
+    fn new(buf: &[u8], len: usize, fields: usize) -> Shared {
+        Shared((fields >= SHARE_FROM).then(|| Bytes::copy_from_slice(&buf[..len])))
+    }
+
+    /// `part` (a sub-slice of `original`) as `Bytes`.
+    fn slice(&self, original: &[u8], part: &[u8]) -> Bytes {
+        let Some(shared) = &self.0 else {
+            return Bytes::copy_from_slice(part);
+        };
         let start = (part.as_ptr() as usize).wrapping_sub(original.as_ptr() as usize);
-        if part.is_empty() || start >= self.len() {
+        if part.is_empty() || start >= shared.len() {
             return Bytes::new();
         }
-        self.slice(start..start + part.len())
+        shared.slice(start..start + part.len())
     }
 }

@@ -247,3 +247,59 @@ fn get_fetches_urls_over_tcp_ipv6_and_unix_sockets() {
         std::fs::remove_dir_all(&dir).unwrap();
     });
 }
+
+#[test]
+fn trailers_written_during_the_body_reach_the_server() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), |mut request| {
+            let body = request.body_mut().read_to_vec(1 << 20).unwrap();
+            let trailers = request.body().trailers().cloned().unwrap_or_default();
+            let sum = trailers
+                .get("x-sum")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            Response::new(Body::from(format!("{} bytes, x-sum {sum}", body.len())))
+        });
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let body = Body::from_writer(|w| {
+            assert!(w.is_chunked());
+            let mut sum = 0u32;
+            for chunk in [b"abc".as_slice(), b"defg"] {
+                w.write_all(chunk)?;
+                sum += chunk.iter().map(|&b| u32::from(b)).sum::<u32>();
+            }
+            w.add_trailer("x-sum".parse().unwrap(), sum.to_string().parse().unwrap());
+            Ok(())
+        });
+        let response = client
+            .request(Request::post("/").body(body).unwrap())
+            .unwrap();
+        assert_eq!(text(response), "7 bytes, x-sum 700");
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn pipelined_head_and_get_responses_are_told_apart() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        client
+            .send_request(Request::head("/h").body(Body::empty()).unwrap())
+            .unwrap();
+        client.send_request(get_request("/g")).unwrap();
+        client
+            .send_request(Request::head("/h2").body(Body::empty()).unwrap())
+            .unwrap();
+        let head = client.read_response().unwrap();
+        assert_eq!(head.headers()["content-length"], "7");
+        assert_eq!(text(head), "");
+        assert_eq!(text(client.read_response().unwrap()), "GET /g");
+        assert_eq!(text(client.read_response().unwrap()), "");
+        client.close();
+        server.close().unwrap();
+    });
+}

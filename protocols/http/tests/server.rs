@@ -762,3 +762,21 @@ fn accepted_connections_go_through_the_wrapper() {
         server.close().unwrap();
     });
 }
+
+/// Gruvi put the URL's fragment where the query belonged (its QUERY_STRING bug): here the
+/// handler sees the path and the query as sent.
+#[test]
+fn the_handler_sees_the_query_not_the_fragment() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), |request| {
+            let uri = request.uri();
+            Response::new(Body::from(format!("{} {:?}", uri.path(), uri.query())))
+        });
+        let answer = roundtrip(
+            &addr,
+            b"GET /foo?x=1&y=%20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("/foo Some(\"x=1&y=%20\")"), "{answer}");
+        server.close().unwrap();
+    });
+}
