@@ -110,8 +110,14 @@ fn request_with<'b>(
                 Ok(None)
             };
         }
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
-        Err(err) => return Err(parse_error(err, buf, limits)),
+        Err(_) => {
+            return settle(buf, limits, |prefix| {
+                let mut storage = Vec::new();
+                storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+                let mut req = httparse::Request::new(&mut []);
+                req.parse_with_uninit_headers(prefix, &mut storage).err()
+            });
+        }
     };
     if len > limits.max_head_size {
         return Err(Error::HeadTooLarge);
@@ -242,9 +248,17 @@ fn response_with<'b>(
                 Ok(None)
             };
         }
-        Err(httparse::Error::Version) => return Err(version_error(buf)),
-        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
-        Err(err) => return Err(Error::Malformed(describe(err))),
+        Err(_) => {
+            return settle(buf, limits, |prefix| {
+                let mut storage = Vec::new();
+                storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+                let mut res = httparse::Response::new(&mut []);
+                let config = httparse::ParserConfig::default();
+                config
+                    .parse_response_with_uninit_headers(&mut res, prefix, &mut storage)
+                    .err()
+            });
+        }
     };
     if len > limits.max_head_size {
         return Err(Error::HeadTooLarge);
@@ -403,11 +417,17 @@ fn header_map(
 
 /// Checks the length of the start line (after the empty lines a server may skip).
 pub(crate) fn check_start_line(buf: &[u8], max: usize, too_long: Error) -> Result<(), Error> {
-    let start = buf
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .unwrap_or(buf.len());
-    let line = &buf[start..];
+    // Skip the empty lines exactly as httparse does.
+    let mut line = buf;
+    loop {
+        if let Some(rest) = line.strip_prefix(b"\r\n") {
+            line = rest;
+        } else if let Some(rest) = line.strip_prefix(b"\n") {
+            line = rest;
+        } else {
+            break;
+        }
+    }
     let window = &line[..line.len().min(max + 2)];
     match window.iter().position(|&b| b == b'\n') {
         Some(end) => {
@@ -447,12 +467,26 @@ fn version_error(buf: &[u8]) -> Error {
     }
 }
 
-fn parse_error(err: httparse::Error, buf: &[u8], limits: &Limits) -> Error {
-    match err {
-        httparse::Error::TooManyHeaders => Error::HeadTooLarge,
-        // An invalid byte past the size limit is still a head that is too large.
-        _ if buf.len() > limits.max_head_size => Error::HeadTooLarge,
-        err => Error::Malformed(describe(err)),
+/// Decides what a parse error in `buf` means. It counts only if it lies in the complete lines
+/// within the head size limit (`reparse` parses such a prefix): that is what a head arriving
+/// in pieces, re-parsed as lines end, would show, so any split gives the same outcome. An
+/// error further on is a head too large, or not decided yet.
+fn settle<T>(
+    buf: &[u8],
+    limits: &Limits,
+    reparse: impl Fn(&[u8]) -> Option<httparse::Error>,
+) -> Result<Option<T>, Error> {
+    let window = &buf[..buf.len().min(limits.max_head_size)];
+    let lines = window
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    match reparse(&buf[..lines]) {
+        Some(httparse::Error::Version) => Err(version_error(buf)),
+        Some(httparse::Error::TooManyHeaders) => Err(Error::HeadTooLarge),
+        Some(err) => Err(Error::Malformed(describe(err))),
+        None if buf.len() > limits.max_head_size => Err(Error::HeadTooLarge),
+        None => Ok(None),
     }
 }
 

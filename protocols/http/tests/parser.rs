@@ -472,11 +472,22 @@ fn incomplete_messages_at_end_of_input() {
             "error IncompleteMessage",
         ],
     );
-    // A partial head with an error in it reports that error at the end.
+    // An error counts once its line is complete, whatever the split: before, the head is
+    // merely incomplete.
     check(
         requests,
         b"GET / HTTP/1.1\r\nHo st",
+        &["error IncompleteMessage"],
+    );
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHo st: x\r\n",
         &["error Malformed(\"invalid header name\")"],
+    );
+    check(
+        requests,
+        b"GET /\x01 HTTP/1.1\r\n",
+        &["error Malformed(\"invalid token in the request line\")"],
     );
 }
 
