@@ -7,6 +7,10 @@ use http::{HeaderMap, Method, StatusCode, Version};
 
 /// Appends a status line (`HTTP/1.1 200 OK`) and its CRLF.
 pub(crate) fn status_line(out: &mut Vec<u8>, version: Version, status: StatusCode) {
+    if status == StatusCode::OK && version != Version::HTTP_10 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
     out.extend_from_slice(match version {
         Version::HTTP_10 => b"HTTP/1.0 ",
         _ => b"HTTP/1.1 ",
@@ -36,10 +40,17 @@ pub(crate) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// Appends a `Content-Length` field.
+/// Appends a `Content-Length` field (in one copy: this is on every response's path).
 pub(crate) fn content_length(out: &mut Vec<u8>, len: u64) {
+    const NAME: &[u8] = b"content-length: ";
+    let mut line = [0; NAME.len() + 20 + 2];
+    line[..NAME.len()].copy_from_slice(NAME);
     let mut digits = itoa::Buffer::new();
-    field(out, b"content-length", digits.format(len).as_bytes());
+    let digits = digits.format(len).as_bytes();
+    let end = NAME.len() + digits.len();
+    line[NAME.len()..end].copy_from_slice(digits);
+    line[end..end + 2].copy_from_slice(b"\r\n");
+    out.extend_from_slice(&line[..end + 2]);
 }
 
 /// Appends every field of `headers` except those `skip` rejects.
@@ -124,9 +135,12 @@ fn format_hex(mut n: usize) -> Hex {
     Hex { digits, start }
 }
 
+/// `date: ` + an IMF-fixdate (29 bytes) + CRLF.
+const DATE_LINE: usize = 6 + 29 + 2;
+
 thread_local! {
-    /// The `Date` value of the current second, formatted once per second per thread.
-    static DATE: Cell<(u64, [u8; 29])> = const { Cell::new((u64::MAX, [0; 29])) };
+    /// The `Date` field of the current second, formatted once per second per thread.
+    static DATE: Cell<(u64, [u8; DATE_LINE])> = const { Cell::new((u64::MAX, [0; DATE_LINE])) };
     /// The cached `Date` may be used without reading the clock: responses answered in one
     /// go (pipelined, between two waits for input) share one clock read.
     static DATE_CURRENT: Cell<bool> = const { Cell::new(false) };
@@ -145,11 +159,13 @@ pub(crate) fn date(out: &mut Vec<u8>) {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if cached != secs {
             let formatted = httpdate::fmt_http_date(now);
-            text.copy_from_slice(&formatted.as_bytes()[..29]);
+            text[..6].copy_from_slice(b"date: ");
+            text[6..35].copy_from_slice(&formatted.as_bytes()[..29]);
+            text[35..].copy_from_slice(b"\r\n");
             DATE.set((secs, text));
         }
     }
-    field(out, b"date", &text);
+    out.extend_from_slice(&text);
 }
 
 #[cfg(test)]

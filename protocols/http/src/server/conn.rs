@@ -50,7 +50,7 @@ enum NoHead {
 /// Serves `conn` until it closes.
 pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
     let config = &shared.config;
-    let server_name = config.server_name.as_deref().map(str::as_bytes);
+    let server_line = shared.server_line.as_deref();
     let _ = wire.conn.set_write_timeout(Some(config.write_timeout));
     wire.body_timeout.set(Some(config.body_timeout));
     let mut first = true;
@@ -59,11 +59,11 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
             Ok(head) => head,
             Err(NoHead::Quiet) => break,
             Err(NoHead::TimedOut) => {
-                write_error(wire, StatusCode::REQUEST_TIMEOUT, server_name);
+                write_error(wire, StatusCode::REQUEST_TIMEOUT, server_line);
                 break;
             }
             Err(NoHead::Invalid(err)) => {
-                write_error(wire, err.status(), server_name);
+                write_error(wire, err.status(), server_line);
                 break;
             }
         };
@@ -88,7 +88,7 @@ struct Abort;
 /// Runs one request: the handler, then the response. `Ok(keep_alive)`.
 fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: RequestHead) -> Result<bool, Abort> {
     let config = &shared.config;
-    let server_name = config.server_name.as_deref().map(str::as_bytes);
+    let server_line = shared.server_line.as_deref();
     let RequestHead {
         request,
         framing,
@@ -111,11 +111,11 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: RequestHead) -> Result<b
     let response = catch_unwind(AssertUnwindSafe(|| handler(request)));
     if let Some(err) = wire.body_error.borrow_mut().take() {
         // The body broke the protocol while the handler read it: that answer wins.
-        write_error(wire, err.status(), server_name);
+        write_error(wire, err.status(), server_line);
         return Ok(false);
     }
     let Ok(response) = response else {
-        write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_name);
+        write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
         return Ok(false);
     };
     let mut keep_alive = keep_alive && !shared.closing.get();
@@ -123,14 +123,14 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: RequestHead) -> Result<b
         keep_alive = false;
     }
     if let Some(err) = wire.body_error.borrow_mut().take() {
-        write_error(wire, err.status(), server_name);
+        write_error(wire, err.status(), server_line);
         return Ok(false);
     }
     let exchange = Exchange {
         version,
         is_head,
         keep_alive,
-        server_name,
+        server_line,
     };
     let (start, flushes) = (wire.out_len(), wire.flushes.get());
     // Drops what was queued of this response (after a send, everything queued is its).
@@ -153,7 +153,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: RequestHead) -> Result<b
         // A body that panics before anything of its response went out still gets a 500.
         Err(_) if wire.flushes.get() == flushes && wire.out_len() >= start => {
             unqueue();
-            write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_name);
+            write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
             Ok(false)
         }
         // Part of it went out: the client must see the connection end, not a complete

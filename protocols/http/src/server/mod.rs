@@ -76,6 +76,8 @@ pub struct Server {
 pub(crate) struct Shared {
     pub(crate) handler: Rc<Handler>,
     pub(crate) config: ServerConfig,
+    /// `server: <name>` and its CRLF, written as it is.
+    pub(crate) server_line: Option<Vec<u8>>,
     wrapper: RefCell<Option<Rc<Wrapper>>>,
     /// Shutting down: no new requests on kept-alive connections.
     pub(crate) closing: Cell<bool>,
@@ -116,9 +118,14 @@ impl Server {
     ) -> Server {
         let shortest = config.head_timeout.min(config.keep_alive_timeout);
         let tick_len = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let server_line = config
+            .server_name
+            .as_ref()
+            .map(|name| format!("server: {name}\r\n").into_bytes());
         Server {
             shared: Rc::new(Shared {
                 handler: Rc::new(handler),
+                server_line,
                 config,
                 tick: Cell::new(1),
                 tick_len,

@@ -15,7 +15,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) version: Version,
     pub(crate) is_head: bool,
     pub(crate) keep_alive: bool,
-    pub(crate) server_name: Option<&'a [u8]>,
+    /// The `Server` field, CRLF included.
+    pub(crate) server_line: Option<&'a [u8]>,
 }
 
 /// Header fields the server sets itself: the handler's are dropped (Content-Length is read
@@ -74,10 +75,10 @@ pub(crate) fn write_response(
         if !has_date {
             encode::date(out);
         }
-        if let Some(name) = exchange.server_name
+        if let Some(line) = exchange.server_line
             && !has_server
         {
-            encode::field(out, b"server", name);
+            out.extend_from_slice(line);
         }
         match framing {
             OutFraming::Length(n) => encode::content_length(out, n),
@@ -137,13 +138,13 @@ fn flush_if_large(wire: &Wire) -> io::Result<()> {
 }
 
 /// Writes a short plain-text error response that closes the connection.
-pub(crate) fn write_error(wire: &Wire, status: StatusCode, server_name: Option<&[u8]>) {
+pub(crate) fn write_error(wire: &Wire, status: StatusCode, server_line: Option<&[u8]>) {
     let reason = status.canonical_reason().unwrap_or("Error");
     wire.with_out(|out| {
         encode::status_line(out, Version::HTTP_11, status);
         encode::date(out);
-        if let Some(name) = server_name {
-            encode::field(out, b"server", name);
+        if let Some(line) = server_line {
+            out.extend_from_slice(line);
         }
         encode::field(out, b"content-type", b"text/plain; charset=utf-8");
         encode::content_length(out, reason.len() as u64 + 1);
