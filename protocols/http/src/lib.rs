@@ -3,9 +3,24 @@
 //! The core is sans-IO: [`Parser`] turns bytes into request or response heads (parsed by
 //! `httparse`), body data and message ends, with RFC 9112 framing (Content-Length, chunked with
 //! extensions and trailers, until end of stream) and its request-smuggling defences; every
-//! size has a limit ([`Limits`]). The blocking server and client run it over any
-//! [`gruvi_stream::Connection`], so TCP, Unix sockets and TLS all work the same way. Messages
-//! are the `http` crate's types.
+//! size has a limit ([`Limits`]). Messages are the `http` crate's types (re-exported as
+//! [`http`]).
+//!
+//! On top of it, blocking-style and one fiber per connection:
+//!
+//! - [`Server`] calls a handler for each request in the connection's fiber, with the body as
+//!   a streaming [`Incoming`] reader, and sends the returned response's [`Body`] (bytes, a
+//!   reader, or a function writing through a [`BodyWriter`]); keep-alive, pipelining,
+//!   HEAD/1xx/204/304, `100 Continue`, an error status and a close for bad requests,
+//!   timeouts, a connection limit and graceful shutdown. [`Workers`] runs one per thread on a
+//!   `SO_REUSEPORT` address.
+//! - [`Client`] sends requests on one connection (pipelined if wished) and reads responses
+//!   with streaming bodies; [`get`] fetches a URL in one call; [`Target`] is what a URL means
+//!   to the client.
+//!
+//! Both run over any [`gruvi_stream::Connection`] (TCP and Unix sockets today). HTTPS plugs
+//! in there: [`Server::set_connection_wrapper`] wraps each accepted connection (a TLS
+//! handshake) and [`Client::connect_with`] takes a connected TLS stream.
 //!
 //! # Examples
 //!
