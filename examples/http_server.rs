@@ -108,10 +108,12 @@ fn handle(mut request: Request<Incoming>) -> Response<Body> {
             return status(StatusCode::BAD_REQUEST, "usage: /stream?n=LINES\n".into());
         };
         return Response::new(Body::from_writer(move |w| {
+            // Lines gathered into chunks of 8 KiB rather than a chunk per line.
+            let mut w = io::BufWriter::with_capacity(8192, w);
             for i in 0..n {
                 writeln!(w, "line {i}")?;
             }
-            Ok(())
+            w.flush()
         }));
     }
     if path == "/sleep" {

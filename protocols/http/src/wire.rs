@@ -11,6 +11,9 @@ use gruvi_stream::Connection;
 use crate::error::Error;
 use crate::parser::{Event, Parser};
 
+/// A sent output buffer up to this capacity is kept for the next answers.
+const KEEP_OUT: usize = 8 * 1024;
+
 /// What one parse step over the receive buffer gave.
 pub(crate) enum Step<T> {
     /// Nothing usable yet: wait for more bytes.
@@ -69,6 +72,10 @@ impl Wire {
         self.flushes.set(self.flushes.get() + 1);
         let mut out = std::mem::take(&mut *self.out.borrow_mut());
         let sent = self.conn.send(&out);
+        // An idle connection keeps no large buffer.
+        if out.capacity() > KEEP_OUT {
+            return sent;
+        }
         out.clear();
         let mut slot = self.out.borrow_mut();
         if slot.is_empty() {
