@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::rc::Rc;
 
+use gruvi_stream::Address;
 use http::HeaderMap;
 
 use crate::error::Error;
@@ -75,6 +76,32 @@ impl Incoming {
     /// Body bytes read so far.
     pub fn bytes_read(&self) -> u64 {
         self.len
+    }
+
+    /// The address of the peer that sent this message (Gruvi's `REMOTE_ADDR`; behind a proxy,
+    /// the proxy's).
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` for an [empty](Self::empty) body made by hand or a closed connection.
+    pub fn peer_address(&self) -> io::Result<Address> {
+        self.connection()?.peer_address()
+    }
+
+    /// The local address the message came in on.
+    ///
+    /// # Errors
+    ///
+    /// As [`peer_address`](Self::peer_address).
+    pub fn local_address(&self) -> io::Result<Address> {
+        self.connection()?.local_address()
+    }
+
+    fn connection(&self) -> io::Result<&dyn gruvi_stream::Connection> {
+        match &self.wire {
+            Some(wire) => Ok(&*wire.conn),
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "no connection")),
+        }
     }
 
     /// Reads the rest of the body into a vector, failing past `limit` bytes.

@@ -780,3 +780,25 @@ fn the_handler_sees_the_query_not_the_fragment() {
         server.close().unwrap();
     });
 }
+
+#[test]
+fn the_handler_knows_the_peer_and_local_addresses() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), |request| {
+            let body = request.body();
+            let text = format!(
+                "{} -> {}",
+                body.peer_address().unwrap(),
+                body.local_address().unwrap()
+            );
+            Response::new(Body::from(text))
+        });
+        let mut conn = connect(&addr);
+        let local = conn.local_addr().unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = String::from_utf8(support::read_all(&mut conn)).unwrap();
+        assert!(answer.ends_with(&format!("{local} -> {addr}")), "{answer}");
+        server.close().unwrap();
+    });
+}
