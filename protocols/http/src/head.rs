@@ -75,23 +75,26 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(usize, RequestHead)>, Error> {
-    Ok(request_head(buf, limits)?.map(|(len, head)| (len, *head)))
+    Ok(request_head(buf, limits, None)?.map(|(len, head)| (len, *head)))
 }
 
 /// [`parse_request_head`] with the head boxed: it moves through the parser's layers as a
 /// pointer.
+///
+/// `spare` is a box of an earlier head to reuse (its fields are overwritten).
 pub(crate) fn request_head(
     buf: &[u8],
     limits: &Limits,
+    spare: Option<Box<RequestHead>>,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
     if limits.max_headers <= STACK_HEADERS {
         let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        request_with(buf, limits, &mut storage[..limits.max_headers])
+        request_with(buf, limits, &mut storage[..limits.max_headers], spare)
     } else {
         let mut storage = Vec::new();
         storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-        request_with(buf, limits, &mut storage)
+        request_with(buf, limits, &mut storage, spare)
     }
 }
 
@@ -99,6 +102,7 @@ fn request_with<'b>(
     buf: &'b [u8],
     limits: &Limits,
     storage: &mut [Slot<'b>],
+    spare: Option<Box<RequestHead>>,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, storage) {
@@ -171,17 +175,24 @@ fn request_with<'b>(
         Some(true) => version == Version::HTTP_11,
         Some(false) => return Err(Error::UnknownExpectation),
     };
-    let mut request = Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.version_mut() = version;
-    *request.headers_mut() = headers;
-    let head = Box::new(RequestHead {
-        request,
-        framing,
-        keep_alive: semantics.keep_alive,
-        expect_continue,
+    // The fields go straight into the (possibly reused) box: a head is large, and every move
+    // of it is a copy.
+    let mut head = spare.unwrap_or_else(|| {
+        Box::new(RequestHead {
+            request: Request::new(()),
+            framing,
+            keep_alive: false,
+            expect_continue: false,
+        })
     });
+    *head.request.method_mut() = method;
+    *head.request.uri_mut() = uri;
+    *head.request.version_mut() = version;
+    *head.request.headers_mut() = headers;
+    head.request.extensions_mut().clear();
+    head.framing = framing;
+    head.keep_alive = semantics.keep_alive;
+    head.expect_continue = expect_continue;
     Ok(Some((len, head)))
 }
 

@@ -64,6 +64,8 @@ pub struct Parser {
     pending: Vec<u8>,
     trailers: Option<HeaderMap>,
     failed: Option<Error>,
+    /// A request head's box given back for the next head.
+    spare: Option<Box<RequestHead>>,
 }
 
 impl Parser {
@@ -85,6 +87,7 @@ impl Parser {
             pending: Vec::new(),
             trailers: None,
             failed: None,
+            spare: None,
         }
     }
 
@@ -112,6 +115,12 @@ impl Parser {
     /// Body bytes of the current message decoded so far.
     pub fn body_len(&self) -> u64 {
         self.body.as_ref().map_or(0, BodyDecoder::decoded_len)
+    }
+
+    /// Gives back the box of a request head whose contents were taken, for the next head to
+    /// reuse (saving an allocation per request).
+    pub fn recycle(&mut self, head: Box<RequestHead>) {
+        self.spare = Some(head);
     }
 
     /// The trailers of the message that just ended, if it had any.
@@ -234,7 +243,7 @@ impl Parser {
     /// Parses a head at the start of `buf`, entering its body.
     fn parse_head<'a>(&mut self, buf: &[u8]) -> Result<Option<(usize, Event<'a>)>, Error> {
         let (len, framing, event) = match &self.response_to {
-            None => match request_head(buf, &self.limits)? {
+            None => match request_head(buf, &self.limits, self.spare.take())? {
                 None => return Ok(None),
                 Some((len, head)) => (len, head.framing, Event::Request(head)),
             },

@@ -68,7 +68,7 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
             }
         };
         first = false;
-        match exchange(shared, wire, *head) {
+        match exchange(shared, wire, head) {
             Ok(true) => {}
             Ok(false) => break,
             Err(Abort) => {
@@ -86,27 +86,33 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
 struct Abort;
 
 /// Runs one request: the handler, then the response. `Ok(keep_alive)`.
-fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: RequestHead) -> Result<bool, Abort> {
+fn exchange(
+    shared: &Rc<Shared>,
+    wire: &Rc<Wire>,
+    mut head: Box<RequestHead>,
+) -> Result<bool, Abort> {
     let config = &shared.config;
     let server_line = shared.server_line.as_deref();
-    let RequestHead {
-        request,
-        framing,
-        keep_alive,
-        expect_continue,
-    } = head;
+    let (framing, keep_alive, expect_continue) =
+        (head.framing, head.keep_alive, head.expect_continue);
     let has_body = framing != Framing::Length(0);
     wire.message.set(wire.message.get() + 1);
-    let version = request.version();
-    let is_head = request.method() == Method::HEAD;
+    let version = head.request.version();
+    let is_head = head.request.method() == Method::HEAD;
     wire.continue_pending.set(expect_continue && has_body);
     if !has_body {
         // The parser reports the end of an empty body without input.
         let _ = wire.parse(0, |_| ());
     }
-    let (parts, ()) = request.into_parts();
     let mut body = Incoming::new(wire.clone(), has_body);
-    let request = Request::from_parts(parts, Incoming::new(wire.clone(), has_body));
+    // The head's fields move into the request one by one (a whole head is a large copy),
+    // and its box goes back to the parser for the next head.
+    let mut request = Request::new(Incoming::new(wire.clone(), has_body));
+    *request.method_mut() = std::mem::take(head.request.method_mut());
+    *request.uri_mut() = std::mem::take(head.request.uri_mut());
+    *request.version_mut() = version;
+    std::mem::swap(request.headers_mut(), head.request.headers_mut());
+    wire.parser.borrow_mut().recycle(head);
     let handler = shared.handler.clone();
     let response = catch_unwind(AssertUnwindSafe(|| handler(request)));
     if let Some(err) = wire.body_error.borrow_mut().take() {
