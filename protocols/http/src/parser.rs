@@ -223,7 +223,11 @@ impl Parser {
         }
         let pending = std::mem::take(&mut self.pending);
         match self.parse_head(&pending)? {
-            Some((len, event)) => Ok((len - old, event)),
+            // A head cannot end inside what was kept: that was parsed as incomplete.
+            Some((len, event)) => match len.checked_sub(old) {
+                Some(used) => Ok((used, event)),
+                None => Err(Error::Malformed("head ended inside kept input")),
+            },
             None => {
                 self.pending = pending;
                 Ok((input.len(), Event::NeedMore))
