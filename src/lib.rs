@@ -11,11 +11,12 @@
 //!   endpoints, framing and child processes, blocking only the calling fiber.
 //! - [`tls`] (crate `gruvi-tls`): TLS over any stream: an in-memory OpenSSL engine, a TLS
 //!   stream, verifying clients and SNI/ALPN servers, STARTTLS.
+//! - [`http`] (crate `gruvi-http`): HTTP/1.1 on RFC 9112 framing: a sans-IO parser, a server
+//!   whose handlers run in connection fibers, and a pipelining client.
 //! - [`jsonrpc`] (crate `gruvi-jsonrpc`): JSON-RPC 1.0 and 2.0 peers that call each other,
 //!   clients and servers.
 //! - [`dbus`] (crate `gruvi-dbus`): D-Bus client connections, exported objects, signals and a
 //!   peer-to-peer server.
-//! - HTTP/1.1: in progress; see the README's status table.
 //!
 //! # Examples
 //!
@@ -37,6 +38,7 @@
 
 pub use fiber_core as fiber;
 pub use gruvi_dbus as dbus;
+pub use gruvi_http as http;
 pub use gruvi_jsonrpc as jsonrpc;
 pub use gruvi_stream as stream;
 pub use gruvi_tls as tls;

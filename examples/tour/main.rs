@@ -5,6 +5,7 @@
 mod dbus;
 mod fibers;
 mod jsonrpc;
+mod http;
 mod streams;
 mod sync;
 mod tls;
@@ -22,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     streams::tour()?;
     println!();
     tls::tour()?;
+    println!();
+    http::tour()?;
     println!();
     jsonrpc::tour()?;
     println!();

@@ -1,0 +1,238 @@
+//! An HTTP/1.1 server: one fiber per connection, on one thread unless told otherwise.
+//!
+//! ```text
+//! http_server [--listen ADDR]... [--workers N] [--tls-cert FILE --tls-key FILE]
+//! ```
+//!
+//! `ADDR` is `host:port` (default `127.0.0.1:8080`; port 0 picks a free one) or a Unix socket
+//! path (anything with a `/`). `--workers N` runs N threads, each with its own Hub, accepting
+//! on the same TCP address with `SO_REUSEPORT`. Routes:
+//!
+//! - `GET /`: `Hello, World!` (13 bytes, `text/plain`);
+//! - `/echo`: the request body back, with the request's `X-Echo` header;
+//! - `/stream?n=N`: N lines, sent chunked;
+//! - `/sleep?ms=M`: answers after M milliseconds;
+//! - `/status/NNN`: answers with that status;
+//! - anything else: 404.
+//!
+//! Prints `listening on ADDR` per address once it accepts connections, and exits with status
+//! 0 on SIGINT or SIGTERM. The peer benchmark harness runs it as
+//! `http_server --listen 127.0.0.1:PORT`. (`--tls-cert`/`--tls-key` arrive with the TLS
+//! crate; until then they are refused.)
+
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use gruvi::fiber;
+use gruvi::http::http::header::{CONTENT_TYPE, HeaderValue};
+use gruvi::http::http::{Request, Response, StatusCode};
+use gruvi::http::{Body, Incoming, Server, ServerConfig, Workers};
+use gruvi::stream::Address;
+
+const USAGE: &str =
+    "usage: http_server [--listen ADDR]... [--workers N] [--tls-cert FILE --tls-key FILE]";
+
+/// The largest body `/echo` takes.
+const MAX_ECHO: usize = 16 * 1024 * 1024;
+
+struct Options {
+    listen: Vec<Address>,
+    workers: Option<usize>,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
+    let mut options = Options {
+        listen: Vec::new(),
+        workers: None,
+    };
+    let mut tls = false;
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--listen" => {
+                let addr = value("--listen")?;
+                let addr = addr.parse().map_err(|e| format!("--listen {addr}: {e}"))?;
+                options.listen.push(addr);
+            }
+            "--workers" => {
+                let n = value("--workers")?;
+                let n: usize = n.parse().map_err(|e| format!("--workers {n}: {e}"))?;
+                if n == 0 {
+                    return Err("--workers must be at least 1".into());
+                }
+                options.workers = Some(n);
+            }
+            "--tls-cert" | "--tls-key" => {
+                value(&arg)?;
+                tls = true;
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if tls {
+        return Err("--tls-cert/--tls-key: this build has no TLS support yet".into());
+    }
+    if options.listen.is_empty() {
+        options.listen.push(Address::Tcp("127.0.0.1".into(), 8080));
+    }
+    Ok(options)
+}
+
+/// The routes.
+fn handle(mut request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path();
+    if path == "/" {
+        let mut response = Response::new(Body::from("Hello, World!"));
+        let plain = HeaderValue::from_static("text/plain");
+        response.headers_mut().insert(CONTENT_TYPE, plain);
+        return response;
+    }
+    if path == "/echo" {
+        let echo = request.headers().get("x-echo").cloned();
+        return match request.body_mut().read_to_vec(MAX_ECHO) {
+            Ok(body) => {
+                let mut response = Response::new(Body::from(body));
+                if let Some(echo) = echo {
+                    response.headers_mut().insert("x-echo", echo);
+                }
+                response
+            }
+            Err(err) => status(StatusCode::BAD_REQUEST, format!("{err}\n")),
+        };
+    }
+    if path == "/stream" {
+        let Some(n) = query_number(&request, "n") else {
+            return status(StatusCode::BAD_REQUEST, "usage: /stream?n=LINES\n".into());
+        };
+        return Response::new(Body::from_writer(move |w| {
+            // Lines gathered into chunks of 8 KiB rather than a chunk per line.
+            let mut w = io::BufWriter::with_capacity(8192, w);
+            for i in 0..n {
+                writeln!(w, "line {i}")?;
+            }
+            w.flush()
+        }));
+    }
+    if path == "/sleep" {
+        let Some(ms) = query_number(&request, "ms") else {
+            return status(
+                StatusCode::BAD_REQUEST,
+                "usage: /sleep?ms=MILLISECONDS\n".into(),
+            );
+        };
+        if fiber::sleep(Duration::from_millis(ms)).is_err() {
+            return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+        }
+        return status(StatusCode::OK, format!("slept {ms} ms\n"));
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        return match code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
+            Some(code) if code.as_u16() >= 200 => status(code, format!("{code}\n")),
+            _ => status(
+                StatusCode::BAD_REQUEST,
+                "usage: /status/NNN (200-999)\n".into(),
+            ),
+        };
+    }
+    status(StatusCode::NOT_FOUND, "not found\n".into())
+}
+
+/// A `key=N` number from the query string.
+fn query_number(request: &Request<Incoming>, key: &str) -> Option<u64> {
+    let query = request.uri().query()?;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+        .and_then(|n| n.parse().ok())
+}
+
+fn status(code: StatusCode, text: String) -> Response<Body> {
+    let mut response = Response::new(Body::from(text));
+    *response.status_mut() = code;
+    let plain = HeaderValue::from_static("text/plain; charset=utf-8");
+    response.headers_mut().insert(CONTENT_TYPE, plain);
+    response
+}
+
+fn announce(addresses: impl IntoIterator<Item = String>) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    for addr in addresses {
+        writeln!(out, "listening on {addr}")?;
+    }
+    out.flush()
+}
+
+/// Waits for SIGINT or SIGTERM. The watcher is in place before anyone is told the server is
+/// ready, so a signal sent as soon as the address is printed finds it.
+fn until_signal(ready: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
+    fiber::yield_now()?;
+    ready()?;
+    signal
+        .join()
+        .map_err(|e| io::Error::other(e.to_string()))??;
+    Ok(())
+}
+
+fn serve_one_thread(options: &Options) -> io::Result<()> {
+    let server = Server::new(handle);
+    for addr in &options.listen {
+        server
+            .listen(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+    }
+    until_signal(|| announce(server.addresses().iter().map(ToString::to_string)))?;
+    server.shutdown(Duration::from_secs(1))
+}
+
+fn serve_workers(options: &Options, n: usize) -> io::Result<()> {
+    let mut groups = Vec::new();
+    for addr in &options.listen {
+        let Address::Tcp(host, port) = addr else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--workers needs TCP addresses, not {addr}"),
+            ));
+        };
+        let ip = gruvi::stream::lookup_host(host, *port)?;
+        let Some(&bind) = ip.first() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} has no address"),
+            ));
+        };
+        let bind: SocketAddr = bind;
+        let workers = Workers::start(n, bind, ServerConfig::default(), || handle)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+        groups.push(workers);
+    }
+    until_signal(|| announce(groups.iter().map(|w| w.local_addr().to_string())))?;
+    for workers in groups {
+        workers.stop(Duration::from_secs(1))?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(options) => options,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = fiber::run(|| match options.workers {
+        None => serve_one_thread(&options),
+        Some(n) => serve_workers(&options, n),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("http_server: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

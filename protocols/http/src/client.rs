@@ -1,0 +1,501 @@
+//! [`Client`]: an HTTP/1.1 client on one connection at a time, with pipelining and reuse;
+//! [`get`] for one request.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use gruvi_stream::{Address, Connection, TcpStream, UnixStream};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Method, Request, Response, Version};
+
+use crate::body::{Body, BodyWriter, Kind, OutFraming};
+use crate::encode;
+use crate::head::Framing;
+use crate::incoming::Incoming;
+use crate::limits::Limits;
+use crate::parser::{Event, Parser};
+use crate::url::Target;
+use crate::wire::{Step, Wire};
+
+/// A client's settings; every one has a default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Size limits of responses (heads and bodies).
+    pub limits: Limits,
+    /// How long connecting may take (default 30 s).
+    pub connect_timeout: Duration,
+    /// How long a read of a response head or body may wait for bytes, and a send for room
+    /// (default 60 s).
+    pub timeout: Duration,
+    /// The `User-Agent` sent when a request has none (default `gruvi-http`; `None`: no header).
+    pub user_agent: Option<String>,
+    /// The most bytes of an unread response body skipped to reach the next response; a longer
+    /// rest closes the connection instead (default 1 MiB).
+    pub max_discard: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            limits: Limits::default(),
+            connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(60),
+            user_agent: Some("gruvi-http".to_owned()),
+            max_discard: 1024 * 1024,
+        }
+    }
+}
+
+/// An HTTP/1.1 client (Gruvi's `HttpClient`): one connection, reused while the server keeps
+/// it open, with requests pipelined if the caller sends several before reading.
+///
+/// [`request`](Self::request) sends a request and returns the response once its head is in;
+/// the body ([`Incoming`]) streams in as it is read. [`send_request`](Self::send_request) and
+/// [`read_response`](Self::read_response) do the two halves apart, for pipelining; responses
+/// come in request order. Reading a response skips what is left of the previous body.
+/// Interim (1xx) responses are skipped; a response to HEAD has no body; a body cut short by
+/// the connection's end is an `UnexpectedEof` error.
+///
+/// A request's body is bytes (sent with a `Content-Length`) or a reader or writer function
+/// (sent chunked unless the request's headers give a `Content-Length`). `Host` and
+/// `User-Agent` are added when missing. When the server closed the connection, the next
+/// request connects again (when nothing is in flight).
+///
+/// # Examples
+///
+/// ```
+/// use std::io::Read;
+/// use gruvi_http::{Body, Client, Server};
+/// use gruvi_http::http::{Request, Response};
+///
+/// fiber_core::run(|| -> std::io::Result<()> {
+///     let server = Server::new(|_| Response::new(Body::from("pong")));
+///     server.listen(&"127.0.0.1:0".parse()?)?;
+///     let client = Client::new();
+///     client.connect(&server.addresses()[0])?;
+///     for _ in 0..2 {
+///         let request = Request::get("/ping").body(Body::empty()).unwrap();
+///         let mut response = client.request(request)?;
+///         let mut text = String::new();
+///         response.body_mut().read_to_string(&mut text)?;
+///         assert_eq!(text, "pong");
+///     }
+///     client.close();
+///     server.close()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Client {
+    config: ClientConfig,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Where to connect again.
+    address: Option<Address>,
+    /// The default `Host`.
+    host: Option<String>,
+    conn: Option<Rc<ClientConn>>,
+}
+
+struct ClientConn {
+    wire: Rc<Wire>,
+    /// The methods of the requests sent and not yet answered, in order.
+    in_flight: RefCell<VecDeque<Method>>,
+    /// The server may take another request on this connection.
+    reusable: std::cell::Cell<bool>,
+}
+
+impl Client {
+    /// A client with the default [`ClientConfig`].
+    pub fn new() -> Client {
+        Client::with_config(ClientConfig::default())
+    }
+
+    /// A client with its own settings.
+    pub fn with_config(config: ClientConfig) -> Client {
+        Client {
+            config,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Connects to `addr` (a TCP host and port, or a Unix socket path), closing any current
+    /// connection.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks for the lookup and the connection.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionRefused`, `NotFound`, `TimedOut` after the connect timeout.
+    pub fn connect(&self, addr: &Address) -> io::Result<()> {
+        let host = match addr {
+            Address::Tcp(host, port) if host.contains(':') => format!("[{host}]:{port}"),
+            Address::Tcp(host, port) => format!("{host}:{port}"),
+            Address::Unix(_) => "localhost".to_owned(),
+        };
+        self.close();
+        let conn = open(addr, self.config.connect_timeout)?;
+        let mut state = self.state.borrow_mut();
+        state.address = Some(addr.clone());
+        state.host = Some(host);
+        drop(state);
+        self.use_connection(conn);
+        Ok(())
+    }
+
+    /// Uses `conn`, connected elsewhere, for the next requests, with `host` as their default
+    /// `Host`. This is where HTTPS plugs in: a TLS client stream (which implements
+    /// [`Connection`]) over a TCP connection, handshake done. The client does not reconnect
+    /// such a connection by itself.
+    pub fn connect_with(&self, conn: Rc<dyn Connection>, host: &str) {
+        self.close();
+        let mut state = self.state.borrow_mut();
+        state.address = None;
+        state.host = Some(host.to_owned());
+        drop(state);
+        self.use_connection(conn);
+    }
+
+    fn use_connection(&self, conn: Rc<dyn Connection>) {
+        let wire = Rc::new(Wire::new(conn, Parser::responses(self.config.limits)));
+        wire.body_timeout.set(Some(self.config.timeout));
+        let _ = wire.conn.set_write_timeout(Some(self.config.timeout));
+        self.state.borrow_mut().conn = Some(Rc::new(ClientConn {
+            wire,
+            in_flight: RefCell::new(VecDeque::new()),
+            reusable: std::cell::Cell::new(true),
+        }));
+    }
+
+    /// Closes the connection, if any. Never switches.
+    pub fn close(&self) {
+        if let Some(conn) = self.state.borrow_mut().conn.take() {
+            conn.wire.conn.close();
+        }
+    }
+
+    /// Whether a connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.state.borrow().conn.is_some()
+    }
+
+    /// Sends `request` and waits for the head of its response.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks while sending and until the response head arrived.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_request`](Self::send_request) and [`read_response`](Self::read_response).
+    pub fn request(&self, request: Request<Body>) -> io::Result<Response<Incoming>> {
+        self.send_request(request)?;
+        self.read_response()
+    }
+
+    /// Sends `request` without waiting for its response (pipelining).
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks while the connection's send queue is full, and to reconnect.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` without a connection, the connection's errors, `InvalidInput` for a body
+    /// of unknown length on HTTP/1.0, or a reader body failing.
+    pub fn send_request(&self, request: Request<Body>) -> io::Result<()> {
+        let conn = self.connection()?;
+        let (parts, body) = request.into_parts();
+        let target = match parts.uri.path_and_query() {
+            Some(pq) => pq.as_str(),
+            None => "/",
+        };
+        let target =
+            if parts.method == Method::OPTIONS && target == "/" && parts.uri.path().is_empty() {
+                "*"
+            } else {
+                target
+            };
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let framing = match (&body.kind, declared) {
+            (Kind::Empty, _) if sends_no_empty_length(&parts.method) => OutFraming::Suppressed,
+            (Kind::Empty, _) => OutFraming::Length(0),
+            (Kind::Bytes(bytes), _) => OutFraming::Length(bytes.len() as u64),
+            (_, Some(n)) => OutFraming::Length(n),
+            (_, None) if parts.version == Version::HTTP_10 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "a body of unknown length needs HTTP/1.1 (chunked) or a Content-Length",
+                ));
+            }
+            (_, None) => OutFraming::Chunked,
+        };
+        let host = match parts.uri.authority() {
+            Some(authority) => Some(authority.as_str().to_owned()),
+            None => self.state.borrow().host.clone(),
+        };
+        let wire = &conn.wire;
+        wire.with_out(|out| {
+            encode::request_line(out, &parts.method, target, parts.version);
+            let managed = |name: &HeaderName| {
+                name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING
+            };
+            if !parts.headers.contains_key(header::HOST)
+                && let Some(host) = &host
+            {
+                encode::field(out, b"host", host.as_bytes());
+            }
+            encode::fields(out, &parts.headers, managed);
+            if let Some(agent) = &self.config.user_agent
+                && !parts.headers.contains_key(header::USER_AGENT)
+            {
+                encode::field(out, b"user-agent", agent.as_bytes());
+            }
+            match framing {
+                OutFraming::Length(n) => encode::content_length(out, n),
+                OutFraming::Chunked => encode::field(out, b"transfer-encoding", b"chunked"),
+                OutFraming::Suppressed | OutFraming::Close => {}
+            }
+            out.extend_from_slice(b"\r\n");
+        });
+        conn.in_flight.borrow_mut().push_back(parts.method.clone());
+        let sent = (|| {
+            match body.kind {
+                Kind::Empty => {}
+                Kind::Bytes(bytes) => {
+                    wire.flush()?;
+                    wire.conn.send(&bytes)?;
+                }
+                Kind::Reader(mut reader) => {
+                    let mut writer = BodyWriter::new(wire, framing);
+                    writer.copy_from(&mut reader)?;
+                    writer.finish()?;
+                }
+                Kind::Writer(write) => {
+                    let mut writer = BodyWriter::new(wire, framing);
+                    write(&mut writer)?;
+                    writer.finish()?;
+                }
+            }
+            wire.flush()
+        })();
+        if sent.is_err() {
+            // The request may be half sent: nothing more can go on this connection.
+            self.close();
+        }
+        sent
+    }
+
+    /// Waits for the head of the next response, in request order; its body streams in as it
+    /// is read. What is left of the previous response's body is skipped first.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks until the head arrived.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` with no request in flight, `TimedOut` after the client's timeout,
+    /// `UnexpectedEof` if the server closed first, `InvalidData` with an [`Error`](crate::Error)
+    /// for a response that breaks the protocol or a limit (the connection is closed).
+    pub fn read_response(&self) -> io::Result<Response<Incoming>> {
+        let conn = self.state.borrow().conn.clone().ok_or_else(not_connected)?;
+        let result = self.read_response_on(&conn);
+        if result.is_err() {
+            self.close();
+        }
+        result
+    }
+
+    fn read_response_on(&self, conn: &Rc<ClientConn>) -> io::Result<Response<Incoming>> {
+        let wire = &conn.wire;
+        let Some(method) = conn.in_flight.borrow().front().cloned() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "no request in flight",
+            ));
+        };
+        // Skip what is left of the previous body.
+        if wire.parser.borrow().in_body() {
+            let mut rest = Incoming::new(wire.clone(), true);
+            if !rest.discard(self.config.max_discard)? {
+                return Err(io::Error::other(
+                    "the previous response body is too long to skip",
+                ));
+            }
+        }
+        wire.parser.borrow_mut().set_request_method(method);
+        loop {
+            let step = wire.parse(0, |event| match event {
+                Event::Response(head) => Some(head),
+                _ => None,
+            });
+            match step.map_err(io::Error::from)? {
+                Step::Got(Some(head)) if head.response.status().is_informational() => {
+                    // An interim response has no body: step over its end.
+                    let _ = wire.parse(0, |_| ());
+                    continue;
+                }
+                Step::Got(Some(head)) => {
+                    conn.in_flight.borrow_mut().pop_front();
+                    conn.reusable.set(conn.reusable.get() && head.keep_alive);
+                    wire.message.set(wire.message.get() + 1);
+                    let has_body = head.framing != Framing::Length(0);
+                    if !has_body {
+                        let _ = wire.parse(0, |_| ());
+                    }
+                    let (parts, ()) = head.response.into_parts();
+                    return Ok(Response::from_parts(
+                        parts,
+                        Incoming::new(wire.clone(), has_body),
+                    ));
+                }
+                Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
+                Step::NeedMore => {}
+            }
+            if !wire.fill(Some(self.config.timeout))? {
+                let _ = wire.parser.borrow_mut().finish();
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection before responding",
+                ));
+            }
+        }
+    }
+
+    /// The connection to send on: the current one, or a new one if the server closed it and
+    /// nothing is in flight.
+    fn connection(&self) -> io::Result<Rc<ClientConn>> {
+        let current = self.state.borrow().conn.clone();
+        if let Some(conn) = current {
+            if conn.reusable.get() || !conn.in_flight.borrow().is_empty() {
+                return Ok(conn);
+            }
+            self.close();
+        }
+        let address = self.state.borrow().address.clone();
+        match address {
+            Some(addr) => {
+                let conn = open(&addr, self.config.connect_timeout)?;
+                self.use_connection(conn);
+                self.state.borrow().conn.clone().ok_or_else(not_connected)
+            }
+            None => Err(not_connected()),
+        }
+    }
+}
+
+/// Methods that send no `Content-Length: 0` for an empty body.
+fn sends_no_empty_length(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::DELETE | Method::OPTIONS | Method::TRACE
+    )
+}
+
+fn not_connected() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the client is not connected")
+}
+
+/// Connects to `addr` within `timeout`.
+fn open(addr: &Address, timeout: Duration) -> io::Result<Rc<dyn Connection>> {
+    let attempt = || -> io::Result<Rc<dyn Connection>> {
+        match addr {
+            Address::Tcp(host, port) => {
+                let conn = TcpStream::connect((host.as_str(), *port))?;
+                let _ = conn.set_nodelay(true);
+                Ok(Rc::new(conn))
+            }
+            Address::Unix(path) => Ok(Rc::new(UnixStream::connect(path)?)),
+        }
+    };
+    match fiber_core::timeout(timeout, attempt) {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+impl Default for Client {
+    fn default() -> Client {
+        Client::new()
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+/// Fetches `url` with a GET on a new connection and returns the response with its whole body
+/// (at most [`Limits::max_body_size`] bytes).
+///
+/// # Switchpoint
+///
+/// Blocks until the whole response arrived.
+///
+/// # Errors
+///
+/// `InvalidInput` for a bad URL, `Unsupported` for `https` (until TLS is wired in), and the
+/// errors of [`Client::request`].
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_http::{Body, Server, get};
+/// use gruvi_http::http::Response;
+///
+/// fiber_core::run(|| -> std::io::Result<()> {
+///     let server = Server::new(|request| Response::new(Body::from(request.uri().to_string())));
+///     server.listen(&"127.0.0.1:0".parse()?)?;
+///     let response = get(&format!("http://{}/path?q=1", server.addresses()[0]))?;
+///     assert_eq!(response.body(), b"/path?q=1");
+///     server.close()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn get(url: &str) -> io::Result<Response<Vec<u8>>> {
+    let target = Target::parse(url)?;
+    if target.tls {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "https needs the TLS crate, which is not wired in yet",
+        ));
+    }
+    let client = Client::new();
+    client.connect(&target.address)?;
+    let mut request = Request::get(target.path.as_str())
+        .body(Body::empty())
+        .map_err(io::Error::other)?;
+    let host = HeaderValue::from_str(&target.host).map_err(io::Error::other)?;
+    request.headers_mut().insert(header::HOST, host);
+    if let Some(auth) = &target.authorization {
+        let value = HeaderValue::from_str(auth).map_err(io::Error::other)?;
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    let response = client.request(request)?;
+    let (parts, mut body) = response.into_parts();
+    let limit = usize::try_from(client.config.limits.max_body_size).unwrap_or(usize::MAX);
+    let bytes = body.read_to_vec(limit)?;
+    client.close();
+    Ok(Response::from_parts(parts, bytes))
+}

@@ -1,0 +1,540 @@
+//! Parsing message heads (`httparse`) and deciding what follows them: the body's framing,
+//! keep-alive, `Expect`. Every RFC 9112 request-smuggling defence lives here.
+
+use std::mem::MaybeUninit;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+
+use crate::error::Error;
+use crate::limits::Limits;
+
+/// How a message's body is delimited (RFC 9112 section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Exactly this many bytes (0: no body).
+    Length(u64),
+    /// The chunked transfer coding, ending with a zero-size chunk and trailers.
+    Chunked,
+    /// Everything until the connection closes (responses only).
+    UntilEof,
+}
+
+/// A parsed request head and what it implies.
+#[derive(Debug)]
+pub struct RequestHead {
+    /// Method, target, version and header fields (the body comes separately).
+    pub request: Request<()>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the client wants the connection kept open after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` on HTTP/1.1: the client waits for `100 Continue` before the body.
+    pub expect_continue: bool,
+}
+
+/// A parsed response head and what it implies.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// Status, version and header fields (the body comes separately).
+    pub response: Response<()>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the connection can carry another exchange after this one.
+    pub keep_alive: bool,
+}
+
+/// Header storage on the stack (uninitialised: nothing to clear per parse) for heads with at
+/// most this many fields.
+const STACK_HEADERS: usize = 128;
+
+type Slot<'b> = MaybeUninit<httparse::Header<'b>>;
+
+/// Parses a request head at the start of `buf`: `Ok(None)` while incomplete, else the head's
+/// length in bytes and the head.
+///
+/// # Errors
+///
+/// Any [`Error`] but [`Error::IncompleteMessage`]; each names the status to answer with.
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_http::{Framing, Limits, parse_request_head};
+///
+/// let wire = b"POST /upload HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello";
+/// let (len, head) = parse_request_head(wire, &Limits::default())?.unwrap();
+/// assert_eq!(&wire[len..], b"hello");
+/// assert_eq!(head.request.uri().path(), "/upload");
+/// assert_eq!(head.framing, Framing::Length(5));
+/// assert!(parse_request_head(&wire[..20], &Limits::default())?.is_none());
+/// # Ok::<(), gruvi_http::Error>(())
+/// ```
+pub fn parse_request_head(
+    buf: &[u8],
+    limits: &Limits,
+) -> Result<Option<(usize, RequestHead)>, Error> {
+    Ok(request_head(buf, limits, None)?.map(|(len, head)| (len, *head)))
+}
+
+/// [`parse_request_head`] with the head boxed: it moves through the parser's layers as a
+/// pointer.
+///
+/// `spare` is a box of an earlier head to reuse (its fields are overwritten).
+pub(crate) fn request_head(
+    buf: &[u8],
+    limits: &Limits,
+    spare: Option<Box<RequestHead>>,
+) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
+    if limits.max_headers <= STACK_HEADERS {
+        let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        request_with(buf, limits, &mut storage[..limits.max_headers], spare)
+    } else {
+        let mut storage = Vec::new();
+        storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+        request_with(buf, limits, &mut storage, spare)
+    }
+}
+
+fn request_with<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    storage: &mut [Slot<'b>],
+    spare: Option<Box<RequestHead>>,
+) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, storage) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > limits.max_head_size {
+                Err(Error::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(_) => {
+            return settle(buf, limits, |prefix| {
+                let mut storage = Vec::new();
+                storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+                let mut req = httparse::Request::new(&mut []);
+                req.parse_with_uninit_headers(prefix, &mut storage).err()
+            });
+        }
+    };
+    if len > limits.max_head_size {
+        return Err(Error::HeadTooLarge);
+    }
+    let shared = Shared::new(buf, len, req.headers.len());
+    let slice = |part: &[u8]| shared.slice(buf, part);
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Error::Malformed("invalid method"))?;
+    let uri = match req.path.unwrap_or_default() {
+        "/" => Uri::from_static("/"),
+        target => Uri::from_maybe_shared(slice(target.as_bytes()))
+            .map_err(|_| Error::Malformed("invalid target"))?,
+    };
+    let version = match req.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let semantics = Semantics::of(req.headers, version)?;
+    let headers = header_map(req.headers, &slice)?;
+    if version == Version::HTTP_11 {
+        match semantics.hosts {
+            0 => return Err(Error::Malformed("missing Host header")),
+            1 => {}
+            _ => return Err(Error::Malformed("duplicate Host header")),
+        }
+    } else if semantics.hosts > 1 {
+        return Err(Error::Malformed("duplicate Host header"));
+    }
+    let framing = match (semantics.chunked, semantics.content_length) {
+        (Some(_), _) if version == Version::HTTP_10 => {
+            return Err(Error::Malformed("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        (Some(_), Some(_)) => {
+            return Err(Error::Malformed(
+                "both Content-Length and Transfer-Encoding",
+            ));
+        }
+        (Some(true), None) => Framing::Chunked,
+        (Some(false), None) => {
+            return Err(Error::Malformed(
+                "Transfer-Encoding does not end in chunked",
+            ));
+        }
+        (None, Some(n)) if n > limits.max_body_size => return Err(Error::BodyTooLarge),
+        (None, Some(n)) => Framing::Length(n),
+        (None, None) => Framing::Length(0),
+    };
+    let expect_continue = match semantics.expect_continue {
+        None => false,
+        // RFC 9110 10.1.1: a server ignores 100-continue from an HTTP/1.0 client.
+        Some(true) => version == Version::HTTP_11,
+        Some(false) => return Err(Error::UnknownExpectation),
+    };
+    // The fields go straight into the (possibly reused) box: a head is large, and every move
+    // of it is a copy.
+    let mut head = spare.unwrap_or_else(|| {
+        Box::new(RequestHead {
+            request: Request::new(()),
+            framing,
+            keep_alive: false,
+            expect_continue: false,
+        })
+    });
+    *head.request.method_mut() = method;
+    *head.request.uri_mut() = uri;
+    *head.request.version_mut() = version;
+    *head.request.headers_mut() = headers;
+    head.request.extensions_mut().clear();
+    head.framing = framing;
+    head.keep_alive = semantics.keep_alive;
+    head.expect_continue = expect_continue;
+    Ok(Some((len, head)))
+}
+
+/// Parses a response head at the start of `buf`, the answer to a request with `method`:
+/// `Ok(None)` while incomplete, else the head's length in bytes and the head. Interim (1xx)
+/// responses are returned like final ones, with no body.
+///
+/// # Errors
+///
+/// [`Error::Malformed`], [`Error::HeadTooLarge`], [`Error::UnsupportedVersion`],
+/// [`Error::UnsupportedTransferCoding`].
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_http::{Framing, Limits, parse_response_head};
+/// use http::Method;
+///
+/// let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+/// let (len, head) = parse_response_head(wire, &Limits::default(), &Method::HEAD)?.unwrap();
+/// assert_eq!(len, wire.len() - 2);
+/// assert_eq!(head.framing, Framing::Length(0)); // a HEAD response has no body
+/// # Ok::<(), gruvi_http::Error>(())
+/// ```
+pub fn parse_response_head(
+    buf: &[u8],
+    limits: &Limits,
+    method: &Method,
+) -> Result<Option<(usize, ResponseHead)>, Error> {
+    Ok(response_head(buf, limits, method)?.map(|(len, head)| (len, *head)))
+}
+
+/// [`parse_response_head`] with the head boxed.
+pub(crate) fn response_head(
+    buf: &[u8],
+    limits: &Limits,
+    method: &Method,
+) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
+    check_start_line(buf, limits.max_request_line, Error::HeadTooLarge)?;
+    if limits.max_headers <= STACK_HEADERS {
+        let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+        response_with(buf, limits, method, &mut storage[..limits.max_headers])
+    } else {
+        let mut storage = Vec::new();
+        storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+        response_with(buf, limits, method, &mut storage)
+    }
+}
+
+fn response_with<'b>(
+    buf: &'b [u8],
+    limits: &Limits,
+    method: &Method,
+    storage: &mut [Slot<'b>],
+) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
+    let mut res = httparse::Response::new(&mut []);
+    let config = httparse::ParserConfig::default();
+    let len = match config.parse_response_with_uninit_headers(&mut res, buf, storage) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return if buf.len() > limits.max_head_size {
+                Err(Error::HeadTooLarge)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(_) => {
+            return settle(buf, limits, |prefix| {
+                let mut storage = Vec::new();
+                storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+                let mut res = httparse::Response::new(&mut []);
+                let config = httparse::ParserConfig::default();
+                config
+                    .parse_response_with_uninit_headers(&mut res, prefix, &mut storage)
+                    .err()
+            });
+        }
+    };
+    if len > limits.max_head_size {
+        return Err(Error::HeadTooLarge);
+    }
+    let shared = Shared::new(buf, len, res.headers.len());
+    let slice = |part: &[u8]| shared.slice(buf, part);
+    let status = StatusCode::from_u16(res.code.unwrap_or_default())
+        .map_err(|_| Error::Malformed("invalid status code"))?;
+    let version = match res.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let semantics = Semantics::of(res.headers, version)?;
+    let headers = header_map(res.headers, &slice)?;
+    let no_body = method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+        || (method == Method::CONNECT && status.is_success());
+    let mut keep_alive = semantics.keep_alive;
+    let framing = match (semantics.chunked, semantics.content_length) {
+        _ if no_body => Framing::Length(0),
+        (Some(true), cl) => {
+            // RFC 9112 6.3: Transfer-Encoding wins, but the connection cannot be trusted.
+            keep_alive &= cl.is_none();
+            Framing::Chunked
+        }
+        (Some(false), _) | (None, None) => {
+            keep_alive = false;
+            Framing::UntilEof
+        }
+        (None, Some(n)) => Framing::Length(n),
+    };
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.version_mut() = version;
+    *response.headers_mut() = headers;
+    let head = Box::new(ResponseHead {
+        response,
+        framing,
+        keep_alive,
+    });
+    Ok(Some((len, head)))
+}
+
+/// What the header fields say about framing and the connection, read from the raw fields
+/// (cheaper than looking names up in the map).
+struct Semantics {
+    content_length: Option<u64>,
+    /// `Some(ends in chunked)` when Transfer-Encoding is present.
+    chunked: Option<bool>,
+    keep_alive: bool,
+    hosts: usize,
+    /// `Some(true)` for a single `Expect: 100-continue`, `Some(false)` for anything else.
+    expect_continue: Option<bool>,
+}
+
+impl Semantics {
+    fn of(fields: &[httparse::Header<'_>], version: Version) -> Result<Semantics, Error> {
+        let mut semantics = Semantics {
+            content_length: None,
+            chunked: None,
+            keep_alive: false,
+            hosts: 0,
+            expect_continue: None,
+        };
+        let (mut close, mut keep) = (false, false);
+        let mut codings: Vec<&[u8]> = Vec::new();
+        let mut has_te = false;
+        for field in fields {
+            let (name, value) = (field.name.as_bytes(), field.value);
+            if name.eq_ignore_ascii_case(b"content-length") {
+                for item in value.split(|&b| b == b',') {
+                    let n = parse_length(trim(item))?;
+                    if semantics.content_length.is_some_and(|m| m != n) {
+                        return Err(Error::Malformed("conflicting Content-Length values"));
+                    }
+                    semantics.content_length = Some(n);
+                }
+            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                has_te = true;
+                let items = value.split(|&b| b == b',').map(trim);
+                codings.extend(items.filter(|item| !item.is_empty()));
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                for token in value.split(|&b| b == b',').map(trim) {
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                }
+            } else if name.eq_ignore_ascii_case(b"host") {
+                semantics.hosts += 1;
+            } else if name.eq_ignore_ascii_case(b"expect") {
+                let once = semantics.expect_continue.is_none();
+                semantics.expect_continue =
+                    Some(once && trim(value).eq_ignore_ascii_case(b"100-continue"));
+            }
+        }
+        semantics.keep_alive = !close && (version == Version::HTTP_11 || keep);
+        if has_te {
+            semantics.chunked = Some(transfer_coding(&codings)?);
+        }
+        Ok(semantics)
+    }
+}
+
+/// Checks a Transfer-Encoding list: `true` when it ends in `chunked` (applied once, after
+/// codings this crate knows), `false` otherwise.
+fn transfer_coding(codings: &[&[u8]]) -> Result<bool, Error> {
+    let Some((last, before)) = codings.split_last() else {
+        return Err(Error::Malformed("empty Transfer-Encoding"));
+    };
+    if !last.eq_ignore_ascii_case(b"chunked") {
+        return Ok(false);
+    }
+    if before.iter().any(|c| c.eq_ignore_ascii_case(b"chunked")) {
+        return Err(Error::Malformed("chunked applied more than once"));
+    }
+    if !before.is_empty() {
+        return Err(Error::UnsupportedTransferCoding);
+    }
+    Ok(true)
+}
+
+/// A Content-Length value: decimal digits only, no sign, no overflow.
+fn parse_length(digits: &[u8]) -> Result<u64, Error> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Error::Malformed("invalid Content-Length"));
+    }
+    Ok(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let is_ows = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes.iter().position(|b| !is_ows(b)).unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_ows(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+/// Builds the header map, the values sharing one copy of the head.
+fn header_map(
+    fields: &[httparse::Header<'_>],
+    slice: &impl Fn(&[u8]) -> Bytes,
+) -> Result<HeaderMap, Error> {
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for field in fields {
+        let name = HeaderName::from_bytes(field.name.as_bytes())
+            .map_err(|_| Error::Malformed("invalid header name"))?;
+        let value = HeaderValue::from_maybe_shared(slice(field.value))
+            .map_err(|_| Error::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}
+
+/// Checks the length of the start line (after the empty lines a server may skip).
+pub(crate) fn check_start_line(buf: &[u8], max: usize, too_long: Error) -> Result<(), Error> {
+    // Skip the empty lines exactly as httparse does.
+    let mut line = buf;
+    loop {
+        if let Some(rest) = line.strip_prefix(b"\r\n") {
+            line = rest;
+        } else if let Some(rest) = line.strip_prefix(b"\n") {
+            line = rest;
+        } else {
+            break;
+        }
+    }
+    let window = &line[..line.len().min(max + 2)];
+    match window.iter().position(|&b| b == b'\n') {
+        Some(end) => {
+            let len = if end > 0 && window[end - 1] == b'\r' {
+                end - 1
+            } else {
+                end
+            };
+            if len > max { Err(too_long) } else { Ok(()) }
+        }
+        None if window.len() >= max + 2 => Err(too_long),
+        None => Ok(()),
+    }
+}
+
+/// `HTTP/x.y` with another version is 505; anything else is 400.
+fn version_error(buf: &[u8]) -> Error {
+    let line = buf
+        .split(|&b| b == b'\n')
+        .find(|l| !l.is_empty() && *l != b"\r");
+    let line = line
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .unwrap_or_default();
+    let looks_like_version = |v: &[u8]| {
+        v.len() == 8
+            && v.starts_with(b"HTTP/")
+            && v[5].is_ascii_digit()
+            && v[6] == b'.'
+            && v[7].is_ascii_digit()
+    };
+    let request_version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    let response_version = line.split(|&b| b == b' ').next().unwrap_or_default();
+    if looks_like_version(request_version) || looks_like_version(response_version) {
+        Error::UnsupportedVersion
+    } else {
+        Error::Malformed("invalid HTTP version")
+    }
+}
+
+/// Decides what a parse error in `buf` means. It counts only if it lies in the complete lines
+/// within the head size limit (`reparse` parses such a prefix): that is what a head arriving
+/// in pieces, re-parsed as lines end, would show, so any split gives the same outcome. An
+/// error further on is a head too large, or not decided yet.
+fn settle<T>(
+    buf: &[u8],
+    limits: &Limits,
+    reparse: impl Fn(&[u8]) -> Option<httparse::Error>,
+) -> Result<Option<T>, Error> {
+    let window = &buf[..buf.len().min(limits.max_head_size)];
+    let lines = window
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    match reparse(&buf[..lines]) {
+        Some(httparse::Error::Version) => Err(version_error(buf)),
+        Some(httparse::Error::TooManyHeaders) => Err(Error::HeadTooLarge),
+        Some(err) => Err(Error::Malformed(describe(err))),
+        None if buf.len() > limits.max_head_size => Err(Error::HeadTooLarge),
+        None => Ok(None),
+    }
+}
+
+fn describe(err: httparse::Error) -> &'static str {
+    match err {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Token => "invalid token in the request line",
+        httparse::Error::TooManyHeaders => "too many header fields",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+/// Where the target and header values of a head are copied to: one shared copy of the whole
+/// head when it has several fields, else a copy of each part (a shared copy costs an extra
+/// allocation when first sliced).
+struct Shared(Option<Bytes>);
+
+/// Heads with at least this many fields share one copy.
+const SHARE_FROM: usize = 3;
+
+impl Shared {
+    fn new(buf: &[u8], len: usize, fields: usize) -> Shared {
+        Shared((fields >= SHARE_FROM).then(|| Bytes::copy_from_slice(&buf[..len])))
+    }
+
+    /// `part` (a sub-slice of `original`) as `Bytes`.
+    fn slice(&self, original: &[u8], part: &[u8]) -> Bytes {
+        let Some(shared) = &self.0 else {
+            return Bytes::copy_from_slice(part);
+        };
+        let start = (part.as_ptr() as usize).wrapping_sub(original.as_ptr() as usize);
+        if part.is_empty() || start >= shared.len() {
+            return Bytes::new();
+        }
+        shared.slice(start..start + part.len())
+    }
+}

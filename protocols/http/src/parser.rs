@@ -1,0 +1,268 @@
+//! [`Parser`]: the sans-IO message parser, heads and bodies of a stream of messages.
+
+use http::{HeaderMap, Method};
+
+use crate::decoder::BodyDecoder;
+use crate::error::Error;
+use crate::head::{RequestHead, ResponseHead, request_head, response_head};
+use crate::limits::Limits;
+
+/// What [`Parser::parse`] found.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The input was used up (possibly kept for later): feed more.
+    NeedMore,
+    /// A request head; its body (if any) follows as [`Data`](Event::Data) events and an
+    /// [`End`](Event::End).
+    Request(Box<RequestHead>),
+    /// A response head; its body follows as for a request.
+    Response(Box<ResponseHead>),
+    /// Body data, a slice of the input.
+    Data(&'a [u8]),
+    /// The message ended (trailers, if any, from [`Parser::take_trailers`]); the next message
+    /// can follow.
+    End,
+}
+
+/// A sans-IO HTTP/1.x parser for a connection's stream of requests (server side) or responses
+/// (client side): feed it the bytes as they come, in pieces of any size, and it reports heads,
+/// body data and message ends. Nothing is copied in the common case: a head that arrives whole
+/// is parsed where it lies, and body data comes back as slices of the input. Only a head
+/// split across inputs is kept, bounded by [`Limits::max_head_size`].
+///
+/// # Examples
+///
+/// ```
+/// use gruvi_http::{Event, Limits, Parser};
+///
+/// let mut parser = Parser::requests(Limits::default());
+/// let wire = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\n\
+///              Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+/// let mut input = &wire[..];
+/// let mut seen = Vec::new();
+/// while !input.is_empty() {
+///     let (used, event) = parser.parse(input, usize::MAX)?;
+///     match event {
+///         Event::Request(head) => seen.push(head.request.uri().to_string()),
+///         Event::Data(data) => seen.push(String::from_utf8_lossy(data).into_owned()),
+///         Event::End => seen.push("end".to_owned()),
+///         _ => {}
+///     }
+///     input = &input[used..];
+/// }
+/// assert_eq!(seen, ["/a", "end", "/b", "abc", "end"]);
+/// # Ok::<(), gruvi_http::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Parser {
+    limits: Limits,
+    /// The method of the request the next response answers (`None` on the server side).
+    response_to: Option<Method>,
+    /// `None` between messages, else the body being decoded.
+    body: Option<BodyDecoder>,
+    /// A head that arrived in pieces.
+    pending: Vec<u8>,
+    trailers: Option<HeaderMap>,
+    failed: Option<Error>,
+    /// A request head's box given back for the next head.
+    spare: Option<Box<RequestHead>>,
+}
+
+impl Parser {
+    /// A parser of requests, for a server.
+    pub fn requests(limits: Limits) -> Parser {
+        Parser::new(limits, None)
+    }
+
+    /// A parser of responses, for a client; see [`set_request_method`](Self::set_request_method).
+    pub fn responses(limits: Limits) -> Parser {
+        Parser::new(limits, Some(Method::GET))
+    }
+
+    fn new(limits: Limits, response_to: Option<Method>) -> Parser {
+        Parser {
+            limits,
+            response_to,
+            body: None,
+            pending: Vec::new(),
+            trailers: None,
+            failed: None,
+            spare: None,
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Tells a response parser which method the next response answers (a response to HEAD has
+    /// no body). Defaults to GET.
+    pub fn set_request_method(&mut self, method: Method) {
+        self.response_to = Some(method);
+    }
+
+    /// Whether the parser is between messages with no partial head kept.
+    pub fn is_idle(&self) -> bool {
+        self.body.is_none() && self.pending.is_empty()
+    }
+
+    /// Whether a body is being decoded.
+    pub fn in_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// Body bytes of the current message decoded so far.
+    pub fn body_len(&self) -> u64 {
+        self.body.as_ref().map_or(0, BodyDecoder::decoded_len)
+    }
+
+    /// Gives back the box of a request head whose contents were taken, for the next head to
+    /// reuse (saving an allocation per request).
+    pub fn recycle(&mut self, head: Box<RequestHead>) {
+        self.spare = Some(head);
+    }
+
+    /// The trailers of the message that just ended, if it had any.
+    pub fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.trailers.take()
+    }
+
+    /// Parses from the start of `input`: returns how many bytes were used and what they held.
+    /// Body data is reported `max_data` bytes at a time at most. Call again with the rest of
+    /// the input (an [`End`](Event::End) may use no input at all).
+    ///
+    /// # Errors
+    ///
+    /// An [`Error`] when the input breaks the protocol or a limit; every later call returns
+    /// it again.
+    pub fn parse<'a>(
+        &mut self,
+        input: &'a [u8],
+        max_data: usize,
+    ) -> Result<(usize, Event<'a>), Error> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = self.step(input, max_data);
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+
+    /// Tells the parser the input ended: `Ok(End)` when that ends a body read until end of
+    /// stream, `Ok(NeedMore)` between messages.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::IncompleteMessage`] inside a message (or the error a partial head has).
+    pub fn finish(&mut self) -> Result<Event<'static>, Error> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        let result = match &mut self.body {
+            Some(body) => body.finish_at_eof().map(|()| {
+                self.end_message();
+                Event::End
+            }),
+            None if self.pending.is_empty() => Ok(Event::NeedMore),
+            None => {
+                let pending = std::mem::take(&mut self.pending);
+                match self.parse_head(&pending) {
+                    Err(err) => Err(err),
+                    Ok(_) => Err(Error::IncompleteMessage),
+                }
+            }
+        };
+        if let Err(err) = &result {
+            self.failed = Some(err.clone());
+        }
+        result
+    }
+
+    fn step<'a>(&mut self, input: &'a [u8], max_data: usize) -> Result<(usize, Event<'a>), Error> {
+        if let Some(body) = &mut self.body {
+            if body.is_done() {
+                self.end_message();
+                return Ok((0, Event::End));
+            }
+            let decoded = body.decode(input, max_data.max(1))?;
+            let event = match decoded.data {
+                Some((start, end)) => Event::Data(&input[start..end]),
+                None if body.is_done() => {
+                    self.end_message();
+                    Event::End
+                }
+                None => Event::NeedMore,
+            };
+            return Ok((decoded.consumed, event));
+        }
+        if input.is_empty() {
+            return Ok((0, Event::NeedMore));
+        }
+        if self.pending.is_empty() {
+            return match self.parse_head(input)? {
+                Some((len, event)) => Ok((len, event)),
+                None => {
+                    self.pending.extend_from_slice(input);
+                    Ok((input.len(), Event::NeedMore))
+                }
+            };
+        }
+        // A head in pieces: parse again only when a line may have ended, so that a peer
+        // sending a byte at a time cannot make each byte cost a parse of the whole head.
+        let old = self.pending.len();
+        self.pending.extend_from_slice(input);
+        if !input.contains(&b'\n') {
+            if self.pending.len() > self.limits.max_head_size {
+                return Err(Error::HeadTooLarge);
+            }
+            self.check_line()?;
+            return Ok((input.len(), Event::NeedMore));
+        }
+        let pending = std::mem::take(&mut self.pending);
+        match self.parse_head(&pending)? {
+            // A head cannot end inside what was kept: that was parsed as incomplete.
+            Some((len, event)) => match len.checked_sub(old) {
+                Some(used) => Ok((used, event)),
+                None => Err(Error::Malformed("head ended inside kept input")),
+            },
+            None => {
+                self.pending = pending;
+                Ok((input.len(), Event::NeedMore))
+            }
+        }
+    }
+
+    /// Checks the start line of a partial head against its limit.
+    fn check_line(&self) -> Result<(), Error> {
+        let too_long = match self.response_to {
+            None => Error::UriTooLong,
+            Some(_) => Error::HeadTooLarge,
+        };
+        crate::head::check_start_line(&self.pending, self.limits.max_request_line, too_long)
+    }
+
+    /// Parses a head at the start of `buf`, entering its body.
+    fn parse_head<'a>(&mut self, buf: &[u8]) -> Result<Option<(usize, Event<'a>)>, Error> {
+        let (len, framing, event) = match &self.response_to {
+            None => match request_head(buf, &self.limits, self.spare.take())? {
+                None => return Ok(None),
+                Some((len, head)) => (len, head.framing, Event::Request(head)),
+            },
+            Some(method) => match response_head(buf, &self.limits, method)? {
+                None => return Ok(None),
+                Some((len, head)) => (len, head.framing, Event::Response(head)),
+            },
+        };
+        self.body = Some(BodyDecoder::new(framing, &self.limits));
+        Ok(Some((len, event)))
+    }
+
+    fn end_message(&mut self) {
+        if let Some(mut body) = self.body.take() {
+            self.trailers = body.take_trailers();
+        }
+    }
+}

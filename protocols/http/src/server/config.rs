@@ -1,0 +1,60 @@
+//! [`ServerConfig`]: the server's limits and timeouts.
+
+use std::time::Duration;
+
+use crate::limits::Limits;
+
+/// A server's settings; every one has a default.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use gruvi_http::ServerConfig;
+///
+/// let config = ServerConfig {
+///     keep_alive_timeout: Duration::from_secs(5),
+///     ..ServerConfig::default()
+/// };
+/// assert_eq!(config.head_timeout, Duration::from_secs(30));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Size limits of requests.
+    pub limits: Limits,
+    /// How long a request head may take to arrive, measured from its first byte (and, for a
+    /// new connection, from the connection): a client trickling a head in slowly
+    /// (slowloris) is answered 408 and closed when it runs out (default 30 s).
+    pub head_timeout: Duration,
+    /// How long a read of a request body may wait for bytes (default 60 s).
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may sit idle between requests (default 60 s).
+    pub keep_alive_timeout: Duration,
+    /// How long sending may block on a client that does not read (default 60 s).
+    pub write_timeout: Duration,
+    /// The most connections served at once; more are closed as soon as they are accepted
+    /// (default 10,000).
+    pub max_connections: usize,
+    /// After a handler answered without reading the whole request body, the server reads
+    /// and drops up to this many bytes of it to keep the connection; a longer rest closes the
+    /// connection instead (default 64 KiB).
+    pub max_discard: u64,
+    /// The `Server` header added to responses that have none (default `gruvi`; `None`: no
+    /// header).
+    pub server_name: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            limits: Limits::default(),
+            head_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_discard: 64 * 1024,
+            server_name: Some("gruvi".to_owned()),
+        }
+    }
+}

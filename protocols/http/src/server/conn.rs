@@ -1,0 +1,276 @@
+//! One connection's life on the server: read a request head, run the handler in this fiber,
+//! write the response, and again while the connection may stay open.
+
+use std::cell::Cell;
+use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use http::{Method, Request, StatusCode};
+
+use super::Shared;
+use super::respond::{Exchange, write_error, write_response};
+use crate::error::Error;
+use crate::head::{Framing, RequestHead};
+use crate::incoming::Incoming;
+use crate::parser::{Event, Parser};
+use crate::wire::{Step, Wire};
+
+/// How long a closing connection keeps reading (and dropping) what the client still sends,
+/// so that the client reads the last response instead of a reset.
+const LINGER: Duration = Duration::from_secs(2);
+/// The most bytes dropped while lingering.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// What the server knows of a connection while it runs.
+pub(crate) struct ConnState {
+    /// While the connection waits for a request with nothing received (idle: safe to close
+    /// on shutdown), the sweeper tick at which it is closed; 0 otherwise. The sweeper's
+    /// coarse clock spares each request a timer and a clock read.
+    pub(crate) idle_until: Cell<u64>,
+}
+
+impl ConnState {
+    pub(crate) fn is_idle(&self) -> bool {
+        self.idle_until.get() != 0
+    }
+}
+
+/// Why no request head came.
+enum NoHead {
+    /// The client closed, went idle too long, or the server is shutting down: close quietly.
+    Quiet,
+    /// A head did not arrive in time: 408.
+    TimedOut,
+    /// The head broke the protocol or a limit.
+    Invalid(Error),
+}
+
+/// Serves `conn` until it closes.
+pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
+    let config = &shared.config;
+    let server_line = shared.server_line.as_deref();
+    let _ = wire.conn.set_write_timeout(Some(config.write_timeout));
+    wire.body_timeout.set(Some(config.body_timeout));
+    let mut first = true;
+    loop {
+        let head = match read_head(shared, wire, state, first) {
+            Ok(head) => head,
+            Err(NoHead::Quiet) => break,
+            Err(NoHead::TimedOut) => {
+                write_error(wire, StatusCode::REQUEST_TIMEOUT, server_line);
+                break;
+            }
+            Err(NoHead::Invalid(err)) => {
+                write_error(wire, err.status(), server_line);
+                break;
+            }
+        };
+        first = false;
+        match exchange(shared, wire, head) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(Abort) => {
+                // The answers before this one are complete: they still go out.
+                let _ = wire.flush();
+                wire.conn.close();
+                return;
+            }
+        }
+    }
+    close_gracefully(wire);
+}
+
+/// The connection must be dropped without another byte.
+struct Abort;
+
+/// Runs one request: the handler, then the response. `Ok(keep_alive)`.
+fn exchange(
+    shared: &Rc<Shared>,
+    wire: &Rc<Wire>,
+    mut head: Box<RequestHead>,
+) -> Result<bool, Abort> {
+    let config = &shared.config;
+    let server_line = shared.server_line.as_deref();
+    let (framing, keep_alive, expect_continue) =
+        (head.framing, head.keep_alive, head.expect_continue);
+    let has_body = framing != Framing::Length(0);
+    wire.message.set(wire.message.get() + 1);
+    let version = head.request.version();
+    let is_head = head.request.method() == Method::HEAD;
+    wire.continue_pending.set(expect_continue && has_body);
+    if !has_body {
+        // The parser reports the end of an empty body without input.
+        let _ = wire.parse(0, |_| ());
+    }
+    let mut body = Incoming::new(wire.clone(), has_body);
+    // The head's fields move into the request one by one (a whole head is a large copy),
+    // and its box goes back to the parser for the next head.
+    let mut request = Request::new(Incoming::new(wire.clone(), has_body));
+    *request.method_mut() = std::mem::take(head.request.method_mut());
+    *request.uri_mut() = std::mem::take(head.request.uri_mut());
+    *request.version_mut() = version;
+    std::mem::swap(request.headers_mut(), head.request.headers_mut());
+    wire.parser.borrow_mut().recycle(head);
+    let handler = shared.handler.clone();
+    let response = catch_unwind(AssertUnwindSafe(|| handler(request)));
+    if let Some(err) = wire.body_error.borrow_mut().take() {
+        // The body broke the protocol while the handler read it: that answer wins.
+        write_error(wire, err.status(), server_line);
+        return Ok(false);
+    }
+    let Ok(response) = response else {
+        write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
+        return Ok(false);
+    };
+    let mut keep_alive = keep_alive && !shared.closing.get();
+    if has_body && !finish_body(wire, &mut body, config.max_discard) {
+        keep_alive = false;
+    }
+    if let Some(err) = wire.body_error.borrow_mut().take() {
+        write_error(wire, err.status(), server_line);
+        return Ok(false);
+    }
+    let exchange = Exchange {
+        version,
+        is_head,
+        keep_alive,
+        server_line,
+    };
+    let (start, flushes) = (wire.out_len(), wire.flushes.get());
+    // Drops what was queued of this response (after a send, everything queued is its).
+    let unqueue = || {
+        let keep = if wire.flushes.get() == flushes {
+            start
+        } else {
+            0
+        };
+        wire.with_out(|out| out.truncate(keep.min(out.len())));
+    };
+    match catch_unwind(AssertUnwindSafe(|| {
+        write_response(wire, response, &exchange)
+    })) {
+        Ok(Ok(keep)) => Ok(keep),
+        Ok(Err(_)) => {
+            unqueue();
+            Err(Abort)
+        }
+        // A body that panics before anything of its response went out still gets a 500.
+        Err(_) if wire.flushes.get() == flushes && wire.out_len() >= start => {
+            unqueue();
+            write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
+            Ok(false)
+        }
+        // Part of it went out: the client must see the connection end, not a complete
+        // message.
+        Err(_) => {
+            unqueue();
+            Err(Abort)
+        }
+    }
+}
+
+/// Reads whatever of the request body the handler left, if it is short and the client is
+/// sending it: `true` if the body ended and the connection can go on.
+fn finish_body(wire: &Wire, body: &mut Incoming, max_discard: u64) -> bool {
+    // The handler never asked for the body: the client may be waiting for 100 Continue
+    // before sending it, or send it anyway. Either way the framing is in doubt.
+    if wire.continue_pending.replace(false) {
+        return false;
+    }
+    // The handler's own `Incoming` and this one share the parser, so this goes on where the
+    // handler stopped.
+    matches!(body.discard(max_discard), Ok(true))
+}
+
+/// Waits for and parses the next request head.
+fn read_head(
+    shared: &Shared,
+    wire: &Wire,
+    state: &ConnState,
+    first: bool,
+) -> Result<Box<RequestHead>, NoHead> {
+    let config = &shared.config;
+    let mut started: Option<Instant> = None;
+    loop {
+        let step = wire.parse(0, |event| match event {
+            Event::Request(head) => Some(head),
+            _ => None,
+        });
+        match step {
+            Ok(Step::Got(Some(head))) => return Ok(head),
+            Ok(Step::Got(None)) => {
+                return Err(NoHead::Invalid(Error::Malformed("unexpected data")));
+            }
+            Ok(Step::NeedMore) => {}
+            Err(err) => return Err(NoHead::Invalid(err)),
+        }
+        // About to wait: what is answered so far goes out first (pipelined answers leave
+        // together, in one send).
+        if wire.flush().is_err() {
+            return Err(NoHead::Quiet);
+        }
+        let idle = wire.parser.borrow().is_idle();
+        let filled = if idle {
+            if shared.closing.get() {
+                return Err(NoHead::Quiet);
+            }
+            // Nothing received yet: the sweeper closes the connection if it stays idle.
+            let limit = if first {
+                config.head_timeout
+            } else {
+                config.keep_alive_timeout
+            };
+            state.idle_until.set(shared.deadline_tick(limit));
+            let filled = wire.fill(None);
+            state.idle_until.set(0);
+            filled
+        } else {
+            let start = *started.get_or_insert_with(Instant::now);
+            let left = config.head_timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(NoHead::TimedOut);
+            }
+            wire.fill(Some(left))
+        };
+        match filled {
+            Ok(true) => {
+                started.get_or_insert_with(Instant::now);
+            }
+            // End of stream, or a connection error: nobody to answer.
+            Ok(false) => return Err(NoHead::Quiet),
+            Err(err) if err.kind() == io::ErrorKind::TimedOut && !idle => {
+                return Err(NoHead::TimedOut);
+            }
+            Err(_) => return Err(NoHead::Quiet),
+        }
+    }
+}
+
+/// Sends what is pending, shuts down the sending side, and reads what the client still sends
+/// for a while, so that a client still writing gets the last response rather than a reset.
+fn close_gracefully(wire: &Wire) {
+    if wire.flush().is_err() || wire.conn.shutdown_write().is_err() {
+        wire.conn.close();
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut dropped = 0;
+    while dropped < LINGER_BYTES {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !matches!(wire.fill(Some(left)), Ok(true)) {
+            break;
+        }
+        let mut n = 0;
+        wire.conn.with_buffered(&mut |data| n = data.len());
+        wire.conn.consume(n);
+        dropped += n;
+    }
+    wire.conn.close();
+}
+
+/// A fresh request parser for a connection of this server.
+pub(crate) fn parser(shared: &Shared) -> Parser {
+    Parser::requests(shared.config.limits)
+}

@@ -1,0 +1,515 @@
+//! [`Server`]: an HTTP/1.1 server running a handler per request in each connection's fiber.
+
+mod config;
+mod conn;
+mod respond;
+mod workers;
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use fiber_core::{Builder, JoinHandle};
+use gruvi_stream::{Address, Connection, TcpListener, UnixListener, lookup_host};
+use http::{Request, Response};
+
+pub use config::ServerConfig;
+pub use workers::Workers;
+
+use crate::body::Body;
+use crate::incoming::Incoming;
+use crate::wire::Wire;
+use conn::ConnState;
+
+/// A request handler: gets the request with its body still to be read, returns the response.
+pub(crate) type Handler = dyn Fn(Request<Incoming>) -> Response<Body>;
+
+/// Turns an accepted connection into the one to serve (TLS wraps it here).
+pub(crate) type Wrapper = dyn Fn(Rc<dyn Connection>) -> io::Result<Rc<dyn Connection>>;
+
+/// The first and the longest pause after an accept error such as running out of descriptors.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
+
+/// An HTTP/1.1 server (Gruvi's `HttpServer`): listens on TCP and Unix sockets and serves each
+/// connection in its own fiber, calling the handler for each request in that fiber.
+///
+/// The handler gets an [`http::Request`] whose body ([`Incoming`]) is read as it arrives and
+/// returns an [`http::Response`] with a [`Body`]. Everything else is the server's: keep-alive
+/// and HTTP/1.0, pipelining (answers in order, sent together; a client that does not read
+/// cannot make the server buffer without bound), HEAD and 1xx/204/304 without a body,
+/// `100 Continue`, `Date` and `Server`, and an error status followed by a close for every
+/// request that breaks the protocol or a [limit](crate::Limits) (400, 408, 413, 414, 417, 431,
+/// 501, 505). A panic in the handler is answered 500; the server lives on.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use gruvi_http::{Body, Server};
+/// use gruvi_http::http::Response;
+///
+/// fiber_core::run(|| -> std::io::Result<()> {
+///     let server = Server::new(|request| {
+///         Response::new(Body::from(format!("you asked for {}", request.uri().path())))
+///     });
+///     server.listen(&"127.0.0.1:0".parse()?)?;
+///     let addr = server.addresses()[0].to_string();
+///     let mut conn = gruvi_stream::TcpStream::connect(addr.as_str())?;
+///     conn.write_all(b"GET /fibers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+///     let mut answer = String::new();
+///     conn.read_to_string(&mut answer)?;
+///     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+///     assert!(answer.ends_with("\r\n\r\nyou asked for /fibers"));
+///     server.close()
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server {
+    shared: Rc<Shared>,
+}
+
+/// What the server, its accepting fibers and its connection fibers share.
+pub(crate) struct Shared {
+    pub(crate) handler: Rc<Handler>,
+    pub(crate) config: ServerConfig,
+    /// `server: <name>` and its CRLF, written as it is.
+    pub(crate) server_line: Option<Vec<u8>>,
+    wrapper: RefCell<Option<Rc<Wrapper>>>,
+    /// Shutting down: no new requests on kept-alive connections.
+    pub(crate) closing: Cell<bool>,
+    listeners: RefCell<Vec<Rc<Listener>>>,
+    acceptors: RefCell<Vec<JoinHandle<()>>>,
+    connections: RefCell<BTreeMap<u64, Entry>>,
+    next_id: Cell<u64>,
+    /// Fibers waiting for the last connection to end.
+    drained: RefCell<Vec<fiber_core::Fiber>>,
+    /// The sweeper's coarse clock: ticks of `tick_len` since it started.
+    tick: Cell<u64>,
+    tick_len: Duration,
+    /// The fiber closing connections idle for too long.
+    sweeper: RefCell<Option<JoinHandle<()>>>,
+}
+
+struct Entry {
+    conn: Rc<dyn Connection>,
+    state: Rc<ConnState>,
+    fiber: Option<JoinHandle<()>>,
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, std::path::PathBuf),
+}
+
+impl Server {
+    /// A server calling `handler` for each request, with the default [`ServerConfig`].
+    pub fn new(handler: impl Fn(Request<Incoming>) -> Response<Body> + 'static) -> Server {
+        Server::with_config(handler, ServerConfig::default())
+    }
+
+    /// A server with its own settings.
+    pub fn with_config(
+        handler: impl Fn(Request<Incoming>) -> Response<Body> + 'static,
+        config: ServerConfig,
+    ) -> Server {
+        let shortest = config.head_timeout.min(config.keep_alive_timeout);
+        let tick_len = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let server_line = config
+            .server_name
+            .as_ref()
+            .map(|name| format!("server: {name}\r\n").into_bytes());
+        Server {
+            shared: Rc::new(Shared {
+                handler: Rc::new(handler),
+                server_line,
+                config,
+                tick: Cell::new(1),
+                tick_len,
+                sweeper: RefCell::new(None),
+                wrapper: RefCell::new(None),
+                closing: Cell::new(false),
+                listeners: RefCell::new(Vec::new()),
+                acceptors: RefCell::new(Vec::new()),
+                connections: RefCell::new(BTreeMap::new()),
+                next_id: Cell::new(1),
+                drained: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// Sets a function every accepted connection goes through, in its own fiber, before its
+    /// first request; what it returns is served. This is where HTTPS plugs in: a TLS server
+    /// stream (which implements [`Connection`]) wraps the accepted connection and does its
+    /// handshake here. An error closes the connection.
+    pub fn set_connection_wrapper(
+        &self,
+        wrapper: impl Fn(Rc<dyn Connection>) -> io::Result<Rc<dyn Connection>> + 'static,
+    ) {
+        *self.shared.wrapper.borrow_mut() = Some(Rc::new(wrapper));
+    }
+
+    /// Starts listening on `addr`: every address a host name resolves to, or a Unix socket
+    /// path. May be called again for more addresses.
+    ///
+    /// # Switchpoint
+    ///
+    /// Host names are looked up through libuv.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse`, a lookup error, or the error of spawning the accepting fiber.
+    pub fn listen(&self, addr: &Address) -> io::Result<()> {
+        match addr {
+            Address::Tcp(host, port) => {
+                let mut first_error = None;
+                let mut bound = 0;
+                for addr in lookup_host(host, *port)? {
+                    match TcpListener::bind(addr) {
+                        Ok(listener) => {
+                            self.accept_on(Listener::Tcp(listener))?;
+                            bound += 1;
+                        }
+                        Err(err) => {
+                            first_error.get_or_insert(err);
+                        }
+                    }
+                }
+                match first_error {
+                    Some(err) if bound == 0 => Err(err),
+                    _ => Ok(()),
+                }
+            }
+            Address::Unix(path) => {
+                let listener = UnixListener::bind(path)?;
+                self.accept_on(Listener::Unix(listener, path.clone()))
+            }
+        }
+    }
+
+    /// Starts listening on `addr` with `SO_REUSEPORT`: several servers (one per thread, see
+    /// [`Workers`]) can listen on the same address and the kernel spreads the connections.
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` (a listener without `SO_REUSEPORT` holds the address), the error of
+    /// spawning the accepting fiber.
+    pub fn listen_reuse_port(&self, addr: SocketAddr) -> io::Result<()> {
+        self.accept_on(Listener::Tcp(TcpListener::bind_reuse_port(addr)?))
+    }
+
+    fn accept_on(&self, listener: Listener) -> io::Result<()> {
+        let listener = Rc::new(listener);
+        let (shared, l) = (self.shared.clone(), listener.clone());
+        let acceptor = Builder::new()
+            .name(format!("http accept {}", listener.address()?))
+            .spawn(move || accept_loop(&shared, &l))?;
+        self.shared.listeners.borrow_mut().push(listener);
+        self.shared.acceptors.borrow_mut().push(acceptor);
+        Ok(())
+    }
+
+    /// Serves a connection accepted elsewhere, in a new fiber, as if it had been accepted by
+    /// this server (the connection limit and the wrapper apply).
+    pub fn serve_connection(&self, conn: Rc<dyn Connection>) {
+        self.shared.start(conn);
+    }
+
+    /// The addresses listened on, with the ports the system chose for port 0.
+    pub fn addresses(&self) -> Vec<Address> {
+        let listeners = self.shared.listeners.borrow();
+        listeners.iter().filter_map(|l| l.address().ok()).collect()
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.borrow().len()
+    }
+
+    /// Stops accepting and closes every connection at once (requests in progress are cut
+    /// off), then waits for their fibers.
+    ///
+    /// # Switchpoint
+    ///
+    /// Waits for the accepting and connection fibers to finish.
+    ///
+    /// # Errors
+    ///
+    /// The calling fiber's own cancellation; the server is stopped anyway.
+    pub fn close(&self) -> io::Result<()> {
+        self.shared.closing.set(true);
+        self.stop_accepting()?;
+        let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
+        for entry in connections.values() {
+            entry.conn.close();
+            if let Some(fiber) = &entry.fiber {
+                fiber.cancel();
+            }
+        }
+        for (_, entry) in connections {
+            if let Some(fiber) = entry.fiber
+                && let Err(err) = fiber.join()
+                && let Some(wait) = err.wait_error()
+            {
+                return Err(wait.into());
+            }
+        }
+        let sweeper = self.shared.sweeper.borrow_mut().take();
+        if let Some(sweeper) = sweeper {
+            sweeper.cancel();
+            let _ = sweeper.join();
+        }
+        Ok(())
+    }
+
+    /// Graceful shutdown: stops accepting, closes idle kept-alive connections at once, lets
+    /// requests in progress finish (their responses say `Connection: close`) for up to
+    /// `grace`, then closes what is left as [`close`](Self::close) does.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks for at most `grace`, then as [`close`](Self::close).
+    ///
+    /// # Errors
+    ///
+    /// As [`close`](Self::close).
+    pub fn shutdown(&self, grace: Duration) -> io::Result<()> {
+        self.shared.closing.set(true);
+        self.stop_accepting()?;
+        let deadline = Instant::now() + grace;
+        loop {
+            let mut busy = false;
+            for entry in self.shared.connections.borrow().values() {
+                if entry.state.is_idle() {
+                    entry.conn.close();
+                } else {
+                    busy = true;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !busy && self.shared.connections.borrow().is_empty() || left.is_zero() {
+                break;
+            }
+            self.shared.drained.borrow_mut().push(fiber_core::current());
+            let parked = fiber_core::park_timeout(left.min(Duration::from_millis(50)));
+            match parked {
+                Ok(()) | Err(fiber_core::Error::TimedOut) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        self.close()
+    }
+
+    fn stop_accepting(&self) -> io::Result<()> {
+        for listener in self.shared.listeners.take() {
+            listener.close();
+        }
+        for acceptor in self.shared.acceptors.take() {
+            if let Err(err) = acceptor.join()
+                && let Some(wait) = err.wait_error()
+            {
+                return Err(wait.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    /// Stops listening and closes the connections, without waiting.
+    fn drop(&mut self) {
+        self.shared.closing.set(true);
+        for listener in self.shared.listeners.take() {
+            listener.close();
+        }
+        for acceptor in self.shared.acceptors.take() {
+            acceptor.cancel();
+        }
+        if let Some(sweeper) = self.shared.sweeper.borrow_mut().take() {
+            sweeper.cancel();
+        }
+        let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
+        for entry in connections.values() {
+            entry.conn.close();
+            if let Some(fiber) = &entry.fiber {
+                fiber.cancel();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("addresses", &self.addresses())
+            .field("connections", &self.connection_count())
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Serves a new connection in its own fiber, or closes it when the server is full.
+    fn start(self: &Rc<Shared>, conn: Rc<dyn Connection>) {
+        if self.connections.borrow().len() >= self.config.max_connections || self.closing.get() {
+            conn.close();
+            return;
+        }
+        self.start_sweeper();
+        let id = self.next_id.replace(self.next_id.get() + 1);
+        let state = Rc::new(ConnState {
+            idle_until: Cell::new(0),
+        });
+        let (shared, c, s) = (self.clone(), conn.clone(), state.clone());
+        let spawned = Builder::new().spawn(move || {
+            let _finished = Finished {
+                shared: shared.clone(),
+                id,
+            };
+            let wrapper = shared.wrapper.borrow().clone();
+            let conn = match wrapper {
+                None => c,
+                Some(wrap) => match wrap(c.clone()) {
+                    Ok(conn) => conn,
+                    Err(_) => {
+                        c.close();
+                        return;
+                    }
+                },
+            };
+            if let Some(entry) = shared.connections.borrow_mut().get_mut(&id) {
+                entry.conn = conn.clone();
+            }
+            let wire = Rc::new(Wire::new(conn, conn::parser(&shared)));
+            conn::serve(&shared, &wire, &s);
+        });
+        match spawned {
+            Ok(fiber) => {
+                let entry = Entry {
+                    conn,
+                    state,
+                    fiber: Some(fiber),
+                };
+                self.connections.borrow_mut().insert(id, entry);
+            }
+            Err(_) => conn.close(),
+        }
+    }
+}
+
+impl Shared {
+    /// The sweeper tick by which a wait of `limit` is over: at least `limit` later, whatever
+    /// the phase of the clock.
+    pub(crate) fn deadline_tick(&self, limit: Duration) -> u64 {
+        let ticks = limit.as_nanos().div_ceil(self.tick_len.as_nanos().max(1));
+        self.tick.get() + u64::try_from(ticks).unwrap_or(u64::MAX / 2) + 1
+    }
+
+    /// Starts the fiber that closes idle connections, unless it runs.
+    fn start_sweeper(self: &Rc<Shared>) {
+        if self.sweeper.borrow().is_some() {
+            return;
+        }
+        let weak = Rc::downgrade(self);
+        let tick_len = self.tick_len;
+        let spawned = Builder::new().name("http sweeper").spawn(move || {
+            while fiber_core::sleep(tick_len).is_ok() {
+                let Some(shared) = weak.upgrade() else { return };
+                let now = shared.tick.get() + 1;
+                shared.tick.set(now);
+                for entry in shared.connections.borrow().values() {
+                    let until = entry.state.idle_until.get();
+                    if until != 0 && now >= until {
+                        entry.conn.close();
+                    }
+                }
+            }
+        });
+        if let Ok(sweeper) = spawned {
+            *self.sweeper.borrow_mut() = Some(sweeper);
+        }
+    }
+}
+
+/// Closes a connection and forgets it when its fiber ends, however it ends.
+struct Finished {
+    shared: Rc<Shared>,
+    id: u64,
+}
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        let entry = self.shared.connections.borrow_mut().remove(&self.id);
+        if let Some(entry) = entry {
+            entry.conn.close();
+        }
+        for waiter in self.shared.drained.take() {
+            waiter.unpark();
+        }
+    }
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<Rc<dyn Connection>> {
+        match self {
+            Listener::Tcp(listener) => {
+                let (conn, _) = listener.accept()?;
+                // Request-response traffic would stall on delayed acknowledgements otherwise.
+                let _ = conn.set_nodelay(true);
+                Ok(Rc::new(conn))
+            }
+            Listener::Unix(listener, _) => Ok(Rc::new(listener.accept()?.0)),
+        }
+    }
+
+    fn address(&self) -> io::Result<Address> {
+        match self {
+            Listener::Tcp(listener) => listener.local_addr().map(Address::from),
+            Listener::Unix(_, path) => Ok(Address::Unix(path.clone())),
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Listener::Tcp(listener) => listener.close(),
+            Listener::Unix(listener, _) => listener.close(),
+        }
+    }
+}
+
+/// Accepts connections until the listener closes or the fiber is cancelled.
+fn accept_loop(shared: &Rc<Shared>, listener: &Listener) {
+    let mut backoff = ACCEPT_BACKOFF.0;
+    loop {
+        match listener.accept() {
+            Ok(conn) => {
+                backoff = ACCEPT_BACKOFF.0;
+                shared.start(conn);
+            }
+            Err(err) if fiber_core::Error::from_io(&err).is_some() => return,
+            Err(err) if err.kind() == io::ErrorKind::NotConnected && shared.closing.get() => return,
+            Err(err) if is_peer_gone(&err) => {}
+            // Out of descriptors or memory: give the connections time to release some.
+            Err(_) => {
+                if shared.closing.get() || fiber_core::sleep(backoff).is_err() {
+                    return;
+                }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
+            }
+        }
+    }
+}
+
+fn is_peer_gone(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
+}

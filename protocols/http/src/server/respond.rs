@@ -1,0 +1,156 @@
+//! Serializing a handler's response onto a connection: framing, HEAD, 1xx/204/304, `Date`,
+//! `Server`, `Connection`.
+
+use std::io;
+
+use http::header::{self, HeaderName};
+use http::{Response, StatusCode, Version};
+
+use crate::body::{Body, BodyWriter, FLUSH_AT, Kind, OutFraming};
+use crate::encode;
+use crate::wire::Wire;
+
+/// What the response is for.
+pub(crate) struct Exchange<'a> {
+    pub(crate) version: Version,
+    pub(crate) is_head: bool,
+    pub(crate) keep_alive: bool,
+    /// The `Server` field, CRLF included.
+    pub(crate) server_line: Option<&'a [u8]>,
+}
+
+/// Header fields the server sets itself: the handler's are dropped (Content-Length is read
+/// first).
+fn managed(name: &HeaderName) -> bool {
+    name == header::TRANSFER_ENCODING || name == header::CONNECTION || name.as_str() == "keep-alive"
+}
+
+/// Writes `response` (head into the pending output, body after it); returns whether the
+/// connection can stay open afterwards.
+///
+/// Switchpoint: sends when the pending output grows large, and for reader and writer bodies.
+pub(crate) fn write_response(
+    wire: &Wire,
+    response: Response<Body>,
+    exchange: &Exchange<'_>,
+) -> io::Result<bool> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let mut keep_alive = exchange.keep_alive;
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    // One pass over the handler's fields: write them, and note what the server adds or
+    // manages itself.
+    let (mut declared, mut has_date, mut has_server) = (None, false, false);
+    wire.with_out(|out| {
+        encode::status_line(out, Version::HTTP_11, status);
+        for (name, value) in &parts.headers {
+            if *name == header::CONTENT_LENGTH {
+                declared = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+            } else if !managed(name) {
+                has_date |= *name == header::DATE;
+                has_server |= *name == header::SERVER;
+                encode::field(out, name.as_str().as_bytes(), value.as_bytes());
+            }
+        }
+    });
+    let framing = match &body.kind {
+        _ if bodiless => OutFraming::Suppressed,
+        Kind::Empty => OutFraming::Length(0),
+        Kind::Bytes(bytes) => OutFraming::Length(bytes.len() as u64),
+        Kind::Reader(_) | Kind::Writer(_) => match declared {
+            Some(n) => OutFraming::Length(n),
+            None if exchange.version == Version::HTTP_11 => OutFraming::Chunked,
+            None => {
+                keep_alive = false;
+                OutFraming::Close
+            }
+        },
+    };
+    wire.with_out(|out| {
+        if !has_date {
+            encode::date(out);
+        }
+        if let Some(line) = exchange.server_line
+            && !has_server
+        {
+            out.extend_from_slice(line);
+        }
+        match framing {
+            OutFraming::Length(n) => encode::content_length(out, n),
+            OutFraming::Chunked => encode::field(out, b"transfer-encoding", b"chunked"),
+            // A 304 keeps the length the GET would have had.
+            OutFraming::Suppressed if status == StatusCode::NOT_MODIFIED => {
+                if let Some(n) = declared {
+                    encode::content_length(out, n);
+                }
+            }
+            OutFraming::Suppressed | OutFraming::Close => {}
+        }
+        if !keep_alive {
+            encode::field(out, b"connection", b"close");
+        } else if exchange.version == Version::HTTP_10 {
+            encode::field(out, b"connection", b"keep-alive");
+        }
+        out.extend_from_slice(b"\r\n");
+    });
+    // HEAD gets the headers a GET would, and no body.
+    let framing = if exchange.is_head {
+        OutFraming::Suppressed
+    } else {
+        framing
+    };
+    if framing == OutFraming::Suppressed {
+        return flush_if_large(wire).map(|()| keep_alive);
+    }
+    match body.kind {
+        Kind::Empty => {}
+        Kind::Bytes(bytes) if bytes.len() < FLUSH_AT => {
+            wire.with_out(|out| out.extend_from_slice(&bytes));
+        }
+        Kind::Bytes(bytes) => {
+            wire.flush()?;
+            wire.conn.send(&bytes)?;
+        }
+        Kind::Reader(mut reader) => {
+            let mut writer = BodyWriter::new(wire, framing);
+            writer.copy_from(&mut reader)?;
+            writer.finish()?;
+        }
+        Kind::Writer(write) => {
+            let mut writer = BodyWriter::new(wire, framing);
+            write(&mut writer)?;
+            writer.finish()?;
+        }
+    }
+    flush_if_large(wire).map(|()| keep_alive)
+}
+
+fn flush_if_large(wire: &Wire) -> io::Result<()> {
+    if wire.out_len() >= FLUSH_AT {
+        wire.flush()?;
+    }
+    Ok(())
+}
+
+/// Writes a short plain-text error response that closes the connection.
+pub(crate) fn write_error(wire: &Wire, status: StatusCode, server_line: Option<&[u8]>) {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    wire.with_out(|out| {
+        encode::status_line(out, Version::HTTP_11, status);
+        encode::date(out);
+        if let Some(line) = server_line {
+            out.extend_from_slice(line);
+        }
+        encode::field(out, b"content-type", b"text/plain; charset=utf-8");
+        encode::content_length(out, reason.len() as u64 + 1);
+        encode::field(out, b"connection", b"close");
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(reason.as_bytes());
+        out.push(b'\n');
+    });
+}

@@ -1,0 +1,122 @@
+//! [`Wire`]: one connection's parser, receive side and pending output, shared by the
+//! connection loop and the body readers it hands out.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use gruvi_stream::Connection;
+
+use crate::error::Error;
+use crate::parser::{Event, Parser};
+
+/// A sent output buffer up to this capacity is kept for the next answers.
+const KEEP_OUT: usize = 8 * 1024;
+
+/// What one parse step over the receive buffer gave.
+pub(crate) enum Step<T> {
+    /// Nothing usable yet: wait for more bytes.
+    NeedMore,
+    Got(T),
+}
+
+pub(crate) struct Wire {
+    pub(crate) conn: Rc<dyn Connection>,
+    pub(crate) parser: RefCell<Parser>,
+    /// Responses (or requests) serialized but not yet sent: pipelined answers go out together.
+    out: RefCell<Vec<u8>>,
+    /// `100 Continue` is owed before the body is read (server side).
+    pub(crate) continue_pending: Cell<bool>,
+    /// How long a body read may wait for bytes.
+    pub(crate) body_timeout: Cell<Option<Duration>>,
+    /// A protocol error met while reading a body.
+    pub(crate) body_error: RefCell<Option<Error>>,
+    /// Counts the messages received: a body reader reads only the message it came with.
+    pub(crate) message: Cell<u64>,
+    /// Counts the sends of pending output.
+    pub(crate) flushes: Cell<u64>,
+}
+
+impl Wire {
+    pub(crate) fn new(conn: Rc<dyn Connection>, parser: Parser) -> Wire {
+        Wire {
+            conn,
+            parser: RefCell::new(parser),
+            out: RefCell::new(Vec::new()),
+            continue_pending: Cell::new(false),
+            body_timeout: Cell::new(None),
+            body_error: RefCell::new(None),
+            message: Cell::new(0),
+            flushes: Cell::new(0),
+        }
+    }
+
+    /// Appends to the pending output with `f` (never switches).
+    pub(crate) fn with_out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+        f(&mut self.out.borrow_mut())
+    }
+
+    pub(crate) fn out_len(&self) -> usize {
+        self.out.borrow().len()
+    }
+
+    /// Sends the pending output.
+    ///
+    /// Switchpoint: blocks while the connection's send queue is full.
+    pub(crate) fn flush(&self) -> io::Result<()> {
+        if self.out.borrow().is_empty() {
+            return Ok(());
+        }
+        // The buffer is taken out while sending: no borrow is held across the switch.
+        self.flushes.set(self.flushes.get() + 1);
+        let mut out = std::mem::take(&mut *self.out.borrow_mut());
+        let sent = self.conn.send(&out);
+        // An idle connection keeps no large buffer.
+        if out.capacity() > KEEP_OUT {
+            return sent;
+        }
+        out.clear();
+        let mut slot = self.out.borrow_mut();
+        if slot.is_empty() {
+            *slot = out;
+        }
+        sent
+    }
+
+    /// Runs one parse step over the buffered bytes, consuming what the parser used; `f` maps
+    /// the event (it must not switch).
+    pub(crate) fn parse<T>(
+        &self,
+        max_data: usize,
+        mut f: impl FnMut(Event<'_>) -> T,
+    ) -> Result<Step<T>, Error> {
+        let mut result = None;
+        self.conn.with_buffered(&mut |data| {
+            let mut parser = self.parser.borrow_mut();
+            result = Some(
+                parser
+                    .parse(data, max_data)
+                    .map(|(used, event)| match event {
+                        Event::NeedMore => (used, Step::NeedMore),
+                        event => (used, Step::Got(f(event))),
+                    }),
+            );
+        });
+        let (used, step) = result.expect("with_buffered calls its function")?;
+        if used > 0 {
+            self.conn.consume(used);
+        }
+        Ok(step)
+    }
+
+    /// Waits for more bytes for at most `timeout`: `Ok(false)` at end of stream.
+    ///
+    /// Switchpoint: blocks until bytes arrive.
+    pub(crate) fn fill(&self, timeout: Option<Duration>) -> io::Result<bool> {
+        crate::encode::date_may_be_stale();
+        let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
+        self.conn.set_read_timeout(timeout)?;
+        self.conn.fill()
+    }
+}

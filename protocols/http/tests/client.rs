@@ -1,0 +1,305 @@
+//! The client against the crate's server and against raw sockets that misbehave.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use gruvi_http::http::{Request, Response};
+use gruvi_http::{Body, Client, ClientConfig, Error, Incoming, Limits, Server, ServerConfig, get};
+use gruvi_stream::{Address, TcpListener};
+use support::{run_clean, serve};
+
+fn echo(mut request: Request<Incoming>) -> Response<Body> {
+    let mut body = request.body_mut().read_to_vec(1 << 20).unwrap();
+    if body.is_empty() {
+        body = format!("{} {}", request.method(), request.uri()).into_bytes();
+    }
+    let mut response = Response::new(Body::from(body));
+    if request.uri().path() == "/close" {
+        response
+            .headers_mut()
+            .insert("connection", "close".parse().unwrap());
+    }
+    response
+}
+
+fn text(response: Response<Incoming>) -> String {
+    let mut text = String::new();
+    response.into_body().read_to_string(&mut text).unwrap();
+    text
+}
+
+fn get_request(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+#[test]
+fn requests_reuse_one_connection_and_pipeline_in_order() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        for i in 0..3 {
+            assert_eq!(
+                text(client.request(get_request(&format!("/{i}"))).unwrap()),
+                format!("GET /{i}")
+            );
+        }
+        for i in 0..20 {
+            client.send_request(get_request(&format!("/p{i}"))).unwrap();
+        }
+        for i in 0..20 {
+            assert_eq!(text(client.read_response().unwrap()), format!("GET /p{i}"));
+        }
+        assert_eq!(server.connection_count(), 1);
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn bodies_of_bytes_readers_and_writers_arrive_whole() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let post = |body: Body| Request::post("/echo").body(body).unwrap();
+        assert_eq!(
+            text(client.request(post(Body::from("bytes"))).unwrap()),
+            "bytes"
+        );
+        let data: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let response = client
+            .request(post(Body::from_reader(std::io::Cursor::new(data.clone()))))
+            .unwrap();
+        assert_eq!(response.into_body().read_to_vec(1 << 20).unwrap(), data);
+        let written = post(Body::from_writer(|w| w.write_all(b"written")));
+        assert_eq!(text(client.request(written).unwrap()), "written");
+        // An unread body is skipped before the next response.
+        let _unread = client.request(post(Body::from("skipped"))).unwrap();
+        assert_eq!(
+            text(client.request(get_request("/after")).unwrap()),
+            "GET /after"
+        );
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn head_responses_have_no_body_and_the_connection_goes_on() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let head = client
+            .request(Request::head("/x").body(Body::empty()).unwrap())
+            .unwrap();
+        assert_eq!(head.headers()["content-length"], "7"); // "HEAD /x"
+        assert!(head.body().is_end());
+        assert_eq!(text(client.request(get_request("/y")).unwrap()), "GET /y");
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_closed_connection_is_opened_again_for_the_next_request() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        assert_eq!(
+            text(client.request(get_request("/close")).unwrap()),
+            "GET /close"
+        );
+        assert_eq!(
+            text(client.request(get_request("/again")).unwrap()),
+            "GET /again"
+        );
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+/// A one-connection server that answers the first request with `reply` and then closes.
+fn raw_server(reply: &'static [u8], hold: bool) -> (String, fiber_core::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let fiber = fiber_core::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0; 4096];
+        let _ = conn.read(&mut buf);
+        let _ = conn.write_all(reply);
+        if hold {
+            let _ = conn.read(&mut buf);
+        }
+    });
+    (addr, fiber)
+}
+
+#[test]
+fn interim_responses_are_skipped_and_eof_bodies_end_at_the_close() {
+    run_clean(|| {
+        let (addr, fiber) = raw_server(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: x\r\n\r\nHTTP/1.0 200 OK\r\n\r\nuntil the end", false);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let response = client.request(get_request("/")).unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(text(response), "until the end");
+        fiber.join().unwrap();
+    });
+}
+
+#[test]
+fn a_body_cut_short_is_an_unexpected_eof() {
+    run_clean(|| {
+        let (addr, fiber) =
+            raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", false);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let mut body = client.request(get_request("/")).unwrap().into_body();
+        let err = body.read_to_vec(100).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        assert_eq!(Error::from_io(&err), Some(&Error::IncompleteMessage));
+        fiber.join().unwrap();
+    });
+}
+
+#[test]
+fn response_heads_over_the_limit_are_refused() {
+    run_clean(|| {
+        let (addr, fiber) = raw_server(b"HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", true);
+        let config = ClientConfig {
+            limits: Limits {
+                max_headers: 2,
+                ..Limits::default()
+            },
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let err = client.request(get_request("/")).unwrap_err();
+        assert_eq!(Error::from_io(&err), Some(&Error::HeadTooLarge));
+        assert!(!client.is_connected());
+        fiber.join().unwrap();
+    });
+}
+
+#[test]
+fn a_silent_server_times_out() {
+    run_clean(|| {
+        let (addr, fiber) = raw_server(b"", true);
+        let config = ClientConfig {
+            timeout: Duration::from_millis(100),
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let err = client.request(get_request("/")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        fiber.join().unwrap();
+    });
+}
+
+#[test]
+fn a_server_closing_without_answering_is_an_error() {
+    run_clean(|| {
+        let (addr, fiber) = raw_server(b"", false);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let err = client.request(get_request("/")).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        fiber.join().unwrap();
+    });
+}
+
+#[test]
+fn get_fetches_urls_over_tcp_ipv6_and_unix_sockets() {
+    run_clean(|| {
+        let server = Rc::new(Server::new(echo));
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        let dir = std::env::temp_dir().join(format!("gruvi-http-client-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("http.sock");
+        server.listen(&Address::Unix(socket.clone())).unwrap();
+        let ipv6 = server.listen(&"[::1]:0".parse().unwrap()).is_ok();
+        let addresses = server.addresses();
+        let response = get(&format!("http://{}/a%20b?x=1", addresses[0])).unwrap();
+        assert_eq!(response.body(), b"GET /a%20b?x=1");
+        let encoded = socket.to_str().unwrap().replace('/', "%2F");
+        let response = get(&format!("http+unix://{encoded}/over/unix")).unwrap();
+        assert_eq!(response.body(), b"GET /over/unix");
+        if ipv6 {
+            let Address::Tcp(_, port) = addresses[2] else {
+                panic!("{addresses:?}")
+            };
+            let response = get(&format!("http://user:secret@[::1]:{port}/six")).unwrap();
+            assert_eq!(response.body(), b"GET /six");
+        }
+        assert_eq!(
+            get("https://localhost/").unwrap_err().kind(),
+            std::io::ErrorKind::Unsupported
+        );
+        server.close().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
+}
+
+#[test]
+fn trailers_written_during_the_body_reach_the_server() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), |mut request| {
+            let body = request.body_mut().read_to_vec(1 << 20).unwrap();
+            let trailers = request.body().trailers().cloned().unwrap_or_default();
+            let sum = trailers
+                .get("x-sum")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            Response::new(Body::from(format!("{} bytes, x-sum {sum}", body.len())))
+        });
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let body = Body::from_writer(|w| {
+            assert!(w.is_chunked());
+            let mut sum = 0u32;
+            for chunk in [b"abc".as_slice(), b"defg"] {
+                w.write_all(chunk)?;
+                sum += chunk.iter().map(|&b| u32::from(b)).sum::<u32>();
+            }
+            w.add_trailer("x-sum".parse().unwrap(), sum.to_string().parse().unwrap());
+            Ok(())
+        });
+        let response = client
+            .request(Request::post("/").body(body).unwrap())
+            .unwrap();
+        assert_eq!(text(response), "7 bytes, x-sum 700");
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn pipelined_head_and_get_responses_are_told_apart() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        client
+            .send_request(Request::head("/h").body(Body::empty()).unwrap())
+            .unwrap();
+        client.send_request(get_request("/g")).unwrap();
+        client
+            .send_request(Request::head("/h2").body(Body::empty()).unwrap())
+            .unwrap();
+        let head = client.read_response().unwrap();
+        assert_eq!(head.headers()["content-length"], "7");
+        assert_eq!(text(head), "");
+        assert_eq!(text(client.read_response().unwrap()), "GET /g");
+        assert_eq!(text(client.read_response().unwrap()), "");
+        client.close();
+        server.close().unwrap();
+    });
+}

@@ -1,0 +1,615 @@
+//! Table tests of the sans-IO parser: every case is fed whole, one byte at a time and in
+//! pieces of every size up to 7, and must give the same events each time.
+
+use gruvi_http::http::Method;
+use gruvi_http::{Error, Event, Limits, Parser};
+
+/// Feeds `wire` to `parser` in pieces of `step` bytes (0: all at once), then ends the input;
+/// returns what came out, body data merged, the error last.
+fn run(mut parser: Parser, wire: &[u8], step: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut data = Vec::new();
+    let flush_data = |out: &mut Vec<String>, data: &mut Vec<u8>| {
+        if !data.is_empty() {
+            out.push(format!("data {}", String::from_utf8_lossy(data)));
+            data.clear();
+        }
+    };
+    let pieces: Vec<&[u8]> = if step == 0 {
+        vec![wire]
+    } else {
+        wire.chunks(step).collect()
+    };
+    let mut failed = None;
+    'feed: for piece in pieces {
+        let mut input = piece;
+        loop {
+            match parser.parse(input, 3) {
+                Err(err) => {
+                    failed = Some(err);
+                    break 'feed;
+                }
+                Ok((used, event)) => {
+                    input = &input[used..];
+                    match event {
+                        Event::NeedMore => {
+                            assert!(input.is_empty(), "NeedMore left input unused");
+                            break;
+                        }
+                        Event::Data(d) => data.extend_from_slice(d),
+                        Event::End => {
+                            flush_data(&mut out, &mut data);
+                            let trailers = parser.take_trailers();
+                            match trailers {
+                                Some(t) => out.push(format!("end trailers={t:?}")),
+                                None => out.push("end".to_owned()),
+                            }
+                        }
+                        Event::Request(head) => {
+                            let r = &head.request;
+                            out.push(format!(
+                                "request {} {} {:?} {:?} keep_alive={} continue={} headers={}",
+                                r.method(),
+                                r.uri(),
+                                r.version(),
+                                head.framing,
+                                head.keep_alive,
+                                head.expect_continue,
+                                r.headers().len()
+                            ));
+                        }
+                        Event::Response(head) => {
+                            let r = &head.response;
+                            out.push(format!(
+                                "response {} {:?} {:?} keep_alive={}",
+                                r.status().as_u16(),
+                                r.version(),
+                                head.framing,
+                                head.keep_alive
+                            ));
+                        }
+                    }
+                    if input.is_empty() && !parser.in_body() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if failed.is_none() {
+        // Drain an End that needs no input, then tell the parser the input ended.
+        loop {
+            match parser.parse(b"", 3) {
+                Ok((_, Event::End)) => {
+                    flush_data(&mut out, &mut data);
+                    out.push("end".to_owned());
+                }
+                Ok(_) => break,
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+    }
+    if failed.is_none() {
+        match parser.finish() {
+            Ok(Event::End) => {
+                flush_data(&mut out, &mut data);
+                out.push("end at eof".to_owned());
+            }
+            Ok(_) => {}
+            Err(err) => failed = Some(err),
+        }
+    }
+    flush_data(&mut out, &mut data);
+    if let Some(err) = failed {
+        out.push(format!("error {err:?}"));
+    }
+    out
+}
+
+/// Runs a case every way and checks each gives `expected`.
+fn check(make: impl Fn() -> Parser, wire: &[u8], expected: &[&str]) {
+    let whole = run(make(), wire, 0);
+    assert_eq!(
+        whole,
+        expected,
+        "fed whole: {:?}",
+        String::from_utf8_lossy(wire)
+    );
+    for step in 1..=7 {
+        let split = run(make(), wire, step);
+        assert_eq!(
+            split,
+            expected,
+            "fed {step} byte(s) at a time: {:?}",
+            String::from_utf8_lossy(wire)
+        );
+    }
+}
+
+fn requests() -> Parser {
+    Parser::requests(Limits::default())
+}
+
+fn small() -> Parser {
+    Parser::requests(Limits {
+        max_request_line: 32,
+        max_headers: 4,
+        max_head_size: 128,
+        max_chunk_extension: 8,
+        max_trailer_size: 24,
+        max_body_size: 10,
+    })
+}
+
+fn responses_to(method: Method) -> impl Fn() -> Parser {
+    move || {
+        let mut parser = Parser::responses(Limits::default());
+        parser.set_request_method(method.clone());
+        parser
+    }
+}
+
+const GET: &str = "request GET / HTTP/1.1 Length(0) keep_alive=true continue=false headers=1";
+
+#[test]
+fn simple_requests() {
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[GET, "end"],
+    );
+    check(
+        requests,
+        b"GET /p?q=1#f HTTP/1.0\r\n\r\n",
+        &[
+            "request GET /p?q=1 HTTP/1.0 Length(0) keep_alive=false continue=false headers=0",
+            "end",
+        ],
+    );
+    check(
+        requests,
+        b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+        &[
+            "request GET / HTTP/1.0 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+        ],
+    );
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: te, close\r\n\r\n",
+        &[
+            "request GET / HTTP/1.1 Length(0) keep_alive=false continue=false headers=2",
+            "end",
+        ],
+    );
+    // Leading empty lines before a request line are skipped (RFC 9112 2.2).
+    check(
+        requests,
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[GET, "end"],
+    );
+    check(
+        requests,
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[
+            "request OPTIONS * HTTP/1.1 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+        ],
+    );
+    check(
+        requests,
+        b"GET http://u@h:81/x?y HTTP/1.1\r\nHost: h\r\n\r\n",
+        &[
+            "request GET http://u@h:81/x?y HTTP/1.1 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+        ],
+    );
+}
+
+#[test]
+fn bodies() {
+    check(
+        requests,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world",
+        &[
+            "request POST / HTTP/1.1 Length(11) keep_alive=true continue=false headers=2",
+            "data hello world",
+            "end",
+        ],
+    );
+    check(
+        requests,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+        &[
+            "request POST / HTTP/1.1 Length(3) keep_alive=true continue=false headers=2",
+            "data abc",
+            "end",
+        ],
+    );
+    check(
+        requests,
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5;name=value;q=\"x y\"\r\nhello\r\n6 ; e\r\n world\r\n000\r\nX-Sum: 11\r\nContent-Length: 5\r\n\r\n",
+        &[
+            "request POST / HTTP/1.1 Chunked keep_alive=true continue=false headers=2",
+            "data hello world",
+            "end trailers={\"x-sum\": \"11\"}",
+        ],
+    );
+    check(
+        requests,
+        b"PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        &["request PUT / HTTP/1.1 Chunked keep_alive=true continue=true headers=3", "end"],
+    );
+    // HTTP/1.0 ignores 100-continue.
+    check(
+        requests,
+        b"PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nx",
+        &[
+            "request PUT / HTTP/1.0 Length(1) keep_alive=false continue=false headers=2",
+            "data x",
+            "end",
+        ],
+    );
+}
+
+#[test]
+fn pipelined_requests_stay_apart() {
+    check(
+        requests,
+        b"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nGET GET /2 HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /3 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        &[
+            "request POST /1 HTTP/1.1 Length(4) keep_alive=true continue=false headers=2",
+            "data GET ",
+            "end",
+            "request GET /2 HTTP/1.1 Length(0) keep_alive=true continue=false headers=1",
+            "end",
+            "request POST /3 HTTP/1.1 Chunked keep_alive=true continue=false headers=2",
+            "data hi",
+            "end",
+            GET,
+            "end",
+        ],
+    );
+}
+
+/// The RFC 9112 request-smuggling cases: each is an error, never two requests.
+#[test]
+fn smuggling_attempts_are_errors() {
+    let malformed = |what: &str| format!("error {:?}", Error::Malformed(leak(what)));
+    let cases: &[(&[u8], String)] = &[
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            malformed("both Content-Length and Transfer-Encoding"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+            malformed("conflicting Content-Length values"),
+        ),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4, 5\r\n\r\n", malformed("conflicting Content-Length values")),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +4\r\n\r\n", malformed("invalid Content-Length")),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", malformed("invalid Content-Length")),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            malformed("Transfer-Encoding does not end in chunked"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            malformed("chunked applied more than once"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            format!("error {:?}", Error::UnsupportedTransferCoding),
+        ),
+        (
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            malformed("Transfer-Encoding in an HTTP/1.0 request"),
+        ),
+        (b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", malformed("invalid header name")),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n  folded\r\n\r\n", malformed("invalid header name")),
+        (b"GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", malformed("invalid header value")),
+        (b"GET / HTTP/1.1\r\n\r\n", malformed("missing Host header")),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", malformed("duplicate Host header")),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            malformed("invalid chunk size"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000001\r\n",
+            malformed("chunk size overflows"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n",
+            malformed("invalid chunk size"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n",
+            malformed("bare LF in a chunk size line"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\rabc\r\n0\r\n\r\n",
+            malformed("bare CR in a chunk size line"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcd\r\n0\r\n\r\n",
+            malformed("chunk data not followed by CRLF"),
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;a\x00b\r\nabc\r\n",
+            malformed("control character in a chunk extension"),
+        ),
+        (b"GET / HTTP/2.0\r\nHost: a\r\n\r\n", format!("error {:?}", Error::UnsupportedVersion)),
+        (b"GET / HTTP/1.1 \r\nHost: a\r\n\r\n", malformed("invalid line ending")),
+        (b"GET / FOO\r\nHost: a\r\n\r\n", malformed("invalid HTTP version")),
+        (b"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", malformed("invalid token in the request line")),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\n\r\n", format!("error {:?}", Error::UnknownExpectation)),
+    ];
+    for (wire, expected) in cases {
+        let events = run(requests(), wire, 0);
+        // Only the error: no request was ever reported for these.
+        let last = events.last().cloned().unwrap_or_default();
+        assert!(
+            events.iter().all(|e| !e.starts_with("request")
+                || !e.contains("Length(0)")
+                || last.starts_with("error")),
+            "{events:?}"
+        );
+        assert_eq!(
+            &last,
+            expected,
+            "{:?}: {events:?}",
+            String::from_utf8_lossy(wire)
+        );
+        for step in 1..=7 {
+            let split = run(requests(), wire, step);
+            assert_eq!(
+                split,
+                events,
+                "fed {step} at a time: {:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
+}
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_owned().into_boxed_str())
+}
+
+#[test]
+fn limits_at_their_boundaries() {
+    // max_request_line 32: a 32-byte request line passes, 33 is 414.
+    let line32 = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(32 - 14));
+    assert_eq!(line32.find('\r'), Some(32));
+    assert!(run(small(), line32.as_bytes(), 1)[0].starts_with("request"));
+    let line33 = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(33 - 14));
+    check(small, line33.as_bytes(), &["error UriTooLong"]);
+    // max_headers 4.
+    let four = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+    assert!(run(small(), four, 1)[0].starts_with("request"));
+    check(
+        small,
+        b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n",
+        &["error HeadTooLarge"],
+    );
+    // max_head_size 128: exactly 128 passes, 129 is 431.
+    let head = |len: usize| {
+        let fixed = "GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n".len();
+        format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "v".repeat(len - fixed)
+        )
+    };
+    assert!(run(small(), head(128).as_bytes(), 0)[0].starts_with("request"));
+    assert!(run(small(), head(128).as_bytes(), 1)[0].starts_with("request"));
+    check(small, head(129).as_bytes(), &["error HeadTooLarge"]);
+    // max_body_size 10, by Content-Length and by chunks.
+    let cl = |n: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {n}\r\n\r\n{}",
+            "b".repeat(n)
+        )
+    };
+    assert_eq!(run(small(), cl(10).as_bytes(), 1)[1], "data bbbbbbbbbb");
+    check(small, cl(11).as_bytes(), &["error BodyTooLarge"]);
+    let chunked = |n: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{n:x}\r\n{}\r\n0\r\n\r\n",
+            "b".repeat(n)
+        )
+    };
+    assert_eq!(run(small(), chunked(10).as_bytes(), 1).len(), 3);
+    let over = run(small(), chunked(11).as_bytes(), 0);
+    assert_eq!(over.last().unwrap(), "error BodyTooLarge", "{over:?}");
+    // max_chunk_extension 8 (the `;` counts).
+    let ext = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\nx\r\n0\r\n\r\n",
+            "e".repeat(len - 1)
+        )
+    };
+    assert_eq!(run(small(), ext(8).as_bytes(), 1).last().unwrap(), "end");
+    assert_eq!(
+        run(small(), ext(9).as_bytes(), 1).last().unwrap(),
+        "error ChunkExtensionTooLong"
+    );
+    // max_trailer_size 24 (the trailer section including its final CRLF).
+    let trailer = |len: usize| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: {}\r\n\r\n",
+            "t".repeat(len - 7)
+        )
+    };
+    assert!(
+        run(small(), trailer(24).as_bytes(), 1)
+            .last()
+            .unwrap()
+            .starts_with("end trailers")
+    );
+    assert_eq!(
+        run(small(), trailer(25).as_bytes(), 1).last().unwrap(),
+        "error TrailersTooLarge"
+    );
+}
+
+#[test]
+fn incomplete_messages_at_end_of_input() {
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHost: a\r\n",
+        &["error IncompleteMessage"],
+    );
+    check(
+        requests,
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nabc",
+        &[
+            "request POST / HTTP/1.1 Length(5) keep_alive=true continue=false headers=2",
+            "data abc",
+            "error IncompleteMessage",
+        ],
+    );
+    // An error counts once its line is complete, whatever the split: before, the head is
+    // merely incomplete.
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHo st",
+        &["error IncompleteMessage"],
+    );
+    check(
+        requests,
+        b"GET / HTTP/1.1\r\nHo st: x\r\n",
+        &["error Malformed(\"invalid header name\")"],
+    );
+    check(
+        requests,
+        b"GET /\x01 HTTP/1.1\r\n",
+        &["error Malformed(\"invalid token in the request line\")"],
+    );
+}
+
+#[test]
+fn responses() {
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+        &[
+            "response 200 HTTP/1.1 Length(2) keep_alive=true",
+            "data hi",
+            "end",
+            "response 204 HTTP/1.1 Length(0) keep_alive=true",
+            "end",
+        ],
+    );
+    check(
+        responses_to(Method::HEAD),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n",
+        &["response 200 HTTP/1.1 Length(0) keep_alive=true", "end"],
+    );
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+        &[
+            "response 100 HTTP/1.1 Length(0) keep_alive=true",
+            "end",
+            "response 304 HTTP/1.1 Length(0) keep_alive=true",
+            "end",
+        ],
+    );
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.0 200 OK\r\n\r\nuntil the end",
+        &[
+            "response 200 HTTP/1.0 UntilEof keep_alive=false",
+            "data until the end",
+            "end at eof",
+        ],
+    );
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        &["response 200 HTTP/1.1 Chunked keep_alive=false", "data abc", "end"],
+    );
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort",
+        &[
+            "response 200 HTTP/1.1 Length(9) keep_alive=true",
+            "data short",
+            "error IncompleteMessage",
+        ],
+    );
+    check(
+        responses_to(Method::GET),
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        &["error Malformed(\"invalid status line\")"],
+    );
+}
+
+/// A tiny deterministic generator (xorshift), so the random cases are the same every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Random bytes, and valid messages with random bytes changed, never make the parser panic,
+/// and any split of the input gives the same outcome.
+#[test]
+fn random_input_never_panics_and_splits_agree() {
+    let seeds: &[&[u8]] = &[
+        b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;e=1\r\nhello\r\n0\r\nT: 1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    ];
+    let alphabet = b"\r\n :;,0123456789abcdefxHTP/GETchunkedContent-Length\t\x00\x7f\xff";
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for round in 0..3000 {
+        let wire: Vec<u8> = if round % 3 == 0 {
+            (0..rng.below(120))
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect()
+        } else {
+            let mut wire = seeds[rng.below(seeds.len())].to_vec();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(wire.len());
+                match rng.below(3) {
+                    0 => wire[at] = alphabet[rng.below(alphabet.len())],
+                    1 => {
+                        wire.remove(at);
+                    }
+                    _ => wire.insert(at, alphabet[rng.below(alphabet.len())]),
+                }
+            }
+            wire
+        };
+        let make = || {
+            if wire.starts_with(b"HTTP") {
+                Parser::responses(Limits::default())
+            } else {
+                requests()
+            }
+        };
+        let whole = run(make(), &wire, 0);
+        let step = 1 + rng.below(9);
+        let split = run(make(), &wire, step);
+        assert_eq!(
+            whole,
+            split,
+            "{:?} fed {step} at a time",
+            String::from_utf8_lossy(&wire)
+        );
+    }
+}

@@ -1,0 +1,804 @@
+//! The server over real loopback connections: keep-alive, HTTP/1.0, HEAD, bodies in every
+//! framing, 100-continue, errors, panics, timeouts, limits and shutdown.
+
+mod support;
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use gruvi_http::http::{Method, Request, Response};
+use gruvi_http::{Body, Incoming, ServerConfig};
+use support::{Reader, connect, is_closed, roundtrip, run_clean, serve};
+
+/// The test handler: `/` hello, `/echo` the body (and X-Echo), `/stream` a reader body,
+/// `/write` a writer body, `/status/N`, `/panic`, `/sleep`, `/ignore` (answers without
+/// reading the body).
+fn app(mut request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path().to_owned();
+    match path.as_str() {
+        "/" => Response::builder()
+            .header("content-type", "text/plain")
+            .body(Body::from("Hello, World!"))
+            .unwrap(),
+        "/echo" => {
+            let body = request.body_mut().read_to_vec(1 << 20);
+            let Ok(body) = body else {
+                return Response::builder().status(500).body(Body::empty()).unwrap();
+            };
+            let mut response = Response::builder();
+            if let Some(echo) = request.headers().get("x-echo") {
+                response = response.header("x-echo", echo);
+            }
+            if let Some(trailers) = request.body().trailers() {
+                response = response.header("x-trailers", trailers.len().to_string());
+            }
+            response.body(Body::from(body)).unwrap()
+        }
+        "/stream" => Response::new(Body::from_reader(std::io::Cursor::new(vec![b'x'; 100_000]))),
+        "/write" => Response::new(Body::from_writer(|w| {
+            for i in 0..5 {
+                writeln!(w, "line {i}")?;
+            }
+            Ok(())
+        })),
+        "/panic" => panic!("handler panicked on purpose"),
+        "/panic-body" => Response::new(Body::from_writer(|_| panic!("body panicked on purpose"))),
+        "/sleep" => {
+            fiber_core::sleep(Duration::from_millis(200)).unwrap();
+            Response::new(Body::from("slept"))
+        }
+        "/ignore" => Response::new(Body::from("ignored")),
+        p if p.starts_with("/status/") => {
+            let code: u16 = p["/status/".len()..].parse().unwrap();
+            Response::builder()
+                .status(code)
+                .body(Body::from("some body"))
+                .unwrap()
+        }
+        _ => Response::builder().status(404).body(Body::empty()).unwrap(),
+    }
+}
+
+fn quick() -> ServerConfig {
+    ServerConfig::default()
+}
+
+#[test]
+fn keep_alive_serves_many_requests_on_one_connection() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        for _ in 0..3 {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            assert_eq!(answer.status, 200);
+            assert_eq!(answer.body, b"Hello, World!");
+            assert_eq!(answer.headers["content-length"], "13");
+            assert_eq!(answer.headers["content-type"], "text/plain");
+            assert_eq!(answer.headers["server"], "gruvi");
+            assert!(answer.headers.contains_key("date"));
+            assert!(answer.keep_alive);
+        }
+        assert_eq!(server.connection_count(), 1);
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        let mut wire = Vec::new();
+        for i in 0..50 {
+            wire.extend_from_slice(
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nreq{i}",
+                    3 + i.to_string().len()
+                )
+                .as_bytes(),
+            );
+        }
+        conn.write_all(&wire).unwrap();
+        let mut reader = Reader::new();
+        for i in 0..50 {
+            let answer = reader.next(&mut conn, Method::POST).unwrap().unwrap();
+            assert_eq!(String::from_utf8(answer.body).unwrap(), format!("req{i}"));
+        }
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let answer = roundtrip(&addr, b"GET / HTTP/1.0\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.contains("connection: close\r\n"), "{answer}");
+        assert!(answer.ends_with("Hello, World!"));
+
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        for _ in 0..2 {
+            conn.write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap();
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            assert_eq!(answer.headers["connection"], "keep-alive");
+            assert_eq!(answer.body, b"Hello, World!");
+        }
+        // A reader body to a 1.0 client is delimited by the close.
+        conn.write_all(b"GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
+        let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(answer.body.len(), 100_000);
+        assert!(!answer.headers.contains_key("transfer-encoding"));
+        assert_eq!(answer.headers["connection"], "close");
+        assert!(is_closed(&mut conn));
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn connection_close_is_honoured() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let answer = roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer}");
+        assert!(answer.contains("connection: close\r\n"));
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn head_has_the_headers_of_get_and_no_body() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        for path in ["/", "/stream", "/write"] {
+            conn.write_all(
+                format!(
+                    "HEAD {path} HTTP/1.1\r\nHost: x\r\n\r\nGET {path} HTTP/1.1\r\nHost: x\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .unwrap();
+            let head = reader.next(&mut conn, Method::HEAD).unwrap().unwrap();
+            let get = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            assert!(head.body.is_empty());
+            assert!(!get.body.is_empty());
+            for name in ["content-length", "transfer-encoding", "content-type"] {
+                assert_eq!(
+                    head.headers.get(name),
+                    get.headers.get(name),
+                    "{path} {name}"
+                );
+            }
+        }
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn statuses_without_a_body_send_none() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        conn.write_all(b"GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/304 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut all = String::new();
+        conn.read_to_string(&mut all).unwrap();
+        let parts: Vec<&str> = all.split("HTTP/1.1 ").collect();
+        assert_eq!(parts.len(), 4, "{all}");
+        assert!(
+            parts[1].starts_with("204 No Content\r\n") && parts[1].ends_with("\r\n\r\n"),
+            "{all}"
+        );
+        assert!(!parts[1].contains("content-length"), "{all}");
+        assert!(
+            parts[2].starts_with("304 Not Modified\r\n") && parts[2].ends_with("\r\n\r\n"),
+            "{all}"
+        );
+        assert!(parts[3].ends_with("Hello, World!"));
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn bodies_in_every_framing() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        conn.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Echo: yes\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n7\r\n, world\r\n0\r\nX-Check: 1\r\n\r\n").unwrap();
+        let echo = reader.next(&mut conn, Method::POST).unwrap().unwrap();
+        assert_eq!(echo.body, b"hello, world");
+        assert_eq!(echo.headers["x-echo"], "yes");
+        assert_eq!(echo.headers["x-trailers"], "1");
+
+        conn.write_all(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let stream = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(stream.headers["transfer-encoding"], "chunked");
+        assert_eq!(stream.body, vec![b'x'; 100_000]);
+
+        conn.write_all(b"GET /write HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let written = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(written.body, b"line 0\nline 1\nline 2\nline 3\nline 4\n");
+
+        let big = vec![b'b'; 300_000];
+        conn.write_all(
+            format!(
+                "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                big.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        conn.write_all(&big).unwrap();
+        let echo = reader.next(&mut conn, Method::POST).unwrap().unwrap();
+        assert_eq!(echo.body, big);
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn expect_100_continue_is_answered_when_the_body_is_read() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        conn.write_all(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+        )
+        .unwrap();
+        let mut interim = [0; 25];
+        conn.read_exact(&mut interim).unwrap();
+        assert_eq!(&interim, b"HTTP/1.1 100 Continue\r\n\r\n");
+        conn.write_all(b"ping").unwrap();
+        let answer = Reader::new()
+            .next(&mut conn, Method::POST)
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.body, b"ping");
+        assert!(answer.keep_alive);
+
+        // A handler that does not read gets no 100 sent, and the connection closes after.
+        let answer = roundtrip(&addr, b"POST /ignore HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(!answer.contains("100 Continue"));
+        assert!(answer.contains("connection: close\r\n"));
+
+        let answer = roundtrip(
+            &addr,
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-pray\r\nContent-Length: 4\r\n\r\nbody",
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 417 Expectation Failed\r\n"),
+            "{answer}"
+        );
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn an_unread_body_is_skipped_or_the_connection_closed() {
+    run_clean(|| {
+        let config = ServerConfig {
+            max_discard: 1000,
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+            .unwrap();
+        conn.write_all(&[b'z'; 1000]).unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            reader.next(&mut conn, Method::POST).unwrap().unwrap().body,
+            b"ignored"
+        );
+        assert_eq!(
+            reader.next(&mut conn, Method::GET).unwrap().unwrap().body,
+            b"Hello, World!"
+        );
+
+        let mut conn = connect(&addr);
+        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+            .unwrap();
+        conn.write_all(&[b'z'; 5000]).unwrap();
+        let answer = Reader::new()
+            .next(&mut conn, Method::POST)
+            .unwrap()
+            .unwrap();
+        assert!(!answer.keep_alive);
+        assert!(is_closed(&mut conn));
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_panicking_handler_gets_500_and_the_server_lives_on() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let answer = roundtrip(&addr, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{answer}"
+        );
+        let answer = roundtrip(&addr, b"GET /panic-body HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{answer}"
+        );
+        let answer = roundtrip(
+            &addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("Hello, World!"));
+        server.close().unwrap();
+    });
+}
+
+/// Each malformed request gets its status and a closed connection, and never a second
+/// response (a smuggled request is never served).
+#[test]
+fn bad_requests_get_their_status_and_a_close() {
+    run_clean(|| {
+        let config = ServerConfig {
+            limits: gruvi_http::Limits {
+                max_request_line: 100,
+                max_head_size: 1000,
+                max_body_size: 100,
+                ..Default::default()
+            },
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let smuggled = "GET /status/299 HTTP/1.1\r\nHost: x\r\n\r\n";
+        let cases: Vec<(String, u16)> = vec![
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 39\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n{smuggled}"
+                ),
+                501,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n{smuggled}"),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1g\r\nx\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nx\r\n0\r\n\r\n{smuggled}"
+                ),
+                400,
+            ),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\rX: y\r\n\r\n{smuggled}"),
+                400,
+            ),
+            (format!("GET / HTTP/1.1\r\n\r\n{smuggled}"), 400),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n{smuggled}"),
+                400,
+            ),
+            (
+                format!(
+                    "GET /{} HTTP/1.1\r\nHost: x\r\n\r\n{smuggled}",
+                    "u".repeat(200)
+                ),
+                414,
+            ),
+            (
+                format!(
+                    "GET / HTTP/1.1\r\nHost: x\r\nBig: {}\r\n\r\n{smuggled}",
+                    "h".repeat(2000)
+                ),
+                431,
+            ),
+            (
+                format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\n\r\n{smuggled}"),
+                413,
+            ),
+            (
+                format!(
+                    "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n65\r\n{}\r\n0\r\n\r\n{smuggled}",
+                    "c".repeat(101)
+                ),
+                413,
+            ),
+            (format!("GET / HTTP/3.0\r\nHost: x\r\n\r\n{smuggled}"), 505),
+            (
+                format!("GET / HTTP/1.1\r\nHost: x\r\nExpect: nothing\r\n\r\n{smuggled}"),
+                417,
+            ),
+        ];
+        for (wire, status) in cases {
+            let answer = roundtrip(&addr, wire.as_bytes());
+            let expected = format!("HTTP/1.1 {status} ");
+            assert!(answer.starts_with(&expected), "{wire:?} -> {answer:?}");
+            assert_eq!(
+                answer.matches("HTTP/1.1").count(),
+                1,
+                "{wire:?} -> {answer:?}"
+            );
+            assert!(answer.contains("connection: close\r\n"));
+            assert!(
+                !answer.contains("299"),
+                "the smuggled request was served: {answer:?}"
+            );
+        }
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
+    run_clean(|| {
+        let config = ServerConfig {
+            head_timeout: Duration::from_millis(400),
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let slow_addr = addr.clone();
+        let slow = fiber_core::spawn(move || {
+            let conn = Rc::new(connect(&slow_addr));
+            let start = Instant::now();
+            // One byte every 50 ms, from another fiber: each byte would reset a per-read
+            // timeout.
+            let writer = conn.clone();
+            let trickle = fiber_core::spawn(move || {
+                for byte in
+                    b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                {
+                    if (&*writer).write_all(&[*byte]).is_err()
+                        || fiber_core::sleep(Duration::from_millis(50)).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+            let mut answer = String::new();
+            let _ = (&*conn).read_to_string(&mut answer);
+            let elapsed = start.elapsed();
+            trickle.cancel();
+            let _ = trickle.join();
+            (elapsed, answer)
+        });
+        for _ in 0..5 {
+            let answer = roundtrip(
+                &addr,
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            );
+            assert!(answer.ends_with("Hello, World!"));
+        }
+        let (elapsed, rest) = slow.join().unwrap();
+        assert!(
+            rest.starts_with("HTTP/1.1 408 Request Timeout\r\n"),
+            "{rest:?}"
+        );
+        assert!(elapsed >= Duration::from_millis(400), "{elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(3),
+            "the slow client was not cut off: {elapsed:?}"
+        );
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn idle_keep_alive_connections_are_closed() {
+    run_clean(|| {
+        let config = ServerConfig {
+            keep_alive_timeout: Duration::from_millis(200),
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let mut conn = connect(&addr);
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reader = Reader::new();
+        assert_eq!(
+            reader.next(&mut conn, Method::GET).unwrap().unwrap().status,
+            200
+        );
+        let start = Instant::now();
+        assert!(reader.next(&mut conn, Method::GET).unwrap().is_none());
+        assert!(start.elapsed() >= Duration::from_millis(200));
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn connections_beyond_the_limit_are_closed() {
+    run_clean(|| {
+        let config = ServerConfig {
+            max_connections: 2,
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let mut held: Vec<_> = (0..2).map(|_| connect(&addr)).collect();
+        let mut reader = Reader::new();
+        for conn in &mut held {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(reader.next(conn, Method::GET).unwrap().unwrap().status, 200);
+        }
+        let mut third = connect(&addr);
+        let _ = third.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(is_closed(&mut third));
+        drop(held);
+        // Once the others left, a new connection is served.
+        let served = (0..100).any(|_| {
+            fiber_core::sleep(Duration::from_millis(10)).unwrap();
+            roundtrip(
+                &addr,
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .ends_with("Hello, World!")
+        });
+        assert!(served);
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut idle = connect(&addr);
+        idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reader = Reader::new();
+        assert_eq!(
+            reader.next(&mut idle, Method::GET).unwrap().unwrap().status,
+            200
+        );
+        let busy_addr = addr.clone();
+        let done = Rc::new(Cell::new(false));
+        let d = done.clone();
+        let busy = fiber_core::spawn(move || {
+            let mut conn = connect(&busy_addr);
+            conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let answer = Reader::new().next(&mut conn, Method::GET).unwrap().unwrap();
+            d.set(true);
+            (answer, is_closed(&mut conn))
+        });
+        fiber_core::sleep(Duration::from_millis(50)).unwrap();
+        server.shutdown(Duration::from_secs(5)).unwrap();
+        assert!(is_closed(&mut idle));
+        let (answer, closed) = busy.join().unwrap();
+        assert_eq!(answer.body, b"slept");
+        assert!(
+            !answer.keep_alive,
+            "a response during shutdown says Connection: close"
+        );
+        assert!(closed);
+        assert!(done.get());
+        assert!(gruvi_stream::TcpStream::connect(addr.as_str()).is_err());
+    });
+}
+
+/// A client that pipelines requests for large answers without reading them: the server stops
+/// reading once its answers back up, so the client soon cannot write more (the server holds
+/// a bounded amount), and the server goes on serving others.
+#[test]
+fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let conn = Rc::new(connect(&addr));
+        let written = Rc::new(Cell::new(0usize));
+        let (c, w) = (conn.clone(), written.clone());
+        let writer = fiber_core::spawn(move || {
+            let request = b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+            let chunk: Vec<u8> = request
+                .iter()
+                .copied()
+                .cycle()
+                .take(request.len() * 30_000)
+                .collect();
+            while w.get() < 200 << 20 {
+                if (&*c).write_all(&chunk).is_err() {
+                    return;
+                }
+                w.set(w.get() + chunk.len());
+            }
+        });
+        // Wait until the writer has made no progress for a while.
+        let mut last = usize::MAX;
+        while written.get() != last {
+            last = written.get();
+            fiber_core::sleep(Duration::from_millis(300)).unwrap();
+        }
+        assert!(!writer.is_finished(), "the client wrote 200 MiB unhindered");
+        assert!(written.get() < 100 << 20, "{} bytes went in", written.get());
+        let answer = roundtrip(
+            &addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("Hello, World!"));
+        conn.close();
+        writer.cancel();
+        let _ = writer.join();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_stalled_body_times_out_and_the_connection_closes() {
+    run_clean(|| {
+        let config = ServerConfig {
+            body_timeout: Duration::from_millis(150),
+            ..quick()
+        };
+        let (server, addr) = serve(config, app);
+        let mut conn = connect(&addr);
+        conn.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
+            .unwrap();
+        let start = Instant::now();
+        let answer = Reader::new()
+            .next(&mut conn, Method::POST)
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status, 500, "the handler saw its read time out");
+        assert!(!answer.keep_alive);
+        assert!(start.elapsed() >= Duration::from_millis(150));
+        assert!(is_closed(&mut conn));
+        server.close().unwrap();
+    });
+}
+
+/// A connection type of the test's own, wrapping the accepted one: the server runs over any
+/// `Connection` (this is how TLS plugs in).
+struct Counting {
+    inner: Rc<dyn gruvi_stream::Connection>,
+    sent: Rc<Cell<usize>>,
+}
+
+impl gruvi_stream::Connection for Counting {
+    fn fill(&self) -> std::io::Result<bool> {
+        self.inner.fill()
+    }
+    fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
+        self.inner.with_buffered(f)
+    }
+    fn consume(&self, n: usize) {
+        self.inner.consume(n)
+    }
+    fn send(&self, data: &[u8]) -> std::io::Result<()> {
+        self.sent.set(self.sent.get() + data.len());
+        self.inner.send(data)
+    }
+    fn flush_queue(&self) -> std::io::Result<()> {
+        self.inner.flush_queue()
+    }
+    fn shutdown_write(&self) -> std::io::Result<()> {
+        self.inner.shutdown_write()
+    }
+    fn close(&self) {
+        self.inner.close()
+    }
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_read_timeout(t)
+    }
+    fn read_timeout(&self) -> std::io::Result<Option<Duration>> {
+        self.inner.read_timeout()
+    }
+    fn set_write_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.inner.set_write_timeout(t)
+    }
+    fn write_timeout(&self) -> std::io::Result<Option<Duration>> {
+        self.inner.write_timeout()
+    }
+    fn peer_address(&self) -> std::io::Result<gruvi_stream::Address> {
+        self.inner.peer_address()
+    }
+    fn local_address(&self) -> std::io::Result<gruvi_stream::Address> {
+        self.inner.local_address()
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[test]
+fn accepted_connections_go_through_the_wrapper() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let sent = Rc::new(Cell::new(0));
+        let s = sent.clone();
+        server.set_connection_wrapper(move |inner| {
+            Ok(Rc::new(Counting {
+                inner,
+                sent: s.clone(),
+            }) as Rc<dyn gruvi_stream::Connection>)
+        });
+        let answer = roundtrip(
+            &addr,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("Hello, World!"));
+        assert_eq!(sent.get(), answer.len());
+        // A wrapper that fails (a TLS handshake that does not work out) closes the connection.
+        server.set_connection_wrapper(|_| Err(std::io::Error::other("handshake failed")));
+        assert_eq!(roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "");
+        server.close().unwrap();
+    });
+}
+
+/// Gruvi put the URL's fragment where the query belonged (its QUERY_STRING bug): here the
+/// handler sees the path and the query as sent.
+#[test]
+fn the_handler_sees_the_query_not_the_fragment() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), |request| {
+            let uri = request.uri();
+            Response::new(Body::from(format!("{} {:?}", uri.path(), uri.query())))
+        });
+        let answer = roundtrip(
+            &addr,
+            b"GET /foo?x=1&y=%20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.ends_with("/foo Some(\"x=1&y=%20\")"), "{answer}");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn the_handler_knows_the_peer_and_local_addresses() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), |request| {
+            let body = request.body();
+            let text = format!(
+                "{} -> {}",
+                body.peer_address().unwrap(),
+                body.local_address().unwrap()
+            );
+            Response::new(Body::from(text))
+        });
+        let mut conn = connect(&addr);
+        let local = conn.local_addr().unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = String::from_utf8(support::read_all(&mut conn)).unwrap();
+        assert!(answer.ends_with(&format!("{local} -> {addr}")), "{answer}");
+        server.close().unwrap();
+    });
+}
