@@ -4,8 +4,8 @@
 
 mod dbus;
 mod fibers;
-mod jsonrpc;
 mod http;
+mod jsonrpc;
 mod streams;
 mod sync;
 mod tls;
