@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "../protocols/tls/tests/support/certs.rs"]
+mod certs;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -13,13 +16,18 @@ use support::{CHILD_TIMEOUT, Guarded, example, run_captured, start_server};
 /// Helpers shared by the Python clients: raw JSON values off a socket (no newline framing),
 /// compared with errors' `data` removed (the specification leaves it open) and batches sorted.
 const PY_COMMON: &str = r#"
-import json, os, signal, socket, sys
+import json, os, signal, socket, ssl, sys
 signal.alarm(60)
 DEC = json.JSONDecoder()
+# With GRUVI_TEST_CAFILE set, every connection speaks TLS, verifying the server as localhost.
+CAFILE = os.environ.get("GRUVI_TEST_CAFILE")
+TLS = ssl.create_default_context(cafile=CAFILE) if CAFILE else None
 
 class Conn:
     def __init__(self, host, port):
         self.s = socket.create_connection((host, int(port)), timeout=20)
+        if TLS:
+            self.s = TLS.wrap_socket(self.s, server_hostname="localhost")
         self.buf = ""
     def send(self, text):
         self.s.sendall(text.encode() if isinstance(text, str) else text)
@@ -36,7 +44,7 @@ class Conn:
                     pass
             try:
                 chunk = self.s.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 chunk = b""
             if not chunk:
                 return None
@@ -244,6 +252,19 @@ fn python(script: &str, args: &[&str]) -> (bool, String) {
     (status.success(), out)
 }
 
+/// [`python`] with every connection over TLS (Python's `ssl` module), trusting `cafile`.
+fn python_tls(script: &str, args: &[&str], cafile: &std::path::Path) -> (bool, String) {
+    let code = format!("{PY_COMMON}{script}");
+    let (status, out) = run_captured(
+        Command::new("python3")
+            .env("GRUVI_TEST_CAFILE", cafile)
+            .arg("-c")
+            .arg(code)
+            .args(args),
+    );
+    (status.success(), out)
+}
+
 fn host_port(addr: &str) -> (&str, &str) {
     addr.rsplit_once(':').expect("host:port")
 }
@@ -383,4 +404,115 @@ fn the_client_example_talks_to_a_python_json_rpc_1_0_server() {
     let (code, out) = client(&[&addr, "add", "[1]"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("not 1.0"), "{out}");
+}
+
+/// The example server over TLS (`--tls-cert`, `--tls-key`) on TCP and a Unix socket.
+fn tls_server(certs: &certs::Certs, pem: &certs::Pem) -> (support::Server, String, String) {
+    let path = certs.dir.join("jsonrpc.sock");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        path.to_str().unwrap(),
+        "--tls-cert",
+        pem.cert_path.to_str().unwrap(),
+        "--tls-key",
+        pem.key_path.to_str().unwrap(),
+    ];
+    let server = start_server("jsonrpc_server", &args, 2);
+    let tcp = server.addresses[0].clone();
+    (server, tcp, path.to_str().unwrap().to_owned())
+}
+
+#[test]
+fn every_example_of_the_2_0_specification_over_tls_from_python_ssl() {
+    let certs = certs::make();
+    let (_server, tcp, _) = tls_server(&certs, &certs.good);
+    let (host, port) = host_port(&tcp);
+    let (ok, out) = python_tls(PY_SPEC_EXAMPLES, &[host, port], &certs.ca.cert_path);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "OK");
+}
+
+#[test]
+fn push_notifications_callbacks_and_protocol_violations_over_tls_from_python_ssl() {
+    let certs = certs::make();
+    let (_server, tcp, _) = tls_server(&certs, &certs.good);
+    let (host, port) = host_port(&tcp);
+    let (ok, out) = python_tls(PY_SCENARIOS, &[host, port], &certs.ca.cert_path);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "OK");
+}
+
+#[test]
+fn the_client_example_calls_the_server_example_over_tls() {
+    let certs = certs::make();
+    let (server, tcp, unix) = tls_server(&certs, &certs.good);
+    let ca = certs.ca.cert_path.to_str().unwrap();
+    let tls_addr = format!("tls://{tcp}");
+    assert_eq!(
+        client(&["--cacert", ca, &tls_addr, "subtract", "[42, 23]"]),
+        (Some(0), "result 19\n".into())
+    );
+    // --tls and a Unix socket, verified as --tls-name; the server calls the client's ping.
+    assert_eq!(
+        client(&[
+            "--tls",
+            "--cacert",
+            ca,
+            "--tls-name",
+            "localhost",
+            &unix,
+            "call_me",
+            r#"["ping", []]"#
+        ]),
+        (Some(0), "result \"pong\"\n".into())
+    );
+    // A plain client gets nothing from a TLS server: the connection ends, exit status 2.
+    let (code, out) = client(&["--timeout", "20", &tcp, "echo", "[1]"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    // Without --cacert only the system's CAs are trusted: the test CA is not one of them.
+    let (code, out) = client(&[&tls_addr, "echo", "[1]"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    // --cacert without TLS is a usage error.
+    let (code, _) = client(&["--cacert", ca, &tcp, "echo"]);
+    assert_eq!(code, Some(2));
+    server.process.signal("INT");
+    let status = server
+        .process
+        .wait_timeout(CHILD_TIMEOUT)
+        .expect("exits on SIGINT");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn the_client_example_refuses_a_server_certificate_from_an_unknown_ca() {
+    let certs = certs::make();
+    let (_server, tcp, _) = tls_server(&certs, &certs.unknown_ca);
+    let ca = certs.ca.cert_path.to_str().unwrap();
+    // Standard error merged into the captured output, for the message.
+    let (status, out) = run_captured(
+        Command::new("sh")
+            .args(["-c", r#"exec "$0" "$@" 2>&1"#])
+            .arg(example("jsonrpc_client"))
+            .args(["--cacert", ca, &format!("tls://{tcp}"), "echo", "[1]"]),
+    );
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(
+            "certificate verification failed: the certificate was not issued by a trusted authority"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_server_example_with_only_one_of_cert_and_key_is_a_usage_error() {
+    let certs = certs::make();
+    let (status, _) = run_captured(
+        Command::new(example("jsonrpc_server"))
+            .arg("--tls-cert")
+            .arg(&certs.good.cert_path),
+    );
+    assert_eq!(status.code(), Some(2));
 }
