@@ -55,7 +55,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--timeout" => {
                 let t = value("--timeout")?;
                 let secs: f64 = t.parse().map_err(|e| format!("--timeout {t}: {e}"))?;
-                config.call_timeout = Some(Duration::from_secs_f64(secs));
+                let timeout =
+                    Duration::try_from_secs_f64(secs).map_err(|e| format!("--timeout {t}: {e}"))?;
+                config.call_timeout = Some(timeout);
             }
             "--tls" => tls = true,
             "--cacert" => cacert = Some(value("--cacert")?),

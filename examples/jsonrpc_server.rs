@@ -76,6 +76,9 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 let n = n
                     .parse()
                     .map_err(|e| format!("--max-message-size {n}: {e}"))?;
+                if n == 0 {
+                    return Err("--max-message-size must be at least 1".into());
+                }
                 options.config.max_message_size = n;
             }
             "--tls-cert" => options.tls_cert = Some(value("--tls-cert")?),

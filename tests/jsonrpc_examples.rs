@@ -516,3 +516,31 @@ fn the_server_example_with_only_one_of_cert_and_key_is_a_usage_error() {
     );
     assert_eq!(status.code(), Some(2));
 }
+
+/// Bad numbers on the command line are usage errors (exit status 2 and a message), never a
+/// panic: a negative or endless `--timeout`, a `--max-message-size` of 0.
+#[test]
+fn bad_numbers_on_the_command_line_are_usage_errors() {
+    for timeout in ["-1", "inf", "NaN", "1e30"] {
+        let (status, out) = run_captured(
+            Command::new("sh")
+                .args(["-c", r#"exec "$0" "$@" 2>&1"#])
+                .arg(example("jsonrpc_client"))
+                .args(["--timeout", timeout, "127.0.0.1:9", "echo"]),
+        );
+        assert_eq!(status.code(), Some(2), "--timeout {timeout}: {out}");
+        assert!(out.starts_with("--timeout "), "--timeout {timeout}: {out}");
+        assert!(!out.contains("panicked"), "--timeout {timeout}: {out}");
+    }
+    let (status, out) = run_captured(
+        Command::new("sh")
+            .args(["-c", r#"exec "$0" "$@" 2>&1"#])
+            .arg(example("jsonrpc_server"))
+            .args(["--listen", "127.0.0.1:0", "--max-message-size", "0"]),
+    );
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("--max-message-size must be at least 1"),
+        "{out}"
+    );
+}

@@ -60,6 +60,12 @@ impl Drop for Forget {
 
 impl Server {
     /// A server answering with `handler`; it listens once [`listen`](Self::listen) is called.
+    ///
+    /// # Panics
+    ///
+    /// As [`Peer::new`], for a `config` no peer can run with (`max_depth` 0 or above
+    /// [`MAX_DEPTH_LIMIT`](crate::MAX_DEPTH_LIMIT), `max_message_size` 0): here, rather than
+    /// in the fiber of each connection.
     pub fn new(handler: impl Handler, config: Config) -> Server {
         let (serve, peers) = per_connection(Rc::new(handler), config);
         Server::wrap(gruvi_stream::Server::new(serve), peers)
@@ -93,6 +99,10 @@ impl Server {
     /// })?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`new`](Self::new).
     pub fn with_tls(handler: impl Handler, config: Config, tls: ServerConfig) -> Server {
         let (serve, peers) = per_connection(Rc::new(handler), config);
         Server::wrap(gruvi_tls::server(tls, serve), peers)
@@ -177,6 +187,9 @@ fn per_connection(
     handler: Rc<dyn Handler>,
     config: Config,
 ) -> (impl Fn(Rc<Stream>) -> io::Result<()> + 'static, Peers) {
+    // The limits a peer checks, checked once here: a bad config fails when the server is
+    // made, not once per connection in its fiber.
+    let _ = crate::splitter::Splitter::new(config.max_message_size, config.max_depth);
     let peers: Peers = Rc::default();
     let (p, next_id) = (peers.clone(), Cell::new(0u64));
     let serve = move |stream: Rc<Stream>| {
@@ -269,6 +282,13 @@ pub fn connect_tls(
     handler: impl Handler,
     config: Config,
 ) -> io::Result<Peer> {
+    if let Address::Unix(_) = addr {
+        // gruvi_tls::connect would name its own function.
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "a Unix socket address names no host to verify: use connect_tls_with_name",
+        ));
+    }
     let stream = gruvi_tls::connect(addr, tls)?;
     Peer::new(stream, handler, config)
 }

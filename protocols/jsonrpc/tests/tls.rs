@@ -83,6 +83,7 @@ fn our_client_calls_our_server_over_tls_on_tcp_and_a_unix_socket() {
         // A Unix socket names no host: connect_tls refuses it rather than guess.
         let err = connect_tls(&addresses[1], &tls, Methods::new(), Config::default()).unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("connect_tls_with_name"), "{err}");
         tcp.close();
         unix.close();
         server.close().unwrap();
