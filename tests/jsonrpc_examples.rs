@@ -269,6 +269,17 @@ fn host_port(addr: &str) -> (&str, &str) {
     addr.rsplit_once(':').expect("host:port")
 }
 
+/// Runs example `name` with `args`: its exit status and its standard output and error merged
+/// (for the messages of failures).
+fn run_merged(name: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+    run_captured(
+        Command::new("sh")
+            .args(["-c", r#"exec "$0" "$@" 2>&1"#])
+            .arg(example(name))
+            .args(args),
+    )
+}
+
 /// Runs `jsonrpc_client ARGS`: its exit code and standard output.
 fn client(args: &[&str]) -> (Option<i32>, String) {
     let (status, out) = run_captured(Command::new(example("jsonrpc_client")).args(args));
@@ -490,12 +501,9 @@ fn the_client_example_refuses_a_server_certificate_from_an_unknown_ca() {
     let certs = certs::make();
     let (_server, tcp, _) = tls_server(&certs, &certs.unknown_ca);
     let ca = certs.ca.cert_path.to_str().unwrap();
-    // Standard error merged into the captured output, for the message.
-    let (status, out) = run_captured(
-        Command::new("sh")
-            .args(["-c", r#"exec "$0" "$@" 2>&1"#])
-            .arg(example("jsonrpc_client"))
-            .args(["--cacert", ca, &format!("tls://{tcp}"), "echo", "[1]"]),
+    let (status, out) = run_merged(
+        "jsonrpc_client",
+        &["--cacert", ca, &format!("tls://{tcp}"), "echo", "[1]"],
     );
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(
@@ -522,21 +530,17 @@ fn the_server_example_with_only_one_of_cert_and_key_is_a_usage_error() {
 #[test]
 fn bad_numbers_on_the_command_line_are_usage_errors() {
     for timeout in ["-1", "inf", "NaN", "1e30"] {
-        let (status, out) = run_captured(
-            Command::new("sh")
-                .args(["-c", r#"exec "$0" "$@" 2>&1"#])
-                .arg(example("jsonrpc_client"))
-                .args(["--timeout", timeout, "127.0.0.1:9", "echo"]),
+        let (status, out) = run_merged(
+            "jsonrpc_client",
+            &["--timeout", timeout, "127.0.0.1:9", "echo"],
         );
         assert_eq!(status.code(), Some(2), "--timeout {timeout}: {out}");
         assert!(out.starts_with("--timeout "), "--timeout {timeout}: {out}");
         assert!(!out.contains("panicked"), "--timeout {timeout}: {out}");
     }
-    let (status, out) = run_captured(
-        Command::new("sh")
-            .args(["-c", r#"exec "$0" "$@" 2>&1"#])
-            .arg(example("jsonrpc_server"))
-            .args(["--listen", "127.0.0.1:0", "--max-message-size", "0"]),
+    let (status, out) = run_merged(
+        "jsonrpc_server",
+        &["--listen", "127.0.0.1:0", "--max-message-size", "0"],
     );
     assert_eq!(status.code(), Some(2), "{out}");
     assert!(
