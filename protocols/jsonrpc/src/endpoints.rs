@@ -82,18 +82,43 @@ impl Server {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// use gruvi_jsonrpc::{Config, Methods, Server};
-    /// use gruvi_tls::{CertifiedKey, ServerConfig};
+    /// A server and a client on one thread (the certificate is made on the spot):
     ///
+    /// ```
+    /// # fn pems() -> (Vec<u8>, Vec<u8>) {
+    /// #     use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, rsa::Rsa, x509::*};
+    /// #     use openssl::x509::extension::SubjectAlternativeName;
+    /// #     let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    /// #     let mut name = X509NameBuilder::new().unwrap();
+    /// #     name.append_entry_by_text("CN", "localhost").unwrap();
+    /// #     let name = name.build();
+    /// #     let mut b = X509Builder::new().unwrap();
+    /// #     b.set_version(2).unwrap();
+    /// #     b.set_subject_name(&name).unwrap();
+    /// #     b.set_issuer_name(&name).unwrap();
+    /// #     b.set_pubkey(&key).unwrap();
+    /// #     b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    /// #     b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+    /// #     let san = SubjectAlternativeName::new().ip("127.0.0.1").build(&b.x509v3_context(None, None)).unwrap();
+    /// #     b.append_extension(san).unwrap();
+    /// #     b.sign(&key, MessageDigest::sha256()).unwrap();
+    /// #     (b.build().to_pem().unwrap(), key.private_key_to_pem_pkcs8().unwrap())
+    /// # }
+    /// use gruvi_jsonrpc::{Config, Methods, Server, connect_tls};
+    /// use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig};
+    ///
+    /// let (cert, key) = pems(); // a self-signed certificate for 127.0.0.1
     /// fiber_core::run(|| -> Result<(), Box<dyn std::error::Error>> {
-    ///     let identity = CertifiedKey::from_pem_files("cert.pem", "key.pem")?;
-    ///     let tls = ServerConfig::builder(identity).build()?;
+    ///     let tls = ServerConfig::builder(CertifiedKey::from_pem(&cert, &key)?).build()?;
     ///     let mut methods = Methods::new();
     ///     methods.add("add", |_peer, (a, b): (i64, i64)| Ok(a + b));
     ///     let server = Server::with_tls(methods, Config::default(), tls);
-    ///     server.listen(&"127.0.0.1:7443".parse()?)?;
-    ///     fiber_core::sleep(std::time::Duration::from_secs(60))?;
+    ///     server.listen(&"127.0.0.1:0".parse()?)?;
+    ///     let tls = ClientConfig::builder().add_ca_pem(&cert).build()?;
+    ///     let addr = &server.addresses()[0];
+    ///     let client = connect_tls(addr, &tls, Methods::new(), Config::default())?;
+    ///     assert_eq!(client.call::<i64>("add", (1, 2))?, 3);
+    ///     client.close();
     ///     server.close()?;
     ///     Ok(())
     /// })?;
