@@ -359,6 +359,9 @@ fn the_client_example_calls_gets_errors_and_answers_the_servers_calls() {
     assert!(out.starts_with("error {\"code\":-32601,"), "{out}");
     let (code, _) = client(&["--timeout", "0.2", tcp, "sleep", "[5000]"]);
     assert_eq!(code, Some(2), "a timed-out call");
+    // The longest sleep a client can ask for is a sleep too, not an overflow in the server.
+    let (code, out) = client(&["--timeout", "0.2", tcp, "sleep", "[18446744073709551615]"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""), "a timed-out call");
     server.process.signal("INT");
     let status = server
         .process
