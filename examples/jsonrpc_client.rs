@@ -78,6 +78,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         }
         None => addr.as_str(),
     };
+    let parsed: Address = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    if tls && name.is_none() && matches!(parsed, Address::Unix(_)) {
+        return Err(format!(
+            "TLS over a Unix socket needs --tls-name (the name to verify)\n{USAGE}"
+        ));
+    }
     if !tls && (cacert.is_some() || name.is_some()) {
         return Err(format!(
             "--cacert and --tls-name need --tls or a tls:// address\n{USAGE}"
@@ -86,7 +92,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
     Ok(Options {
         config,
         tls: tls.then_some(Tls { cacert, name }),
-        addr: addr.parse().map_err(|e| format!("{addr}: {e}"))?,
+        addr: parsed,
         method: method.clone(),
         params: serde_json::from_str(params).map_err(|e| format!("JSON_PARAMS: {e}"))?,
     })

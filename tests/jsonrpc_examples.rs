@@ -488,6 +488,10 @@ fn the_client_example_calls_the_server_example_over_tls() {
     // Without --cacert only the system's CAs are trusted: the test CA is not one of them.
     let (code, out) = client(&[&tls_addr, "echo", "[1]"]);
     assert_eq!((code, out.as_str()), (Some(2), ""));
+    // TLS over a Unix socket without --tls-name is a usage error that says so.
+    let (status, out) = run_merged("jsonrpc_client", &["--tls", "--cacert", ca, &unix, "echo"]);
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("needs --tls-name"), "{out}");
     // --cacert without TLS is a usage error.
     let (code, _) = client(&["--cacert", ca, &tcp, "echo"]);
     assert_eq!(code, Some(2));
