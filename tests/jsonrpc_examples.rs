@@ -247,21 +247,18 @@ while True:
 "#;
 
 fn python(script: &str, args: &[&str]) -> (bool, String) {
-    let code = format!("{PY_COMMON}{script}");
-    let (status, out) = run_captured(Command::new("python3").arg("-c").arg(code).args(args));
-    (status.success(), out)
+    python_with(script, args, None)
 }
 
-/// [`python`] with every connection over TLS (Python's `ssl` module), trusting `cafile`.
-fn python_tls(script: &str, args: &[&str], cafile: &std::path::Path) -> (bool, String) {
+/// Runs `script` after `PY_COMMON` with python3; with `cafile`, every connection of its
+/// `Conn` speaks TLS (Python's `ssl` module) trusting that CA. Its success and output.
+fn python_with(script: &str, args: &[&str], cafile: Option<&std::path::Path>) -> (bool, String) {
     let code = format!("{PY_COMMON}{script}");
-    let (status, out) = run_captured(
-        Command::new("python3")
-            .env("GRUVI_TEST_CAFILE", cafile)
-            .arg("-c")
-            .arg(code)
-            .args(args),
-    );
+    let mut command = Command::new("python3");
+    if let Some(cafile) = cafile {
+        command.env("GRUVI_TEST_CAFILE", cafile);
+    }
+    let (status, out) = run_captured(command.arg("-c").arg(code).args(args));
     (status.success(), out)
 }
 
@@ -438,24 +435,24 @@ fn tls_server(certs: &certs::Certs, pem: &certs::Pem) -> (support::Server, Strin
     (server, tcp, path.to_str().unwrap().to_owned())
 }
 
-#[test]
-fn every_example_of_the_2_0_specification_over_tls_from_python_ssl() {
+/// Runs a Python client script against the example server over TLS; it must print `OK`.
+fn python_over_tls_says_ok(script: &str) {
     let certs = certs::make();
     let (_server, tcp, _) = tls_server(&certs, &certs.good);
     let (host, port) = host_port(&tcp);
-    let (ok, out) = python_tls(PY_SPEC_EXAMPLES, &[host, port], &certs.ca.cert_path);
+    let (ok, out) = python_with(script, &[host, port], Some(&certs.ca.cert_path));
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "OK");
 }
 
 #[test]
+fn every_example_of_the_2_0_specification_over_tls_from_python_ssl() {
+    python_over_tls_says_ok(PY_SPEC_EXAMPLES);
+}
+
+#[test]
 fn push_notifications_callbacks_and_protocol_violations_over_tls_from_python_ssl() {
-    let certs = certs::make();
-    let (_server, tcp, _) = tls_server(&certs, &certs.good);
-    let (host, port) = host_port(&tcp);
-    let (ok, out) = python_tls(PY_SCENARIOS, &[host, port], &certs.ca.cert_path);
-    assert!(ok, "{out}");
-    assert_eq!(out.trim(), "OK");
+    python_over_tls_says_ok(PY_SCENARIOS);
 }
 
 #[test]
