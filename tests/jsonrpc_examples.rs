@@ -266,6 +266,16 @@ fn host_port(addr: &str) -> (&str, &str) {
     addr.rsplit_once(':').expect("host:port")
 }
 
+/// Sends SIGINT to an example server, which must exit with status 0.
+fn exits_0_on_sigint(server: support::Server) {
+    server.process.signal("INT");
+    let status = server
+        .process
+        .wait_timeout(CHILD_TIMEOUT)
+        .expect("exits on SIGINT");
+    assert!(status.success(), "{status}");
+}
+
 /// Runs example `name` with `args`: its exit status and its standard output and error merged
 /// (for the messages of failures).
 fn run_merged(name: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
@@ -359,12 +369,7 @@ fn the_client_example_calls_gets_errors_and_answers_the_servers_calls() {
     // The longest sleep a client can ask for is a sleep too, not an overflow in the server.
     let (code, out) = client(&["--timeout", "0.2", tcp, "sleep", "[18446744073709551615]"]);
     assert_eq!((code, out.as_str()), (Some(2), ""), "a timed-out call");
-    server.process.signal("INT");
-    let status = server
-        .process
-        .wait_timeout(CHILD_TIMEOUT)
-        .expect("exits on SIGINT");
-    assert!(status.success(), "{status}");
+    exits_0_on_sigint(server);
 }
 
 #[test]
@@ -492,12 +497,7 @@ fn the_client_example_calls_the_server_example_over_tls() {
     // --cacert without TLS is a usage error.
     let (code, _) = client(&["--cacert", ca, &tcp, "echo"]);
     assert_eq!(code, Some(2));
-    server.process.signal("INT");
-    let status = server
-        .process
-        .wait_timeout(CHILD_TIMEOUT)
-        .expect("exits on SIGINT");
-    assert!(status.success(), "{status}");
+    exits_0_on_sigint(server);
 }
 
 #[test]
