@@ -8,7 +8,9 @@ mod certs;
 
 use std::time::Duration;
 
-use gruvi_jsonrpc::{Config, Error, Methods, RpcError, Server, connect_tls, connect_tls_with_name};
+use gruvi_jsonrpc::{
+    Config, Error, Methods, Peer, RpcError, Server, connect_tls, connect_tls_with_name,
+};
 use gruvi_stream::Address;
 use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig, TlsError, TlsStream, VerifyFailure};
 use support::run_clean;
@@ -48,6 +50,17 @@ fn methods() -> Methods {
 
 fn tls_server(certs: &certs::Certs) -> Server {
     Server::with_tls(methods(), Config::default(), server_config(&certs.good))
+}
+
+/// Listens on a free loopback port: its address.
+fn listen_tcp(server: &Server) -> Address {
+    server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+    server.addresses()[0].clone()
+}
+
+/// A client peer over TLS trusting the test CA, answering with `methods`.
+fn client(addr: &Address, certs: &certs::Certs, methods: Methods) -> std::io::Result<Peer> {
+    connect_tls(addr, &client_config(certs), methods, Config::default())
 }
 
 #[test]
@@ -96,15 +109,7 @@ fn one_hundred_concurrent_calls_over_one_tls_connection() {
     let certs = certs::make();
     run_clean(|| {
         let server = tls_server(&certs);
-        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
-        let tls = client_config(&certs);
-        let client = connect_tls(
-            &server.addresses()[0],
-            &tls,
-            Methods::new(),
-            Config::default(),
-        )
-        .unwrap();
+        let client = client(&listen_tcp(&server), &certs, Methods::new()).unwrap();
         // Later callers sleep less, so the answers come back out of order.
         let fibers: Vec<_> = (0..100i64)
             .map(|i| {
@@ -130,11 +135,9 @@ fn the_server_calls_back_into_the_client_over_tls() {
     let certs = certs::make();
     run_clean(|| {
         let server = tls_server(&certs);
-        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
         let mut m = Methods::new();
         m.add("double", |_, (x,): (i64,)| Ok(2 * x));
-        let tls = client_config(&certs);
-        let client = connect_tls(&server.addresses()[0], &tls, m, Config::default()).unwrap();
+        let client = client(&listen_tcp(&server), &certs, m).unwrap();
         // The client's call is pending while the server's handler calls the client.
         assert_eq!(client.call::<i64>("call_me", ("double", 21)).unwrap(), 42);
         // And the server reaches the client on its own, through peers().
@@ -155,15 +158,7 @@ fn a_server_certificate_from_an_unknown_ca_fails_with_the_tls_error() {
             Config::default(),
             server_config(&certs.unknown_ca),
         );
-        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
-        let tls = client_config(&certs);
-        let err = connect_tls(
-            &server.addresses()[0],
-            &tls,
-            Methods::new(),
-            Config::default(),
-        )
-        .unwrap_err();
+        let err = client(&listen_tcp(&server), &certs, Methods::new()).unwrap_err();
         match TlsError::from_io(&err) {
             Some(TlsError::Verification { failure, .. }) => {
                 assert_eq!(*failure, VerifyFailure::UnknownIssuer, "{err}");
@@ -181,9 +176,8 @@ fn a_plain_client_gets_no_answer_from_a_tls_server() {
     let certs = certs::make();
     run_clean(|| {
         let server = tls_server(&certs);
-        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
         let client =
-            gruvi_jsonrpc::connect(&server.addresses()[0], Methods::new(), Config::default())
+            gruvi_jsonrpc::connect(&listen_tcp(&server), Methods::new(), Config::default())
                 .unwrap();
         // JSON is no TLS record: the server's handshake fails and it closes the connection.
         let outcome = client.call::<i64>("add", (1, 2));
@@ -202,13 +196,11 @@ fn with_max_connections_2_the_third_tls_client_is_closed() {
     run_clean(|| {
         let server = tls_server(&certs);
         server.set_max_connections(Some(2));
-        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = &server.addresses()[0];
-        let tls = client_config(&certs);
-        let first = connect_tls(addr, &tls, Methods::new(), Config::default()).unwrap();
-        let second = connect_tls(addr, &tls, Methods::new(), Config::default()).unwrap();
+        let addr = &listen_tcp(&server);
+        let first = client(addr, &certs, Methods::new()).unwrap();
+        let second = client(addr, &certs, Methods::new()).unwrap();
         // The third is closed as soon as it is accepted, before any handshake.
-        let third = connect_tls(addr, &tls, Methods::new(), Config::default());
+        let third = client(addr, &certs, Methods::new());
         let third_failed = match &third {
             Err(_) => true,
             Ok(peer) => matches!(
@@ -227,7 +219,7 @@ fn with_max_connections_2_the_third_tls_client_is_closed() {
         while server.connection_count() > 1 && std::time::Instant::now() < deadline {
             fiber_core::sleep(Duration::from_millis(5)).unwrap();
         }
-        let fourth = connect_tls(addr, &tls, Methods::new(), Config::default()).unwrap();
+        let fourth = client(addr, &certs, Methods::new()).unwrap();
         assert_eq!(fourth.call::<i64>("add", (3, 3)).unwrap(), 6);
         server.close().unwrap();
     });
