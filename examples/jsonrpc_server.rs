@@ -2,14 +2,15 @@
 //!
 //! ```text
 //! jsonrpc_server [--listen ADDR]... [--version 1|2] [--max-connections N]
-//!                [--max-message-size BYTES]
+//!                [--max-message-size BYTES] [--tls-cert FILE --tls-key FILE]
 //! ```
 //!
 //! `ADDR` is `host:port` (default `127.0.0.1:7100`; port 0 picks a free one) or a Unix socket
 //! path. Both versions are always understood; `--version` (default 2) picks the version of what
 //! the server sends first (the notifications of `notify_me`, the calls of `call_me`). Prints
 //! `listening on ADDR` per address once it accepts connections; exits with status 0 on SIGINT
-//! or SIGTERM.
+//! or SIGTERM. With `--tls-cert` (a PEM certificate chain, leaf first) and `--tls-key` (its
+//! PEM private key) every connection speaks TLS (TLS 1.2 or later) on every address.
 //!
 //! Methods:
 //!
@@ -31,15 +32,19 @@ use std::process::ExitCode;
 use gruvi::fiber;
 use gruvi::jsonrpc::{Config, Methods, Params, RpcError, Server, Value};
 use gruvi::stream::Address;
+use gruvi::tls::{CertifiedKey, ServerConfig};
 use serde_json::json;
 
 const USAGE: &str = "usage: jsonrpc_server [--listen ADDR]... [--version 1|2] \
-                     [--max-connections N] [--max-message-size BYTES]";
+                     [--max-connections N] [--max-message-size BYTES] \
+                     [--tls-cert FILE --tls-key FILE]";
 
 struct Options {
     listen: Vec<Address>,
     config: Config,
     max_connections: Option<usize>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
@@ -47,6 +52,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         listen: Vec::new(),
         config: Config::default(),
         max_connections: Some(gruvi::jsonrpc::DEFAULT_MAX_CONNECTIONS),
+        tls_cert: None,
+        tls_key: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -69,11 +76,19 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 let n = n
                     .parse()
                     .map_err(|e| format!("--max-message-size {n}: {e}"))?;
+                if n == 0 {
+                    return Err("--max-message-size must be at least 1".into());
+                }
                 options.config.max_message_size = n;
             }
+            "--tls-cert" => options.tls_cert = Some(value("--tls-cert")?),
+            "--tls-key" => options.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+    if options.tls_cert.is_some() != options.tls_key.is_some() {
+        return Err(format!("--tls-cert and --tls-key go together\n{USAGE}"));
     }
     if options.listen.is_empty() {
         options.listen.push(Address::Tcp("127.0.0.1".into(), 7100));
@@ -135,8 +150,20 @@ fn methods() -> Methods {
     m
 }
 
+/// The TLS configuration from `--tls-cert` and `--tls-key`, if given.
+fn tls_config(options: &Options) -> io::Result<Option<ServerConfig>> {
+    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
+        return Ok(None);
+    };
+    let identity = CertifiedKey::from_pem_files(cert, key)?;
+    Ok(Some(ServerConfig::builder(identity).build()?))
+}
+
 fn serve(options: Options) -> io::Result<()> {
-    let server = Server::new(methods(), options.config);
+    let server = match tls_config(&options)? {
+        Some(tls) => Server::with_tls(methods(), options.config, tls),
+        None => Server::new(methods(), options.config),
+    };
     server.set_max_connections(options.max_connections);
     for addr in &options.listen {
         server

@@ -4,6 +4,9 @@
 
 mod support;
 
+#[path = "../protocols/tls/tests/support/certs.rs"]
+mod certs;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -13,13 +16,18 @@ use support::{CHILD_TIMEOUT, Guarded, example, run_captured, start_server};
 /// Helpers shared by the Python clients: raw JSON values off a socket (no newline framing),
 /// compared with errors' `data` removed (the specification leaves it open) and batches sorted.
 const PY_COMMON: &str = r#"
-import json, os, signal, socket, sys
+import json, os, signal, socket, ssl, sys
 signal.alarm(60)
 DEC = json.JSONDecoder()
+# With GRUVI_TEST_CAFILE set, every connection speaks TLS, verifying the server as localhost.
+CAFILE = os.environ.get("GRUVI_TEST_CAFILE")
+TLS = ssl.create_default_context(cafile=CAFILE) if CAFILE else None
 
 class Conn:
     def __init__(self, host, port):
         self.s = socket.create_connection((host, int(port)), timeout=20)
+        if TLS:
+            self.s = TLS.wrap_socket(self.s, server_hostname="localhost")
         self.buf = ""
     def send(self, text):
         self.s.sendall(text.encode() if isinstance(text, str) else text)
@@ -36,7 +44,7 @@ class Conn:
                     pass
             try:
                 chunk = self.s.recv(65536)
-            except ConnectionResetError:
+            except (ConnectionResetError, ssl.SSLEOFError):
                 chunk = b""
             if not chunk:
                 return None
@@ -239,13 +247,44 @@ while True:
 "#;
 
 fn python(script: &str, args: &[&str]) -> (bool, String) {
+    python_with(script, args, None)
+}
+
+/// Runs `script` after `PY_COMMON` with python3; with `cafile`, every connection of its
+/// `Conn` speaks TLS (Python's `ssl` module) trusting that CA. Its success and output.
+fn python_with(script: &str, args: &[&str], cafile: Option<&std::path::Path>) -> (bool, String) {
     let code = format!("{PY_COMMON}{script}");
-    let (status, out) = run_captured(Command::new("python3").arg("-c").arg(code).args(args));
+    let mut command = Command::new("python3");
+    if let Some(cafile) = cafile {
+        command.env("GRUVI_TEST_CAFILE", cafile);
+    }
+    let (status, out) = run_captured(command.arg("-c").arg(code).args(args));
     (status.success(), out)
 }
 
 fn host_port(addr: &str) -> (&str, &str) {
     addr.rsplit_once(':').expect("host:port")
+}
+
+/// Sends SIGINT to an example server, which must exit with status 0.
+fn exits_0_on_sigint(server: support::Server) {
+    server.process.signal("INT");
+    let status = server
+        .process
+        .wait_timeout(CHILD_TIMEOUT)
+        .expect("exits on SIGINT");
+    assert!(status.success(), "{status}");
+}
+
+/// Runs example `name` with `args`: its exit status and its standard output and error merged
+/// (for the messages of failures).
+fn run_merged(name: &str, args: &[&str]) -> (std::process::ExitStatus, String) {
+    run_captured(
+        Command::new("sh")
+            .args(["-c", r#"exec "$0" "$@" 2>&1"#])
+            .arg(example(name))
+            .args(args),
+    )
 }
 
 /// Runs `jsonrpc_client ARGS`: its exit code and standard output.
@@ -327,12 +366,10 @@ fn the_client_example_calls_gets_errors_and_answers_the_servers_calls() {
     assert!(out.starts_with("error {\"code\":-32601,"), "{out}");
     let (code, _) = client(&["--timeout", "0.2", tcp, "sleep", "[5000]"]);
     assert_eq!(code, Some(2), "a timed-out call");
-    server.process.signal("INT");
-    let status = server
-        .process
-        .wait_timeout(CHILD_TIMEOUT)
-        .expect("exits on SIGINT");
-    assert!(status.success(), "{status}");
+    // The longest sleep a client can ask for is a sleep too, not an overflow in the server.
+    let (code, out) = client(&["--timeout", "0.2", tcp, "sleep", "[18446744073709551615]"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""), "a timed-out call");
+    exits_0_on_sigint(server);
 }
 
 #[test]
@@ -383,4 +420,135 @@ fn the_client_example_talks_to_a_python_json_rpc_1_0_server() {
     let (code, out) = client(&[&addr, "add", "[1]"]);
     assert_eq!(code, Some(1));
     assert!(out.contains("not 1.0"), "{out}");
+}
+
+/// The example server over TLS (`--tls-cert`, `--tls-key`) on TCP and a Unix socket.
+fn tls_server(certs: &certs::Certs, pem: &certs::Pem) -> (support::Server, String, String) {
+    let path = certs.dir.join("jsonrpc.sock");
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--listen",
+        path.to_str().unwrap(),
+        "--tls-cert",
+        pem.cert_path.to_str().unwrap(),
+        "--tls-key",
+        pem.key_path.to_str().unwrap(),
+    ];
+    let server = start_server("jsonrpc_server", &args, 2);
+    let tcp = server.addresses[0].clone();
+    (server, tcp, path.to_str().unwrap().to_owned())
+}
+
+/// Runs a Python client script against the example server over TLS; it must print `OK`.
+fn python_over_tls_says_ok(script: &str) {
+    let certs = certs::make();
+    let (_server, tcp, _) = tls_server(&certs, &certs.good);
+    let (host, port) = host_port(&tcp);
+    let (ok, out) = python_with(script, &[host, port], Some(&certs.ca.cert_path));
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "OK");
+}
+
+#[test]
+fn every_example_of_the_2_0_specification_over_tls_from_python_ssl() {
+    python_over_tls_says_ok(PY_SPEC_EXAMPLES);
+}
+
+#[test]
+fn push_notifications_callbacks_and_protocol_violations_over_tls_from_python_ssl() {
+    python_over_tls_says_ok(PY_SCENARIOS);
+}
+
+#[test]
+fn the_client_example_calls_the_server_example_over_tls() {
+    let certs = certs::make();
+    let (server, tcp, unix) = tls_server(&certs, &certs.good);
+    let ca = certs.ca.cert_path.to_str().unwrap();
+    let tls_addr = format!("tls://{tcp}");
+    assert_eq!(
+        client(&["--cacert", ca, &tls_addr, "subtract", "[42, 23]"]),
+        (Some(0), "result 19\n".into())
+    );
+    // --tls and a Unix socket, verified as --tls-name; the server calls the client's ping.
+    assert_eq!(
+        client(&[
+            "--tls",
+            "--cacert",
+            ca,
+            "--tls-name",
+            "localhost",
+            &unix,
+            "call_me",
+            r#"["ping", []]"#
+        ]),
+        (Some(0), "result \"pong\"\n".into())
+    );
+    // A plain client gets nothing from a TLS server: the connection ends, exit status 2.
+    let (code, out) = client(&["--timeout", "20", &tcp, "echo", "[1]"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    // Without --cacert only the system's CAs are trusted: the test CA is not one of them.
+    let (code, out) = client(&[&tls_addr, "echo", "[1]"]);
+    assert_eq!((code, out.as_str()), (Some(2), ""));
+    // TLS over a Unix socket without --tls-name is a usage error that says so.
+    let (status, out) = run_merged("jsonrpc_client", &["--tls", "--cacert", ca, &unix, "echo"]);
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("needs --tls-name"), "{out}");
+    // --cacert without TLS is a usage error.
+    let (code, _) = client(&["--cacert", ca, &tcp, "echo"]);
+    assert_eq!(code, Some(2));
+    exits_0_on_sigint(server);
+}
+
+#[test]
+fn the_client_example_refuses_a_server_certificate_from_an_unknown_ca() {
+    let certs = certs::make();
+    let (_server, tcp, _) = tls_server(&certs, &certs.unknown_ca);
+    let ca = certs.ca.cert_path.to_str().unwrap();
+    let (status, out) = run_merged(
+        "jsonrpc_client",
+        &["--cacert", ca, &format!("tls://{tcp}"), "echo", "[1]"],
+    );
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(
+            "certificate verification failed: the certificate was not issued by a trusted authority"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_server_example_with_only_one_of_cert_and_key_is_a_usage_error() {
+    let certs = certs::make();
+    let (status, _) = run_captured(
+        Command::new(example("jsonrpc_server"))
+            .arg("--tls-cert")
+            .arg(&certs.good.cert_path),
+    );
+    assert_eq!(status.code(), Some(2));
+}
+
+/// Bad numbers on the command line are usage errors (exit status 2 and a message), never a
+/// panic: a negative or endless `--timeout`, a `--max-message-size` of 0.
+#[test]
+fn bad_numbers_on_the_command_line_are_usage_errors() {
+    for timeout in ["-1", "inf", "NaN", "1e30"] {
+        let (status, out) = run_merged(
+            "jsonrpc_client",
+            &["--timeout", timeout, "127.0.0.1:9", "echo"],
+        );
+        assert_eq!(status.code(), Some(2), "--timeout {timeout}: {out}");
+        assert!(out.starts_with("--timeout "), "--timeout {timeout}: {out}");
+        assert!(!out.contains("panicked"), "--timeout {timeout}: {out}");
+    }
+    let (status, out) = run_merged(
+        "jsonrpc_server",
+        &["--listen", "127.0.0.1:0", "--max-message-size", "0"],
+    );
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("--max-message-size must be at least 1"),
+        "{out}"
+    );
 }

@@ -286,7 +286,7 @@ impl Hub {
         // The clock is read only when some deadline applies.
         let deadline = if timeout.is_some() || !fiber.scopes.borrow().is_empty() {
             let now = Instant::now();
-            let own = timeout.map(|d| (now + d, None));
+            let own = timeout.map(|d| (crate::sync::waiter::deadline_after(now, d), None));
             let scopes = fiber.scopes.borrow();
             let scope = scopes.iter().map(|s| (s.deadline, Some(s.id))).min();
             own.into_iter()
@@ -364,7 +364,10 @@ impl Hub {
         // more millisecond makes a re-arm by `on_deadline` rare).
         self.lp.update_time();
         let after = at.saturating_duration_since(Instant::now());
-        let ms = after.as_nanos().div_ceil(1_000_000) as u64 + 1;
+        // Saturating: a wait of u64::MAX ms or more must not wrap to an immediate timer.
+        let ms = u64::try_from(after.as_nanos().div_ceil(1_000_000))
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
         let (weak, generation) = (Rc::downgrade(fiber), fiber.wait_gen.get());
         timer
             .start(ms, 0, on_deadline(weak, generation, at))

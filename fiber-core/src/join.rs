@@ -150,7 +150,7 @@ impl<T> JoinHandle<T> {
     /// If the result was already taken by an earlier successful `join_timeout`.
     #[track_caller]
     pub fn join_timeout(&self, timeout: Duration) -> Result<T, JoinError> {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(crate::sync::waiter::deadline(timeout))
     }
 
     #[track_caller]

@@ -104,7 +104,7 @@ impl<T> SwitchBack<T> {
     /// Blocks the current fiber for at most `timeout`.
     #[track_caller]
     pub fn wait_timeout(self, timeout: Duration) -> Result<T> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(crate::sync::waiter::deadline(timeout))
     }
 
     #[track_caller]

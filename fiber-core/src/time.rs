@@ -34,7 +34,7 @@ pub fn sleep(duration: Duration) -> Result<()> {
     if duration.is_zero() {
         return hub.yield_now();
     }
-    let deadline = Instant::now() + duration;
+    let deadline = crate::sync::waiter::deadline_after(Instant::now(), duration);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match hub.park("sleep", Some(left)) {
@@ -94,7 +94,7 @@ pub fn timeout<R>(duration: Duration, f: impl FnOnce() -> R) -> Result<R> {
     let id = NEXT_SCOPE.with(|n| n.replace(n.get() + 1));
     fiber.scopes.borrow_mut().push(Scope {
         id,
-        deadline: Instant::now() + duration,
+        deadline: crate::sync::waiter::deadline_after(Instant::now(), duration),
         expired: false,
     });
     /// Pops the scope even if `f` panics.

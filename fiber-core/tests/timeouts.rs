@@ -137,3 +137,32 @@ fn join_timeout_gives_up_and_the_handle_stays_usable() {
         assert_eq!(slow.join().unwrap(), Ok("done"));
     });
 }
+
+/// Waits too long for the clock (`Duration::MAX`, `u64::MAX` ms) neither panic on overflow
+/// nor wrap around to a timer that fires at once: they wait until woken, cancelled or
+/// timed out by a shorter scope.
+#[test]
+fn huge_durations_wait_as_forever_without_overflow() {
+    run_clean(|| {
+        for huge in [Duration::MAX, Duration::from_millis(u64::MAX)] {
+            // Ended by an enclosing scope.
+            let start = Instant::now();
+            let slept = timeout(Duration::from_millis(20), || sleep(huge));
+            assert_eq!(slept, Err(Error::TimedOut));
+            assert!(start.elapsed() >= Duration::from_millis(20));
+            let parked = timeout(Duration::from_millis(20), || fiber_core::park_timeout(huge));
+            assert_eq!(parked, Err(Error::TimedOut));
+            // A scope of that length does not fire.
+            assert_eq!(timeout(huge, || yield_now().map(|()| 5)), Ok(Ok(5)));
+            // Alone (its own timer armed with the huge wait), ended by cancellation only.
+            let sleeper = spawn(move || sleep(huge));
+            sleep(Duration::from_millis(20)).unwrap();
+            assert!(!sleeper.is_finished(), "a {huge:?} sleep ended early");
+            sleeper.cancel();
+            assert_eq!(sleeper.join().unwrap(), Err(Error::Cancelled));
+            // join_timeout too.
+            let quick = spawn(|| 7);
+            assert_eq!(quick.join_timeout(huge).unwrap(), 7);
+        }
+    });
+}

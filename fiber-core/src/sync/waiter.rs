@@ -211,9 +211,11 @@ pub(crate) fn block(
 
 /// The deadline of a `*_timeout` call (far in the future for huge timeouts).
 pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
-    let now = Instant::now();
-    Some(
-        now.checked_add(timeout)
-            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600)),
-    )
+    Some(deadline_after(Instant::now(), timeout))
+}
+
+/// `now + timeout`, or 100 years from now when that does not fit in an `Instant`.
+pub(crate) fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }

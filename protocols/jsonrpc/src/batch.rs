@@ -117,7 +117,8 @@ impl<'a> Batch<'a> {
             return Ok(Vec::new());
         }
         let inner = self.peer.inner();
-        let deadline = self.timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to the clock is no timeout.
+        let deadline = self.timeout.and_then(|t| Instant::now().checked_add(t));
         inner.wait_to_send()?;
         let _unregister = inner.calls.register(self.ids.clone());
         inner.outbox.push(|out| {

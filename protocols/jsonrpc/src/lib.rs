@@ -8,8 +8,9 @@
 //!   (1, 2))`), notifications, 2.0 batches ([`Batch`]), answers by a [`Handler`] ([`Methods`]
 //!   is a registry of typed methods) in a bounded pool of fibers per connection. Every limit
 //!   is in [`Config`].
-//! - [`Server`] serves a handler on TCP and Unix addresses; [`connect`] makes a client peer;
-//!   [`serve`] runs a server-side peer on any other connection (TLS).
+//! - [`Server`] serves a handler on TCP and Unix addresses, over TLS with
+//!   [`Server::with_tls`]; [`connect`] and [`connect_tls`] make a client peer; [`serve`] runs
+//!   a server-side peer on any other connection.
 //!
 //! # Examples
 //!
@@ -49,7 +50,9 @@ mod workers;
 
 pub use batch::Batch;
 pub use config::{Config, DEFAULT_CALL_TIMEOUT};
-pub use endpoints::{DEFAULT_MAX_CONNECTIONS, Server, connect, serve};
+pub use endpoints::{
+    DEFAULT_MAX_CONNECTIONS, Server, connect, connect_tls, connect_tls_with_name, serve,
+};
 pub use error::{
     Error, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, MESSAGE_TOO_LARGE, METHOD_NOT_FOUND,
     PARSE_ERROR, RpcError, SERVER_ERROR, strerror,

@@ -350,7 +350,8 @@ impl Inner {
         params: &impl Serialize,
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to the clock is no timeout.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         self.wait_to_send()?;
         let id = self.calls.next_id();
         let mut encoded = Ok(());
@@ -442,14 +443,19 @@ impl Inner {
         if self.stream.write_eof().is_ok() {
             let mut dropped = 0;
             let (time, bytes) = (self.config.linger_time, self.config.linger_bytes);
-            let _ = fiber_core::timeout(time, || -> io::Result<()> {
+            let mut drain = || -> io::Result<()> {
                 while dropped < bytes && self.stream.fill()? {
                     let n = self.stream.with_buffered(|data| data.len());
                     self.stream.consume(n);
                     dropped += n;
                 }
                 Ok(())
-            });
+            };
+            // A time too long to add to the clock is no limit (linger_bytes still is).
+            let _ = match Instant::now().checked_add(time) {
+                Some(_) => fiber_core::timeout(time, drain).map_err(io::Error::from),
+                None => Ok(drain()),
+            };
         }
         let why = self.reason.borrow().clone();
         self.close(&why);

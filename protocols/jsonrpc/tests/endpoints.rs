@@ -162,3 +162,21 @@ fn the_server_notifies_every_connected_client_through_its_peers() {
         assert!(server.peers().is_empty());
     });
 }
+
+/// A config no peer can run with is refused when the server is made (before this, each
+/// connection's fiber panicked on it, once per client).
+#[test]
+#[should_panic(expected = "max_size must not be 0")]
+fn a_server_with_max_message_size_0_is_refused_when_made() {
+    let mut config = Config::default();
+    config.max_message_size = 0;
+    let _ = Server::new(Methods::new(), config);
+}
+
+#[test]
+#[should_panic(expected = "max_depth must be between 1 and 127")]
+fn a_server_with_max_depth_above_the_limit_is_refused_when_made() {
+    let mut config = Config::default();
+    config.max_depth = gruvi_jsonrpc::MAX_DEPTH_LIMIT + 1;
+    let _ = Server::new(Methods::new(), config);
+}

@@ -245,6 +245,27 @@ fn a_call_times_out_and_its_late_answer_is_discarded() {
     });
 }
 
+/// A timeout too long to add to the clock (`Duration::MAX`) means no timeout, for calls and
+/// batches alike, instead of an overflow panic.
+#[test]
+fn a_call_timeout_of_duration_max_waits_without_limit() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.call_timeout = Some(Duration::MAX);
+        let (_s, c) = pair(methods(), Methods::new(), config);
+        assert_eq!(c.call::<i64>("add", (1, 2)).unwrap(), 3);
+        assert_eq!(
+            c.call_timeout::<u64>("sleep", (20,), Some(Duration::MAX))
+                .unwrap(),
+            20
+        );
+        let mut batch = c.batch();
+        batch.call("add", (2, 2)).unwrap();
+        let answers = batch.send().unwrap();
+        assert_eq!(answers[0].as_ref().unwrap(), &json!(4));
+    });
+}
+
 #[test]
 fn connection_loss_fails_every_pending_call_at_once() {
     run_clean(|| {

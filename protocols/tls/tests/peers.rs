@@ -271,3 +271,41 @@ fn a_client_keeps_one_verified_connection_at_a_time() {
         server.close().unwrap();
     });
 }
+
+/// The connect timeout bounds the lookup and the connection, apart from the handshake's own
+/// timeout: a nanosecond is too short to resolve `localhost` (`TimedOut`, no `TlsError`),
+/// the default connects and verifies.
+#[test]
+fn the_connect_timeout_bounds_the_connection_and_is_not_a_handshake_timeout() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = gruvi_tls::server(server_config(&certs.good), echo);
+        let gruvi_stream::Address::Tcp(_, port) = listen(&server, "127.0.0.1:0") else {
+            unreachable!("a TCP listener")
+        };
+        let addr = gruvi_stream::Address::Tcp("localhost".into(), port);
+        let short = ClientConfig::builder()
+            .use_system_roots(false)
+            .add_ca_pem(&certs.ca.cert)
+            .connect_timeout(Some(std::time::Duration::from_nanos(1)))
+            .build()
+            .unwrap();
+        assert_eq!(
+            short.connect_timeout(),
+            Some(std::time::Duration::from_nanos(1))
+        );
+        let err = gruvi_tls::connect(&addr, &short).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(TlsError::from_io(&err).is_none(), "{err}");
+        assert!(err.to_string().contains("connect timed out"), "{err}");
+        let default = client_config(&certs);
+        assert_eq!(
+            default.connect_timeout(),
+            Some(gruvi_stream::DEFAULT_CONNECT_TIMEOUT)
+        );
+        let stream = gruvi_tls::connect(&addr, &default).unwrap();
+        stream.write_all(b"in time\n").unwrap();
+        assert_eq!(stream.readline(None).unwrap(), b"in time\n");
+        server.close().unwrap();
+    });
+}

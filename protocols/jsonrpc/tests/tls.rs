@@ -1,0 +1,226 @@
+//! JSON-RPC over TLS: `Server::with_tls` and `connect_tls` on loopback TCP and a Unix socket,
+//! with certificates made at test time (gruvi-tls's test helpers, never committed).
+
+mod support;
+
+#[path = "../../tls/tests/support/certs.rs"]
+mod certs;
+
+use std::time::Duration;
+
+use gruvi_jsonrpc::{
+    Config, Error, Methods, Peer, RpcError, Server, connect_tls, connect_tls_with_name,
+};
+use gruvi_stream::Address;
+use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig, TlsError, TlsStream, VerifyFailure};
+use support::run_clean;
+
+fn server_config(pem: &certs::Pem) -> ServerConfig {
+    ServerConfig::builder(CertifiedKey::from_pem(&pem.cert, &pem.key).unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A client config trusting only the test CA.
+fn client_config(certs: &certs::Certs) -> ClientConfig {
+    ClientConfig::builder()
+        .use_system_roots(false)
+        .add_ca_pem(&certs.ca.cert)
+        .build()
+        .unwrap()
+}
+
+fn methods() -> Methods {
+    let mut m = Methods::new();
+    m.add("add", |_, (a, b): (i64, i64)| Ok(a + b));
+    m.add("sleep_then", |_, (ms, x): (u64, i64)| {
+        fiber_core::sleep(Duration::from_millis(ms)).map_err(RpcError::internal_error)?;
+        Ok(x)
+    });
+    m.add("call_me", |peer, (method, arg): (String, i64)| {
+        peer.call::<i64>(&method, (arg,))
+            .map_err(|e| RpcError::new(-32000, e.to_string()))
+    });
+    m.add("is_tls", |peer, ()| {
+        let conn = peer.stream().connection();
+        Ok(conn.as_any().downcast_ref::<TlsStream>().is_some())
+    });
+    m
+}
+
+fn tls_server(certs: &certs::Certs) -> Server {
+    Server::with_tls(methods(), Config::default(), server_config(&certs.good))
+}
+
+/// Listens on a free loopback port: its address.
+fn listen_tcp(server: &Server) -> Address {
+    server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+    server.addresses()[0].clone()
+}
+
+/// A client peer over TLS trusting the test CA, answering with `methods`.
+fn client(addr: &Address, certs: &certs::Certs, methods: Methods) -> std::io::Result<Peer> {
+    connect_tls(addr, &client_config(certs), methods, Config::default())
+}
+
+#[test]
+fn our_client_calls_our_server_over_tls_on_tcp_and_a_unix_socket() {
+    let certs = certs::make();
+    run_clean(|| {
+        let path = certs.dir.join("jsonrpc.sock");
+        let server = tls_server(&certs);
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        server
+            .listen(&Address::Unix(path.to_str().unwrap().into()))
+            .unwrap();
+        let addresses = server.addresses();
+        let tls = client_config(&certs);
+        let tcp = connect_tls(&addresses[0], &tls, Methods::new(), Config::default()).unwrap();
+        let unix = connect_tls_with_name(
+            &addresses[1],
+            "localhost",
+            &tls,
+            Methods::new(),
+            Config::default(),
+        )
+        .unwrap();
+        assert_eq!(tcp.call::<i64>("add", (1, 2)).unwrap(), 3);
+        assert_eq!(unix.call::<i64>("add", (40, 2)).unwrap(), 42);
+        // Both ends really are TLS streams.
+        assert!(tcp.call::<bool>("is_tls", ()).unwrap());
+        assert!(unix.call::<bool>("is_tls", ()).unwrap());
+        let conn = tcp.stream().connection();
+        assert!(conn.as_any().downcast_ref::<TlsStream>().is_some());
+        assert_eq!(server.peers().len(), 2);
+        assert_eq!(server.connection_count(), 2);
+        // A Unix socket names no host: connect_tls refuses it rather than guess.
+        let err = connect_tls(&addresses[1], &tls, Methods::new(), Config::default()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{err}");
+        assert!(err.to_string().contains("connect_tls_with_name"), "{err}");
+        tcp.close();
+        unix.close();
+        server.close().unwrap();
+        assert_eq!(server.peers().len(), 0);
+    });
+}
+
+#[test]
+fn one_hundred_concurrent_calls_over_one_tls_connection() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = tls_server(&certs);
+        let client = client(&listen_tcp(&server), &certs, Methods::new()).unwrap();
+        // Later callers sleep less, so the answers come back out of order.
+        let fibers: Vec<_> = (0..100i64)
+            .map(|i| {
+                let client = client.clone();
+                fiber_core::spawn(move || {
+                    client
+                        .call::<i64>("sleep_then", ((100 - i) as u64 / 4, i))
+                        .unwrap()
+                })
+            })
+            .collect();
+        for (i, f) in fibers.into_iter().enumerate() {
+            assert_eq!(f.join().unwrap(), i as i64);
+        }
+        assert_eq!(server.connection_count(), 1);
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn the_server_calls_back_into_the_client_over_tls() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = tls_server(&certs);
+        let mut m = Methods::new();
+        m.add("double", |_, (x,): (i64,)| Ok(2 * x));
+        let client = client(&listen_tcp(&server), &certs, m).unwrap();
+        // The client's call is pending while the server's handler calls the client.
+        assert_eq!(client.call::<i64>("call_me", ("double", 21)).unwrap(), 42);
+        // And the server reaches the client on its own, through peers().
+        let peers = server.peers();
+        assert_eq!(peers.len(), 1);
+        assert_eq!(peers[0].call::<i64>("double", (5,)).unwrap(), 10);
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_server_certificate_from_an_unknown_ca_fails_with_the_tls_error() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = Server::with_tls(
+            methods(),
+            Config::default(),
+            server_config(&certs.unknown_ca),
+        );
+        let err = client(&listen_tcp(&server), &certs, Methods::new()).unwrap_err();
+        match TlsError::from_io(&err) {
+            Some(TlsError::Verification { failure, .. }) => {
+                assert_eq!(*failure, VerifyFailure::UnknownIssuer, "{err}");
+            }
+            other => panic!("not a verification error: {other:?} ({err})"),
+        }
+        // The failed handshake ended the server's connection too.
+        server.close().unwrap();
+        assert_eq!(server.peers().len(), 0);
+    });
+}
+
+#[test]
+fn a_plain_client_gets_no_answer_from_a_tls_server() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = tls_server(&certs);
+        let client =
+            gruvi_jsonrpc::connect(&listen_tcp(&server), Methods::new(), Config::default())
+                .unwrap();
+        // JSON is no TLS record: the server's handshake fails and it closes the connection.
+        let outcome = client.call::<i64>("add", (1, 2));
+        assert!(
+            matches!(outcome, Err(Error::ConnectionLost(_))),
+            "{outcome:?}"
+        );
+        assert_eq!(server.peers().len(), 0);
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn with_max_connections_2_the_third_tls_client_is_closed() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = tls_server(&certs);
+        server.set_max_connections(Some(2));
+        let addr = &listen_tcp(&server);
+        let first = client(addr, &certs, Methods::new()).unwrap();
+        let second = client(addr, &certs, Methods::new()).unwrap();
+        // The third is closed as soon as it is accepted, before any handshake.
+        let third = client(addr, &certs, Methods::new());
+        let third_failed = match &third {
+            Err(_) => true,
+            Ok(peer) => matches!(
+                peer.call::<i64>("add", (1, 1)),
+                Err(Error::ConnectionLost(_))
+            ),
+        };
+        assert!(third_failed, "{third:?}");
+        assert_eq!(first.call::<i64>("add", (1, 1)).unwrap(), 2);
+        assert_eq!(second.call::<i64>("add", (2, 2)).unwrap(), 4);
+        assert_eq!(server.peers().len(), 2);
+        // Once one leaves, a new client is served.
+        first.close();
+        drop(first);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.connection_count() > 1 && std::time::Instant::now() < deadline {
+            fiber_core::sleep(Duration::from_millis(5)).unwrap();
+        }
+        let fourth = client(addr, &certs, Methods::new()).unwrap();
+        assert_eq!(fourth.call::<i64>("add", (3, 3)).unwrap(), 6);
+        server.close().unwrap();
+    });
+}
