@@ -261,7 +261,10 @@ fn our_curl_reads_openssl_s_server_www() {
     // s_server -www answers in HTTP/1.0 with a page describing the session, ciphers and all,
     // ended by the connection's end (after its close_notify: no truncation error).
     assert!(out.starts_with("HTTP/1.0 200 OK\r\n"), "{out}");
-    assert!(out.contains("Ciphers supported in s_server binary"), "{out}");
+    assert!(
+        out.contains("Ciphers supported in s_server binary"),
+        "{out}"
+    );
 }
 
 #[test]
