@@ -68,7 +68,8 @@ impl Default for ClientConfig {
 /// A request's body is bytes (sent with a `Content-Length`) or a reader or writer function
 /// (sent chunked unless the request's headers give a `Content-Length`). `Host` and
 /// `User-Agent` are added when missing. When the server closed the connection, the next
-/// request connects again (when nothing is in flight).
+/// request connects again (when nothing is in flight), with TLS again for HTTPS
+/// ([`connect_tls`](Self::connect_tls), [`connect_target`](Self::connect_target)).
 ///
 /// # Examples
 ///
@@ -216,9 +217,9 @@ impl Client {
     }
 
     /// Uses `conn`, connected elsewhere, for the next requests, with `host` as their default
-    /// `Host`. This is where HTTPS plugs in: a TLS client stream (which implements
-    /// [`Connection`]) over a TCP connection, handshake done. The client does not reconnect
-    /// such a connection by itself.
+    /// `Host`: any [`Connection`], such as a TLS stream set up with settings of its own
+    /// ([`connect_tls`](Self::connect_tls) covers the usual HTTPS case). The client does not
+    /// reconnect such a connection by itself.
     pub fn connect_with(&self, conn: Rc<dyn Connection>, host: &str) {
         self.close();
         let mut state = self.state.borrow_mut();

@@ -90,6 +90,8 @@ fn keep_alive_requests_reuse_one_tls_connection() {
             ports.push(words.next().unwrap().to_owned());
             assert_eq!(words.next(), Some(format!("n{i}").as_str()));
         }
+        // The peer's address comes through the TLS stream: one client port throughout.
+        assert_ne!(ports[0], "0");
         assert!(ports.windows(2).all(|w| w[0] == w[1]), "{ports:?}");
         assert_eq!(server.connection_count(), 1);
         client.close();
@@ -234,7 +236,7 @@ fn a_name_mismatch_fails_with_the_tls_cause() {
 
 #[test]
 fn a_silent_tls_client_is_dropped_at_the_handshake_timeout_while_others_are_served() {
-    const HANDSHAKE: Duration = Duration::from_millis(1500);
+    const HANDSHAKE: Duration = Duration::from_millis(2500);
     let certs = certs::make();
     run_clean(|| {
         let (server, port) = tls_server(&certs.good, Some(HANDSHAKE));
@@ -274,6 +276,74 @@ fn a_silent_tls_client_is_dropped_at_the_handshake_timeout_while_others_are_serv
         watcher.join().unwrap();
         let waited = closed_at.get().unwrap() - started;
         assert!(waited >= HANDSHAKE, "dropped after {waited:?}");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn https_over_a_unix_socket_verifies_the_name_given() {
+    let certs = certs::make();
+    let dir = std::env::temp_dir().join(format!("gruvi-https-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("https.sock");
+    run_clean(|| {
+        let identity = CertifiedKey::from_pem(&certs.good.cert, &certs.good.key).unwrap();
+        let config = ServerConfig {
+            tls: Some(tls_server_builder(identity).build().unwrap()),
+            ..ServerConfig::default()
+        };
+        let server = Server::with_config(echo, config);
+        let addr = gruvi_stream::Address::Unix(socket.clone());
+        server.listen(&addr).unwrap();
+        let client = trusting(&certs);
+        client.connect_tls(&addr, "localhost").unwrap();
+        let answer = text(
+            client
+                .request(Request::get("/").body(Body::empty()).unwrap())
+                .unwrap(),
+        );
+        assert!(answer.starts_with("GET "), "{answer}");
+        // A URL names no host for a Unix socket: https+unix is refused, not guessed.
+        let encoded = socket.to_str().unwrap().replace('/', "%2F");
+        assert!(Target::parse(&format!("https+unix://{encoded}/")).is_err());
+        // The wrong name fails verification.
+        let err = client.connect_tls(&addr, "elsewhere.test").unwrap_err();
+        assert!(
+            matches!(
+                TlsError::from_io(&err),
+                Some(TlsError::Verification {
+                    failure: VerifyFailure::HostnameMismatch,
+                    ..
+                })
+            ),
+            "{err}"
+        );
+        server.close().unwrap();
+    });
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn after_the_server_closes_the_client_reconnects_with_tls() {
+    let certs = certs::make();
+    run_clean(|| {
+        let (server, port) = tls_server(&certs.good, None);
+        let client = trusting(&certs);
+        client
+            .connect_target(&Target::parse(&format!("https://localhost:{port}/")).unwrap())
+            .unwrap();
+        let mut ports = Vec::new();
+        for _ in 0..2 {
+            let request = Request::get("/")
+                .header("connection", "close")
+                .body(Body::empty())
+                .unwrap();
+            let answer = text(client.request(request).unwrap());
+            ports.push(answer.split(' ').nth(1).unwrap().to_owned());
+        }
+        // Two TLS connections, from two client ports.
+        assert_ne!(ports[0], ports[1]);
+        client.close();
         server.close().unwrap();
     });
 }

@@ -43,7 +43,8 @@ pub struct ServerConfig {
     /// header).
     pub server_name: Option<String>,
     /// Serve HTTPS: every connection starts with a TLS handshake, in its own fiber within the
-    /// config's handshake timeout (default `None`: plain HTTP). See [`crate::tls_server_builder`].
+    /// config's handshake timeout (default `None`: plain HTTP); a connection wrapper set later
+    /// replaces it. See [`crate::tls_server_builder`].
     pub tls: Option<gruvi_tls::ServerConfig>,
 }
 
