@@ -6,9 +6,10 @@
 //!
 //! `-d DATA` sends DATA as the body (`-d @FILE` sends a file's contents) and makes the default
 //! method POST; `-i` prints the status line and headers first. URLs are `http://`,
-//! `http+unix://` (a percent-encoded socket path as the host) or, once TLS is wired in,
-//! `https://` (`--cacert` arrives with it). Exits with 0 after a response of any status, 1 on
-//! an error, 2 on bad arguments.
+//! `http+unix://` (a percent-encoded socket path as the host) or `https://`: the server's
+//! certificate must chain to the system's trust store or to the CA certificates in the PEM
+//! file `--cacert` names, and match the URL's host. Exits with 0 after a response of any
+//! status, 1 on an error (a TLS failure names its cause), 2 on bad arguments.
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use gruvi::fiber;
 use gruvi::http::http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use gruvi::http::http::{Method, Request};
-use gruvi::http::{Body, Client, Target};
+use gruvi::http::{Body, Client, ClientConfig, Target, tls_client_builder};
 
 const USAGE: &str =
     "usage: curl [-X METHOD] [-H 'Name: value']... [-d DATA] [--cacert FILE] [-i] URL";
@@ -26,6 +27,7 @@ struct Options {
     headers: Vec<(HeaderName, HeaderValue)>,
     data: Option<Vec<u8>>,
     include: bool,
+    cacert: Option<String>,
     url: String,
 }
 
@@ -34,6 +36,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     let mut headers = Vec::new();
     let mut data = None;
     let mut include = false;
+    let mut cacert = None;
     let mut url = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
@@ -61,10 +64,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     None => d.into_bytes(),
                 });
             }
-            "--cacert" => {
-                value("--cacert")?;
-                return Err("--cacert: this build has no TLS support yet".into());
-            }
+            "--cacert" => cacert = Some(value("--cacert")?),
             "-i" | "--include" => include = true,
             "-h" | "--help" => return Err(USAGE.into()),
             other if other.starts_with('-') => {
@@ -80,18 +80,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         headers,
         data,
         include,
+        cacert,
         url,
     })
 }
 
 fn fetch(options: Options) -> io::Result<()> {
     let target = Target::parse(&options.url)?;
-    if target.tls {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "https: this build has no TLS support yet",
-        ));
-    }
     let method = options.method.unwrap_or(if options.data.is_some() {
         Method::POST
     } else {
@@ -127,15 +122,21 @@ fn fetch(options: Options) -> io::Result<()> {
     for (name, value) in options.headers {
         headers.insert(name, value);
     }
-    let client = Client::new();
-    client.connect(&target.address)?;
+    let mut config = ClientConfig::default();
+    if let Some(cacert) = &options.cacert {
+        let tls = tls_client_builder().add_ca_file(cacert).build()?;
+        config.tls = Some(tls);
+    }
+    let client = Client::with_config(config);
+    client.connect_target(&target)?;
     let mut response = client.request(request)?;
     let mut out = io::stdout().lock();
     if options.include {
         let status = response.status();
         write!(
             out,
-            "HTTP/1.1 {} {}\r\n",
+            "{:?} {} {}\r\n",
+            response.version(),
             status.as_str(),
             status.canonical_reason().unwrap_or("")
         )?;

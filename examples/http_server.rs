@@ -17,8 +17,9 @@
 //!
 //! Prints `listening on ADDR` per address once it accepts connections, and exits with status
 //! 0 on SIGINT or SIGTERM. The peer benchmark harness runs it as
-//! `http_server --listen 127.0.0.1:PORT`. (`--tls-cert`/`--tls-key` arrive with the TLS
-//! crate; until then they are refused.)
+//! `http_server --listen 127.0.0.1:PORT`. With `--tls-cert FILE --tls-key FILE` (PEM: the
+//! certificate chain, leaf first, and its private key) it serves HTTPS, offering ALPN
+//! `http/1.1`; each connection's handshake runs in its own fiber.
 
 use std::io::{self, Write};
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use std::time::Duration;
 use gruvi::fiber;
 use gruvi::http::http::header::{CONTENT_TYPE, HeaderValue};
 use gruvi::http::http::{Request, Response, StatusCode};
-use gruvi::http::{Body, Incoming, Server, ServerConfig, Workers};
+use gruvi::http::{Body, Incoming, Server, ServerConfig, Workers, tls_server_builder};
 use gruvi::stream::Address;
 
 const USAGE: &str =
@@ -40,14 +41,17 @@ const MAX_ECHO: usize = 16 * 1024 * 1024;
 struct Options {
     listen: Vec<Address>,
     workers: Option<usize>,
+    /// The certificate and key files, for HTTPS.
+    tls: Option<(String, String)>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
         listen: Vec::new(),
         workers: None,
+        tls: None,
     };
-    let mut tls = false;
+    let (mut cert, mut key) = (None, None);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
@@ -64,17 +68,17 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 }
                 options.workers = Some(n);
             }
-            "--tls-cert" | "--tls-key" => {
-                value(&arg)?;
-                tls = true;
-            }
+            "--tls-cert" => cert = Some(value("--tls-cert")?),
+            "--tls-key" => key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if tls {
-        return Err("--tls-cert/--tls-key: this build has no TLS support yet".into());
-    }
+    options.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        _ => return Err(format!("--tls-cert and --tls-key go together\n{USAGE}")),
+    };
     if options.listen.is_empty() {
         options.listen.push(Address::Tcp("127.0.0.1".into(), 8080));
     }
@@ -177,8 +181,18 @@ fn until_signal(ready: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     Ok(())
 }
 
+/// The server's settings: the defaults, with TLS when asked for.
+fn server_config(options: &Options) -> io::Result<ServerConfig> {
+    let mut config = ServerConfig::default();
+    if let Some((cert, key)) = &options.tls {
+        let identity = gruvi::tls::CertifiedKey::from_pem_files(cert, key)?;
+        config.tls = Some(tls_server_builder(identity).build()?);
+    }
+    Ok(config)
+}
+
 fn serve_one_thread(options: &Options) -> io::Result<()> {
-    let server = Server::new(handle);
+    let server = Server::with_config(handle, server_config(options)?);
     for addr in &options.listen {
         server
             .listen(addr)
@@ -189,6 +203,7 @@ fn serve_one_thread(options: &Options) -> io::Result<()> {
 }
 
 fn serve_workers(options: &Options, n: usize) -> io::Result<()> {
+    let config = server_config(options)?;
     let mut groups = Vec::new();
     for addr in &options.listen {
         let Address::Tcp(host, port) = addr else {
@@ -205,7 +220,7 @@ fn serve_workers(options: &Options, n: usize) -> io::Result<()> {
             ));
         };
         let bind: SocketAddr = bind;
-        let workers = Workers::start(n, bind, ServerConfig::default(), || handle)
+        let workers = Workers::start(n, bind, config.clone(), || handle)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         groups.push(workers);
     }

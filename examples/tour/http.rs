@@ -1,13 +1,49 @@
 //! The tour's HTTP step: a server whose handler runs in each connection's fiber, a client
-//! pipelining requests on one connection, and a request-smuggling attempt turned away.
+//! pipelining requests on one connection, a request-smuggling attempt turned away, and one
+//! request over HTTPS.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use gruvi::fiber::{self, Hub};
 use gruvi::http::http::{Request, Response, StatusCode};
-use gruvi::http::{Body, Client, Incoming, Server};
+use gruvi::http::{
+    Body, Client, ClientConfig, Incoming, Server, ServerConfig, Target, tls_client_builder,
+    tls_server_builder,
+};
 use gruvi::stream::TcpStream;
+use gruvi::tls::CertifiedKey;
+use gruvi::tls::openssl::asn1::Asn1Time;
+use gruvi::tls::openssl::ec::{EcGroup, EcKey};
+use gruvi::tls::openssl::hash::MessageDigest;
+use gruvi::tls::openssl::nid::Nid;
+use gruvi::tls::openssl::pkey::PKey;
+use gruvi::tls::openssl::x509::extension::SubjectAlternativeName;
+use gruvi::tls::openssl::x509::{X509Builder, X509NameBuilder};
+
+type Error = Box<dyn std::error::Error>;
+
+/// A self-signed certificate for `localhost`, made on the spot: (cert, key) PEM.
+fn certificate() -> Result<(Vec<u8>, Vec<u8>), Error> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
+    let mut name = X509NameBuilder::new()?;
+    name.append_entry_by_text("CN", "localhost")?;
+    let name = name.build();
+    let mut cert = X509Builder::new()?;
+    cert.set_version(2)?;
+    cert.set_subject_name(&name)?;
+    cert.set_issuer_name(&name)?;
+    cert.set_pubkey(&key)?;
+    cert.set_not_before(&*Asn1Time::days_from_now(0)?)?;
+    cert.set_not_after(&*Asn1Time::days_from_now(1)?)?;
+    let san = SubjectAlternativeName::new()
+        .dns("localhost")
+        .build(&cert.x509v3_context(None, None))?;
+    cert.append_extension(san)?;
+    cert.sign(&key, MessageDigest::sha256())?;
+    Ok((cert.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
+}
 
 fn handler(mut request: Request<Incoming>) -> Response<Body> {
     match request.uri().path() {
@@ -31,8 +67,8 @@ fn handler(mut request: Request<Incoming>) -> Response<Body> {
     }
 }
 
-/// Serves, pipelines, streams, and refuses a smuggled request.
-pub fn tour() -> Result<(), Box<dyn std::error::Error>> {
+/// Serves, pipelines, streams, refuses a smuggled request, and serves HTTPS.
+pub fn tour() -> Result<(), Error> {
     println!("[http] HTTP/1.1: one fiber per connection, blocking-style handlers");
     let hub = Hub::current();
     let server = Server::new(handler);
@@ -80,7 +116,38 @@ pub fn tour() -> Result<(), Box<dyn std::error::Error>> {
     drop(raw);
     server.shutdown(Duration::from_secs(1))?;
     drop(server);
+    https()?;
     let left = hub.close();
     println!("  server shut down; hub closed, {left} handles left open");
+    Ok(())
+}
+
+/// The same handler over HTTPS: the server's config has TLS, the client trusts its
+/// certificate and verifies it as the URL's host.
+fn https() -> Result<(), Error> {
+    let (cert, key) = certificate()?;
+    let tls = tls_server_builder(CertifiedKey::from_pem(&cert, &key)?).build()?;
+    let config = ServerConfig {
+        tls: Some(tls),
+        ..ServerConfig::default()
+    };
+    let server = Server::with_config(handler, config);
+    server.listen(&"127.0.0.1:0".parse()?)?;
+    let port = server.addresses()[0].to_string();
+    let port = port.rsplit_once(':').map_or("", |(_, p)| p);
+    let url = format!("https://localhost:{port}/shout");
+    let client = Client::with_config(ClientConfig {
+        tls: Some(tls_client_builder().add_ca_pem(&cert).build()?),
+        ..ClientConfig::default()
+    });
+    client.connect_target(&Target::parse(&url)?)?;
+    let mut shouted = String::new();
+    client
+        .request(Request::post("/shout").body(Body::from("over tls"))?)?
+        .into_body()
+        .read_to_string(&mut shouted)?;
+    println!("  POST {url} (TLS handshake in the connection's fiber) -> {shouted:?}");
+    client.close();
+    server.shutdown(Duration::from_secs(1))?;
     Ok(())
 }

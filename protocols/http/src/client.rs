@@ -22,7 +22,7 @@ use crate::url::Target;
 use crate::wire::{Step, Wire};
 
 /// A client's settings; every one has a default.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Size limits of responses (heads and bodies).
     pub limits: Limits,
@@ -36,6 +36,10 @@ pub struct ClientConfig {
     /// The most bytes of an unread response body skipped to reach the next response; a longer
     /// rest closes the connection instead (default 1 MiB).
     pub max_discard: u64,
+    /// The TLS settings for `https` ([`Client::connect_tls`], [`Client::connect_target`]);
+    /// default `None`: [`tls_client_builder`](crate::tls_client_builder)'s (the system trust
+    /// store, ALPN `http/1.1`). The server's name is verified and sent as SNI.
+    pub tls: Option<gruvi_tls::ClientConfig>,
 }
 
 impl Default for ClientConfig {
@@ -46,6 +50,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(60),
             user_agent: Some("gruvi-http".to_owned()),
             max_discard: 1024 * 1024,
+            tls: None,
         }
     }
 }
@@ -63,7 +68,8 @@ impl Default for ClientConfig {
 /// A request's body is bytes (sent with a `Content-Length`) or a reader or writer function
 /// (sent chunked unless the request's headers give a `Content-Length`). `Host` and
 /// `User-Agent` are added when missing. When the server closed the connection, the next
-/// request connects again (when nothing is in flight).
+/// request connects again (when nothing is in flight), with TLS again for HTTPS
+/// ([`connect_tls`](Self::connect_tls), [`connect_target`](Self::connect_target)).
 ///
 /// # Examples
 ///
@@ -100,6 +106,8 @@ struct State {
     address: Option<Address>,
     /// The default `Host`.
     host: Option<String>,
+    /// The name to verify the server as, for TLS; `None`: plain.
+    server_name: Option<String>,
     conn: Option<Rc<ClientConn>>,
 }
 
@@ -141,29 +149,82 @@ impl Client {
     ///
     /// `ConnectionRefused`, `NotFound`, `TimedOut` after the connect timeout.
     pub fn connect(&self, addr: &Address) -> io::Result<()> {
-        let host = match addr {
-            Address::Tcp(host, port) if host.contains(':') => format!("[{host}]:{port}"),
-            Address::Tcp(host, port) => format!("{host}:{port}"),
-            Address::Unix(_) => "localhost".to_owned(),
+        self.connect_as(addr, default_host(addr), None)
+    }
+
+    /// Connects to `addr` with TLS (HTTPS), verifying the server as `server_name` (a host
+    /// name, also sent as SNI, or an IP address), with the config's [`tls`](ClientConfig::tls)
+    /// settings; closes any current connection. The client connects again the same way when
+    /// the server closed the connection.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks for the lookup, the connection and the TLS handshake.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect), and the handshake's: `InvalidData` with a
+    /// [`gruvi_tls::TlsError`] inside naming the cause (an unknown CA, a name mismatch...),
+    /// `TimedOut` after the TLS handshake timeout.
+    pub fn connect_tls(&self, addr: &Address, server_name: &str) -> io::Result<()> {
+        self.connect_as(addr, default_host(addr), Some(server_name.to_owned()))
+    }
+
+    /// Connects to where `target` (a parsed URL) points: with TLS, verifying the URL's host,
+    /// for `https`; with the URL's `Host` as the default one.
+    ///
+    /// # Switchpoint
+    ///
+    /// As [`connect_tls`](Self::connect_tls).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tls`](Self::connect_tls).
+    pub fn connect_target(&self, target: &Target) -> io::Result<()> {
+        let server_name = match (&target.address, target.tls) {
+            (Address::Tcp(host, _), true) => Some(host.clone()),
+            (Address::Unix(_), true) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "https over a Unix socket names no host to verify: use connect_tls",
+                ));
+            }
+            (_, false) => None,
         };
+        self.connect_as(&target.address, target.host.clone(), server_name)
+    }
+
+    fn connect_as(
+        &self,
+        addr: &Address,
+        host: String,
+        server_name: Option<String>,
+    ) -> io::Result<()> {
         self.close();
-        let conn = open(addr, self.config.connect_timeout)?;
+        let tls = match &server_name {
+            Some(name) => Some((crate::tls::client_config(self.config.tls.as_ref())?, name)),
+            None => None,
+        };
+        let tls = tls.as_ref().map(|(config, name)| (config, name.as_str()));
+        let conn = open(addr, self.config.connect_timeout, tls)?;
         let mut state = self.state.borrow_mut();
         state.address = Some(addr.clone());
         state.host = Some(host);
+        state.server_name = server_name;
         drop(state);
         self.use_connection(conn);
         Ok(())
     }
 
     /// Uses `conn`, connected elsewhere, for the next requests, with `host` as their default
-    /// `Host`. This is where HTTPS plugs in: a TLS client stream (which implements
-    /// [`Connection`]) over a TCP connection, handshake done. The client does not reconnect
-    /// such a connection by itself.
+    /// `Host`: any [`Connection`], such as a TLS stream set up with settings of its own
+    /// ([`connect_tls`](Self::connect_tls) covers the usual HTTPS case). The client does not
+    /// reconnect such a connection by itself.
     pub fn connect_with(&self, conn: Rc<dyn Connection>, host: &str) {
         self.close();
         let mut state = self.state.borrow_mut();
         state.address = None;
+        state.server_name = None;
         state.host = Some(host.to_owned());
         drop(state);
         self.use_connection(conn);
@@ -390,10 +451,20 @@ impl Client {
             }
             self.close();
         }
-        let address = self.state.borrow().address.clone();
+        let (address, server_name) = {
+            let state = self.state.borrow();
+            (state.address.clone(), state.server_name.clone())
+        };
         match address {
             Some(addr) => {
-                let conn = open(&addr, self.config.connect_timeout)?;
+                let tls = match &server_name {
+                    Some(name) => {
+                        Some((crate::tls::client_config(self.config.tls.as_ref())?, name))
+                    }
+                    None => None,
+                };
+                let tls = tls.as_ref().map(|(config, name)| (config, name.as_str()));
+                let conn = open(&addr, self.config.connect_timeout, tls)?;
                 self.use_connection(conn);
                 self.state.borrow().conn.clone().ok_or_else(not_connected)
             }
@@ -414,8 +485,22 @@ fn not_connected() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "the client is not connected")
 }
 
-/// Connects to `addr` within `timeout`.
-fn open(addr: &Address, timeout: Duration) -> io::Result<Rc<dyn Connection>> {
+/// The default `Host` for a connection to `addr`.
+fn default_host(addr: &Address) -> String {
+    match addr {
+        Address::Tcp(host, port) if host.contains(':') => format!("[{host}]:{port}"),
+        Address::Tcp(host, port) => format!("{host}:{port}"),
+        Address::Unix(_) => "localhost".to_owned(),
+    }
+}
+
+/// Connects to `addr` within `timeout`, then, with `tls`, does the TLS handshake (within the
+/// TLS config's handshake timeout), verifying the server as the name given.
+fn open(
+    addr: &Address,
+    timeout: Duration,
+    tls: Option<(&gruvi_tls::ClientConfig, &str)>,
+) -> io::Result<Rc<dyn Connection>> {
     let attempt = || -> io::Result<Rc<dyn Connection>> {
         match addr {
             Address::Tcp(host, port) => {
@@ -426,9 +511,17 @@ fn open(addr: &Address, timeout: Duration) -> io::Result<Rc<dyn Connection>> {
             Address::Unix(path) => Ok(Rc::new(UnixStream::connect(path)?)),
         }
     };
-    match fiber_core::timeout(timeout, attempt) {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    let conn = match fiber_core::timeout(timeout, attempt) {
+        Ok(result) => result?,
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    };
+    match tls {
+        None => Ok(conn),
+        Some((config, server_name)) => Ok(Rc::new(gruvi_tls::TlsStream::connect(
+            conn,
+            config,
+            server_name,
+        )?)),
     }
 }
 
@@ -455,8 +548,8 @@ impl fmt::Debug for Client {
 ///
 /// # Errors
 ///
-/// `InvalidInput` for a bad URL, `Unsupported` for `https` (until TLS is wired in), and the
-/// errors of [`Client::request`].
+/// `InvalidInput` for a bad URL, the errors of [`Client::connect_target`] (for `https`, the
+/// TLS handshake's, with their cause) and of [`Client::request`].
 ///
 /// # Examples
 ///
@@ -475,14 +568,8 @@ impl fmt::Debug for Client {
 /// ```
 pub fn get(url: &str) -> io::Result<Response<Vec<u8>>> {
     let target = Target::parse(url)?;
-    if target.tls {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "https needs the TLS crate, which is not wired in yet",
-        ));
-    }
     let client = Client::new();
-    client.connect(&target.address)?;
+    client.connect_target(&target)?;
     let mut request = Request::get(target.path.as_str())
         .body(Body::empty())
         .map_err(io::Error::other)?;

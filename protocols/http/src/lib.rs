@@ -18,9 +18,13 @@
 //!   with streaming bodies; [`get`] fetches a URL in one call; [`Target`] is what a URL means
 //!   to the client.
 //!
-//! Both run over any [`gruvi_stream::Connection`] (TCP and Unix sockets today). HTTPS plugs
-//! in there: [`Server::set_connection_wrapper`] wraps each accepted connection (a TLS
-//! handshake) and [`Client::connect_with`] takes a connected TLS stream.
+//! Both run over any [`gruvi_stream::Connection`]: TCP, Unix sockets and TLS. HTTPS is
+//! [`ServerConfig::tls`] on the server (each connection's handshake runs in its own fiber,
+//! within the TLS handshake timeout) and [`ClientConfig::tls`] with
+//! [`Client::connect_tls`], [`Client::connect_target`] or [`get`] on the client (the system
+//! trust store by default, the server verified as the URL's host); [`tls_server_builder`] and
+//! [`tls_client_builder`] start TLS configurations offering ALPN `http/1.1`. Other wrappings
+//! plug in through [`Server::set_connection_wrapper`] and [`Client::connect_with`].
 //!
 //! # Examples
 //!
@@ -47,6 +51,7 @@ mod incoming;
 mod limits;
 mod parser;
 mod server;
+mod tls;
 mod url;
 mod wire;
 
@@ -60,6 +65,7 @@ pub use incoming::Incoming;
 pub use limits::Limits;
 pub use parser::{Event, Parser};
 pub use server::{Server, ServerConfig, Workers};
+pub use tls::{tls_client_builder, tls_server_builder};
 pub use url::Target;
 
 pub use http;

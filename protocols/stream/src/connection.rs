@@ -222,3 +222,87 @@ impl_connection!(
     |s: &UnixStream| Ok(Address::Unix(s.as_uv()?.peername()?)),
     |s: &UnixStream| Ok(Address::Unix(s.as_uv()?.sockname()?))
 );
+
+/// A shared connection is a connection: what takes `impl Connection` (a TLS stream wrapping
+/// an accepted connection, say) also takes an `Rc<dyn Connection>` or an `Rc<TcpStream>`.
+/// Every method goes to the connection inside, [`as_any`](Connection::as_any) too, so a
+/// downcast finds the concrete type, not the `Rc`.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use gruvi_stream::{Connection, TcpListener, TcpStream};
+///
+/// fn peer_of(conn: impl Connection) -> std::io::Result<gruvi_stream::Address> {
+///     conn.peer_address()
+/// }
+///
+/// fiber_core::run(|| -> std::io::Result<()> {
+///     let listener = TcpListener::bind("127.0.0.1:0")?;
+///     let client = TcpStream::connect(listener.local_addr()?)?;
+///     let (conn, _) = listener.accept()?;
+///     let shared: Rc<dyn Connection> = Rc::new(conn);
+///     assert_eq!(peer_of(shared.clone())?, client.local_addr()?.into());
+///     assert!(shared.as_any().downcast_ref::<TcpStream>().is_some());
+///     Ok(())
+/// })?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+impl<C: Connection + ?Sized> Connection for std::rc::Rc<C> {
+    fn fill(&self) -> io::Result<bool> {
+        (**self).fill()
+    }
+
+    fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
+        (**self).with_buffered(f)
+    }
+
+    fn consume(&self, n: usize) {
+        (**self).consume(n)
+    }
+
+    fn send(&self, data: &[u8]) -> io::Result<()> {
+        (**self).send(data)
+    }
+
+    fn flush_queue(&self) -> io::Result<()> {
+        (**self).flush_queue()
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        (**self).shutdown_write()
+    }
+
+    fn close(&self) {
+        (**self).close()
+    }
+
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_read_timeout(timeout)
+    }
+
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        (**self).read_timeout()
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        (**self).set_write_timeout(timeout)
+    }
+
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        (**self).write_timeout()
+    }
+
+    fn peer_address(&self) -> io::Result<Address> {
+        (**self).peer_address()
+    }
+
+    fn local_address(&self) -> io::Result<Address> {
+        (**self).local_address()
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        (**self).as_any()
+    }
+}

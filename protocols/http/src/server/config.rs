@@ -18,7 +18,7 @@ use crate::limits::Limits;
 /// };
 /// assert_eq!(config.head_timeout, Duration::from_secs(30));
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Size limits of requests.
     pub limits: Limits,
@@ -42,6 +42,10 @@ pub struct ServerConfig {
     /// The `Server` header added to responses that have none (default `gruvi`; `None`: no
     /// header).
     pub server_name: Option<String>,
+    /// Serve HTTPS: every connection starts with a TLS handshake, in its own fiber within the
+    /// config's handshake timeout (default `None`: plain HTTP); a connection wrapper set later
+    /// replaces it. See [`crate::tls_server_builder`].
+    pub tls: Option<gruvi_tls::ServerConfig>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +59,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_discard: 64 * 1024,
             server_name: Some("gruvi".to_owned()),
+            tls: None,
         }
     }
 }

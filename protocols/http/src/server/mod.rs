@@ -118,6 +118,7 @@ impl Server {
     ) -> Server {
         let shortest = config.head_timeout.min(config.keep_alive_timeout);
         let tick_len = (shortest / 8).clamp(Duration::from_millis(5), Duration::from_secs(1));
+        let wrapper = config.tls.clone().map(crate::tls::wrapper);
         let server_line = config
             .server_name
             .as_ref()
@@ -130,7 +131,7 @@ impl Server {
                 tick: Cell::new(1),
                 tick_len,
                 sweeper: RefCell::new(None),
-                wrapper: RefCell::new(None),
+                wrapper: RefCell::new(wrapper),
                 closing: Cell::new(false),
                 listeners: RefCell::new(Vec::new()),
                 acceptors: RefCell::new(Vec::new()),
