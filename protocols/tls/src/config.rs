@@ -52,6 +52,14 @@ pub(crate) struct Limits {
     pub(crate) after_close_notify: usize,
 }
 
+impl Limits {
+    /// Whether a reader holding `pending` bytes of output for the peer must send them (waiting
+    /// for a writer to let go of the connection) before it reads on: past the limit.
+    pub(crate) fn reader_must_send(&self, pending: usize) -> bool {
+        pending > self.reader_output
+    }
+}
+
 impl Common {
     pub(crate) fn new() -> Common {
         Common {
@@ -261,6 +269,17 @@ mod tests {
         assert!(alpn_wire(&[b""]).is_err());
         assert!(alpn_wire(&[&[b'x'; 256]]).is_err());
         assert_eq!(alpn_wire(&[&[b'x'; 255]]).unwrap().len(), 256);
+    }
+
+    #[test]
+    fn a_reader_sends_its_output_itself_only_past_the_limit() {
+        let mut common = Common::new();
+        let limits = common.limits;
+        assert!(!limits.reader_must_send(DEFAULT_READER_OUTPUT_LIMIT));
+        assert!(limits.reader_must_send(DEFAULT_READER_OUTPUT_LIMIT + 1));
+        common.limits.reader_output = 0;
+        assert!(!common.limits.reader_must_send(0));
+        assert!(common.limits.reader_must_send(1));
     }
 
     #[test]
