@@ -215,3 +215,54 @@ fn a_failed_server_handshake_is_logged_with_the_peer_and_the_cause() {
         assert!(message.contains("failed"), "{message}");
     });
 }
+
+#[test]
+fn a_self_signed_identity_verifies_for_its_names_only() {
+    let identity = gruvi_tls::CertifiedKey::self_signed(&["localhost", "127.0.0.1"], 1).unwrap();
+    let cert = identity.leaf().to_pem().unwrap();
+    let server = ServerConfig::builder(identity).build().unwrap();
+    let client = ClientConfig::builder()
+        .use_system_roots(false)
+        .add_ca_pem(&cert)
+        .build()
+        .unwrap();
+    for (name, ok) in [
+        ("localhost", true),
+        ("127.0.0.1", true),
+        ("example.com", false),
+    ] {
+        let mut c = SslPipe::client(&client, name);
+        let mut s = SslPipe::server(&server);
+        c.do_handshake().unwrap();
+        s.do_handshake().unwrap();
+        let mut app = Vec::new();
+        let result = (|| -> Result<(), TlsError> {
+            while c.state() == PipeState::Handshake {
+                s.feed_ssldata(&c.take_ssldata(), &mut app)?;
+                c.feed_ssldata(&s.take_ssldata(), &mut app)?;
+            }
+            Ok(())
+        })();
+        assert_eq!(result.is_ok(), ok, "{name}: {result:?}");
+    }
+    assert!(gruvi_tls::CertifiedKey::self_signed(&[], 1).is_err());
+}
+
+#[test]
+fn a_server_config_from_pem_files_presents_them() {
+    let certs = certs::make();
+    let config = ServerConfig::from_pem_files(&certs.good.cert_path, &certs.good.key_path).unwrap();
+    let mut c = SslPipe::client(&client_config(&certs), "localhost");
+    let mut s = SslPipe::server(&config);
+    c.do_handshake().unwrap();
+    s.do_handshake().unwrap();
+    let mut app = Vec::new();
+    while c.state() == PipeState::Handshake {
+        s.feed_ssldata(&c.take_ssldata(), &mut app).unwrap();
+        c.feed_ssldata(&s.take_ssldata(), &mut app).unwrap();
+    }
+    assert_eq!(c.state(), PipeState::Wrapped);
+    let err =
+        ServerConfig::from_pem_files(&certs.good.cert_path, &certs.other.key_path).unwrap_err();
+    assert!(err.to_string().contains("does not match"), "{err}");
+}

@@ -60,6 +60,19 @@ impl ServerConfig {
         }
     }
 
+    /// The default configuration presenting the PEM certificate chain and key in the files at
+    /// `chain` and `key` (see [`CertifiedKey::from_pem_files`]): the usual start of a server.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Config`] for an unreadable file, bad contents or a key that does not match.
+    pub fn from_pem_files(
+        chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<ServerConfig, TlsError> {
+        ServerConfig::builder(CertifiedKey::from_pem_files(chain, key)?).build()
+    }
+
     limit_getters!();
 
     /// How long [`server`](crate::server) waits for its `close_notify` to go out after the

@@ -19,7 +19,10 @@ impl Connection for TlsStream {
                 return Ok(false);
             }
             self.wait_ready()?;
-            if self.limits.reader_must_send(self.pipe.borrow().ssldata_len()) {
+            if self
+                .limits
+                .reader_must_send(self.pipe.borrow().ssldata_len())
+            {
                 self.send_pending()?;
             } else {
                 self.send_pending_if_free()?;
