@@ -15,13 +15,16 @@
 //!
 //! The peer benchmark harness runs it as `echo_server --listen 127.0.0.1:PORT`.
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 use std::rc::Rc;
 
 use gruvi::fiber;
 use gruvi::stream::{Address, Server, Stream};
-use gruvi::tls::{CertifiedKey, ServerConfig};
+use gruvi::tls::ServerConfig;
+
+#[path = "support/serve.rs"]
+mod serve;
 
 const USAGE: &str = "usage: echo_server [--listen ADDR]... [--max-connections N] \
                      [--tls-cert FILE --tls-key FILE]";
@@ -86,40 +89,13 @@ fn echo(stream: Rc<Stream>) -> io::Result<()> {
     stream.write_eof()
 }
 
-/// The TLS configuration from `--tls-cert` and `--tls-key`, if given.
-fn tls_config(options: &Options) -> io::Result<Option<ServerConfig>> {
-    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
-        return Ok(None);
-    };
-    let identity = CertifiedKey::from_pem_files(cert, key)?;
-    Ok(Some(ServerConfig::builder(identity).build()?))
-}
-
 fn serve(options: &Options) -> io::Result<()> {
-    let server = match tls_config(options)? {
-        Some(config) => gruvi::tls::server(config, echo),
+    let server = match options.tls_cert.as_ref().zip(options.tls_key.as_ref()) {
+        Some((cert, key)) => gruvi::tls::server(ServerConfig::from_pem_files(cert, key)?, echo),
         None => Server::new(echo),
     };
     server.set_max_connections(options.max_connections);
-    for addr in &options.listen {
-        server
-            .listen(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    }
-    // Watch for the signals before telling anyone we are ready: a SIGINT sent as soon as
-    // the address is printed must find the watcher, not the default action.
-    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
-    fiber::yield_now()?;
-    let mut out = io::stdout().lock();
-    for addr in server.addresses() {
-        writeln!(out, "listening on {addr}")?;
-    }
-    out.flush()?;
-    drop(out);
-    signal
-        .join()
-        .map_err(|e| io::Error::other(e.to_string()))??;
-    server.close()
+    serve::serve_until_signal(&server, &options.listen)
 }
 
 fn main() -> ExitCode {

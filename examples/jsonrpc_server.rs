@@ -26,14 +26,17 @@
 //! | `notify_me` | `[method, params]`: sends that notification, then answers `null` |
 //! | `call_me` | `[method, params]`: calls that method on the client, answers its result |
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
 use gruvi::fiber;
 use gruvi::jsonrpc::{Config, Methods, Params, RpcError, Server, Value};
 use gruvi::stream::Address;
-use gruvi::tls::{CertifiedKey, ServerConfig};
+use gruvi::tls::ServerConfig;
 use serde_json::json;
+
+#[path = "support/serve.rs"]
+mod serve;
 
 const USAGE: &str = "usage: jsonrpc_server [--listen ADDR]... [--version 1|2] \
                      [--max-connections N] [--max-message-size BYTES] \
@@ -150,39 +153,17 @@ fn methods() -> Methods {
     m
 }
 
-/// The TLS configuration from `--tls-cert` and `--tls-key`, if given.
-fn tls_config(options: &Options) -> io::Result<Option<ServerConfig>> {
-    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
-        return Ok(None);
-    };
-    let identity = CertifiedKey::from_pem_files(cert, key)?;
-    Ok(Some(ServerConfig::builder(identity).build()?))
-}
-
 fn serve(options: Options) -> io::Result<()> {
-    let server = match tls_config(&options)? {
-        Some(tls) => Server::with_tls(methods(), options.config, tls),
+    let server = match options.tls_cert.as_ref().zip(options.tls_key.as_ref()) {
+        Some((cert, key)) => Server::with_tls(
+            methods(),
+            options.config,
+            ServerConfig::from_pem_files(cert, key)?,
+        ),
         None => Server::new(methods(), options.config),
     };
     server.set_max_connections(options.max_connections);
-    for addr in &options.listen {
-        server
-            .listen(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    }
-    // Watch for the signals before telling anyone we are ready.
-    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
-    fiber::yield_now()?;
-    let mut out = io::stdout().lock();
-    for addr in server.addresses() {
-        writeln!(out, "listening on {addr}")?;
-    }
-    out.flush()?;
-    drop(out);
-    signal
-        .join()
-        .map_err(|e| io::Error::other(e.to_string()))??;
-    server.close()
+    serve::serve_until_signal(&server, &options.listen)
 }
 
 fn main() -> ExitCode {
