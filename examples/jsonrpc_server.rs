@@ -32,48 +32,31 @@ use std::process::ExitCode;
 use gruvi::fiber;
 use gruvi::jsonrpc::{Config, Methods, Params, RpcError, Server, Value};
 use gruvi::stream::Address;
-use gruvi::tls::ServerConfig;
 use serde_json::json;
 
 #[path = "support/serve.rs"]
 mod serve;
+
+use serve::ServerOptions;
 
 const USAGE: &str = "usage: jsonrpc_server [--listen ADDR]... [--version 1|2] \
                      [--max-connections N] [--max-message-size BYTES] \
                      [--tls-cert FILE --tls-key FILE]";
 
 struct Options {
-    listen: Vec<Address>,
+    server: ServerOptions,
     config: Config,
-    max_connections: Option<usize>,
-    tls_cert: Option<String>,
-    tls_key: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
-        listen: Vec::new(),
+        server: ServerOptions::new(Some(gruvi::jsonrpc::DEFAULT_MAX_CONNECTIONS)),
         config: Config::default(),
-        max_connections: Some(gruvi::jsonrpc::DEFAULT_MAX_CONNECTIONS),
-        tls_cert: None,
-        tls_key: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--listen" => {
-                let addr = value("--listen")?;
-                let addr = addr.parse().map_err(|e| format!("--listen {addr}: {e}"))?;
-                options.listen.push(addr);
-            }
             "--version" => options.config.version = value("--version")?.parse()?,
-            "--max-connections" => {
-                let n = value("--max-connections")?;
-                let n = n
-                    .parse()
-                    .map_err(|e| format!("--max-connections {n}: {e}"))?;
-                options.max_connections = Some(n);
-            }
             "--max-message-size" => {
                 let n = value("--max-message-size")?;
                 let n = n
@@ -84,18 +67,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 }
                 options.config.max_message_size = n;
             }
-            "--tls-cert" => options.tls_cert = Some(value("--tls-cert")?),
-            "--tls-key" => options.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(USAGE.into()),
+            other if options.server.parse(other, &mut value)? => {}
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if options.tls_cert.is_some() != options.tls_key.is_some() {
-        return Err(format!("--tls-cert and --tls-key go together\n{USAGE}"));
-    }
-    if options.listen.is_empty() {
-        options.listen.push(Address::Tcp("127.0.0.1".into(), 7100));
-    }
+    options
+        .server
+        .finish(Address::Tcp("127.0.0.1".into(), 7100), USAGE)?;
     Ok(options)
 }
 
@@ -154,16 +133,12 @@ fn methods() -> Methods {
 }
 
 fn serve(options: Options) -> io::Result<()> {
-    let server = match options.tls_cert.as_ref().zip(options.tls_key.as_ref()) {
-        Some((cert, key)) => Server::with_tls(
-            methods(),
-            options.config,
-            ServerConfig::from_pem_files(cert, key)?,
-        ),
+    let server = match options.server.tls_config()? {
+        Some(tls) => Server::with_tls(methods(), options.config, tls),
         None => Server::new(methods(), options.config),
     };
-    server.set_max_connections(options.max_connections);
-    serve::serve_until_signal(&server, &options.listen)
+    server.set_max_connections(options.server.max_connections);
+    serve::serve_until_signal(&server, &options.server.listen)
 }
 
 fn main() -> ExitCode {
