@@ -15,58 +15,32 @@
 //!
 //! The peer benchmark harness runs it as `echo_server --listen 127.0.0.1:PORT`.
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 use std::rc::Rc;
 
 use gruvi::fiber;
 use gruvi::stream::{Address, Server, Stream};
-use gruvi::tls::{CertifiedKey, ServerConfig};
+
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::ServerOptions;
 
 const USAGE: &str = "usage: echo_server [--listen ADDR]... [--max-connections N] \
                      [--tls-cert FILE --tls-key FILE]";
 
-struct Options {
-    listen: Vec<Address>,
-    max_connections: Option<usize>,
-    tls_cert: Option<String>,
-    tls_key: Option<String>,
-}
-
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options {
-        listen: Vec::new(),
-        max_connections: None,
-        tls_cert: None,
-        tls_key: None,
-    };
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<ServerOptions, String> {
+    let mut options = ServerOptions::new(None);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--listen" => {
-                let addr = value("--listen")?;
-                let addr = addr.parse().map_err(|e| format!("--listen {addr}: {e}"))?;
-                options.listen.push(addr);
-            }
-            "--max-connections" => {
-                let n = value("--max-connections")?;
-                let n = n
-                    .parse()
-                    .map_err(|e| format!("--max-connections {n}: {e}"))?;
-                options.max_connections = Some(n);
-            }
-            "--tls-cert" => options.tls_cert = Some(value("--tls-cert")?),
-            "--tls-key" => options.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(USAGE.into()),
+            other if options.parse(other, value)? => {}
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if options.tls_cert.is_some() != options.tls_key.is_some() {
-        return Err(format!("--tls-cert and --tls-key go together\n{USAGE}"));
-    }
-    if options.listen.is_empty() {
-        options.listen.push(Address::Tcp("127.0.0.1".into(), 7000));
-    }
+    options.finish(Address::Tcp("127.0.0.1".into(), 7000), USAGE)?;
     Ok(options)
 }
 
@@ -86,40 +60,13 @@ fn echo(stream: Rc<Stream>) -> io::Result<()> {
     stream.write_eof()
 }
 
-/// The TLS configuration from `--tls-cert` and `--tls-key`, if given.
-fn tls_config(options: &Options) -> io::Result<Option<ServerConfig>> {
-    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
-        return Ok(None);
-    };
-    let identity = CertifiedKey::from_pem_files(cert, key)?;
-    Ok(Some(ServerConfig::builder(identity).build()?))
-}
-
-fn serve(options: &Options) -> io::Result<()> {
-    let server = match tls_config(options)? {
+fn serve(options: &ServerOptions) -> io::Result<()> {
+    let server = match options.tls_config()? {
         Some(config) => gruvi::tls::server(config, echo),
         None => Server::new(echo),
     };
     server.set_max_connections(options.max_connections);
-    for addr in &options.listen {
-        server
-            .listen(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    }
-    // Watch for the signals before telling anyone we are ready: a SIGINT sent as soon as
-    // the address is printed must find the watcher, not the default action.
-    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
-    fiber::yield_now()?;
-    let mut out = io::stdout().lock();
-    for addr in server.addresses() {
-        writeln!(out, "listening on {addr}")?;
-    }
-    out.flush()?;
-    drop(out);
-    signal
-        .join()
-        .map_err(|e| io::Error::other(e.to_string()))??;
-    server.close()
+    serve::serve_until_signal(&server, &options.listen)
 }
 
 fn main() -> ExitCode {

@@ -137,7 +137,10 @@ fn run(options: Options) -> ExitCode {
         }
     };
     let outcome = peer.call::<Value>(&options.method, &options.params);
-    peer.close();
+    // A graceful end: over TLS the server gets close_notify, not a truncated stream.
+    if let Err(err) = peer.shutdown() {
+        eprintln!("jsonrpc_client: the connection did not end cleanly: {err}");
+    }
     match outcome {
         Ok(result) => {
             println!("result {result}");

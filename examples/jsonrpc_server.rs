@@ -26,51 +26,37 @@
 //! | `notify_me` | `[method, params]`: sends that notification, then answers `null` |
 //! | `call_me` | `[method, params]`: calls that method on the client, answers its result |
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
 use gruvi::fiber;
 use gruvi::jsonrpc::{Config, Methods, Params, RpcError, Server, Value};
 use gruvi::stream::Address;
-use gruvi::tls::{CertifiedKey, ServerConfig};
 use serde_json::json;
+
+#[path = "support/serve.rs"]
+mod serve;
+
+use serve::ServerOptions;
 
 const USAGE: &str = "usage: jsonrpc_server [--listen ADDR]... [--version 1|2] \
                      [--max-connections N] [--max-message-size BYTES] \
                      [--tls-cert FILE --tls-key FILE]";
 
 struct Options {
-    listen: Vec<Address>,
+    server: ServerOptions,
     config: Config,
-    max_connections: Option<usize>,
-    tls_cert: Option<String>,
-    tls_key: Option<String>,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
-        listen: Vec::new(),
+        server: ServerOptions::new(Some(gruvi::jsonrpc::DEFAULT_MAX_CONNECTIONS)),
         config: Config::default(),
-        max_connections: Some(gruvi::jsonrpc::DEFAULT_MAX_CONNECTIONS),
-        tls_cert: None,
-        tls_key: None,
     };
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--listen" => {
-                let addr = value("--listen")?;
-                let addr = addr.parse().map_err(|e| format!("--listen {addr}: {e}"))?;
-                options.listen.push(addr);
-            }
             "--version" => options.config.version = value("--version")?.parse()?,
-            "--max-connections" => {
-                let n = value("--max-connections")?;
-                let n = n
-                    .parse()
-                    .map_err(|e| format!("--max-connections {n}: {e}"))?;
-                options.max_connections = Some(n);
-            }
             "--max-message-size" => {
                 let n = value("--max-message-size")?;
                 let n = n
@@ -81,18 +67,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                 }
                 options.config.max_message_size = n;
             }
-            "--tls-cert" => options.tls_cert = Some(value("--tls-cert")?),
-            "--tls-key" => options.tls_key = Some(value("--tls-key")?),
             "-h" | "--help" => return Err(USAGE.into()),
+            other if options.server.parse(other, &mut value)? => {}
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    if options.tls_cert.is_some() != options.tls_key.is_some() {
-        return Err(format!("--tls-cert and --tls-key go together\n{USAGE}"));
-    }
-    if options.listen.is_empty() {
-        options.listen.push(Address::Tcp("127.0.0.1".into(), 7100));
-    }
+    options
+        .server
+        .finish(Address::Tcp("127.0.0.1".into(), 7100), USAGE)?;
     Ok(options)
 }
 
@@ -150,39 +132,13 @@ fn methods() -> Methods {
     m
 }
 
-/// The TLS configuration from `--tls-cert` and `--tls-key`, if given.
-fn tls_config(options: &Options) -> io::Result<Option<ServerConfig>> {
-    let (Some(cert), Some(key)) = (&options.tls_cert, &options.tls_key) else {
-        return Ok(None);
-    };
-    let identity = CertifiedKey::from_pem_files(cert, key)?;
-    Ok(Some(ServerConfig::builder(identity).build()?))
-}
-
 fn serve(options: Options) -> io::Result<()> {
-    let server = match tls_config(&options)? {
+    let server = match options.server.tls_config()? {
         Some(tls) => Server::with_tls(methods(), options.config, tls),
         None => Server::new(methods(), options.config),
     };
-    server.set_max_connections(options.max_connections);
-    for addr in &options.listen {
-        server
-            .listen(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-    }
-    // Watch for the signals before telling anyone we are ready.
-    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
-    fiber::yield_now()?;
-    let mut out = io::stdout().lock();
-    for addr in server.addresses() {
-        writeln!(out, "listening on {addr}")?;
-    }
-    out.flush()?;
-    drop(out);
-    signal
-        .join()
-        .map_err(|e| io::Error::other(e.to_string()))??;
-    server.close()
+    server.set_max_connections(options.server.max_connections);
+    serve::serve_until_signal(&server, &options.server.listen)
 }
 
 fn main() -> ExitCode {

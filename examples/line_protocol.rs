@@ -19,12 +19,15 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 use std::rc::Rc;
 
 use gruvi::fiber;
 use gruvi::stream::{Address, Dispatcher, Framer, Server, Stream, connect};
+
+#[path = "support/serve.rs"]
+mod serve;
 
 /// The longest request line, newline included.
 const MAX_LINE: usize = 4096;
@@ -145,24 +148,7 @@ fn demo() -> io::Result<()> {
 }
 
 fn serve(addrs: &[Address]) -> io::Result<()> {
-    let server = kv_server();
-    for addr in addrs {
-        server.listen(addr)?;
-    }
-    // Watch for the signals before telling anyone we are ready: a SIGINT sent as soon as
-    // the address is printed must find the watcher, not the default action.
-    let signal = fiber::spawn(|| fiber::wait_for_signal(&[libc::SIGINT, libc::SIGTERM]));
-    fiber::yield_now()?;
-    let mut out = io::stdout().lock();
-    for addr in server.addresses() {
-        writeln!(out, "listening on {addr}")?;
-    }
-    out.flush()?;
-    drop(out);
-    signal
-        .join()
-        .map_err(|e| io::Error::other(e.to_string()))??;
-    server.close()
+    serve::serve_until_signal(&kv_server(), addrs)
 }
 
 fn main() -> ExitCode {

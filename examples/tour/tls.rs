@@ -4,48 +4,19 @@ use std::rc::Rc;
 
 use gruvi::fiber::{self, Hub};
 use gruvi::stream::{Address, Stream, TcpListener, TcpStream};
-use gruvi::tls::openssl::asn1::Asn1Time;
-use gruvi::tls::openssl::ec::{EcGroup, EcKey};
-use gruvi::tls::openssl::hash::MessageDigest;
-use gruvi::tls::openssl::nid::Nid;
-use gruvi::tls::openssl::pkey::PKey;
-use gruvi::tls::openssl::x509::extension::SubjectAlternativeName;
-use gruvi::tls::openssl::x509::{X509Builder, X509NameBuilder};
 use gruvi::tls::{CertifiedKey, ClientConfig, ServerConfig, TlsError, TlsStream};
 
 type Error = Box<dyn std::error::Error>;
-
-/// A self-signed certificate for `localhost` and 127.0.0.1, made on the spot: (cert, key) PEM.
-fn certificate() -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", "localhost")?;
-    let name = name.build();
-    let mut cert = X509Builder::new()?;
-    cert.set_version(2)?;
-    cert.set_subject_name(&name)?;
-    cert.set_issuer_name(&name)?;
-    cert.set_pubkey(&key)?;
-    let (not_before, not_after) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(1)?);
-    cert.set_not_before(&not_before)?;
-    cert.set_not_after(&not_after)?;
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&cert.x509v3_context(None, None))?;
-    cert.append_extension(san)?;
-    cert.sign(&key, MessageDigest::sha256())?;
-    Ok((cert.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
-}
 
 /// A TLS echo-in-uppercase server, clients that verify it, one that does not trust it, and
 /// STARTTLS on a plain connection.
 pub fn tour() -> Result<(), Error> {
     println!("[tls] TLS on fibers: OpenSSL over in-memory buffers, any stream underneath");
     let hub = Hub::current();
-    let (cert, key) = certificate()?;
-    let server_config = ServerConfig::builder(CertifiedKey::from_pem(&cert, &key)?)
+    // A self-signed certificate for localhost and 127.0.0.1, made on the spot.
+    let identity = CertifiedKey::self_signed(&["localhost", "127.0.0.1"], 1)?;
+    let cert = identity.leaf().to_pem()?;
+    let server_config = ServerConfig::builder(identity)
         .alpn_protocols(&[b"shout/1"])
         .build()?;
     let server = gruvi::tls::server(server_config.clone(), |stream: Rc<Stream>| {

@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     fibers: RefCell<Vec<JoinHandle<()>>>,
     /// Fibers in [`Peer::join`].
     joiners: RefCell<Vec<Fiber>>,
+    /// [`Peer::shutdown`] ended this side's writing: new calls fail.
+    write_ended: Cell<bool>,
 }
 
 struct CloseOnDrop(Rc<Inner>);
@@ -142,6 +144,7 @@ impl Peer {
             reader_waiting: RefCell::new(None),
             fibers: RefCell::new(Vec::new()),
             joiners: RefCell::new(Vec::new()),
+            write_ended: Cell::new(false),
             config,
         });
         let peer = Peer {
@@ -275,8 +278,69 @@ impl Peer {
             .map_err(|e| Error::ConnectionLost(e.to_string()))
     }
 
+    /// Ends the connection gracefully: waits until every message sent so far was handed to
+    /// the kernel, ends this side's writing (over TLS that sends `close_notify`, so the other
+    /// end sees a clean end of stream rather than a truncated one), then waits for the other
+    /// end to finish its answers and end its side, and closes. New calls fail meanwhile.
+    /// [`close`](Self::close) instead drops what is unsent and sends no `close_notify`.
+    ///
+    /// The wait for the other end lasts at most [`Config::linger_time`]; after it the
+    /// connection is closed anyway.
+    ///
+    /// # Switchpoint
+    ///
+    /// Blocks the fiber for the flush and the other end's end of stream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ConnectionLost`] if the connection closed or failed before this side's end
+    /// went out, [`Error::Fiber`]. The connection is closed in every case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gruvi_jsonrpc::{Config, Methods, Peer};
+    /// use gruvi_stream::{Stream, UnixStream};
+    /// use std::rc::Rc;
+    ///
+    /// fiber_core::run(|| -> Result<(), Box<dyn std::error::Error>> {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let server = Peer::new(Rc::new(Stream::new(a)), Methods::new(), Config::default())?;
+    ///     let client = Peer::new(Rc::new(Stream::new(b)), Methods::new(), Config::default())?;
+    ///     client.notify("bye", ())?;
+    ///     client.shutdown()?; // the notification is sent, then end of stream
+    ///     server.join()?;
+    ///     assert!(!client.is_open() && !server.is_open());
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shutdown(&self) -> Result<(), Error> {
+        let inner = &self.inner;
+        let ended = self.flush().and_then(|()| {
+            inner.write_ended.set(true);
+            inner
+                .stream
+                .write_eof()
+                .map_err(|e| Error::ConnectionLost(e.to_string()))
+        });
+        if let Err(err) = ended {
+            inner.close("the connection was shut down");
+            return Err(err);
+        }
+        let waited = fiber_core::timeout(inner.config.linger_time, || self.join());
+        inner.close("the connection was shut down");
+        match waited {
+            Ok(joined) => joined.map_err(Error::from),
+            Err(fiber_core::Error::TimedOut) => Ok(()),
+            Err(err) => Err(Error::from(err)),
+        }
+    }
+
     /// Closes the connection now: pending calls fail, running handlers are cancelled, unsent
     /// messages are dropped ([`flush`](Self::flush) first to send them). Never switches.
+    /// Over TLS no `close_notify` is sent: [`shutdown`](Self::shutdown) ends a connection
+    /// gracefully.
     pub fn close(&self) {
         self.inner.close("the connection was closed");
     }
@@ -330,6 +394,11 @@ impl fmt::Debug for Peer {
 
 impl Inner {
     pub(crate) fn check_open(&self) -> Result<(), Error> {
+        if self.write_ended.get() && self.state.get() == State::Open {
+            return Err(Error::ConnectionLost(
+                "this end shut the connection down".into(),
+            ));
+        }
         match self.state.get() {
             State::Open => Ok(()),
             _ => Err(Error::ConnectionLost(self.reason.borrow().clone())),

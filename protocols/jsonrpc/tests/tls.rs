@@ -6,12 +6,14 @@ mod support;
 #[path = "../../tls/tests/support/certs.rs"]
 mod certs;
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use gruvi_jsonrpc::{
     Config, Error, Methods, Peer, RpcError, Server, connect_tls, connect_tls_with_name,
 };
-use gruvi_stream::Address;
+use gruvi_stream::{Address, Stream};
 use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig, TlsError, TlsStream, VerifyFailure};
 use support::run_clean;
 
@@ -221,6 +223,67 @@ fn with_max_connections_2_the_third_tls_client_is_closed() {
         }
         let fourth = client(addr, &certs, Methods::new()).unwrap();
         assert_eq!(fourth.call::<i64>("add", (3, 3)).unwrap(), 6);
+        server.close().unwrap();
+    });
+}
+
+/// What a connection of [`reading_server`] received, or how its end failed.
+type Seen = Rc<RefCell<Vec<std::io::Result<Vec<u8>>>>>;
+
+/// A TLS server that reads each connection to its end: what it got, or how the read failed.
+fn reading_server(certs: &certs::Certs) -> (gruvi_stream::Server, Seen) {
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let server = {
+        let seen = seen.clone();
+        gruvi_tls::server(server_config(&certs.good), move |stream: Rc<Stream>| {
+            // Bytes received before an error come first: the next read reports the end.
+            let got = stream
+                .read_bytes(usize::MAX)
+                .and_then(|data| stream.read_bytes(1).map(|end| (data, end)));
+            seen.borrow_mut().push(got.map(|(data, end)| {
+                assert_eq!(end, b"", "end of stream again");
+                data
+            }));
+            Ok(())
+        })
+    };
+    (server, seen)
+}
+
+#[test]
+fn shutdown_ends_a_tls_connection_with_close_notify_and_close_does_not() {
+    let certs = certs::make();
+    run_clean(|| {
+        let (server, seen) = reading_server(&certs);
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = server.addresses()[0].clone();
+        let peer = client(&addr, &certs, Methods::new()).unwrap();
+        peer.notify("bye", ()).unwrap();
+        peer.shutdown().unwrap();
+        assert!(!peer.is_open());
+        assert!(matches!(
+            peer.notify("late", ()),
+            Err(Error::ConnectionLost(_))
+        ));
+        // The server's handler read everything, then a clean end of stream.
+        let got = seen
+            .borrow_mut()
+            .remove(0)
+            .expect("a clean end, not truncation");
+        assert_eq!(got, br#"{"jsonrpc":"2.0","method":"bye"}"#.to_vec());
+        // close() sends no close_notify: the server sees a truncated stream.
+        let peer = client(&addr, &certs, Methods::new()).unwrap();
+        peer.notify("bye", ()).unwrap();
+        peer.flush().unwrap();
+        peer.close();
+        while seen.borrow().is_empty() {
+            fiber_core::sleep(Duration::from_millis(5)).unwrap();
+        }
+        let err = seen.borrow_mut().remove(0).unwrap_err();
+        assert!(
+            matches!(TlsError::from_io(&err), Some(TlsError::Truncated)),
+            "{err}"
+        );
         server.close().unwrap();
     });
 }

@@ -16,38 +16,9 @@ use std::time::Instant;
 
 use fiber_core::Event;
 use gruvi_stream::{Address, Server, Stream};
-use gruvi_tls::openssl::asn1::Asn1Time;
-use gruvi_tls::openssl::ec::{EcGroup, EcKey};
-use gruvi_tls::openssl::hash::MessageDigest;
-use gruvi_tls::openssl::nid::Nid;
-use gruvi_tls::openssl::pkey::PKey;
-use gruvi_tls::openssl::x509::extension::SubjectAlternativeName;
-use gruvi_tls::openssl::x509::{X509Builder, X509NameBuilder};
 use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig};
 
 type Error = Box<dyn std::error::Error>;
-
-fn certificate() -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
-    let key = PKey::from_ec_key(EcKey::generate(&group)?)?;
-    let mut name = X509NameBuilder::new()?;
-    name.append_entry_by_text("CN", "localhost")?;
-    let name = name.build();
-    let mut cert = X509Builder::new()?;
-    cert.set_version(2)?;
-    cert.set_subject_name(&name)?;
-    cert.set_issuer_name(&name)?;
-    cert.set_pubkey(&key)?;
-    let (not_before, not_after) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(1)?);
-    cert.set_not_before(&not_before)?;
-    cert.set_not_after(&not_after)?;
-    let san = SubjectAlternativeName::new()
-        .ip("127.0.0.1")
-        .build(&cert.x509v3_context(None, None))?;
-    cert.append_extension(san)?;
-    cert.sign(&key, MessageDigest::sha256())?;
-    Ok((cert.build().to_pem()?, key.private_key_to_pem_pkcs8()?))
-}
 
 fn echo(stream: Rc<Stream>) -> io::Result<()> {
     let mut chunk = Vec::new();
@@ -125,8 +96,9 @@ fn main() -> Result<(), Error> {
             _ => return Err(format!("unknown argument {arg}").into()),
         }
     }
-    let (cert, key) = certificate()?;
-    let server_config = ServerConfig::builder(CertifiedKey::from_pem(&cert, &key)?).build()?;
+    let identity = CertifiedKey::self_signed(&["127.0.0.1"], 1)?;
+    let cert = identity.leaf().to_pem()?;
+    let server_config = ServerConfig::builder(identity).build()?;
     let client_config = ClientConfig::builder()
         .use_system_roots(false)
         .add_ca_pem(&cert)

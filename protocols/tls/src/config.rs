@@ -8,6 +8,7 @@ mod server;
 use std::time::Duration;
 
 use openssl::ssl::{SslContextBuilder, SslOptions, SslVersion};
+use openssl::x509::X509;
 
 use crate::error::TlsError;
 
@@ -22,6 +23,154 @@ pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a server waits by default, once its handler returned, for its `close_notify` to be
 /// sent.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How much output for the peer (KeyUpdate responses, alerts) a reading fiber lets pile up by
+/// default while a writer holds the connection, before it waits to send it.
+pub const DEFAULT_READER_OUTPUT_LIMIT: usize = 64 * 1024;
+
+/// How many bytes a peer may send by default after its `close_notify`, kept until this side
+/// unwraps (STARTTLS) or closes.
+pub const DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT: usize = 64 * 1024;
+
+/// Settings and limits both sides share, with the builders' setters for them
+/// ([`common_setters`]).
+#[derive(Clone, Debug)]
+pub(crate) struct Common {
+    pub(crate) alpn: Vec<Vec<u8>>,
+    pub(crate) min_version: Option<TlsVersion>,
+    pub(crate) max_version: Option<TlsVersion>,
+    pub(crate) limits: Limits,
+    /// The first error a setter met, reported by `build`.
+    pub(crate) error: Option<TlsError>,
+}
+
+/// The limits of a session, kept in its configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) handshake_timeout: Option<Duration>,
+    pub(crate) reader_output: usize,
+    pub(crate) after_close_notify: usize,
+}
+
+impl Limits {
+    /// Whether a reader holding `pending` bytes of output for the peer must send them (waiting
+    /// for a writer to let go of the connection) before it reads on: past the limit.
+    pub(crate) fn reader_must_send(&self, pending: usize) -> bool {
+        pending > self.reader_output
+    }
+}
+
+impl Common {
+    pub(crate) fn new() -> Common {
+        Common {
+            alpn: Vec::new(),
+            min_version: Some(TlsVersion::Tls1_2),
+            max_version: None,
+            limits: Limits {
+                handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
+                reader_output: DEFAULT_READER_OUTPUT_LIMIT,
+                after_close_notify: DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT,
+            },
+            error: None,
+        }
+    }
+
+    pub(crate) fn fail(&mut self, err: TlsError) {
+        self.error.get_or_insert(err);
+    }
+
+    /// Adds the certificates in `pem` to `certs` (`what` names them in an error).
+    pub(crate) fn add_certs(&mut self, certs: &mut Vec<X509>, pem: &[u8], what: &str) {
+        match X509::stack_from_pem(pem) {
+            Ok(found) if !found.is_empty() => certs.extend(found),
+            Ok(_) => self.fail(TlsError::Config(format!("{what}: no certificate in it"))),
+            Err(e) => self.fail(TlsError::config(what, e)),
+        }
+    }
+
+    /// The start of both builders' `build`: the first setter's error, or the versions and
+    /// options applied to `ctx`, and the ALPN names checked.
+    pub(crate) fn apply(&mut self, ctx: &mut SslContextBuilder) -> Result<(), TlsError> {
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        common_settings(ctx, self.min_version, self.max_version)?;
+        if !self.alpn.is_empty() {
+            alpn_wire(&self.alpn.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
+        }
+        Ok(())
+    }
+}
+
+/// The setters both builders have, on their `common: Common` field.
+macro_rules! common_setters {
+    () => {
+        /// The ALPN protocols, most preferred first (e.g. `b"h2"`, `b"http/1.1"`): a client
+        /// offers them; a server chooses the first of them the client offers, and a client
+        /// offering none of them gets no ALPN protocol.
+        pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
+            self.common.alpn = protocols.iter().map(|p| p.to_vec()).collect();
+            self
+        }
+
+        /// The lowest version accepted (default TLS 1.2; `None`: OpenSSL's lowest).
+        pub fn min_version(mut self, version: Option<TlsVersion>) -> Self {
+            self.common.min_version = version;
+            self
+        }
+
+        /// The highest version accepted (default `None`: the highest OpenSSL knows).
+        pub fn max_version(mut self, version: Option<TlsVersion>) -> Self {
+            self.common.max_version = version;
+            self
+        }
+
+        /// How long a handshake may take (default [`DEFAULT_HANDSHAKE_TIMEOUT`]; `None`: no
+        /// limit). A peer that connects and says nothing is dropped after it.
+        pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
+            self.common.limits.handshake_timeout = timeout;
+            self
+        }
+
+        /// How many bytes of output for the peer (KeyUpdate responses...) a reading fiber
+        /// lets pile up while a writer holds the connection before it waits to send them
+        /// itself (default [`DEFAULT_READER_OUTPUT_LIMIT`]): a peer that floods KeyUpdate
+        /// requests without reading cannot make them grow without bound.
+        pub fn reader_output_limit(mut self, bytes: usize) -> Self {
+            self.common.limits.reader_output = bytes;
+            self
+        }
+
+        /// How many bytes the peer may send after its `close_notify`, kept until this side
+        /// unwraps (default [`DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT`]); more is a protocol error.
+        pub fn after_close_notify_limit(mut self, bytes: usize) -> Self {
+            self.common.limits.after_close_notify = bytes;
+            self
+        }
+    };
+}
+pub(crate) use common_setters;
+
+/// The getters both configs have, on their `limits: Limits` field.
+macro_rules! limit_getters {
+    () => {
+        /// How long a handshake may take (`None`: no limit).
+        pub fn handshake_timeout(&self) -> Option<Duration> {
+            self.limits.handshake_timeout
+        }
+
+        /// See the builder's `reader_output_limit`.
+        pub fn reader_output_limit(&self) -> usize {
+            self.limits.reader_output
+        }
+
+        /// See the builder's `after_close_notify_limit`.
+        pub fn after_close_notify_limit(&self) -> usize {
+            self.limits.after_close_notify
+        }
+    };
+}
+pub(crate) use limit_getters;
 
 /// A TLS protocol version, for the lowest and highest versions a side accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -120,6 +269,17 @@ mod tests {
         assert!(alpn_wire(&[b""]).is_err());
         assert!(alpn_wire(&[&[b'x'; 256]]).is_err());
         assert_eq!(alpn_wire(&[&[b'x'; 255]]).unwrap().len(), 256);
+    }
+
+    #[test]
+    fn a_reader_sends_its_output_itself_only_past_the_limit() {
+        let mut common = Common::new();
+        let limits = common.limits;
+        assert!(!limits.reader_must_send(DEFAULT_READER_OUTPUT_LIMIT));
+        assert!(limits.reader_must_send(DEFAULT_READER_OUTPUT_LIMIT + 1));
+        common.limits.reader_output = 0;
+        assert!(!common.limits.reader_must_send(0));
+        assert!(common.limits.reader_must_send(1));
     }
 
     #[test]

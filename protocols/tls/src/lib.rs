@@ -64,8 +64,9 @@ mod stream;
 
 pub use client::Client;
 pub use config::{
-    CertifiedKey, ClientConfig, ClientConfigBuilder, DEFAULT_CLOSE_TIMEOUT,
-    DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig, ServerConfigBuilder, TlsVersion,
+    CertifiedKey, ClientConfig, ClientConfigBuilder, DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT,
+    DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READER_OUTPUT_LIMIT, ServerConfig,
+    ServerConfigBuilder, TlsVersion,
 };
 pub use endpoints::{connect, connect_with_name, server};
 pub use error::{TlsError, VerifyFailure};

@@ -167,6 +167,14 @@ impl SslPipe {
         matches!(self.role, Role::Server { .. })
     }
 
+    /// How many bytes the peer may send after its `close_notify` (kept for an unwrap).
+    fn after_close_notify_limit(&self) -> usize {
+        match &self.role {
+            Role::Client { config, .. } => config.limits.after_close_notify,
+            Role::Server { config } => config.limits.after_close_notify,
+        }
+    }
+
     /// Whether the peer's `close_notify` arrived in the current session.
     pub fn peer_closed(&self) -> bool {
         self.peer_closed
@@ -302,12 +310,14 @@ impl SslPipe {
 
     /// Feeds bytes received from the peer and appends the application data they carry to
     /// `appdata` (unwrapped: the bytes themselves). Drives the handshake, answers
-    /// post-handshake messages, and on the peer's `close_notify` stops decrypting.
+    /// post-handshake messages, and on the peer's `close_notify` stops decrypting: what follows
+    /// it is kept, up to the config's `after_close_notify_limit`, for an unwrap (STARTTLS).
     ///
     /// # Errors
     ///
-    /// [`TlsError::Verification`] or [`TlsError::Protocol`] when the session fails; an alert
-    /// for the peer may wait in the output.
+    /// [`TlsError::Verification`] or [`TlsError::Protocol`] when the session fails (also when
+    /// more than the limit arrives after the peer's `close_notify`); an alert for the peer may
+    /// wait in the output.
     pub fn feed_ssldata(&mut self, data: &[u8], appdata: &mut Vec<u8>) -> Result<Fed, TlsError> {
         let mut fed = Fed::default();
         if self.state == PipeState::Unwrapped {
@@ -324,6 +334,16 @@ impl SslPipe {
             fed.handshake_done = true;
         }
         self.decrypt(appdata, &mut fed)?;
+        if self.peer_closed && self.state != PipeState::Unwrapped {
+            let kept = self.bio().unread().len();
+            let limit = self.after_close_notify_limit();
+            if kept > limit {
+                return Err(TlsError::Protocol(format!(
+                    "{kept} bytes arrived after the peer's close_notify, more than the limit of \
+                     {limit} kept for an unwrap"
+                )));
+            }
+        }
         self.bio().release_if_drained();
         Ok(fed)
     }

@@ -2,14 +2,13 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::time::Duration;
 
 use fiber_core::{Event, Lock};
 use gruvi_stream::Connection;
 use openssl::ssl::SslRef;
 use openssl::x509::X509;
 
-use crate::config::{ClientConfig, ServerConfig};
+use crate::config::{ClientConfig, Limits, ServerConfig};
 use crate::error::TlsError;
 use crate::pipe::{Fed, PipeState, SslPipe};
 
@@ -39,13 +38,9 @@ fn release(plain: &mut Vec<u8>) {
 }
 
 /// Plaintext is encrypted and sent in pieces of this size, so the connection's write flow
-/// control applies to a large write as it goes.
+/// control applies to a large write as it goes. Not a limit (a write of any size goes out
+/// piece by piece, and the connection's own send queue bounds what waits), so not configurable.
 const SEND_CHUNK: usize = 64 * 1024;
-
-/// A reader that made this much output for the peer (KeyUpdate responses...) while a writer
-/// holds the send lock waits to send it before reading on: a peer that keeps asking while not
-/// reading cannot make the output grow without bound.
-const READER_OUTPUT_LIMIT: usize = 64 * 1024;
 
 /// A TLS session over a byte connection (TCP, a Unix socket, any [`Connection`]): Gruvi's
 /// `SslTransport`. It is itself a [`Connection`], so a [`gruvi_stream::Stream`],
@@ -98,16 +93,19 @@ pub struct TlsStream {
     write_closed: Cell<bool>,
     /// The session failed: every later read and write reports it.
     failed: RefCell<Option<TlsError>>,
+    /// Sending failed for good (the peer reset the connection...): every later write reports
+    /// the same kind of error at once, and nothing more is encrypted or kept.
+    write_error: RefCell<Option<(io::ErrorKind, String)>>,
     /// Taken by whoever sends ciphertext, so that it goes out in order.
     send_lock: Lock,
     /// Set while no handshake runs; reads and writes wait for it.
     ready: Event,
-    /// The handshake timeout for [`start_tls`](Self::start_tls).
-    handshake_timeout: Option<Duration>,
+    /// The config's limits (the handshake timeout for [`start_tls`](Self::start_tls)...).
+    limits: Limits,
 }
 
 impl TlsStream {
-    fn new(conn: impl Connection, pipe: SslPipe, handshake_timeout: Option<Duration>) -> Self {
+    fn new(conn: impl Connection, pipe: SslPipe, limits: Limits) -> Self {
         let ready = Event::new();
         ready.set();
         TlsStream {
@@ -118,9 +116,10 @@ impl TlsStream {
             eof: Cell::new(false),
             write_closed: Cell::new(false),
             failed: RefCell::new(None),
+            write_error: RefCell::new(None),
             send_lock: Lock::new(),
             ready,
-            handshake_timeout,
+            limits,
         }
     }
 
@@ -168,12 +167,12 @@ impl TlsStream {
         server_name: &str,
     ) -> TlsStream {
         let pipe = SslPipe::client(config, server_name);
-        TlsStream::new(conn, pipe, config.handshake_timeout())
+        TlsStream::new(conn, pipe, config.limits)
     }
 
     /// A server stream in plaintext until [`start_tls`](Self::start_tls) (STARTTLS).
     pub fn server_unwrapped(conn: impl Connection, config: &ServerConfig) -> TlsStream {
-        TlsStream::new(conn, SslPipe::server(config), config.handshake_timeout())
+        TlsStream::new(conn, SslPipe::server(config), config.limits)
     }
 
     /// The connection underneath.
@@ -204,6 +203,13 @@ impl TlsStream {
     /// The peer's certificate.
     pub fn peer_certificate(&self) -> Option<X509> {
         self.with_ssl(|ssl| ssl?.peer_certificate())
+    }
+
+    /// How many bytes of ciphertext wait to be sent: left by a write that timed out, or a
+    /// reader's output (KeyUpdate responses) waiting for a writer. At most about one write's
+    /// worth plus the config's reader output limit; nothing once sending failed for good.
+    pub fn unsent_len(&self) -> usize {
+        self.pipe.borrow().ssldata_len()
     }
 
     /// The protocol version in use, e.g. `"TLSv1.3"`.
@@ -241,7 +247,7 @@ impl TlsStream {
             return Err(TlsError::State("handshake in progress or completed").into());
         }
         self.ready.clear();
-        let result = match self.handshake_timeout {
+        let result = match self.limits.handshake_timeout {
             None => self.handshake(),
             Some(limit) => match fiber_core::timeout(limit, || self.handshake()) {
                 Ok(result) => result,
@@ -253,10 +259,29 @@ impl TlsStream {
             let cause = TlsError::from_io(err).cloned().unwrap_or_else(|| {
                 TlsError::Protocol(format!("the handshake was interrupted: {err}"))
             });
+            if self.pipe.borrow().is_server() {
+                self.log_failed_handshake(&cause);
+            }
             self.failed.borrow_mut().get_or_insert(cause);
         }
         self.ready.set();
         result
+    }
+
+    /// Reports a failed server-side handshake: a warning when the client broke the protocol or
+    /// its certificate did not verify, a debug message when it went away or said nothing.
+    fn log_failed_handshake(&self, cause: &TlsError) {
+        let peer = match self.inner.peer_address() {
+            Ok(addr) => addr.to_string(),
+            Err(err) => format!("an unknown peer ({err})"),
+        };
+        let level = match cause {
+            TlsError::Verification { .. } | TlsError::Protocol(_) | TlsError::State(_) => {
+                log::Level::Warn
+            }
+            _ => log::Level::Debug,
+        };
+        log::log!(level, "TLS handshake with {peer} failed: {cause}");
     }
 
     fn handshake(&self) -> io::Result<()> {
@@ -337,6 +362,14 @@ impl TlsStream {
         unread
     }
 
+    /// The error that ended sending for good, if any.
+    fn check_write_error(&self) -> io::Result<()> {
+        match &*self.write_error.borrow() {
+            Some((kind, message)) => Err(io::Error::new(*kind, message.clone())),
+            None => Ok(()),
+        }
+    }
+
     fn check_failed(&self) -> io::Result<()> {
         match &*self.failed.borrow() {
             Some(err) => Err(err.clone().into()),
@@ -413,6 +446,7 @@ impl TlsStream {
         if !self.pipe.borrow().has_ssldata() {
             return Ok(());
         }
+        self.check_write_error()?;
         let _guard = self.send_lock.lock().map_err(io::Error::from)?;
         self.drain_locked()
     }
@@ -421,6 +455,11 @@ impl TlsStream {
     /// in which case it sends it before letting go.
     fn send_pending_if_free(&self) -> io::Result<()> {
         if !self.pipe.borrow().has_ssldata() {
+            return Ok(());
+        }
+        if self.write_error.borrow().is_some() {
+            // Nothing can be sent any more: the output is dropped, and reading goes on.
+            drop(self.pipe.borrow_mut().take_ssldata());
             return Ok(());
         }
         match self.send_lock.try_lock() {
@@ -441,17 +480,29 @@ impl TlsStream {
         }
     }
 
-    /// Sends ciphertext taken from the session; if the connection refuses it (a timeout, a
-    /// cancelled fiber), it goes back in front of the session's output, so no record is lost
-    /// and the order holds. The caller holds the send lock.
+    /// Sends ciphertext taken from the session. If the connection refuses it for now (a
+    /// timeout, a cancelled fiber), it goes back in front of the session's output, so no
+    /// record is lost and the order holds. Any other error ends sending for good: it is
+    /// recorded for every later write, and the output is dropped. The caller holds the send
+    /// lock.
     fn send_records(&self, out: &mut Vec<u8>) -> io::Result<()> {
+        self.check_write_error()?;
         match self.inner.send(out) {
             Ok(()) => {
                 out.clear();
                 Ok(())
             }
-            Err(err) => {
+            Err(err)
+                if err.kind() == io::ErrorKind::TimedOut
+                    || fiber_core::Error::from_io(&err).is_some() =>
+            {
                 self.pipe.borrow_mut().requeue_ssldata(std::mem::take(out));
+                Err(err)
+            }
+            Err(err) => {
+                out.clear();
+                drop(self.pipe.borrow_mut().take_ssldata());
+                *self.write_error.borrow_mut() = Some((err.kind(), err.to_string()));
                 Err(err)
             }
         }

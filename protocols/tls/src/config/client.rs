@@ -9,7 +9,11 @@ use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
 
 use super::{
-    CertifiedKey, DEFAULT_HANDSHAKE_TIMEOUT, TlsVersion, alpn_wire, common_settings, read,
+    CertifiedKey, Common, Limits, TlsVersion, alpn_wire, common_setters, limit_getters, read,
+};
+#[allow(unused_imports)] // used in the setters' docs
+use super::{
+    DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READER_OUTPUT_LIMIT,
 };
 use crate::error::TlsError;
 
@@ -34,7 +38,7 @@ use crate::error::TlsError;
 #[derive(Clone)]
 pub struct ClientConfig {
     pub(crate) connector: SslConnector,
-    handshake_timeout: Option<Duration>,
+    pub(crate) limits: Limits,
     connect_timeout: Option<Duration>,
 }
 
@@ -43,22 +47,15 @@ impl ClientConfig {
     /// client certificate, [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub fn builder() -> ClientConfigBuilder {
         ClientConfigBuilder {
+            common: Common::new(),
             system_roots: true,
             cas: Vec::new(),
-            alpn: Vec::new(),
             identity: None,
-            min_version: Some(TlsVersion::Tls1_2),
-            max_version: None,
-            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             connect_timeout: Some(gruvi_stream::DEFAULT_CONNECT_TIMEOUT),
-            error: None,
         }
     }
 
-    /// How long a handshake may take (`None`: no limit).
-    pub fn handshake_timeout(&self) -> Option<Duration> {
-        self.handshake_timeout
-    }
+    limit_getters!();
 
     /// How long [`connect`](crate::connect) waits for the connection itself (`None`: no
     /// limit).
@@ -70,7 +67,7 @@ impl ClientConfig {
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientConfig")
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("limits", &self.limits)
             .field("connect_timeout", &self.connect_timeout)
             .finish_non_exhaustive()
     }
@@ -78,25 +75,17 @@ impl fmt::Debug for ClientConfig {
 
 /// Builds a [`ClientConfig`]; errors in PEM data surface from [`build`](Self::build).
 pub struct ClientConfigBuilder {
+    common: Common,
     system_roots: bool,
     cas: Vec<X509>,
-    alpn: Vec<Vec<u8>>,
     identity: Option<CertifiedKey>,
-    min_version: Option<TlsVersion>,
-    max_version: Option<TlsVersion>,
-    handshake_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
-    error: Option<TlsError>,
 }
 
 impl ClientConfigBuilder {
     /// Trusts the CA certificates in `pem` as well.
     pub fn add_ca_pem(mut self, pem: &[u8]) -> Self {
-        match X509::stack_from_pem(pem) {
-            Ok(certs) if !certs.is_empty() => self.cas.extend(certs),
-            Ok(_) => self.fail(TlsError::Config("CA file: no certificate in it".into())),
-            Err(e) => self.fail(TlsError::config("CA certificate", e)),
-        }
+        self.common.add_certs(&mut self.cas, pem, "CA certificate");
         self
     }
 
@@ -106,7 +95,7 @@ impl ClientConfigBuilder {
             Ok(pem) => self.add_ca_pem(&pem),
             Err(e) => {
                 let mut this = self;
-                this.fail(e);
+                this.common.fail(e);
                 this
             }
         }
@@ -118,35 +107,13 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// The ALPN protocols to offer, most preferred first (e.g. `b"h2"`, `b"http/1.1"`).
-    pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
-        self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
-        self
-    }
-
     /// A client certificate, for servers that ask for one.
     pub fn client_certificate(mut self, identity: CertifiedKey) -> Self {
         self.identity = Some(identity);
         self
     }
 
-    /// The lowest version accepted (default TLS 1.2; `None`: OpenSSL's lowest).
-    pub fn min_version(mut self, version: Option<TlsVersion>) -> Self {
-        self.min_version = version;
-        self
-    }
-
-    /// The highest version accepted (default `None`: the highest OpenSSL knows).
-    pub fn max_version(mut self, version: Option<TlsVersion>) -> Self {
-        self.max_version = version;
-        self
-    }
-
-    /// How long a handshake may take (default [`DEFAULT_HANDSHAKE_TIMEOUT`]; `None`: no limit).
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
+    common_setters!();
 
     /// How long [`connect`](crate::connect) waits for the connection itself (default
     /// [`gruvi_stream::DEFAULT_CONNECT_TIMEOUT`]).
@@ -155,21 +122,15 @@ impl ClientConfigBuilder {
         self
     }
 
-    fn fail(&mut self, err: TlsError) {
-        self.error.get_or_insert(err);
-    }
-
     /// The configuration.
     ///
     /// # Errors
     ///
     /// [`TlsError::Config`] for bad PEM data, an unreadable file or settings OpenSSL refuses.
-    pub fn build(self) -> Result<ClientConfig, TlsError> {
-        if let Some(err) = self.error {
-            return Err(err);
-        }
+    pub fn build(mut self) -> Result<ClientConfig, TlsError> {
         let bad = |e| TlsError::config("client context", e);
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(bad)?;
+        self.common.apply(&mut builder)?;
         let mut store = X509StoreBuilder::new().map_err(bad)?;
         if self.system_roots {
             store.set_default_paths().map_err(bad)?;
@@ -178,9 +139,8 @@ impl ClientConfigBuilder {
             store.add_cert(ca).map_err(bad)?;
         }
         builder.set_cert_store(store.build());
-        common_settings(&mut builder, self.min_version, self.max_version)?;
-        if !self.alpn.is_empty() {
-            let refs: Vec<&[u8]> = self.alpn.iter().map(Vec::as_slice).collect();
+        if !self.common.alpn.is_empty() {
+            let refs: Vec<&[u8]> = self.common.alpn.iter().map(Vec::as_slice).collect();
             builder.set_alpn_protos(&alpn_wire(&refs)?).map_err(bad)?;
         }
         if let Some(identity) = &self.identity {
@@ -188,7 +148,7 @@ impl ClientConfigBuilder {
         }
         Ok(ClientConfig {
             connector: builder.build(),
-            handshake_timeout: self.handshake_timeout,
+            limits: self.common.limits,
             connect_timeout: self.connect_timeout,
         })
     }

@@ -9,8 +9,12 @@ use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
 
 use super::{
-    CertifiedKey, DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, TlsVersion, alpn_wire,
-    common_settings, select_alpn,
+    CertifiedKey, Common, DEFAULT_CLOSE_TIMEOUT, Limits, TlsVersion, common_setters, limit_getters,
+    select_alpn,
+};
+#[allow(unused_imports)] // used in the setters' docs
+use super::{
+    DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_READER_OUTPUT_LIMIT,
 };
 use crate::error::TlsError;
 
@@ -38,7 +42,7 @@ type SniCallback = dyn Fn(&str) -> Option<CertifiedKey> + Send + Sync;
 #[derive(Clone)]
 pub struct ServerConfig {
     pub(crate) context: SslContext,
-    handshake_timeout: Option<Duration>,
+    pub(crate) limits: Limits,
     close_timeout: Option<Duration>,
 }
 
@@ -47,23 +51,29 @@ impl ServerConfig {
     /// callback, no client certificate asked for, [`DEFAULT_HANDSHAKE_TIMEOUT`].
     pub fn builder(identity: CertifiedKey) -> ServerConfigBuilder {
         ServerConfigBuilder {
+            common: Common::new(),
             identity,
-            alpn: Vec::new(),
             sni: None,
             client_cas: Vec::new(),
             require_client_certificate: false,
-            min_version: Some(TlsVersion::Tls1_2),
-            max_version: None,
-            handshake_timeout: Some(DEFAULT_HANDSHAKE_TIMEOUT),
             close_timeout: Some(DEFAULT_CLOSE_TIMEOUT),
-            error: None,
         }
     }
 
-    /// How long a handshake may take (`None`: no limit).
-    pub fn handshake_timeout(&self) -> Option<Duration> {
-        self.handshake_timeout
+    /// The default configuration presenting the PEM certificate chain and key in the files at
+    /// `chain` and `key` (see [`CertifiedKey::from_pem_files`]): the usual start of a server.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsError::Config`] for an unreadable file, bad contents or a key that does not match.
+    pub fn from_pem_files(
+        chain: impl AsRef<std::path::Path>,
+        key: impl AsRef<std::path::Path>,
+    ) -> Result<ServerConfig, TlsError> {
+        ServerConfig::builder(CertifiedKey::from_pem_files(chain, key)?).build()
     }
+
+    limit_getters!();
 
     /// How long [`server`](crate::server) waits for its `close_notify` to go out after the
     /// handler returned.
@@ -75,7 +85,7 @@ impl ServerConfig {
 impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
-            .field("handshake_timeout", &self.handshake_timeout)
+            .field("limits", &self.limits)
             .field("close_timeout", &self.close_timeout)
             .finish_non_exhaustive()
     }
@@ -83,26 +93,15 @@ impl fmt::Debug for ServerConfig {
 
 /// Builds a [`ServerConfig`]; errors in PEM data surface from [`build`](Self::build).
 pub struct ServerConfigBuilder {
+    common: Common,
     identity: CertifiedKey,
-    alpn: Vec<Vec<u8>>,
     sni: Option<Arc<SniCallback>>,
     client_cas: Vec<X509>,
     require_client_certificate: bool,
-    min_version: Option<TlsVersion>,
-    max_version: Option<TlsVersion>,
-    handshake_timeout: Option<Duration>,
     close_timeout: Option<Duration>,
-    error: Option<TlsError>,
 }
 
 impl ServerConfigBuilder {
-    /// The ALPN protocols accepted, most preferred first: the first of them the client offers
-    /// is chosen; a client offering none of them gets no ALPN protocol.
-    pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
-        self.alpn = protocols.iter().map(|p| p.to_vec()).collect();
-        self
-    }
-
     /// Calls `choose` with the name a client asks for (SNI) to pick the certificate; `None`
     /// keeps the default one. Clients sending no name get the default.
     pub fn sni(
@@ -117,11 +116,7 @@ impl ServerConfigBuilder {
     /// [`require_client_certificate`](Self::require_client_certificate) a client without one
     /// is refused. A certificate that does not verify is always refused.
     pub fn client_ca_pem(mut self, pem: &[u8]) -> Self {
-        match X509::stack_from_pem(pem) {
-            Ok(certs) if !certs.is_empty() => self.client_cas.extend(certs),
-            Ok(_) => self.fail(TlsError::Config("client CA: no certificate in it".into())),
-            Err(e) => self.fail(TlsError::config("client CA certificate", e)),
-        }
+        (self.common).add_certs(&mut self.client_cas, pem, "client CA certificate");
         self
     }
 
@@ -132,24 +127,7 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// The lowest version accepted (default TLS 1.2; `None`: OpenSSL's lowest).
-    pub fn min_version(mut self, version: Option<TlsVersion>) -> Self {
-        self.min_version = version;
-        self
-    }
-
-    /// The highest version accepted (default `None`: the highest OpenSSL knows).
-    pub fn max_version(mut self, version: Option<TlsVersion>) -> Self {
-        self.max_version = version;
-        self
-    }
-
-    /// How long a handshake may take (default [`DEFAULT_HANDSHAKE_TIMEOUT`]; `None`: no
-    /// limit). A client that connects and says nothing is dropped after it.
-    pub fn handshake_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
+    common_setters!();
 
     /// How long [`server`](crate::server) waits, after a handler returned, for the
     /// `close_notify` to go out (default [`DEFAULT_CLOSE_TIMEOUT`]; `None`: no limit).
@@ -158,29 +136,21 @@ impl ServerConfigBuilder {
         self
     }
 
-    fn fail(&mut self, err: TlsError) {
-        self.error.get_or_insert(err);
-    }
-
     /// The configuration.
     ///
     /// # Errors
     ///
     /// [`TlsError::Config`] for bad PEM data, a client certificate required without a client
     /// CA, or settings OpenSSL refuses.
-    pub fn build(self) -> Result<ServerConfig, TlsError> {
-        if let Some(err) = self.error {
-            return Err(err);
-        }
+    pub fn build(mut self) -> Result<ServerConfig, TlsError> {
         let bad = |e| TlsError::config("server context", e);
         let mut builder =
             SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).map_err(bad)?;
+        self.common.apply(&mut builder)?;
         self.identity.install_on_context(&mut builder)?;
         builder.check_private_key().map_err(bad)?;
-        common_settings(&mut builder, self.min_version, self.max_version)?;
-        if !self.alpn.is_empty() {
-            alpn_wire(&self.alpn.iter().map(Vec::as_slice).collect::<Vec<_>>())?;
-            let ours = self.alpn;
+        if !self.common.alpn.is_empty() {
+            let ours = std::mem::take(&mut self.common.alpn);
             builder.set_alpn_select_callback(move |_, client| {
                 select_alpn(&ours, client).ok_or(AlpnError::NOACK)
             });
@@ -218,7 +188,7 @@ impl ServerConfigBuilder {
         }
         Ok(ServerConfig {
             context: builder.build().into_context(),
-            handshake_timeout: self.handshake_timeout,
+            limits: self.common.limits,
             close_timeout: self.close_timeout,
         })
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gruvi_stream::{Address, Connection};
 
-use super::{READER_OUTPUT_LIMIT, SEND_CHUNK, TlsStream, release};
+use super::{SEND_CHUNK, TlsStream, release};
 
 impl Connection for TlsStream {
     fn fill(&self) -> io::Result<bool> {
@@ -19,7 +19,10 @@ impl Connection for TlsStream {
                 return Ok(false);
             }
             self.wait_ready()?;
-            if self.pipe.borrow().ssldata_len() > READER_OUTPUT_LIMIT {
+            if self
+                .limits
+                .reader_must_send(self.pipe.borrow().ssldata_len())
+            {
                 self.send_pending()?;
             } else {
                 self.send_pending_if_free()?;
@@ -51,6 +54,7 @@ impl Connection for TlsStream {
         if data.is_empty() {
             return Ok(());
         }
+        self.check_write_error()?;
         let _guard = self.send_lock.lock().map_err(io::Error::from)?;
         if self.write_closed.get() {
             return Err(io::Error::new(
@@ -58,6 +62,9 @@ impl Connection for TlsStream {
                 "this side of the TLS stream was shut down",
             ));
         }
+        // What an earlier write left (it timed out) goes first: if it still cannot go, nothing
+        // more is encrypted, so what waits stays bounded however often the caller retries.
+        self.drain_locked()?;
         let mut out = Vec::new();
         for chunk in data.chunks(SEND_CHUNK) {
             let result = {
@@ -78,6 +85,7 @@ impl Connection for TlsStream {
     }
 
     fn flush_queue(&self) -> io::Result<()> {
+        self.check_write_error()?;
         self.send_pending()?;
         self.inner.flush_queue()
     }
@@ -86,6 +94,7 @@ impl Connection for TlsStream {
     /// shuts down the connection's sending side.
     fn shutdown_write(&self) -> io::Result<()> {
         self.wait_ready()?;
+        self.check_write_error()?;
         if self.write_closed.get() {
             return self.flush_queue();
         }

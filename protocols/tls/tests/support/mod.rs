@@ -3,6 +3,11 @@
 
 pub mod certs;
 
+#[path = "../../../stream/tests/support/mod.rs"]
+mod stream_support;
+
+pub use stream_support::*;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -11,30 +16,8 @@ use std::time::Duration;
 use std::io;
 use std::rc::Rc;
 
-use fiber_core::Hub;
 use gruvi_stream::{Address, Server, Stream, TcpListener, TcpStream};
 use gruvi_tls::{CertifiedKey, ClientConfig, ServerConfig, TlsStream};
-
-/// Runs `f` with a fresh Hub on this thread, then closes the Hub and asserts that no libuv
-/// handle was left open.
-pub fn run_clean<T>(f: impl FnOnce() -> T) -> T {
-    let hub = Hub::current();
-    let value = f();
-    assert_eq!(hub.close(), 0, "libuv handles left open");
-    value
-}
-
-/// Deterministic pseudo-random bytes.
-pub fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
-}
 
 /// A server config presenting `pem`.
 pub fn server_config(pem: &certs::Pem) -> ServerConfig {
