@@ -19,7 +19,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 use std::rc::Rc;
 
@@ -138,10 +138,12 @@ fn demo() -> io::Result<()> {
     ] {
         client.write_all(format!("{request}\n").as_bytes())?;
         let reply = client.readline(None)?;
-        println!(
+        // A closed stdout (piped to `head`) is an error to report, not a panic.
+        writeln!(
+            io::stdout(),
             "> {request}\n< {}",
             String::from_utf8_lossy(&reply).trim_end()
-        );
+        )?;
     }
     client.close();
     server.close()
