@@ -75,17 +75,27 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(usize, RequestHead)>, Error> {
-    Ok(request_head(buf, limits, None)?.map(|(len, head)| (len, *head)))
+    let mut spare = Spare::default();
+    Ok(request_head(buf, limits, &mut spare)?.map(|(len, head)| (len, *head)))
+}
+
+/// Allocations of earlier requests kept for the next head: the box of a head whose contents
+/// were taken, and an emptied header map (a response's, once it is written).
+#[derive(Debug, Default)]
+pub(crate) struct Spare {
+    pub(crate) head: Option<Box<RequestHead>>,
+    pub(crate) headers: Option<HeaderMap>,
 }
 
 /// [`parse_request_head`] with the head boxed: it moves through the parser's layers as a
 /// pointer.
 ///
-/// `spare` is a box of an earlier head to reuse (its fields are overwritten).
+/// `spare` holds allocations of earlier heads to reuse; what the head takes is taken from it,
+/// the rest stays for later.
 pub(crate) fn request_head(
     buf: &[u8],
     limits: &Limits,
-    spare: Option<Box<RequestHead>>,
+    spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
     if limits.max_headers <= STACK_HEADERS {
@@ -102,7 +112,7 @@ fn request_with<'b>(
     buf: &'b [u8],
     limits: &Limits,
     storage: &mut [Slot<'b>],
-    spare: Option<Box<RequestHead>>,
+    spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, storage) {
@@ -140,7 +150,7 @@ fn request_with<'b>(
         _ => Version::HTTP_11,
     };
     let semantics = Semantics::of(req.headers, version)?;
-    let headers = header_map(req.headers, &slice)?;
+    let headers = header_map(req.headers, &slice, spare.headers.take())?;
     if version == Version::HTTP_11 {
         match semantics.hosts {
             0 => return Err(Error::Malformed("missing Host header")),
@@ -177,7 +187,7 @@ fn request_with<'b>(
     };
     // The fields go straight into the (possibly reused) box: a head is large, and every move
     // of it is a copy.
-    let mut head = spare.unwrap_or_else(|| {
+    let mut head = spare.head.take().unwrap_or_else(|| {
         Box::new(RequestHead {
             request: Request::new(()),
             framing,
@@ -283,7 +293,7 @@ fn response_with<'b>(
         _ => Version::HTTP_11,
     };
     let semantics = Semantics::of(res.headers, version)?;
-    let headers = header_map(res.headers, &slice)?;
+    let headers = header_map(res.headers, &slice, None)?;
     let no_body = method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -410,12 +420,21 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// Builds the header map, the values sharing one copy of the head.
+/// Builds the header map, the values sharing one copy of the head; in `reuse` if given (an
+/// emptied map: its allocation is reused).
 fn header_map(
     fields: &[httparse::Header<'_>],
     slice: &impl Fn(&[u8]) -> Bytes,
+    reuse: Option<HeaderMap>,
 ) -> Result<HeaderMap, Error> {
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = match reuse {
+        Some(mut headers) => {
+            debug_assert!(headers.is_empty(), "a reused header map is emptied first");
+            headers.reserve(fields.len());
+            headers
+        }
+        None => HeaderMap::with_capacity(fields.len()),
+    };
     for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| Error::Malformed("invalid header name"))?;

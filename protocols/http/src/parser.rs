@@ -4,8 +4,11 @@ use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
-use crate::head::{RequestHead, ResponseHead, request_head, response_head};
+use crate::head::{RequestHead, ResponseHead, Spare, request_head, response_head};
 use crate::limits::Limits;
+
+/// The largest header map (in fields it holds without growing) kept for the next request head.
+const KEEP_HEADERS: usize = 64;
 
 /// What [`Parser::parse`] found.
 #[derive(Debug)]
@@ -64,8 +67,8 @@ pub struct Parser {
     pending: Vec<u8>,
     trailers: Option<HeaderMap>,
     failed: Option<Error>,
-    /// A request head's box given back for the next head.
-    spare: Option<Box<RequestHead>>,
+    /// Allocations given back for the next request head.
+    spare: Spare,
 }
 
 impl Parser {
@@ -87,7 +90,7 @@ impl Parser {
             pending: Vec::new(),
             trailers: None,
             failed: None,
-            spare: None,
+            spare: Spare::default(),
         }
     }
 
@@ -120,7 +123,17 @@ impl Parser {
     /// Gives back the box of a request head whose contents were taken, for the next head to
     /// reuse (saving an allocation per request).
     pub fn recycle(&mut self, head: Box<RequestHead>) {
-        self.spare = Some(head);
+        self.spare.head = Some(head);
+    }
+
+    /// Gives back a header map that is no longer needed (a written response's), for the next
+    /// request head to fill instead of allocating its own. Maps larger than a usual head are
+    /// dropped, so that one large response does not stay in memory.
+    pub(crate) fn recycle_headers(&mut self, mut headers: HeaderMap) {
+        if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
+            headers.clear();
+            self.spare.headers = Some(headers);
+        }
     }
 
     /// The trailers of the message that just ended, if it had any.
@@ -247,7 +260,7 @@ impl Parser {
     /// Parses a head at the start of `buf`, entering its body.
     fn parse_head<'a>(&mut self, buf: &[u8]) -> Result<Option<(usize, Event<'a>)>, Error> {
         let (len, framing, event) = match &self.response_to {
-            None => match request_head(buf, &self.limits, self.spare.take())? {
+            None => match request_head(buf, &self.limits, &mut self.spare)? {
                 None => return Ok(None),
                 Some((len, head)) => (len, head.framing, Event::Request(head)),
             },

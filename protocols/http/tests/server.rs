@@ -802,3 +802,53 @@ fn the_handler_knows_the_peer_and_local_addresses() {
         server.close().unwrap();
     });
 }
+
+/// The server reuses a written response's header map for the next request head: the next
+/// request must see only its own fields, whatever the response held (few or many fields).
+#[test]
+fn each_request_sees_only_its_own_header_fields() {
+    fn names(request: Request<Incoming>) -> Response<Body> {
+        let mut seen: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", value.to_str().unwrap()))
+            .collect();
+        seen.sort();
+        let fields: usize = request.uri().query().unwrap_or("0").parse().unwrap();
+        let mut response = Response::new(Body::from(seen.join(",")));
+        for i in 0..fields {
+            response.headers_mut().append(
+                format!("x-resp-{i}")
+                    .parse::<gruvi_http::http::HeaderName>()
+                    .unwrap(),
+                "r".parse().unwrap(),
+            );
+        }
+        response
+    }
+    run_clean(|| {
+        let (server, addr) = serve(quick(), names);
+        let mut conn = connect(&addr);
+        let mut wire = Vec::new();
+        // Responses of 3 and 70 fields (the latter too large to be kept), each followed by a
+        // request with fewer fields.
+        for (fields, extra) in [
+            (3, "A: 1\r\nB: 2\r\nC: 3\r\n"),
+            (0, ""),
+            (70, "A: 9\r\n"),
+            (0, ""),
+        ] {
+            wire.extend_from_slice(
+                format!("GET /?{fields} HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes(),
+            );
+        }
+        conn.write_all(&wire).unwrap();
+        let mut reader = Reader::new();
+        let expected = ["a=1,b=2,c=3,host=x", "host=x", "a=9,host=x", "host=x"];
+        for (i, want) in expected.into_iter().enumerate() {
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            assert_eq!(String::from_utf8(answer.body).unwrap(), want, "request {i}");
+        }
+        server.close().unwrap();
+    });
+}

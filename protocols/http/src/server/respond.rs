@@ -58,6 +58,8 @@ pub(crate) fn write_response(
             }
         }
     });
+    // The map's allocation serves the next request head.
+    wire.parser.borrow_mut().recycle_headers(parts.headers);
     let framing = match &body.kind {
         _ if bodiless => OutFraming::Suppressed,
         Kind::Empty => OutFraming::Length(0),
