@@ -49,7 +49,8 @@ pub struct BodyDecoder {
     max_extension: usize,
     max_trailers: usize,
     trailer_bytes: Vec<u8>,
-    trailers: Option<HeaderMap>,
+    /// Boxed: most bodies have none, and a smaller decoder is cheaper to move.
+    trailers: Option<Box<HeaderMap>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,7 +120,7 @@ impl BodyDecoder {
     /// The trailer fields of a chunked body, once it is done (taken: a second call gets
     /// `None`).
     pub fn take_trailers(&mut self) -> Option<HeaderMap> {
-        self.trailers.take()
+        self.trailers.take().map(|t| *t)
     }
 
     /// Decodes from `input`: goes through framing bytes until it reaches body data (at most
@@ -315,7 +316,7 @@ impl BodyDecoder {
                 trailers.append(name, value);
             }
         }
-        self.trailers = Some(trailers);
+        self.trailers = Some(Box::new(trailers));
         Ok(())
     }
 }

@@ -46,8 +46,10 @@ pub struct ResponseHead {
 }
 
 /// Header storage on the stack (uninitialised: nothing to clear per parse) for heads with at
-/// most this many fields.
-const STACK_HEADERS: usize = 128;
+/// most this many fields; a head with more is parsed again with storage on the heap. Small, so
+/// that a parse touches little stack: every connection fiber has its own, and cold cache lines
+/// cost more than the rare second parse.
+const STACK_HEADERS: usize = 24;
 
 type Slot<'b> = MaybeUninit<httparse::Header<'b>>;
 
@@ -98,14 +100,23 @@ pub(crate) fn request_head(
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
-    if limits.max_headers <= STACK_HEADERS {
-        let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        request_with(buf, limits, &mut storage[..limits.max_headers], spare)
-    } else {
-        let mut storage = Vec::new();
-        storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-        request_with(buf, limits, &mut storage, spare)
-    }
+    let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let small = limits.max_headers.min(STACK_HEADERS);
+    request_with(buf, limits, &mut storage[..small], spare)
+}
+
+/// [`request_with`] with room for `limits.max_headers` fields, for heads with more than
+/// [`STACK_HEADERS`].
+#[cold]
+#[inline(never)]
+fn request_on_heap(
+    buf: &[u8],
+    limits: &Limits,
+    spare: &mut Spare,
+) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    let mut storage = Vec::new();
+    storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+    request_with(buf, limits, &mut storage, spare)
 }
 
 fn request_with<'b>(
@@ -117,6 +128,9 @@ fn request_with<'b>(
     let mut req = httparse::Request::new(&mut []);
     let len = match req.parse_with_uninit_headers(buf, storage) {
         Ok(httparse::Status::Complete(len)) => len,
+        Err(httparse::Error::TooManyHeaders) if storage.len() < limits.max_headers => {
+            return request_on_heap(buf, limits, spare);
+        }
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_head_size {
                 Err(Error::HeadTooLarge)
@@ -138,19 +152,35 @@ fn request_with<'b>(
     }
     let shared = Shared::new(buf, len, req.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
-    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
-        .map_err(|_| Error::Malformed("invalid method"))?;
-    let uri = match req.path.unwrap_or_default() {
-        "/" => Uri::from_static("/"),
-        target => Uri::from_maybe_shared(slice(target.as_bytes()))
-            .map_err(|_| Error::Malformed("invalid target"))?,
-    };
     let version = match req.version {
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
     let semantics = Semantics::of(req.headers, version)?;
-    let headers = header_map(req.headers, &slice, spare.headers.take())?;
+    // The fields go straight into the (possibly reused) box rather than through temporaries:
+    // a head is large, every move of it is a copy, and every stack line a connection fiber
+    // touches is a likely cache miss.
+    let mut head = spare.head.take().unwrap_or_else(|| {
+        Box::new(RequestHead {
+            request: Request::new(()),
+            framing: Framing::Length(0),
+            keep_alive: false,
+            expect_continue: false,
+        })
+    });
+    *head.request.method_mut() = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| Error::Malformed("invalid method"))?;
+    *head.request.uri_mut() = match req.path.unwrap_or_default() {
+        "/" => Uri::from_static("/"),
+        target => Uri::from_maybe_shared(slice(target.as_bytes()))
+            .map_err(|_| Error::Malformed("invalid target"))?,
+    };
+    *head.request.version_mut() = version;
+    let headers = head.request.headers_mut();
+    if let Some(reuse) = spare.headers.take() {
+        *headers = reuse;
+    }
+    fill_headers(headers, req.headers, &slice)?;
     if version == Version::HTTP_11 {
         match semantics.hosts {
             0 => return Err(Error::Malformed("missing Host header")),
@@ -185,20 +215,6 @@ fn request_with<'b>(
         Some(true) => version == Version::HTTP_11,
         Some(false) => return Err(Error::UnknownExpectation),
     };
-    // The fields go straight into the (possibly reused) box: a head is large, and every move
-    // of it is a copy.
-    let mut head = spare.head.take().unwrap_or_else(|| {
-        Box::new(RequestHead {
-            request: Request::new(()),
-            framing,
-            keep_alive: false,
-            expect_continue: false,
-        })
-    });
-    *head.request.method_mut() = method;
-    *head.request.uri_mut() = uri;
-    *head.request.version_mut() = version;
-    *head.request.headers_mut() = headers;
     head.request.extensions_mut().clear();
     head.framing = framing;
     head.keep_alive = semantics.keep_alive;
@@ -242,14 +258,22 @@ pub(crate) fn response_head(
     method: &Method,
 ) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
     check_start_line(buf, limits.max_request_line, Error::HeadTooLarge)?;
-    if limits.max_headers <= STACK_HEADERS {
-        let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
-        response_with(buf, limits, method, &mut storage[..limits.max_headers])
-    } else {
-        let mut storage = Vec::new();
-        storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-        response_with(buf, limits, method, &mut storage)
-    }
+    let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
+    let small = limits.max_headers.min(STACK_HEADERS);
+    response_with(buf, limits, method, &mut storage[..small])
+}
+
+/// [`response_with`] with room for `limits.max_headers` fields.
+#[cold]
+#[inline(never)]
+fn response_on_heap(
+    buf: &[u8],
+    limits: &Limits,
+    method: &Method,
+) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
+    let mut storage = Vec::new();
+    storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+    response_with(buf, limits, method, &mut storage)
 }
 
 fn response_with<'b>(
@@ -262,6 +286,9 @@ fn response_with<'b>(
     let config = httparse::ParserConfig::default();
     let len = match config.parse_response_with_uninit_headers(&mut res, buf, storage) {
         Ok(httparse::Status::Complete(len)) => len,
+        Err(httparse::Error::TooManyHeaders) if storage.len() < limits.max_headers => {
+            return response_on_heap(buf, limits, method);
+        }
         Ok(httparse::Status::Partial) => {
             return if buf.len() > limits.max_head_size {
                 Err(Error::HeadTooLarge)
@@ -293,7 +320,8 @@ fn response_with<'b>(
         _ => Version::HTTP_11,
     };
     let semantics = Semantics::of(res.headers, version)?;
-    let headers = header_map(res.headers, &slice, None)?;
+    let mut headers = HeaderMap::new();
+    fill_headers(&mut headers, res.headers, &slice)?;
     let no_body = method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -420,21 +448,18 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// Builds the header map, the values sharing one copy of the head; in `reuse` if given (an
-/// emptied map: its allocation is reused).
-fn header_map(
+/// Fills the empty map `headers` (a reused one keeps its allocation) with the fields, the
+/// values sharing one copy of the head.
+fn fill_headers(
+    headers: &mut HeaderMap,
     fields: &[httparse::Header<'_>],
     slice: &impl Fn(&[u8]) -> Bytes,
-    reuse: Option<HeaderMap>,
-) -> Result<HeaderMap, Error> {
-    let mut headers = match reuse {
-        Some(mut headers) => {
-            debug_assert!(headers.is_empty(), "a reused header map is emptied first");
-            headers.reserve(fields.len());
-            headers
-        }
-        None => HeaderMap::with_capacity(fields.len()),
-    };
+) -> Result<(), Error> {
+    debug_assert!(
+        headers.is_empty(),
+        "a header map is emptied before it is filled"
+    );
+    headers.reserve(fields.len());
     for field in fields {
         let name = HeaderName::from_bytes(field.name.as_bytes())
             .map_err(|_| Error::Malformed("invalid header name"))?;
@@ -442,7 +467,7 @@ fn header_map(
             .map_err(|_| Error::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
-    Ok(headers)
+    Ok(())
 }
 
 /// Checks the length of the start line (after the empty lines a server may skip).

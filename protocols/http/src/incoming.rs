@@ -11,6 +11,9 @@ use crate::error::Error;
 use crate::parser::Event;
 use crate::wire::{Step, Wire};
 
+/// How much more room [`Incoming::read_to_vec`] and [`Incoming::discard`] read at a time.
+const READ_STEP: usize = 8 * 1024;
+
 /// The `100 Continue` interim response.
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -37,7 +40,8 @@ pub struct Incoming {
     /// The message this body belongs to (see `Wire::message`).
     message: u64,
     done: bool,
-    trailers: Option<HeaderMap>,
+    /// Boxed: most bodies have none, and the request carrying this is moved around.
+    trailers: Option<Box<HeaderMap>>,
     len: u64,
 }
 
@@ -70,7 +74,7 @@ impl Incoming {
 
     /// The trailer fields of a chunked body, once it has been read to the end.
     pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
+        self.trailers.as_deref()
     }
 
     /// Body bytes read so far.
@@ -114,27 +118,36 @@ impl Incoming {
     ///
     /// As [`Read::read`]; `InvalidData` past `limit`.
     pub fn read_to_vec(&mut self, limit: usize) -> io::Result<Vec<u8>> {
+        // Read straight into the vector (no stack buffer: a connection fiber's stack is
+        // better kept small and warm), asking for one byte past the limit to see it exceeded.
         let mut out = Vec::new();
-        let mut buf = [0; 16 * 1024];
         loop {
-            let n = self.read(&mut buf)?;
+            if out.len() == out.capacity() {
+                out.reserve(READ_STEP);
+            }
+            let start = out.len();
+            let end = out.capacity().min(limit.saturating_add(1));
+            out.resize(end, 0);
+            let n = self.read(&mut out[start..])?;
+            out.truncate(start + n);
             if n == 0 {
                 return Ok(out);
             }
-            if out.len() + n > limit {
+            if out.len() > limit {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("body longer than {limit} bytes"),
                 ));
             }
-            out.extend_from_slice(&buf[..n]);
         }
     }
 
     /// Reads and drops the rest of the body, up to `limit` bytes: `Ok(true)` if the body
     /// ended within them.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn discard(&mut self, limit: u64) -> io::Result<bool> {
-        let mut buf = [0; 8 * 1024];
+        let mut buf = vec![0; READ_STEP];
         let start = self.len;
         while !self.done {
             if self.len - start > limit {
@@ -183,7 +196,7 @@ impl Read for Incoming {
             match step.map_err(|err| Incoming::fail(&wire, err))? {
                 Step::Got(Some(0)) => {
                     self.done = true;
-                    self.trailers = wire.parser.borrow_mut().take_trailers();
+                    self.trailers = wire.parser.borrow_mut().take_trailers().map(Box::new);
                     return Ok(0);
                 }
                 Step::Got(Some(n)) => {

@@ -1,5 +1,7 @@
 //! [`Parser`]: the sans-IO message parser, heads and bodies of a stream of messages.
 
+use std::cell::RefCell;
+
 use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
@@ -9,6 +11,14 @@ use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
 const KEEP_HEADERS: usize = 64;
+
+thread_local! {
+    /// Allocations given back by the thread's request parsers, for the next head any of them
+    /// parses. Shared by the thread's connections rather than kept per connection: the memory
+    /// reused is then the memory touched last, still in cache, where a connection's own would
+    /// have gone cold while the other connections ran.
+    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { head: None, headers: None }) };
+}
 
 /// What [`Parser::parse`] found.
 #[derive(Debug)]
@@ -65,10 +75,9 @@ pub struct Parser {
     body: Option<BodyDecoder>,
     /// A head that arrived in pieces.
     pending: Vec<u8>,
-    trailers: Option<HeaderMap>,
+    /// Boxed: most messages have none.
+    trailers: Option<Box<HeaderMap>>,
     failed: Option<Error>,
-    /// Allocations given back for the next request head.
-    spare: Spare,
 }
 
 impl Parser {
@@ -90,7 +99,6 @@ impl Parser {
             pending: Vec::new(),
             trailers: None,
             failed: None,
-            spare: Spare::default(),
         }
     }
 
@@ -120,25 +128,25 @@ impl Parser {
         self.body.as_ref().map_or(0, BodyDecoder::decoded_len)
     }
 
-    /// Gives back the box of a request head whose contents were taken, for the next head to
-    /// reuse (saving an allocation per request).
+    /// Gives back the box of a request head whose contents were taken, for the next head a
+    /// parser on this thread reads to reuse (saving an allocation per request).
     pub fn recycle(&mut self, head: Box<RequestHead>) {
-        self.spare.head = Some(head);
+        SPARE.with_borrow_mut(|spare| spare.head = Some(head));
     }
 
     /// Gives back a header map that is no longer needed (a written response's), for the next
-    /// request head to fill instead of allocating its own. Maps larger than a usual head are
+    /// request head on this thread to fill instead of allocating its own. Maps larger than a usual head are
     /// dropped, so that one large response does not stay in memory.
     pub(crate) fn recycle_headers(&mut self, mut headers: HeaderMap) {
         if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
             headers.clear();
-            self.spare.headers = Some(headers);
+            SPARE.with_borrow_mut(|spare| spare.headers = Some(headers));
         }
     }
 
     /// The trailers of the message that just ended, if it had any.
     pub fn take_trailers(&mut self) -> Option<HeaderMap> {
-        self.trailers.take()
+        self.trailers.take().map(|t| *t)
     }
 
     /// Parses from the start of `input`: returns how many bytes were used and what they held.
@@ -260,7 +268,7 @@ impl Parser {
     /// Parses a head at the start of `buf`, entering its body.
     fn parse_head<'a>(&mut self, buf: &[u8]) -> Result<Option<(usize, Event<'a>)>, Error> {
         let (len, framing, event) = match &self.response_to {
-            None => match request_head(buf, &self.limits, &mut self.spare)? {
+            None => match SPARE.with_borrow_mut(|spare| request_head(buf, &self.limits, spare))? {
                 None => return Ok(None),
                 Some((len, head)) => (len, head.framing, Event::Request(head)),
             },
@@ -275,7 +283,7 @@ impl Parser {
 
     fn end_message(&mut self) {
         if let Some(mut body) = self.body.take() {
-            self.trailers = body.take_trailers();
+            self.trailers = body.take_trailers().map(Box::new);
         }
     }
 }

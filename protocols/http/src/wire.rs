@@ -14,6 +14,13 @@ use crate::parser::{Event, Parser};
 /// A sent output buffer up to this capacity is kept for the next answers.
 const KEEP_OUT: usize = 8 * 1024;
 
+thread_local! {
+    /// The sent output buffer kept for the next answers, shared by the thread's connections:
+    /// the next connection to answer writes into memory still in cache (a buffer per
+    /// connection would have gone cold while the others ran), and idle connections hold none.
+    static SPARE_OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
 /// What one parse step over the receive buffer gave.
 pub(crate) enum Step<T> {
     /// Nothing usable yet: wait for more bytes.
@@ -54,7 +61,11 @@ impl Wire {
 
     /// Appends to the pending output with `f` (never switches).
     pub(crate) fn with_out<R>(&self, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-        f(&mut self.out.borrow_mut())
+        let mut out = self.out.borrow_mut();
+        if out.capacity() == 0 {
+            *out = SPARE_OUT.take();
+        }
+        f(&mut out)
     }
 
     pub(crate) fn out_len(&self) -> usize {
@@ -72,14 +83,14 @@ impl Wire {
         self.flushes.set(self.flushes.get() + 1);
         let mut out = std::mem::take(&mut *self.out.borrow_mut());
         let sent = self.conn.send(&out);
-        // An idle connection keeps no large buffer.
-        if out.capacity() > KEEP_OUT {
-            return sent;
-        }
-        out.clear();
-        let mut slot = self.out.borrow_mut();
-        if slot.is_empty() {
-            *slot = out;
+        // No large buffer is kept.
+        if out.capacity() <= KEEP_OUT {
+            out.clear();
+            SPARE_OUT.with_borrow_mut(|spare| {
+                if spare.capacity() < out.capacity() {
+                    *spare = out;
+                }
+            });
         }
         sent
     }

@@ -310,3 +310,31 @@ fn pipelined_head_and_get_responses_are_told_apart() {
         server.close().unwrap();
     });
 }
+
+/// `read_to_vec` takes a body of exactly its limit and refuses one byte more, on both sides
+/// of its 8 KiB read step.
+#[test]
+fn read_to_vec_limit_boundary() {
+    run_clean(|| {
+        for (len, limit) in [(0, 0), (1, 0), (8192, 8192), (8193, 8192), (20_000, 20_000)] {
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n{}",
+                "b".repeat(len)
+            );
+            let (addr, fiber) = raw_server(Box::leak(reply.into_bytes().into_boxed_slice()), true);
+            let client = Client::new();
+            client.connect(&addr.parse().unwrap()).unwrap();
+            let mut body = client.request(get_request("/")).unwrap().into_body();
+            let got = body.read_to_vec(limit);
+            if len <= limit {
+                assert_eq!(got.unwrap().len(), len);
+            } else {
+                let err = got.unwrap_err();
+                assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+                assert_eq!(err.to_string(), format!("body longer than {limit} bytes"));
+            }
+            client.close();
+            fiber.join().unwrap();
+        }
+    });
+}

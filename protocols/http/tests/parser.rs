@@ -613,3 +613,38 @@ fn random_input_never_panics_and_splits_agree() {
         );
     }
 }
+
+/// The default header limit (100) lies above the parser's stack storage: heads of every size
+/// around it parse with all their fields, whole and one byte at a time, and 101 fields get 431.
+#[test]
+fn header_count_default_limit_beyond_stack_storage() {
+    let request = |fields: usize| {
+        let mut wire = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 1..fields {
+            wire.push_str(&format!("X-{i}: {i}\r\n"));
+        }
+        wire + "\r\n"
+    };
+    for fields in [1, 23, 24, 25, 64, 99, 100] {
+        let expected = GET.replace("headers=1", &format!("headers={fields}"));
+        check(requests, request(fields).as_bytes(), &[&expected, "end"]);
+    }
+    check(requests, request(101).as_bytes(), &["error HeadTooLarge"]);
+    let response = |fields: usize| {
+        let mut wire = String::from("HTTP/1.1 204 No Content\r\n");
+        for i in 0..fields {
+            wire.push_str(&format!("X-{i}: {i}\r\n"));
+        }
+        wire + "\r\n"
+    };
+    let parse = |fields: usize| {
+        gruvi_http::parse_response_head(
+            response(fields).as_bytes(),
+            &Limits::default(),
+            &Method::GET,
+        )
+    };
+    let (_, head) = parse(100).expect("100 fields").expect("a whole head");
+    assert_eq!(head.response.headers().len(), 100);
+    assert!(matches!(parse(101), Err(Error::HeadTooLarge)));
+}

@@ -29,6 +29,7 @@ fn managed(name: &HeaderName) -> bool {
 /// connection can stay open afterwards.
 ///
 /// Switchpoint: sends when the pending output grows large, and for reader and writer bodies.
+#[inline(never)]
 pub(crate) fn write_response(
     wire: &Wire,
     response: Response<Body>,
@@ -140,6 +141,8 @@ fn flush_if_large(wire: &Wire) -> io::Result<()> {
 }
 
 /// Writes a short plain-text error response that closes the connection.
+#[cold]
+#[inline(never)]
 pub(crate) fn write_error(wire: &Wire, status: StatusCode, server_line: Option<&[u8]>) {
     let reason = status.canonical_reason().unwrap_or("Error");
     wire.with_out(|out| {
