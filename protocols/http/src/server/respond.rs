@@ -32,11 +32,12 @@ fn managed(name: &HeaderName) -> bool {
 #[inline(never)]
 pub(crate) fn write_response(
     wire: &Wire,
-    response: Response<Body>,
+    response: &mut Response<Body>,
     exchange: &Exchange<'_>,
 ) -> io::Result<bool> {
-    let (parts, body) = response.into_parts();
-    let status = parts.status;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let body = std::mem::replace(response.body_mut(), Body::empty());
     let mut keep_alive = exchange.keep_alive;
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -46,7 +47,7 @@ pub(crate) fn write_response(
     let (mut declared, mut has_date, mut has_server) = (None, false, false);
     wire.with_out(|out| {
         encode::status_line(out, Version::HTTP_11, status);
-        for (name, value) in &parts.headers {
+        for (name, value) in &headers {
             if *name == header::CONTENT_LENGTH {
                 declared = value
                     .to_str()
@@ -60,7 +61,7 @@ pub(crate) fn write_response(
         }
     });
     // The map's allocation serves the next request head.
-    wire.parser.borrow_mut().recycle_headers(parts.headers);
+    wire.parser.borrow_mut().recycle_headers(headers);
     let framing = match &body.kind {
         _ if bodiless => OutFraming::Suppressed,
         Kind::Empty => OutFraming::Length(0),
