@@ -37,7 +37,7 @@ pub(crate) fn write_response(
 ) -> io::Result<bool> {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
-    let body = std::mem::replace(response.body_mut(), Body::empty());
+    let body = std::mem::take(response.body_mut());
     let mut keep_alive = exchange.keep_alive;
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
