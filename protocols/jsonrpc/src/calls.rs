@@ -7,7 +7,7 @@ use std::time::Instant;
 use fiber_core::Fiber;
 use serde_json::Value;
 
-use crate::error::Error;
+use crate::error::{Error, RpcError};
 use crate::message::{Id, Response};
 
 /// A call waiting for its answer.
@@ -115,9 +115,32 @@ impl Calls {
 
     /// Delivers a response to the call waiting for it; a response nobody waits for (an
     /// unknown id, or a call that timed out) is logged and dropped.
+    ///
+    /// An error with id null is the peer saying it could not read a request of ours (not
+    /// JSON, not a request, a batch it refuses, a message over its size limit) without being
+    /// able to say which: it fails every waiting call with that error. Which call it meant
+    /// cannot be known, and that one would otherwise wait forever (or until its timeout).
     pub(crate) fn route_response(&self, response: Response) {
-        let answer = response.result.map_err(Error::Rpc);
-        self.answer(&response.id, answer);
+        match (response.id, response.result) {
+            (Id::Null, Err(error)) => self.fail_unattributed(&error),
+            (id, result) => self.answer(&id, result.map_err(Error::Rpc)),
+        }
+    }
+
+    /// Fails every call still waiting for its answer with the peer's id-null `error`.
+    fn fail_unattributed(&self, error: &RpcError) {
+        let mut pending = self.pending.borrow_mut();
+        let waiting = pending
+            .values()
+            .filter(|call| call.answer.is_none())
+            .count();
+        log::warn!(
+            "JSON-RPC error response with id null ({error}): failing the {waiting} waiting calls"
+        );
+        for call in pending.values_mut().filter(|call| call.answer.is_none()) {
+            call.answer = Some(Err(Error::Rpc(error.clone())));
+            call.fiber.unpark();
+        }
     }
 
     /// Completes the call with `id` with `answer`, if one waits; logs it otherwise.

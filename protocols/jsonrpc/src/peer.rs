@@ -27,7 +27,9 @@ use crate::workers::Workers;
 ///
 /// - Any number of fibers may [`call`](Self::call) at once; answers are matched by id, in
 ///   any order. A call gives up after its timeout (a late answer is discarded); when the
-///   connection ends, every pending call fails at once with [`Error::ConnectionLost`].
+///   connection ends, every pending call fails at once with [`Error::ConnectionLost`]. An
+///   error answer with id null (the other side could not read a request of ours and cannot
+///   say which) fails every pending call at once with that [`Error::Rpc`].
 /// - Received requests run in a pool of up to [`Config::max_concurrency`] handler fibers per
 ///   connection, so a handler may block, and may call back into the peer that called it.
 /// - Outgoing messages gather in one buffer that a writer fiber sends in one write.

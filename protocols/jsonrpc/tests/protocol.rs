@@ -544,3 +544,75 @@ fn a_flood_of_invalid_requests_from_a_peer_that_does_not_read_is_bounded() {
         assert!(sender.join().unwrap().is_err());
     });
 }
+
+/// A peer that cannot read a batch of ours answers with one error with id null (it cannot
+/// say which request it means): every waiting call fails with that error at once instead of
+/// waiting forever. With no call waiting, such an error is ignored and the connection goes on.
+#[test]
+fn an_error_with_id_null_fails_the_waiting_calls_at_once() {
+    run_clean(|| {
+        let (p, raw) = peer(Config::default());
+        let single = {
+            let p = p.clone();
+            fiber_core::spawn(move || p.call::<i64>("add", (1, 2)))
+        };
+        let batch = {
+            let p = p.clone();
+            fiber_core::spawn(move || {
+                let mut batch = p.batch();
+                batch.call("add", (1, 2)).unwrap();
+                batch.call("add", (3, 4)).unwrap();
+                batch.send()
+            })
+        };
+        let mut s = Values::default();
+        let first = read_value(&raw, &mut s).unwrap();
+        let second = read_value(&raw, &mut s).unwrap();
+        assert!(
+            first.is_array() != second.is_array(),
+            "one call and one batch: {first} {second}"
+        );
+        let started = std::time::Instant::now();
+        raw.write_all(
+            br#"{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}"#,
+        )
+        .unwrap();
+        let rpc_code = |err: &gruvi_jsonrpc::Error| match err {
+            gruvi_jsonrpc::Error::Rpc(e) => e.code,
+            other => panic!("not an error response: {other:?}"),
+        };
+        assert_eq!(rpc_code(&single.join().unwrap().unwrap_err()), -32600);
+        let answers = batch.join().unwrap().unwrap();
+        assert_eq!(answers.len(), 2);
+        for answer in &answers {
+            assert_eq!(rpc_code(answer.as_ref().unwrap_err()), -32600);
+        }
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // Nobody waits now: the next id-null error is only logged, and calls go on.
+        raw.write_all(
+            br#"{"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null}"#,
+        )
+        .unwrap();
+        // The peer reads in order: once this call of ours is answered, it has seen the error.
+        raw.write_all(br#"{"jsonrpc":"2.0","method":"add","params":[1,2],"id":7}"#)
+            .unwrap();
+        assert_eq!(
+            read_value(&raw, &mut s).unwrap(),
+            json!({"jsonrpc": "2.0", "result": 3, "id": 7})
+        );
+        let caller = {
+            let p = p.clone();
+            fiber_core::spawn(move || p.call::<i64>("add", (5, 6)))
+        };
+        let request = read_value(&raw, &mut s).unwrap();
+        let id = request["id"].clone();
+        raw.write_all(
+            json!({"jsonrpc": "2.0", "result": 11, "id": id})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(caller.join().unwrap().unwrap(), 11);
+        assert!(p.is_open());
+    });
+}
