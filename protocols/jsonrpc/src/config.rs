@@ -52,6 +52,12 @@ pub struct Config {
     pub linger_time: Duration,
     /// ...and at most this many bytes (default 1 MiB).
     pub linger_bytes: usize,
+    /// Closes the connection (gracefully: what is queued is sent first) once nothing was
+    /// received for this long while nothing is in progress: no call of this end waits for
+    /// its answer, no received request is queued or being handled. Default `None`: a quiet
+    /// other end is waited for forever (a server's connection limit still bounds how many
+    /// can wait). A zero duration counts as 1 ms.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -66,6 +72,7 @@ impl Default for Config {
             write_buffer_limit: 1 << 20,
             linger_time: Duration::from_secs(2),
             linger_bytes: 1 << 20,
+            idle_timeout: None,
         }
     }
 }

@@ -20,6 +20,8 @@ enum End {
     Error(io::Error),
     /// The bytes cannot be framed: answered with this error, then the connection closes.
     Violation(RpcError),
+    /// Nothing came and nothing was in progress for the idle timeout.
+    Idle,
 }
 
 /// The body of the reader fiber.
@@ -41,12 +43,25 @@ pub(crate) fn run(inner: &Rc<Inner>, mut splitter: Splitter) {
             });
             inner.stop_reading(&format!("protocol violation: {}", error.message));
         }
+        End::Idle => {
+            log::debug!("closing an idle JSON-RPC connection");
+            inner.stop_reading("the connection was idle for longer than the idle timeout");
+        }
     }
 }
 
 fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     // The bytes of a message split across reads (at most max_message_size of them).
     let mut partial = Vec::new();
+    let idle_timeout = inner
+        .config
+        .idle_timeout
+        .map(|t| t.max(std::time::Duration::from_millis(1)));
+    if idle_timeout.is_some()
+        && let Err(err) = inner.stream.connection().set_read_timeout(idle_timeout)
+    {
+        return End::Error(err);
+    }
     loop {
         // The reader answers invalid messages itself: it too stops while the outbox is full,
         // so a peer that sends garbage and never reads cannot grow it without bound.
@@ -59,6 +74,12 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         match inner.stream.fill() {
             Ok(true) => {}
             Ok(false) => return End::Eof,
+            Err(err) if err.kind() == io::ErrorKind::TimedOut && idle_timeout.is_some() => {
+                if inner.calls.len() == 0 && inner.workers.is_idle() {
+                    return End::Idle;
+                }
+                continue;
+            }
             Err(err) => return End::Error(err),
         }
         let room = inner.job_room();

@@ -436,3 +436,49 @@ fn flush_then_close_delivers_the_last_notifications() {
         assert!(matches!(c.flush(), Err(Error::ConnectionLost(_))));
     });
 }
+
+/// With an idle timeout, a peer closes a connection on which nothing came for that long
+/// while nothing was in progress; a call whose handler takes longer than the timeout is still
+/// answered (work in progress is not idleness), and so is a call this end is waiting for.
+#[test]
+fn an_idle_timeout_closes_a_quiet_connection_but_not_a_busy_one() {
+    run_clean(|| {
+        let idle = Duration::from_millis(200);
+        let server_config = {
+            let mut config = Config::default();
+            config.idle_timeout = Some(idle);
+            config
+        };
+        let (a, b) = UnixStream::pair().unwrap();
+        let s = Peer::new(Rc::new(Stream::new(a)), methods(), server_config).unwrap();
+        let c = Peer::new(Rc::new(Stream::new(b)), methods(), Config::default()).unwrap();
+        // A handler three times longer than the timeout: answered.
+        let started = Instant::now();
+        assert_eq!(c.call::<u64>("sleep", (600,)).unwrap(), 600);
+        // The server waiting for the client's slow answer is not idle either.
+        assert_eq!(s.call::<u64>("sleep", (600,)).unwrap(), 600);
+        assert!(s.is_open() && c.is_open());
+        // Then quiet: the server closes after the timeout, and the client sees the end.
+        let quiet = Instant::now();
+        c.join().unwrap();
+        s.join().unwrap();
+        assert!(!s.is_open() && !c.is_open());
+        let waited = quiet.elapsed();
+        assert!(waited >= idle, "closed after {waited:?}");
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+        assert!(started.elapsed() >= Duration::from_millis(1200));
+    });
+}
+
+/// Without an idle timeout (the default), a quiet connection stays open.
+#[test]
+fn without_an_idle_timeout_a_quiet_connection_stays_open() {
+    run_clean(|| {
+        let (s, c) = pair(methods(), Methods::new(), Config::default());
+        fiber_core::sleep(Duration::from_millis(300)).unwrap();
+        assert!(s.is_open() && c.is_open());
+        assert_eq!(c.call::<i64>("add", (1, 2)).unwrap(), 3);
+        c.close();
+        s.join().unwrap();
+    });
+}
