@@ -14,7 +14,7 @@ use http::{Method, Request, Response, Version};
 
 use crate::body::{Body, BodyWriter, Kind, OutFraming};
 use crate::encode;
-use crate::head::Framing;
+use crate::head::{Framing, ResponseHead};
 use crate::incoming::Incoming;
 use crate::limits::Limits;
 use crate::parser::{Event, Parser};
@@ -40,6 +40,9 @@ pub struct ClientConfig {
     /// default `None`: [`tls_client_builder`](crate::tls_client_builder)'s (the system trust
     /// store, ALPN `http/1.1`). The server's name is verified and sent as SNI.
     pub tls: Option<gruvi_tls::ClientConfig>,
+    /// How long a request with `Expect: 100-continue` and a body waits for the server's
+    /// `100 Continue` before sending the body anyway (default 1 s, as curl; RFC 9110 10.1.1).
+    pub continue_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -51,6 +54,7 @@ impl Default for ClientConfig {
             user_agent: Some("gruvi-http".to_owned()),
             max_discard: 1024 * 1024,
             tls: None,
+            continue_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -64,6 +68,12 @@ impl Default for ClientConfig {
 /// come in request order. Reading a response skips what is left of the previous body.
 /// Interim (1xx) responses are skipped; a response to HEAD has no body; a body cut short by
 /// the connection's end is an `UnexpectedEof` error.
+///
+/// A request with `Expect: 100-continue` and a body sends its head, then waits for the
+/// server's `100 Continue` (at most [`ClientConfig::continue_timeout`]) before the body; a
+/// final answer that comes first (a 401, 413 or 417, say) is the response, the body is never
+/// sent, and the connection is not reused. With other requests in flight the body goes out at
+/// once (their answers come first).
 ///
 /// A request's body is bytes (sent with a `Content-Length`) or a reader or writer function
 /// (sent chunked unless the request's headers give a `Content-Length`). `Host` and
@@ -117,6 +127,17 @@ struct ClientConn {
     in_flight: RefCell<VecDeque<Method>>,
     /// The server may take another request on this connection.
     reusable: std::cell::Cell<bool>,
+    /// A final response that came while a request waited for `100 Continue` (its body was
+    /// not sent): the answer `read_response` returns next.
+    early: RefCell<Option<Box<ResponseHead>>>,
+}
+
+/// How a wait for `100 Continue` ended.
+enum Continue {
+    /// `100 Continue` came, the wait timed out, or the server closed: send the body.
+    Send,
+    /// A final response came first: the body is not sent.
+    Answered(Box<ResponseHead>),
 }
 
 impl Client {
@@ -238,6 +259,7 @@ impl Client {
             wire,
             in_flight: RefCell::new(VecDeque::new()),
             reusable: std::cell::Cell::new(true),
+            early: RefCell::new(None),
         }));
     }
 
@@ -337,7 +359,21 @@ impl Client {
             out.extend_from_slice(b"\r\n");
         });
         conn.in_flight.borrow_mut().push_back(parts.method.clone());
+        let wait_for_continue = !matches!(body.kind, Kind::Empty)
+            && expects_continue(&parts.headers)
+            && conn.in_flight.borrow().len() == 1
+            && !wire.parser.borrow().in_body();
         let sent = (|| {
+            if wait_for_continue {
+                wire.flush()?;
+                if let Continue::Answered(head) = self.await_continue(&conn, &parts.method)? {
+                    // The server answered without the body: the framing the head announced
+                    // is broken, so the connection ends after this answer.
+                    conn.reusable.set(false);
+                    *conn.early.borrow_mut() = Some(head);
+                    return Ok(());
+                }
+            }
             match body.kind {
                 Kind::Empty => {}
                 Kind::Bytes(bytes) => {
@@ -393,6 +429,9 @@ impl Client {
                 "no request in flight",
             ));
         };
+        if let Some(head) = conn.early.borrow_mut().take() {
+            return Ok(final_response(conn, head));
+        }
         // Skip what is left of the previous body.
         if wire.parser.borrow().in_body() {
             let mut rest = Incoming::new(wire.clone(), true);
@@ -414,20 +453,7 @@ impl Client {
                     let _ = wire.parse(0, |_| ());
                     continue;
                 }
-                Step::Got(Some(head)) => {
-                    conn.in_flight.borrow_mut().pop_front();
-                    conn.reusable.set(conn.reusable.get() && head.keep_alive);
-                    wire.message.set(wire.message.get() + 1);
-                    let has_body = head.framing != Framing::Length(0);
-                    if !has_body {
-                        let _ = wire.parse(0, |_| ());
-                    }
-                    let (parts, ()) = head.response.into_parts();
-                    return Ok(Response::from_parts(
-                        parts,
-                        Incoming::new(wire.clone(), has_body),
-                    ));
-                }
+                Step::Got(Some(head)) => return Ok(final_response(conn, head)),
                 Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
                 Step::NeedMore => {}
             }
@@ -437,6 +463,47 @@ impl Client {
                     io::ErrorKind::UnexpectedEof,
                     "the server closed the connection before responding",
                 ));
+            }
+        }
+    }
+
+    /// Waits for `100 Continue` to a request with method `method` whose head was sent, within
+    /// the continue timeout; interim answers other than 100 are skipped.
+    ///
+    /// Switchpoint: blocks until an answer, the timeout or the end of the connection.
+    fn await_continue(&self, conn: &ClientConn, method: &Method) -> io::Result<Continue> {
+        let wire = &conn.wire;
+        wire.parser.borrow_mut().set_request_method(method.clone());
+        let deadline = std::time::Instant::now() + self.config.continue_timeout;
+        loop {
+            let step = wire.parse(0, |event| match event {
+                Event::Response(head) => Some(head),
+                _ => None,
+            });
+            match step.map_err(io::Error::from)? {
+                Step::Got(Some(head)) if head.response.status().is_informational() => {
+                    let _ = wire.parse(0, |_| ());
+                    if head.response.status() == http::StatusCode::CONTINUE {
+                        return Ok(Continue::Send);
+                    }
+                }
+                Step::Got(Some(head)) => return Ok(Continue::Answered(head)),
+                Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
+                Step::NeedMore => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(Continue::Send);
+                    }
+                    match wire.fill(Some(left)) {
+                        Ok(true) => {}
+                        // Sending will fail, or the answer will tell.
+                        Ok(false) => return Ok(Continue::Send),
+                        Err(err) if err.kind() == io::ErrorKind::TimedOut => {
+                            return Ok(Continue::Send);
+                        }
+                        Err(err) => return Err(err),
+                    }
+                }
             }
         }
     }
@@ -471,6 +538,30 @@ impl Client {
             None => Err(not_connected()),
         }
     }
+}
+
+/// Turns the head of a final response into the response, its body to be read from the
+/// connection.
+fn final_response(conn: &ClientConn, head: Box<ResponseHead>) -> Response<Incoming> {
+    let wire = &conn.wire;
+    conn.in_flight.borrow_mut().pop_front();
+    conn.reusable.set(conn.reusable.get() && head.keep_alive);
+    wire.message.set(wire.message.get() + 1);
+    let has_body = head.framing != Framing::Length(0);
+    if !has_body {
+        let _ = wire.parse(0, |_| ());
+    }
+    let (parts, ()) = head.response.into_parts();
+    Response::from_parts(parts, Incoming::new(wire.clone(), has_body))
+}
+
+/// Whether a request's `Expect` field asks for `100 Continue`.
+fn expects_continue(headers: &http::HeaderMap) -> bool {
+    headers.get_all(header::EXPECT).iter().any(|v| {
+        v.as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"100-continue")
+    })
 }
 
 /// Methods that send no `Content-Length: 0` for an empty body.

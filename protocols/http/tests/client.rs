@@ -338,3 +338,120 @@ fn read_to_vec_limit_boundary() {
         }
     });
 }
+
+fn post_expecting_continue(body: &'static str) -> Request<Body> {
+    Request::post("/upload")
+        .header("expect", "100-continue")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// `Expect: 100-continue` against the crate's server: the server's `100 Continue` comes when
+/// the handler reads the body, and the body goes out then (well before the client's wait
+/// would give up); a handler that answers without reading gets no body, and the client does
+/// not reuse the connection.
+#[test]
+fn expect_continue_waits_for_100_and_sends_no_body_after_a_final_answer() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), |mut request: Request<Incoming>| {
+            if request.uri().path() == "/refuse" {
+                let mut response = Response::new(Body::from("too large"));
+                *response.status_mut() = gruvi_http::http::StatusCode::PAYLOAD_TOO_LARGE;
+                return response;
+            }
+            Response::new(Body::from(request.body_mut().read_to_vec(1 << 20).unwrap()))
+        });
+        let config = ClientConfig {
+            continue_timeout: Duration::from_secs(20),
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let started = std::time::Instant::now();
+        let response = client.request(post_expecting_continue("hello")).unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(text(response), "hello");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let mut refused = post_expecting_continue("never sent");
+        *refused.uri_mut() = "/refuse".parse().unwrap();
+        let response = client.request(refused).unwrap();
+        assert_eq!(response.status(), 413);
+        assert_eq!(text(response), "too large");
+        // A fresh connection for the next request.
+        assert_eq!(
+            text(client.request(post_expecting_continue("again")).unwrap()),
+            "again"
+        );
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+/// Against raw servers: a final answer before the body means the body is never sent; a
+/// server that never sends `100 Continue` gets the body after the continue timeout.
+#[test]
+fn expect_continue_against_raw_servers() {
+    run_clean(|| {
+        let head_of = |conn: &mut gruvi_stream::TcpStream| {
+            let mut head = Vec::new();
+            let mut byte = [0; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                assert_eq!(conn.read(&mut byte).unwrap(), 1, "head cut short");
+                head.push(byte[0]);
+            }
+            String::from_utf8(head).unwrap()
+        };
+        // 417 before the body: nothing but the head arrives, then the client's close.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = fiber_core::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let head = head_of(&mut conn);
+            assert!(
+                head.to_ascii_lowercase().contains("expect: 100-continue"),
+                "{head}"
+            );
+            conn.write_all(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n")
+                .unwrap();
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest).unwrap();
+            rest
+        });
+        let client = Client::new();
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let response = client.request(post_expecting_continue("secret")).unwrap();
+        assert_eq!(response.status(), 417);
+        drop(response);
+        client.close();
+        assert_eq!(server.join().unwrap(), b"", "the body was sent after a 417");
+        // No answer at all: the body follows after the continue timeout.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = fiber_core::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            head_of(&mut conn);
+            let waiting = std::time::Instant::now();
+            let mut body = [0; 5];
+            conn.read_exact(&mut body).unwrap();
+            let waited = waiting.elapsed();
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            (body, waited)
+        });
+        let config = ClientConfig {
+            continue_timeout: Duration::from_millis(200),
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let response = client.request(post_expecting_continue("hello")).unwrap();
+        assert_eq!(text(response), "ok");
+        let (body, waited) = server.join().unwrap();
+        assert_eq!(&body, b"hello");
+        assert!(
+            waited >= Duration::from_millis(150),
+            "body after {waited:?}"
+        );
+        client.close();
+    });
+}
