@@ -430,7 +430,7 @@ impl Client {
             ));
         };
         if let Some(head) = conn.early.borrow_mut().take() {
-            return Ok(final_response(conn, head));
+            return Ok(final_response(conn, *head));
         }
         // Skip what is left of the previous body.
         if wire.parser.borrow().in_body() {
@@ -453,7 +453,7 @@ impl Client {
                     let _ = wire.parse(0, |_| ());
                     continue;
                 }
-                Step::Got(Some(head)) => return Ok(final_response(conn, head)),
+                Step::Got(Some(head)) => return Ok(final_response(conn, *head)),
                 Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
                 Step::NeedMore => {}
             }
@@ -542,7 +542,7 @@ impl Client {
 
 /// Turns the head of a final response into the response, its body to be read from the
 /// connection.
-fn final_response(conn: &ClientConn, head: Box<ResponseHead>) -> Response<Incoming> {
+fn final_response(conn: &ClientConn, head: ResponseHead) -> Response<Incoming> {
     let wire = &conn.wire;
     conn.in_flight.borrow_mut().pop_front();
     conn.reusable.set(conn.reusable.get() && head.keep_alive);
