@@ -166,7 +166,8 @@ impl<S: Stream + 'static> Transport<S> {
     ///
     /// Returns `Ok(true)` when bytes are buffered and `Ok(false)` at end of stream.
     pub(crate) fn fill(&self) -> io::Result<bool> {
-        let deadline = self.shared.read_timeout.get().map(|d| Instant::now() + d);
+        // Read the clock only when about to wait: buffered bytes cost no clock read.
+        let mut deadline = None;
         loop {
             let shared = &self.shared;
             if shared.buffered() > 0 {
@@ -182,6 +183,9 @@ impl<S: Stream + 'static> Transport<S> {
             let handle = self.handle()?;
             self.start_reading(&handle)?;
             drop(handle);
+            if deadline.is_none() {
+                deadline = self.shared.read_timeout.get().map(|d| Instant::now() + d);
+            }
             block_on(&shared.readers, deadline, "read timed out")?;
         }
     }
