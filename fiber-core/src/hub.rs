@@ -21,7 +21,7 @@ use crate::no_switch::{NoSwitch, assert_may_switch};
 use crate::remote::{Remote, RemoteHub};
 use crate::stack::{Stack, StackConfig, StackPool};
 use crate::stack_switch::{self, Outcome};
-use crate::sync::parking::ParkTable;
+use crate::sync::parking::{self, ParkTable};
 
 /// How many fibers the scheduler resumes between two non-blocking polls of the loop, so that a
 /// busy set of fibers cannot starve I/O.
@@ -103,6 +103,7 @@ impl Hub {
                 None => {
                     let hub = Rc::new(Hub::new().expect("failed to create the Hub's event loop"));
                     *slot = Some(hub.clone());
+                    parking::set_hub_token(hub.park_table.token());
                     EXIT_GUARD.with(|_| {});
                     hub
                 }
@@ -110,23 +111,16 @@ impl Hub {
         })
     }
 
-    /// This thread's Hub if it has one, without creating one (`None` too while the thread
-    /// exits): the sync primitives block a thread without a Hub the plain way instead of making
-    /// one just to wait, and may run from destructors at thread exit.
-    /// Calls `f` with the current thread's Hub, if it has one, without taking a reference
-    /// (none while the thread's locals are being destroyed).
-    #[inline]
-    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Hub>) -> R) -> R {
-        let mut f = Some(f);
-        let done = HUB.try_with(|slot| {
+    /// Calls `f` with the Hub installed on this thread, if any (`None` too while the thread's
+    /// locals are being destroyed); the short form of [`Hub::with_current`] for hot paths.
+    #[inline(always)]
+    pub(crate) fn with_installed<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+        HUB.try_with(|slot| {
             let slot = slot.try_borrow().ok()?;
-            let f = f.take()?;
-            Some(f(slot.as_deref()))
-        });
-        match done {
-            Ok(Some(value)) => value,
-            _ => (f.take().expect("f not called yet"))(None),
-        }
+            slot.as_deref().map(f)
+        })
+        .ok()
+        .flatten()
     }
 
     /// The table of this Hub's fibers parked in sync primitives.
@@ -135,6 +129,9 @@ impl Hub {
         &self.park_table
     }
 
+    /// This thread's Hub if it has one, without creating one (`None` too while the thread
+    /// exits): the sync primitives block a thread without a Hub the plain way instead of making
+    /// one just to wait, and may run from destructors at thread exit.
     pub(crate) fn try_current() -> Option<Rc<Hub>> {
         HUB.try_with(|hub| hub.try_borrow().ok().and_then(|slot| slot.clone()))
             .ok()
@@ -257,6 +254,7 @@ impl Hub {
     }
 
     /// Makes a waiting fiber ready for `reason`; does nothing if it is not waiting.
+    #[inline]
     pub(crate) fn wake(&self, fiber: &Rc<FiberInner>, reason: Wake) -> bool {
         if fiber.state.get() != FiberState::Waiting {
             return false;
@@ -542,6 +540,7 @@ impl Hub {
                 && slot.as_ref().is_some_and(|h| std::ptr::eq(&**h, self))
             {
                 *slot = None;
+                parking::set_hub_token(0);
             }
         });
         let mut open = 0;
@@ -580,6 +579,7 @@ impl Hub {
     /// anything (thread exit, drop).
     fn shut_down(&self) {
         self.closed.set(true);
+        parking::clear_hub_token(self.park_table.token());
         self.unwind_all();
         self.remote.close();
     }

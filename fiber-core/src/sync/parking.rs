@@ -34,6 +34,30 @@ static REMOTES: RwLock<BTreeMap<u64, Weak<RemoteHub>>> = RwLock::new(BTreeMap::n
 
 thread_local! {
     static TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// The park-table token of this thread's Hub while it is installed (0: none), so that
+    /// telling a waiter of this thread's Hub from others is one thread-local read.
+    static HUB_TOKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Records the token of the Hub now installed on this thread (0 when it leaves).
+pub(crate) fn set_hub_token(token: u64) {
+    // `try_with`: may run while the thread's locals are being destroyed.
+    let _ = HUB_TOKEN.try_with(|t| t.set(token));
+}
+
+/// Forgets `token` as this thread's Hub (it is shutting down), if it is the one recorded.
+pub(crate) fn clear_hub_token(token: u64) {
+    let _ = HUB_TOKEN.try_with(|t| {
+        if t.get() == token {
+            t.set(0);
+        }
+    });
+}
+
+/// The token of this thread's installed Hub, 0 if none.
+#[inline]
+fn hub_token() -> u64 {
+    HUB_TOKEN.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Reads the table of remote handles (read-mostly: written when a Hub first parks a fiber and
@@ -141,21 +165,25 @@ impl ParkTable {
     }
 
     /// Marks slot `key` woken and makes its fiber ready, if that wait is still on.
+    #[inline(always)]
     fn wake(&self, hub: &Hub, key: u32, generation: u32) {
-        let fiber = {
-            let mut parked = self.parked.borrow_mut();
-            let Some(slot) = parked.slots.get_mut(key as usize) else {
-                return;
-            };
-            if slot.generation != generation {
-                return;
-            }
-            slot.woken = true;
-            slot.fiber.clone()
+        let mut parked = self.parked.borrow_mut();
+        let Some(slot) = parked.slots.get_mut(key as usize) else {
+            return;
         };
-        if let Some(fiber) = fiber {
-            hub.wake(&fiber, Wake::Fired);
+        if slot.generation != generation {
+            return;
         }
+        slot.woken = true;
+        // `Hub::wake` touches only the ready queue, never this table.
+        if let Some(fiber) = &slot.fiber {
+            hub.wake(fiber, Wake::Fired);
+        }
+    }
+
+    /// This table's token (names its Hub in wakers).
+    pub(crate) fn token(&self) -> u64 {
+        self.token
     }
 
     /// Stops other threads from reaching this Hub: its wakers now count as gone.
@@ -229,26 +257,20 @@ impl Waker {
     /// Whether the waiting side is certainly gone: a fiber of a Hub that was closed or dropped
     /// (with its thread) before the fiber withdrew. Whoever serves waiters skips these, so that
     /// a lock or an item is not handed to a dead fiber.
+    #[inline(always)]
     pub(crate) fn is_gone(&self) -> bool {
         match self {
-            Waker::Fiber { hub, .. } => {
-                !Hub::with_current(|current| current.is_some_and(|h| h.park_table().token == *hub))
-                    && remotes()
-                        .get(hub)
-                        .is_none_or(|remote| remote.strong_count() == 0)
-            }
+            Waker::Fiber { hub, .. } => *hub != hub_token() && is_remote_gone(*hub),
             // A thread blocked in `park` is alive.
             Waker::Thread(_) => false,
         }
     }
 
     /// Wakes the waiting side. Never switches. Call it after unlocking the primitive.
+    #[inline(always)]
     pub(crate) fn wake(self) {
         match self {
-            Waker::Thread(signal) => {
-                signal.woken.store(true, Ordering::Release);
-                signal.thread.unpark();
-            }
+            Waker::Thread(signal) => wake_thread(signal),
             Waker::Fiber {
                 hub,
                 key,
@@ -262,19 +284,39 @@ impl Waker {
     }
 }
 
+/// Whether the Hub with token `hub` (not this thread's) is closed or gone.
+#[cold]
+fn is_remote_gone(hub: u64) -> bool {
+    remotes()
+        .get(&hub)
+        .is_none_or(|remote| remote.strong_count() == 0)
+}
+
+#[cold]
+fn wake_thread(signal: Arc<ThreadSignal>) {
+    signal.woken.store(true, Ordering::Release);
+    signal.thread.unpark();
+}
+
 /// Wakes a fiber parked in this thread's Hub if the Hub is the one with token `hub`; returns
 /// whether it is.
+#[inline(always)]
 fn wake_here(hub: u64, key: u32, generation: u32) -> bool {
-    Hub::with_current(|current| match current {
-        Some(current) if current.park_table().token == hub => {
+    if hub != hub_token() {
+        return false;
+    }
+    Hub::with_installed(|current| {
+        let here = current.park_table().token == hub;
+        if here {
             current.park_table().wake(current, key, generation);
-            true
         }
-        _ => false,
+        here
     })
+    .unwrap_or(false)
 }
 
 /// Sends a wake-up to a fiber parked in another thread's Hub.
+#[cold]
 fn wake_remote(hub: u64, key: u32, generation: u32) {
     let remote = remotes().get(&hub).and_then(Weak::upgrade);
     // No handle: that Hub is closed or gone, and its fibers with it.
