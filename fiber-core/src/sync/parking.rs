@@ -97,6 +97,19 @@ struct Parked {
     remote: Option<Arc<RemoteHub>>,
 }
 
+impl Parked {
+    /// A new free slot's key.
+    #[cold]
+    fn grow(&mut self) -> u32 {
+        self.slots.push(Slot {
+            generation: 0,
+            fiber: None,
+            woken: false,
+        });
+        u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 parked fibers")
+    }
+}
+
 struct Slot {
     generation: u32,
     fiber: Option<Rc<FiberInner>>,
@@ -116,25 +129,17 @@ impl ParkTable {
     }
 
     /// Gives `hub`'s current fiber a slot; returns its key and generation.
+    #[inline(always)]
     fn insert(&self, hub: &Hub) -> (u32, u32) {
         let fiber = hub.current_fiber();
         let mut parked = self.parked.borrow_mut();
         if parked.remote.is_none() {
-            let remote = Arc::new(hub.internal_remote());
-            remotes_mut().insert(self.token, Arc::downgrade(&remote));
-            parked.remote = Some(remote);
+            self.register(hub, &mut parked);
         }
         hub.add_parked(1);
         let key = match parked.free.pop() {
             Some(key) => key,
-            None => {
-                parked.slots.push(Slot {
-                    generation: 0,
-                    fiber: None,
-                    woken: false,
-                });
-                u32::try_from(parked.slots.len() - 1).expect("fewer than 2^32 parked fibers")
-            }
+            None => parked.grow(),
         };
         let slot = &mut parked.slots[key as usize];
         slot.generation = slot.generation.wrapping_add(1);
@@ -143,7 +148,16 @@ impl ParkTable {
         (key, slot.generation)
     }
 
+    /// Makes the Hub reachable from other threads: its first fiber is parking.
+    #[cold]
+    fn register(&self, hub: &Hub, parked: &mut Parked) {
+        let remote = Arc::new(hub.internal_remote());
+        remotes_mut().insert(self.token, Arc::downgrade(&remote));
+        parked.remote = Some(remote);
+    }
+
     /// Frees slot `key` if it still holds that wait.
+    #[inline(always)]
     fn remove(&self, hub: &Hub, key: u32, generation: u32) {
         let fiber = {
             let mut parked = self.parked.borrow_mut();
@@ -160,6 +174,7 @@ impl ParkTable {
         drop(fiber);
     }
 
+    #[inline(always)]
     fn is_woken(&self, key: u32) -> bool {
         self.parked.borrow().slots[key as usize].woken
     }
@@ -229,13 +244,10 @@ pub(crate) struct ThreadSignal {
 
 /// A parker for the calling fiber, or for the calling thread if it has no Hub (no Hub is made
 /// just to wait).
+#[inline(always)]
 pub(crate) fn parker() -> (Waker, Parker) {
     let Some(hub) = Hub::try_current() else {
-        let signal = Arc::new(ThreadSignal {
-            thread: thread::current(),
-            woken: AtomicBool::new(false),
-        });
-        return (Waker::Thread(signal.clone()), Parker::Thread(signal));
+        return thread_parker();
     };
     let table = hub.park_table();
     let (key, generation) = table.insert(&hub);
@@ -251,6 +263,15 @@ pub(crate) fn parker() -> (Waker, Parker) {
             hub,
         },
     )
+}
+
+#[cold]
+fn thread_parker() -> (Waker, Parker) {
+    let signal = Arc::new(ThreadSignal {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    (Waker::Thread(signal.clone()), Parker::Thread(signal))
 }
 
 impl Waker {
@@ -331,6 +352,7 @@ fn wake_remote(hub: u64, key: u32, generation: u32) {
 impl Parker {
     /// Blocks until woken, or until `deadline` passes or the fiber is cancelled.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn park(&self, what: &'static str, deadline: Option<Instant>) -> Result<()> {
         match self {
             Parker::Fiber { key, hub, .. } => park_fiber(hub, *key, what, deadline),
@@ -340,6 +362,7 @@ impl Parker {
 }
 
 #[track_caller]
+#[inline(always)]
 fn park_fiber(hub: &Hub, key: u32, what: &'static str, deadline: Option<Instant>) -> Result<()> {
     loop {
         if hub.park_table().is_woken(key) {
@@ -357,6 +380,7 @@ fn park_fiber(hub: &Hub, key: u32, what: &'static str, deadline: Option<Instant>
 }
 
 #[track_caller]
+#[cold]
 fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Instant>) -> Result<()> {
     assert_may_switch(what);
     loop {
@@ -377,6 +401,7 @@ fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Insta
 }
 
 impl Drop for Parker {
+    #[inline(always)]
     fn drop(&mut self) {
         if let Parker::Fiber {
             key,

@@ -216,6 +216,7 @@ impl Drop for Wakeups {
 /// The wait's error ([`Error::TimedOut`](crate::Error::TimedOut),
 /// [`Error::Cancelled`](crate::Error::Cancelled), ...) when the waiter was not served.
 #[track_caller]
+#[inline(always)]
 pub(crate) fn block(
     parker: Parker,
     what: &'static str,
@@ -242,8 +243,10 @@ pub(crate) fn block(
         give_back: Some(give_back),
     };
     let outcome = parker.park(what, deadline);
-    guard.give_back = None;
-    drop(guard);
+    // Not unwinding: disarm the guard without running its destructor (a call on the hot path);
+    // the closure it held is dropped normally.
+    drop(guard.give_back.take());
+    std::mem::forget(guard);
     // Free the parking slot before touching the primitive again.
     drop(parker);
     match outcome {
