@@ -270,6 +270,7 @@ impl Hub {
     /// `timeout` bounds this wait; enclosing [`timeout`](crate::timeout) scopes bound it too.
     /// Returns why the fiber was woken; a cancelled fiber returns at once.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn park(&self, what: &'static str, timeout: Option<Duration>) -> Wake {
         assert_may_switch(what);
         let fiber = self.current_fiber();

@@ -244,7 +244,9 @@ impl<T> Core<T> {
     /// the putters to wake after unlocking.
     #[inline]
     fn take(&self, state: &mut State<T>) -> Option<(T, PutterWakes)> {
-        if let Some((item, size)) = (self.order.pop)(&mut state.buf) {
+        if !state.buf.is_empty()
+            && let Some((item, size)) = (self.order.pop)(&mut state.buf)
+        {
             state.qsize -= size;
             if state.putters.is_empty() {
                 return Some((item, PutterWakes::None));
