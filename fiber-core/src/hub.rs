@@ -234,6 +234,20 @@ impl Hub {
         self.ready.borrow_mut().push_back(fiber.clone());
     }
 
+    pub(crate) fn root_fiber(&self) -> &Rc<FiberInner> {
+        &self.root
+    }
+
+    /// The live fiber in registry slot `slot`, if any.
+    #[inline]
+    pub(crate) fn registered_fiber(&self, slot: usize) -> Option<Rc<FiberInner>> {
+        self.fibers
+            .borrow()
+            .slots
+            .get(slot)
+            .and_then(|weak| weak.as_ref()?.upgrade())
+    }
+
     pub(crate) fn current_fiber(&self) -> Rc<FiberInner> {
         self.current.borrow().clone()
     }

@@ -82,117 +82,84 @@ pub(crate) fn thread_token() -> u64 {
     })
 }
 
-/// A Hub's fibers parked in a primitive, each in a numbered slot.
+/// The parking state of a Hub: its identity for wakers, the numbering of waits and the
+/// internal remote handle. A parked fiber keeps its own wait's number and woken flag
+/// ([`FiberInner::park_generation`], [`FiberInner::park_woken`]); a waker names the fiber by
+/// its slot in the Hub's fiber registry, so that parking allocates and frees nothing.
 pub(crate) struct ParkTable {
     /// Names this Hub in wakers and in the table of remote handles.
     token: u64,
-    parked: RefCell<Parked>,
-}
-
-struct Parked {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// The number of the latest wait: unique within the Hub, so that a late wake-up (for a
+    /// wait that has ended, perhaps of a fiber that has finished and whose registry slot now
+    /// holds another) never matches a later wait.
+    last_generation: Cell<u64>,
     /// The Hub's internal remote handle, made when the first fiber parks (threads that never
     /// park pay nothing) and dropped when the Hub closes.
-    remote: Option<Arc<RemoteHub>>,
+    remote: RefCell<Option<Arc<RemoteHub>>>,
 }
 
-impl Parked {
-    /// A new free slot's key.
-    #[cold]
-    fn grow(&mut self) -> u32 {
-        self.slots.push(Slot {
-            generation: 0,
-            fiber: None,
-            woken: false,
-        });
-        u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 parked fibers")
-    }
-}
-
-struct Slot {
-    generation: u32,
-    fiber: Option<Rc<FiberInner>>,
-    woken: bool,
-}
+/// The key of the root fiber, which is not in the registry.
+const ROOT_KEY: u32 = u32::MAX;
 
 impl ParkTable {
     pub(crate) fn new() -> ParkTable {
         ParkTable {
             token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
-            parked: RefCell::new(Parked {
-                slots: Vec::new(),
-                free: Vec::new(),
-                remote: None,
-            }),
+            last_generation: Cell::new(0),
+            remote: RefCell::new(None),
         }
     }
 
-    /// Gives `hub`'s current fiber a slot; returns its key and generation.
+    /// Starts a wait of `fiber` (the Hub's current fiber); returns its key and generation.
     #[inline(always)]
-    fn insert(&self, hub: &Hub) -> (u32, u32) {
-        let fiber = hub.current_fiber();
-        let mut parked = self.parked.borrow_mut();
-        if parked.remote.is_none() {
-            self.register(hub, &mut parked);
+    fn insert(&self, hub: &Hub, fiber: &FiberInner) -> (u32, u64) {
+        if self.remote.borrow().is_none() {
+            self.register(hub);
         }
         hub.add_parked(1);
-        let key = match parked.free.pop() {
-            Some(key) => key,
-            None => parked.grow(),
+        let generation = self.last_generation.get() + 1;
+        self.last_generation.set(generation);
+        debug_assert_eq!(fiber.park_generation.get(), 0, "one wait at a time");
+        fiber.park_generation.set(generation);
+        fiber.park_woken.set(false);
+        let key = if fiber.is_root() {
+            ROOT_KEY
+        } else {
+            u32::try_from(fiber.slot.get()).expect("fewer than 2^32 fibers")
         };
-        let slot = &mut parked.slots[key as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.fiber = Some(fiber);
-        slot.woken = false;
-        (key, slot.generation)
+        (key, generation)
     }
 
     /// Makes the Hub reachable from other threads: its first fiber is parking.
     #[cold]
-    fn register(&self, hub: &Hub, parked: &mut Parked) {
+    fn register(&self, hub: &Hub) {
         let remote = Arc::new(hub.internal_remote());
         remotes_mut().insert(self.token, Arc::downgrade(&remote));
-        parked.remote = Some(remote);
+        *self.remote.borrow_mut() = Some(remote);
     }
 
-    /// Frees slot `key` if it still holds that wait.
+    /// Ends the wait `generation` of `fiber`.
     #[inline(always)]
-    fn remove(&self, hub: &Hub, key: u32, generation: u32) {
-        let fiber = {
-            let mut parked = self.parked.borrow_mut();
-            let slot = &mut parked.slots[key as usize];
-            if slot.generation != generation {
-                return;
-            }
-            let fiber = slot.fiber.take();
-            parked.free.push(key);
-            fiber
-        };
-        hub.add_parked(-1);
-        // Dropped outside the borrow: it may be the fiber's last reference.
-        drop(fiber);
-    }
-
-    #[inline(always)]
-    fn is_woken(&self, key: u32) -> bool {
-        self.parked.borrow().slots[key as usize].woken
-    }
-
-    /// Marks slot `key` woken and makes its fiber ready, if that wait is still on.
-    #[inline(always)]
-    fn wake(&self, hub: &Hub, key: u32, generation: u32) {
-        let mut parked = self.parked.borrow_mut();
-        let Some(slot) = parked.slots.get_mut(key as usize) else {
-            return;
-        };
-        if slot.generation != generation {
-            return;
+    fn remove(&self, hub: &Hub, fiber: &FiberInner, generation: u64) {
+        if fiber.park_generation.get() == generation {
+            fiber.park_generation.set(0);
         }
-        slot.woken = true;
-        // `Hub::wake` touches only the ready queue, never this table.
-        if let Some(fiber) = &slot.fiber {
-            hub.wake(fiber, Wake::Fired);
+        hub.add_parked(-1);
+    }
+
+    /// Marks the fiber of `key` woken and makes it ready, if it is still in wait `generation`.
+    #[inline(always)]
+    fn wake(&self, hub: &Hub, key: u32, generation: u64) {
+        let fiber = if key == ROOT_KEY {
+            Some(hub.root_fiber().clone())
+        } else {
+            hub.registered_fiber(key as usize)
+        };
+        if let Some(fiber) = fiber
+            && fiber.park_generation.get() == generation
+        {
+            fiber.park_woken.set(true);
+            hub.wake(&fiber, Wake::Fired);
         }
     }
 
@@ -203,7 +170,7 @@ impl ParkTable {
 
     /// Stops other threads from reaching this Hub: its wakers now count as gone.
     pub(crate) fn unregister(&self) {
-        if self.parked.borrow_mut().remote.take().is_some() {
+        if self.remote.borrow_mut().take().is_some() {
             remotes_mut().remove(&self.token);
         }
     }
@@ -220,8 +187,9 @@ pub(crate) enum Waker {
     Fiber {
         /// The token of the fiber's Hub.
         hub: u64,
+        /// The fiber's slot in the Hub's registry ([`ROOT_KEY`] for the root fiber).
         key: u32,
-        generation: u32,
+        generation: u64,
     },
     Thread(Arc<ThreadSignal>),
 }
@@ -229,8 +197,8 @@ pub(crate) enum Waker {
 /// The waiting side; frees its slot when dropped.
 pub(crate) enum Parker {
     Fiber {
-        key: u32,
-        generation: u32,
+        fiber: Rc<FiberInner>,
+        generation: u64,
         hub: Rc<Hub>,
     },
     Thread(Arc<ThreadSignal>),
@@ -249,8 +217,9 @@ pub(crate) fn parker() -> (Waker, Parker) {
     let Some(hub) = Hub::try_current() else {
         return thread_parker();
     };
+    let fiber = hub.current_fiber();
     let table = hub.park_table();
-    let (key, generation) = table.insert(&hub);
+    let (key, generation) = table.insert(&hub, &fiber);
     (
         Waker::Fiber {
             hub: table.token,
@@ -258,7 +227,7 @@ pub(crate) fn parker() -> (Waker, Parker) {
             generation,
         },
         Parker::Fiber {
-            key,
+            fiber,
             generation,
             hub,
         },
@@ -322,7 +291,7 @@ fn wake_thread(signal: Arc<ThreadSignal>) {
 /// Wakes a fiber parked in this thread's Hub if the Hub is the one with token `hub`; returns
 /// whether it is.
 #[inline(always)]
-fn wake_here(hub: u64, key: u32, generation: u32) -> bool {
+fn wake_here(hub: u64, key: u32, generation: u64) -> bool {
     if hub != hub_token() {
         return false;
     }
@@ -338,7 +307,7 @@ fn wake_here(hub: u64, key: u32, generation: u32) -> bool {
 
 /// Sends a wake-up to a fiber parked in another thread's Hub.
 #[cold]
-fn wake_remote(hub: u64, key: u32, generation: u32) {
+fn wake_remote(hub: u64, key: u32, generation: u64) {
     let remote = remotes().get(&hub).and_then(Weak::upgrade);
     // No handle: that Hub is closed or gone, and its fibers with it.
     if let Some(remote) = remote {
@@ -355,7 +324,7 @@ impl Parker {
     #[inline(always)]
     pub(crate) fn park(&self, what: &'static str, deadline: Option<Instant>) -> Result<()> {
         match self {
-            Parker::Fiber { key, hub, .. } => park_fiber(hub, *key, what, deadline),
+            Parker::Fiber { fiber, hub, .. } => park_fiber(hub, fiber, what, deadline),
             Parker::Thread(signal) => park_thread(signal, what, deadline),
         }
     }
@@ -363,9 +332,14 @@ impl Parker {
 
 #[track_caller]
 #[inline(always)]
-fn park_fiber(hub: &Hub, key: u32, what: &'static str, deadline: Option<Instant>) -> Result<()> {
+fn park_fiber(
+    hub: &Hub,
+    fiber: &FiberInner,
+    what: &'static str,
+    deadline: Option<Instant>,
+) -> Result<()> {
     loop {
-        if hub.park_table().is_woken(key) {
+        if fiber.park_woken.get() {
             return Ok(());
         }
         let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
@@ -404,12 +378,12 @@ impl Drop for Parker {
     #[inline(always)]
     fn drop(&mut self) {
         if let Parker::Fiber {
-            key,
+            ref fiber,
             generation,
             ref hub,
         } = *self
         {
-            hub.park_table().remove(hub, key, generation);
+            hub.park_table().remove(hub, fiber, generation);
         }
     }
 }
