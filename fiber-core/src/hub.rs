@@ -286,8 +286,20 @@ impl Hub {
     #[track_caller]
     #[inline(always)]
     pub(crate) fn park(&self, what: &'static str, timeout: Option<Duration>) -> Wake {
+        self.park_current(&self.current_fiber(), what, timeout)
+    }
+
+    /// [`park`](Self::park) for a caller that holds the current fiber already.
+    #[track_caller]
+    #[inline(always)]
+    pub(crate) fn park_current(
+        &self,
+        fiber: &Rc<FiberInner>,
+        what: &'static str,
+        timeout: Option<Duration>,
+    ) -> Wake {
         assert_may_switch(what);
-        let fiber = self.current_fiber();
+        debug_assert!(Rc::ptr_eq(fiber, &self.current.borrow()));
         if fiber.cancelled.get() || std::thread::panicking() {
             // Cancellation is sticky, and a fiber unwinding must never block again.
             return Wake::Cancelled;
@@ -311,14 +323,14 @@ impl Hub {
         };
         if let Some((at, source, now)) = deadline {
             if at <= now {
-                self.mark_expired(&fiber, source);
+                self.mark_expired(fiber, source);
                 return Wake::TimedOut(source);
             }
-            self.arm_timer(&fiber, at, source);
+            self.arm_timer(fiber, at, source);
         }
         fiber.waiting_on.set(what);
         fiber.state.set(FiberState::Waiting);
-        self.switch_out(&fiber);
+        self.switch_out(fiber);
         fiber.waiting_on.set("");
         if deadline.is_some()
             && let Some(timer) = &*fiber.timer.borrow()
@@ -327,7 +339,7 @@ impl Hub {
         }
         let wake = fiber.wake.get();
         if let Wake::TimedOut(source) = wake {
-            self.mark_expired(&fiber, source);
+            self.mark_expired(fiber, source);
         }
         wake
     }

@@ -325,6 +325,7 @@ impl Parker {
     pub(crate) fn park(&self, what: &'static str, deadline: Option<Instant>) -> Result<()> {
         match self {
             Parker::Fiber { fiber, hub, .. } => park_fiber(hub, fiber, what, deadline),
+
             Parker::Thread(signal) => park_thread(signal, what, deadline),
         }
     }
@@ -334,7 +335,7 @@ impl Parker {
 #[inline(always)]
 fn park_fiber(
     hub: &Hub,
-    fiber: &FiberInner,
+    fiber: &Rc<FiberInner>,
     what: &'static str,
     deadline: Option<Instant>,
 ) -> Result<()> {
@@ -343,7 +344,7 @@ fn park_fiber(
             return Ok(());
         }
         let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
-        match hub.park(what, left) {
+        match hub.park_current(fiber, what, left) {
             // Woken by this wait's waker, or a stale wake-up: look again.
             Wake::Fired => {}
             Wake::TimedOut(_) => return Err(Error::TimedOut),
