@@ -214,7 +214,7 @@ impl Lock {
         match queue.pop() {
             Some(next) => {
                 // The state is exactly `QUEUED` here: the fast path wants zero, and the queue
-                // (which only changes under its mutex) is not empty.
+                // (which only changes under its lock) is not empty.
                 let rest = if queue.is_empty() { 0 } else { QUEUED };
                 self.state.store(LOCKED | rest, Ordering::Relaxed);
                 drop(queue);

@@ -1,10 +1,10 @@
 //! The machinery under [`Queue`](crate::Queue) and the [`channel`](crate::channel): a buffer
 //! with waiting getters and putters, direct hand-over, sizes, task accounting and disconnection.
 //!
-//! Invariants (under the mutex): getters wait only while the buffer is empty and putters only
-//! while their item does not fit, so the two never wait at the same time; a getter served
-//! while it waited finds its item (or `None`: disconnected) in `handed`, and a putter refused
-//! because the receivers are gone finds its item in `refused`.
+//! Invariants (under the state's lock): getters wait only while the buffer is empty and
+//! putters only while their item does not fit, so the two never wait at the same time; a getter
+//! served while it waited finds its item (or `None`: disconnected) in `handed`, and a putter
+//! refused because the receivers are gone finds its item in `refused`.
 
 use std::cell::Cell;
 use std::collections::VecDeque;

@@ -2,13 +2,13 @@
 //!
 //! The protocol, the same in every primitive:
 //!
-//! 1. Under the primitive's own `std` mutex, a caller that must wait [`push`](WaitQueue::push)es
-//!    itself (with any per-waiter data: an item to put, a predicate) and gets a [`Parker`]; it
-//!    unlocks and [`block`]s.
+//! 1. Under the primitive's own lock (a [`SpinLock`] or a `std` mutex), a caller that must wait
+//!    [`push`](WaitQueue::push)es itself (with any per-waiter data: an item to put, a
+//!    predicate) and gets a [`Parker`]; it unlocks and [`block`]s.
 //! 2. Whoever hands something over (a lock, an item, a notification) does it under the same
-//!    mutex: it [`pop`](WaitQueue::pop)s the waiter (which is then fulfilled: popped means
+//!    lock: it [`pop`](WaitQueue::pop)s the waiter (which is then fulfilled: popped means
 //!    served) and, after unlocking, wakes it.
-//! 3. A waiter whose wait ends without a wake-up (timeout, cancellation) takes the mutex again
+//! 3. A waiter whose wait ends without a wake-up (timeout, cancellation) takes the lock again
 //!    and withdraws: if it is still queued it leaves the queue (nothing stale is left behind);
 //!    if it is not, it was served in the meantime and keeps what it was given (a hand-over is
 //!    never lost, even when the wake-up is still travelling from another thread).
@@ -31,10 +31,11 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The internal lock of the primitives on the hand-over paths (`Lock`, the queues and
 /// channels): a spin lock, because its release is a plain store where a `std` mutex's is an
 /// atomic swap (each locked instruction costs about 10 ns here, and a queue hand-over takes
-/// the lock three times). Nothing switches fibers while holding it (a fiber can never wait for
-/// a fiber of its own thread here) and the sections are a few dozen instructions, so
-/// spinning is short; a thread that finds it taken yields its time slice instead of burning
-/// it, in case the holder was preempted.
+/// the lock three times). Nothing switches fibers while holding it, so only another thread can
+/// be the holder (a fiber never spins on a fiber of its own thread), and the sections are
+/// short (bookkeeping, and a priority queue's comparisons): spinning is brief. A thread that
+/// finds it taken yields its time slice instead of burning it, in case the holder was
+/// preempted.
 ///
 /// Like the `std` mutexes it replaces (whose poisoning the primitives ignore, see [`lock`]),
 /// it is unwind-safe: the bookkeeping it guards is consistent at every point where code that
