@@ -76,6 +76,10 @@ pub(crate) struct FiberInner {
     pub(crate) unpark_token: Cell<bool>,
     /// Its index in the Hub's registry.
     pub(crate) slot: Cell<usize>,
+    /// The number of its wait in a sync primitive (0: none); see `sync::parking`.
+    pub(crate) park_generation: Cell<u64>,
+    /// Whether that wait was served.
+    pub(crate) park_woken: Cell<bool>,
 }
 
 impl FiberInner {
@@ -97,6 +101,8 @@ impl FiberInner {
             locals: RefCell::new(HashMap::new()),
             slot: Cell::new(usize::MAX),
             unpark_token: Cell::new(false),
+            park_generation: Cell::new(0),
+            park_woken: Cell::new(false),
         }
     }
 

@@ -21,7 +21,7 @@ use crate::no_switch::{NoSwitch, assert_may_switch};
 use crate::remote::{Remote, RemoteHub};
 use crate::stack::{Stack, StackConfig, StackPool};
 use crate::stack_switch::{self, Outcome};
-use crate::sync::parking::ParkTable;
+use crate::sync::parking::{self, ParkTable};
 
 /// How many fibers the scheduler resumes between two non-blocking polls of the loop, so that a
 /// busy set of fibers cannot starve I/O.
@@ -103,6 +103,7 @@ impl Hub {
                 None => {
                     let hub = Rc::new(Hub::new().expect("failed to create the Hub's event loop"));
                     *slot = Some(hub.clone());
+                    parking::set_hub_token(hub.park_table.token());
                     EXIT_GUARD.with(|_| {});
                     hub
                 }
@@ -110,23 +111,16 @@ impl Hub {
         })
     }
 
-    /// This thread's Hub if it has one, without creating one (`None` too while the thread
-    /// exits): the sync primitives block a thread without a Hub the plain way instead of making
-    /// one just to wait, and may run from destructors at thread exit.
-    /// Calls `f` with the current thread's Hub, if it has one, without taking a reference
-    /// (none while the thread's locals are being destroyed).
-    #[inline]
-    pub(crate) fn with_current<R>(f: impl FnOnce(Option<&Hub>) -> R) -> R {
-        let mut f = Some(f);
-        let done = HUB.try_with(|slot| {
+    /// Calls `f` with the Hub installed on this thread, if any (`None` too while the thread's
+    /// locals are being destroyed); the short form of [`Hub::with_current`] for hot paths.
+    #[inline(always)]
+    pub(crate) fn with_installed<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
+        HUB.try_with(|slot| {
             let slot = slot.try_borrow().ok()?;
-            let f = f.take()?;
-            Some(f(slot.as_deref()))
-        });
-        match done {
-            Ok(Some(value)) => value,
-            _ => (f.take().expect("f not called yet"))(None),
-        }
+            slot.as_deref().map(f)
+        })
+        .ok()
+        .flatten()
     }
 
     /// The table of this Hub's fibers parked in sync primitives.
@@ -135,6 +129,9 @@ impl Hub {
         &self.park_table
     }
 
+    /// This thread's Hub if it has one, without creating one (`None` too while the thread
+    /// exits): the sync primitives block a thread without a Hub the plain way instead of making
+    /// one just to wait, and may run from destructors at thread exit.
     pub(crate) fn try_current() -> Option<Rc<Hub>> {
         HUB.try_with(|hub| hub.try_borrow().ok().and_then(|slot| slot.clone()))
             .ok()
@@ -237,6 +234,20 @@ impl Hub {
         self.ready.borrow_mut().push_back(fiber.clone());
     }
 
+    pub(crate) fn root_fiber(&self) -> &Rc<FiberInner> {
+        &self.root
+    }
+
+    /// The live fiber in registry slot `slot`, if any.
+    #[inline]
+    pub(crate) fn registered_fiber(&self, slot: usize) -> Option<Rc<FiberInner>> {
+        self.fibers
+            .borrow()
+            .slots
+            .get(slot)
+            .and_then(|weak| weak.as_ref()?.upgrade())
+    }
+
     pub(crate) fn current_fiber(&self) -> Rc<FiberInner> {
         self.current.borrow().clone()
     }
@@ -257,6 +268,7 @@ impl Hub {
     }
 
     /// Makes a waiting fiber ready for `reason`; does nothing if it is not waiting.
+    #[inline]
     pub(crate) fn wake(&self, fiber: &Rc<FiberInner>, reason: Wake) -> bool {
         if fiber.state.get() != FiberState::Waiting {
             return false;
@@ -272,9 +284,22 @@ impl Hub {
     /// `timeout` bounds this wait; enclosing [`timeout`](crate::timeout) scopes bound it too.
     /// Returns why the fiber was woken; a cancelled fiber returns at once.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn park(&self, what: &'static str, timeout: Option<Duration>) -> Wake {
+        self.park_current(&self.current_fiber(), what, timeout)
+    }
+
+    /// [`park`](Self::park) for a caller that holds the current fiber already.
+    #[track_caller]
+    #[inline(always)]
+    pub(crate) fn park_current(
+        &self,
+        fiber: &Rc<FiberInner>,
+        what: &'static str,
+        timeout: Option<Duration>,
+    ) -> Wake {
         assert_may_switch(what);
-        let fiber = self.current_fiber();
+        debug_assert!(Rc::ptr_eq(fiber, &self.current.borrow()));
         if fiber.cancelled.get() || std::thread::panicking() {
             // Cancellation is sticky, and a fiber unwinding must never block again.
             return Wake::Cancelled;
@@ -298,14 +323,14 @@ impl Hub {
         };
         if let Some((at, source, now)) = deadline {
             if at <= now {
-                self.mark_expired(&fiber, source);
+                self.mark_expired(fiber, source);
                 return Wake::TimedOut(source);
             }
-            self.arm_timer(&fiber, at, source);
+            self.arm_timer(fiber, at, source);
         }
         fiber.waiting_on.set(what);
         fiber.state.set(FiberState::Waiting);
-        self.switch_out(&fiber);
+        self.switch_out(fiber);
         fiber.waiting_on.set("");
         if deadline.is_some()
             && let Some(timer) = &*fiber.timer.borrow()
@@ -314,7 +339,7 @@ impl Hub {
         }
         let wake = fiber.wake.get();
         if let Wake::TimedOut(source) = wake {
-            self.mark_expired(&fiber, source);
+            self.mark_expired(fiber, source);
         }
         wake
     }
@@ -542,6 +567,7 @@ impl Hub {
                 && slot.as_ref().is_some_and(|h| std::ptr::eq(&**h, self))
             {
                 *slot = None;
+                parking::set_hub_token(0);
             }
         });
         let mut open = 0;
@@ -580,6 +606,7 @@ impl Hub {
     /// anything (thread exit, drop).
     fn shut_down(&self) {
         self.closed.set(true);
+        parking::clear_hub_token(self.park_table.token());
         self.unwind_all();
         self.remote.close();
     }

@@ -349,3 +349,100 @@ fn a_getter_whose_thread_exits_without_closing_its_hub_withdraws_and_gets_nothin
         assert_eq!(no_switch(|| queue.try_get()), Ok(5));
     });
 }
+
+#[test]
+fn a_cross_thread_put_racing_timing_out_gets_loses_nothing_and_keeps_the_order() {
+    // Each get times out after up to 1.5 ms while a plain thread puts at random moments,
+    // so puts keep landing just as a getter withdraws (handed over from another thread while
+    // its wait ends, or withdrawn first). Every item must arrive exactly once, in order, and no
+    // waiter may be left behind.
+    const ITEMS: u32 = 1000;
+    run_clean(|| {
+        let queue = Arc::new(Queue::new(0));
+        let putter = {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                let mut rng = Rng::new(7);
+                for i in 0..ITEMS {
+                    // Mostly right away, now and then after about a getter's timeout.
+                    if rng.chance(20) {
+                        std::thread::sleep(Duration::from_micros(rng.below(3000)));
+                    }
+                    queue.put(i).unwrap();
+                }
+            })
+        };
+        let getters: Vec<_> = (0..2u64)
+            .map(|seed| {
+                let queue = queue.clone();
+                spawn(move || {
+                    let mut rng = Rng::new(100 + seed);
+                    let mut got = Vec::new();
+                    let mut timeouts = 0u32;
+                    loop {
+                        match queue.get_timeout(Duration::from_micros(rng.below(1500))) {
+                            Ok(u32::MAX) => return (got, timeouts),
+                            Ok(item) => got.push(item),
+                            Err(err) => {
+                                assert_eq!(err, Error::TimedOut);
+                                timeouts += 1;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        // Wait for the plain thread without blocking this Hub (the getters run meanwhile).
+        while !putter.is_finished() {
+            sleep(Duration::from_millis(1)).unwrap();
+        }
+        putter.join().unwrap();
+        // One end marker per getter, each taken by one of them.
+        queue.put(u32::MAX).unwrap();
+        queue.put(u32::MAX).unwrap();
+        let results: Vec<_> = getters.into_iter().map(|g| g.join().unwrap()).collect();
+        let timeouts: u32 = results.iter().map(|(_, t)| t).sum();
+        assert!(timeouts > 0, "no get timed out: the race was not exercised");
+        // Each getter's items are increasing (FIFO), and together they are every item once.
+        let mut all = Vec::new();
+        for (got, _) in results {
+            assert!(got.windows(2).all(|w| w[0] < w[1]), "out of order: {got:?}");
+            all.extend(got);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..ITEMS).collect::<Vec<_>>());
+        assert_eq!(queue.waiter_counts(), (0, 0, 0));
+        assert!(queue.is_empty());
+    });
+}
+
+#[test]
+fn hand_overs_work_on_each_of_several_successive_hubs_of_one_thread() {
+    // Each `run` closes its Hub and the next makes a fresh one (with a new identity for
+    // wake-ups): a put from the root must still wake a fiber of the current Hub directly.
+    std::thread::spawn(|| {
+        for round in 0..3u32 {
+            run_clean(|| {
+                let queue = Arc::new(Queue::new(0));
+                let back = Arc::new(Queue::new(0));
+                let echo = {
+                    let (queue, back) = (queue.clone(), back.clone());
+                    spawn(move || {
+                        for _ in 0..100 {
+                            let item: u32 = queue.get().unwrap();
+                            back.put(item + 1).unwrap();
+                        }
+                    })
+                };
+                for i in 0..100 {
+                    queue.put(round * 1000 + i).unwrap();
+                    assert_eq!(back.get().unwrap(), round * 1000 + i + 1);
+                }
+                echo.join().unwrap();
+                assert_eq!(queue.waiter_counts(), (0, 0, 0));
+            });
+        }
+    })
+    .join()
+    .unwrap();
+}

@@ -1,12 +1,11 @@
 //! [`Lock`]: a fair lock for fibers and threads (Gruvi's `Lock`).
 
 use std::fmt;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::sync::waiter::{self, WaitQueue, lock};
+use crate::sync::waiter::{self, SpinLock, WaitQueue};
 
 /// Set while somebody owns the lock.
 const LOCKED: u8 = 1;
@@ -50,7 +49,7 @@ const QUEUED: u8 = 2;
 /// ```
 pub struct Lock {
     state: AtomicU8,
-    waiters: Mutex<WaitQueue>,
+    waiters: SpinLock<WaitQueue>,
 }
 
 impl Lock {
@@ -58,7 +57,7 @@ impl Lock {
     pub const fn new() -> Lock {
         Lock {
             state: AtomicU8::new(0),
-            waiters: Mutex::new(WaitQueue::new()),
+            waiters: SpinLock::new(WaitQueue::new()),
         }
     }
 
@@ -162,7 +161,7 @@ impl Lock {
     #[cold]
     #[track_caller]
     fn acquire_slow(&self, deadline: Option<Instant>) -> Result<()> {
-        let mut queue = lock(&self.waiters);
+        let mut queue = self.waiters.lock();
         let mut state = self.state.load(Ordering::Relaxed);
         loop {
             if state & QUEUED != 0 {
@@ -198,7 +197,7 @@ impl Lock {
 
     /// Takes a waiter that gave up out of the queue; false if the lock was handed to it.
     fn withdraw(&self, id: u64) -> bool {
-        let mut queue = lock(&self.waiters);
+        let mut queue = self.waiters.lock();
         if queue.remove(id).is_none() {
             return false;
         }
@@ -211,11 +210,11 @@ impl Lock {
     /// Finishes a release that found waiters: the first one still there owns the lock now.
     #[cold]
     fn hand_over(&self) {
-        let mut queue = lock(&self.waiters);
+        let mut queue = self.waiters.lock();
         match queue.pop() {
             Some(next) => {
                 // The state is exactly `QUEUED` here: the fast path wants zero, and the queue
-                // (which only changes under its mutex) is not empty.
+                // (which only changes under its lock) is not empty.
                 let rest = if queue.is_empty() { 0 } else { QUEUED };
                 self.state.store(LOCKED | rest, Ordering::Relaxed);
                 drop(queue);
@@ -232,7 +231,7 @@ impl Lock {
     /// How many waiters are queued (for tests: nothing is left behind).
     #[doc(hidden)]
     pub fn waiter_count(&self) -> usize {
-        lock(&self.waiters).len()
+        self.waiters.lock().len()
     }
 }
 

@@ -34,6 +34,30 @@ static REMOTES: RwLock<BTreeMap<u64, Weak<RemoteHub>>> = RwLock::new(BTreeMap::n
 
 thread_local! {
     static TOKEN: Cell<u64> = const { Cell::new(0) };
+    /// The park-table token of this thread's Hub while it is installed (0: none), so that
+    /// telling a waiter of this thread's Hub from others is one thread-local read.
+    static HUB_TOKEN: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Records the token of the Hub now installed on this thread (0 when it leaves).
+pub(crate) fn set_hub_token(token: u64) {
+    // `try_with`: may run while the thread's locals are being destroyed.
+    let _ = HUB_TOKEN.try_with(|t| t.set(token));
+}
+
+/// Forgets `token` as this thread's Hub (it is shutting down), if it is the one recorded.
+pub(crate) fn clear_hub_token(token: u64) {
+    let _ = HUB_TOKEN.try_with(|t| {
+        if t.get() == token {
+            t.set(0);
+        }
+    });
+}
+
+/// The token of this thread's installed Hub, 0 if none.
+#[inline]
+fn hub_token() -> u64 {
+    HUB_TOKEN.try_with(Cell::get).unwrap_or(0)
 }
 
 /// Reads the table of remote handles (read-mostly: written when a Hub first parks a fiber and
@@ -58,109 +82,95 @@ pub(crate) fn thread_token() -> u64 {
     })
 }
 
-/// A Hub's fibers parked in a primitive, each in a numbered slot.
+/// The parking state of a Hub: its identity for wakers, the numbering of waits and the
+/// internal remote handle. A parked fiber keeps its own wait's number and woken flag
+/// ([`FiberInner::park_generation`], [`FiberInner::park_woken`]); a waker names the fiber by
+/// its slot in the Hub's fiber registry, so that parking allocates and frees nothing.
 pub(crate) struct ParkTable {
     /// Names this Hub in wakers and in the table of remote handles.
     token: u64,
-    parked: RefCell<Parked>,
-}
-
-struct Parked {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// The number of the latest wait: unique within the Hub, so that a late wake-up (for a
+    /// wait that has ended, perhaps of a fiber that has finished and whose registry slot now
+    /// holds another) never matches a later wait.
+    last_generation: Cell<u64>,
     /// The Hub's internal remote handle, made when the first fiber parks (threads that never
     /// park pay nothing) and dropped when the Hub closes.
-    remote: Option<Arc<RemoteHub>>,
+    remote: RefCell<Option<Arc<RemoteHub>>>,
 }
 
-struct Slot {
-    generation: u32,
-    fiber: Option<Rc<FiberInner>>,
-    woken: bool,
-}
+/// The key of the root fiber, which is not in the registry.
+const ROOT_KEY: u32 = u32::MAX;
 
 impl ParkTable {
     pub(crate) fn new() -> ParkTable {
         ParkTable {
             token: NEXT_TOKEN.fetch_add(1, Ordering::Relaxed),
-            parked: RefCell::new(Parked {
-                slots: Vec::new(),
-                free: Vec::new(),
-                remote: None,
-            }),
+            last_generation: Cell::new(0),
+            remote: RefCell::new(None),
         }
     }
 
-    /// Gives `hub`'s current fiber a slot; returns its key and generation.
-    fn insert(&self, hub: &Hub) -> (u32, u32) {
-        let fiber = hub.current_fiber();
-        let mut parked = self.parked.borrow_mut();
-        if parked.remote.is_none() {
-            let remote = Arc::new(hub.internal_remote());
-            remotes_mut().insert(self.token, Arc::downgrade(&remote));
-            parked.remote = Some(remote);
+    /// Starts a wait of `fiber` (the Hub's current fiber); returns its key and generation.
+    #[inline(always)]
+    fn insert(&self, hub: &Hub, fiber: &FiberInner) -> (u32, u64) {
+        if self.remote.borrow().is_none() {
+            self.register(hub);
         }
         hub.add_parked(1);
-        let key = match parked.free.pop() {
-            Some(key) => key,
-            None => {
-                parked.slots.push(Slot {
-                    generation: 0,
-                    fiber: None,
-                    woken: false,
-                });
-                u32::try_from(parked.slots.len() - 1).expect("fewer than 2^32 parked fibers")
-            }
+        let generation = self.last_generation.get() + 1;
+        self.last_generation.set(generation);
+        debug_assert_eq!(fiber.park_generation.get(), 0, "one wait at a time");
+        fiber.park_generation.set(generation);
+        fiber.park_woken.set(false);
+        let key = if fiber.is_root() {
+            ROOT_KEY
+        } else {
+            u32::try_from(fiber.slot.get()).expect("fewer than 2^32 fibers")
         };
-        let slot = &mut parked.slots[key as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        slot.fiber = Some(fiber);
-        slot.woken = false;
-        (key, slot.generation)
+        (key, generation)
     }
 
-    /// Frees slot `key` if it still holds that wait.
-    fn remove(&self, hub: &Hub, key: u32, generation: u32) {
-        let fiber = {
-            let mut parked = self.parked.borrow_mut();
-            let slot = &mut parked.slots[key as usize];
-            if slot.generation != generation {
-                return;
-            }
-            let fiber = slot.fiber.take();
-            parked.free.push(key);
-            fiber
-        };
+    /// Makes the Hub reachable from other threads: its first fiber is parking.
+    #[cold]
+    fn register(&self, hub: &Hub) {
+        let remote = Arc::new(hub.internal_remote());
+        remotes_mut().insert(self.token, Arc::downgrade(&remote));
+        *self.remote.borrow_mut() = Some(remote);
+    }
+
+    /// Ends the wait `generation` of `fiber`.
+    #[inline(always)]
+    fn remove(&self, hub: &Hub, fiber: &FiberInner, generation: u64) {
+        if fiber.park_generation.get() == generation {
+            fiber.park_generation.set(0);
+        }
         hub.add_parked(-1);
-        // Dropped outside the borrow: it may be the fiber's last reference.
-        drop(fiber);
     }
 
-    fn is_woken(&self, key: u32) -> bool {
-        self.parked.borrow().slots[key as usize].woken
-    }
-
-    /// Marks slot `key` woken and makes its fiber ready, if that wait is still on.
-    fn wake(&self, hub: &Hub, key: u32, generation: u32) {
-        let fiber = {
-            let mut parked = self.parked.borrow_mut();
-            let Some(slot) = parked.slots.get_mut(key as usize) else {
-                return;
-            };
-            if slot.generation != generation {
-                return;
-            }
-            slot.woken = true;
-            slot.fiber.clone()
+    /// Marks the fiber of `key` woken and makes it ready, if it is still in wait `generation`.
+    #[inline(always)]
+    fn wake(&self, hub: &Hub, key: u32, generation: u64) {
+        let fiber = if key == ROOT_KEY {
+            Some(hub.root_fiber().clone())
+        } else {
+            hub.registered_fiber(key as usize)
         };
-        if let Some(fiber) = fiber {
+        if let Some(fiber) = fiber
+            && fiber.park_generation.get() == generation
+        {
+            fiber.park_woken.set(true);
             hub.wake(&fiber, Wake::Fired);
         }
     }
 
+    /// This table's token (names its Hub in wakers).
+    pub(crate) fn token(&self) -> u64 {
+        self.token
+    }
+
     /// Stops other threads from reaching this Hub: its wakers now count as gone.
     pub(crate) fn unregister(&self) {
-        if self.parked.borrow_mut().remote.take().is_some() {
+        if self.remote.borrow_mut().take().is_some() {
             remotes_mut().remove(&self.token);
         }
     }
@@ -177,8 +187,9 @@ pub(crate) enum Waker {
     Fiber {
         /// The token of the fiber's Hub.
         hub: u64,
+        /// The fiber's slot in the Hub's registry ([`ROOT_KEY`] for the root fiber).
         key: u32,
-        generation: u32,
+        generation: u64,
     },
     Thread(Arc<ThreadSignal>),
 }
@@ -186,8 +197,8 @@ pub(crate) enum Waker {
 /// The waiting side; frees its slot when dropped.
 pub(crate) enum Parker {
     Fiber {
-        key: u32,
-        generation: u32,
+        fiber: Rc<FiberInner>,
+        generation: u64,
         hub: Rc<Hub>,
     },
     Thread(Arc<ThreadSignal>),
@@ -201,16 +212,14 @@ pub(crate) struct ThreadSignal {
 
 /// A parker for the calling fiber, or for the calling thread if it has no Hub (no Hub is made
 /// just to wait).
+#[inline(always)]
 pub(crate) fn parker() -> (Waker, Parker) {
     let Some(hub) = Hub::try_current() else {
-        let signal = Arc::new(ThreadSignal {
-            thread: thread::current(),
-            woken: AtomicBool::new(false),
-        });
-        return (Waker::Thread(signal.clone()), Parker::Thread(signal));
+        return thread_parker();
     };
+    let fiber = hub.current_fiber();
     let table = hub.park_table();
-    let (key, generation) = table.insert(&hub);
+    let (key, generation) = table.insert(&hub, &fiber);
     (
         Waker::Fiber {
             hub: table.token,
@@ -218,37 +227,40 @@ pub(crate) fn parker() -> (Waker, Parker) {
             generation,
         },
         Parker::Fiber {
-            key,
+            fiber,
             generation,
             hub,
         },
     )
 }
 
+#[cold]
+fn thread_parker() -> (Waker, Parker) {
+    let signal = Arc::new(ThreadSignal {
+        thread: thread::current(),
+        woken: AtomicBool::new(false),
+    });
+    (Waker::Thread(signal.clone()), Parker::Thread(signal))
+}
+
 impl Waker {
     /// Whether the waiting side is certainly gone: a fiber of a Hub that was closed or dropped
     /// (with its thread) before the fiber withdrew. Whoever serves waiters skips these, so that
     /// a lock or an item is not handed to a dead fiber.
+    #[inline(always)]
     pub(crate) fn is_gone(&self) -> bool {
         match self {
-            Waker::Fiber { hub, .. } => {
-                !Hub::with_current(|current| current.is_some_and(|h| h.park_table().token == *hub))
-                    && remotes()
-                        .get(hub)
-                        .is_none_or(|remote| remote.strong_count() == 0)
-            }
+            Waker::Fiber { hub, .. } => *hub != hub_token() && is_remote_gone(*hub),
             // A thread blocked in `park` is alive.
             Waker::Thread(_) => false,
         }
     }
 
     /// Wakes the waiting side. Never switches. Call it after unlocking the primitive.
+    #[inline(always)]
     pub(crate) fn wake(self) {
         match self {
-            Waker::Thread(signal) => {
-                signal.woken.store(true, Ordering::Release);
-                signal.thread.unpark();
-            }
+            Waker::Thread(signal) => wake_thread(signal),
             Waker::Fiber {
                 hub,
                 key,
@@ -262,20 +274,40 @@ impl Waker {
     }
 }
 
+/// Whether the Hub with token `hub` (not this thread's) is closed or gone.
+#[cold]
+fn is_remote_gone(hub: u64) -> bool {
+    remotes()
+        .get(&hub)
+        .is_none_or(|remote| remote.strong_count() == 0)
+}
+
+#[cold]
+fn wake_thread(signal: Arc<ThreadSignal>) {
+    signal.woken.store(true, Ordering::Release);
+    signal.thread.unpark();
+}
+
 /// Wakes a fiber parked in this thread's Hub if the Hub is the one with token `hub`; returns
 /// whether it is.
-fn wake_here(hub: u64, key: u32, generation: u32) -> bool {
-    Hub::with_current(|current| match current {
-        Some(current) if current.park_table().token == hub => {
+#[inline(always)]
+fn wake_here(hub: u64, key: u32, generation: u64) -> bool {
+    if hub != hub_token() {
+        return false;
+    }
+    Hub::with_installed(|current| {
+        let here = current.park_table().token == hub;
+        if here {
             current.park_table().wake(current, key, generation);
-            true
         }
-        _ => false,
+        here
     })
+    .unwrap_or(false)
 }
 
 /// Sends a wake-up to a fiber parked in another thread's Hub.
-fn wake_remote(hub: u64, key: u32, generation: u32) {
+#[cold]
+fn wake_remote(hub: u64, key: u32, generation: u64) {
     let remote = remotes().get(&hub).and_then(Weak::upgrade);
     // No handle: that Hub is closed or gone, and its fibers with it.
     if let Some(remote) = remote {
@@ -289,22 +321,30 @@ fn wake_remote(hub: u64, key: u32, generation: u32) {
 impl Parker {
     /// Blocks until woken, or until `deadline` passes or the fiber is cancelled.
     #[track_caller]
+    #[inline(always)]
     pub(crate) fn park(&self, what: &'static str, deadline: Option<Instant>) -> Result<()> {
         match self {
-            Parker::Fiber { key, hub, .. } => park_fiber(hub, *key, what, deadline),
+            Parker::Fiber { fiber, hub, .. } => park_fiber(hub, fiber, what, deadline),
+
             Parker::Thread(signal) => park_thread(signal, what, deadline),
         }
     }
 }
 
 #[track_caller]
-fn park_fiber(hub: &Hub, key: u32, what: &'static str, deadline: Option<Instant>) -> Result<()> {
+#[inline(always)]
+fn park_fiber(
+    hub: &Hub,
+    fiber: &Rc<FiberInner>,
+    what: &'static str,
+    deadline: Option<Instant>,
+) -> Result<()> {
     loop {
-        if hub.park_table().is_woken(key) {
+        if fiber.park_woken.get() {
             return Ok(());
         }
         let left = deadline.map(|at| at.saturating_duration_since(Instant::now()));
-        match hub.park(what, left) {
+        match hub.park_current(fiber, what, left) {
             // Woken by this wait's waker, or a stale wake-up: look again.
             Wake::Fired => {}
             Wake::TimedOut(_) => return Err(Error::TimedOut),
@@ -315,6 +355,7 @@ fn park_fiber(hub: &Hub, key: u32, what: &'static str, deadline: Option<Instant>
 }
 
 #[track_caller]
+#[cold]
 fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Instant>) -> Result<()> {
     assert_may_switch(what);
     loop {
@@ -335,14 +376,15 @@ fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Insta
 }
 
 impl Drop for Parker {
+    #[inline(always)]
     fn drop(&mut self) {
         if let Parker::Fiber {
-            key,
+            ref fiber,
             generation,
             ref hub,
         } = *self
         {
-            hub.park_table().remove(hub, key, generation);
+            hub.park_table().remove(hub, fiber, generation);
         }
     }
 }

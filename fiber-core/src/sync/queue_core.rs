@@ -1,19 +1,18 @@
 //! The machinery under [`Queue`](crate::Queue) and the [`channel`](crate::channel): a buffer
 //! with waiting getters and putters, direct hand-over, sizes, task accounting and disconnection.
 //!
-//! Invariants (under the mutex): getters wait only while the buffer is empty and putters only
-//! while their item does not fit, so the two never wait at the same time; a getter served
-//! while it waited finds its item (or `None`: disconnected) in `handed`, and a putter refused
-//! because the receivers are gone finds its item in `refused`.
+//! Invariants (under the state's lock): getters wait only while the buffer is empty and
+//! putters only while their item does not fit, so the two never wait at the same time; a getter
+//! served while it waited finds its item (or `None`: disconnected) in `handed`, and a putter
+//! refused because the receivers are gone finds its item in `refused`.
 
 use std::cell::Cell;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::error::Error;
-use crate::sync::waiter::{self, WaitQueue, Wakeups, lock};
+use crate::sync::waiter::{self, SpinLock, WaitQueue, Waker, Wakeups};
 
 /// An item in the buffer, with its size.
 pub(crate) type Entry<T> = (T, usize);
@@ -48,8 +47,34 @@ pub(crate) enum GetFail {
     Wait(Error),
 }
 
+/// Wakes the getter an item was handed to, if any (after unlocking).
+#[inline(always)]
+fn wake(getter: Option<Waker>) {
+    if let Some(getter) = getter {
+        getter.wake();
+    }
+}
+
+/// The putters a get must wake after unlocking: usually none, one for a rendezvous.
+enum PutterWakes {
+    None,
+    One(Waker),
+    Many(Wakeups),
+}
+
+impl PutterWakes {
+    #[inline(always)]
+    fn wake(self) {
+        match self {
+            PutterWakes::None => {}
+            PutterWakes::One(waker) => waker.wake(),
+            PutterWakes::Many(wakeups) => wakeups.wake(),
+        }
+    }
+}
+
 pub(crate) struct Core<T> {
-    state: Mutex<State<T>>,
+    state: SpinLock<State<T>>,
     /// `None`: unbounded; `Some(0)`: every put waits for a getter (rendezvous).
     capacity: Option<usize>,
     order: OrderFns<T>,
@@ -94,7 +119,7 @@ impl<T> Core<T> {
         size_of: Option<SizeFn<T>>,
     ) -> Core<T> {
         Core {
-            state: Mutex::new(State {
+            state: SpinLock::new(State {
                 buf: VecDeque::new(),
                 qsize: 0,
                 getters: WaitQueue::new(),
@@ -119,40 +144,35 @@ impl<T> Core<T> {
 
     pub(crate) fn try_put(&self, item: T) -> Result<(), TryPutError<T>> {
         let size = self.size(&item);
-        let mut wakeups = Wakeups::new();
-        let mut state = lock(&self.state);
-        let offered = match self.offer(&mut state, item, size, &mut wakeups) {
-            Ok(()) => Ok(()),
+        let mut state = self.state.lock();
+        match self.offer(&mut state, item, size) {
+            Ok(getter) => {
+                drop(state);
+                wake(getter);
+                Ok(())
+            }
             Err(item) if state.receivers_gone => Err(TryPutError::Closed(item)),
             Err(item) => Err(TryPutError::Full(item)),
-        };
-        drop(state);
-        wakeups.wake();
-        offered
+        }
     }
 
-    /// Hands `item` to a waiting getter or buffers it, if it may go in now.
-    fn offer(
-        &self,
-        state: &mut State<T>,
-        item: T,
-        size: usize,
-        wakeups: &mut Wakeups,
-    ) -> Result<(), T> {
+    /// Hands `item` to a waiting getter (returned, to be woken after unlocking) or buffers it,
+    /// if it may go in now.
+    #[inline]
+    fn offer(&self, state: &mut State<T>, item: T, size: usize) -> Result<Option<Waker>, T> {
         if state.receivers_gone {
             return Err(item);
         }
         if let Some(getter) = state.getters.pop() {
             state.unfinished += 1;
             state.handed.push((getter.id, Some((item, size))));
-            wakeups.push(getter.waker);
-            return Ok(());
+            return Ok(Some(getter.waker));
         }
         if state.putters.is_empty() && state.fits(self.capacity, size) {
             (self.order.push)(&mut state.buf, (item, size));
             state.qsize += size;
             state.unfinished += 1;
-            return Ok(());
+            return Ok(None);
         }
         Err(item)
     }
@@ -165,12 +185,11 @@ impl<T> Core<T> {
         what: &'static str,
     ) -> Result<(), PutFail<T>> {
         let size = self.size(&item);
-        let mut wakeups = Wakeups::new();
-        let mut state = lock(&self.state);
-        let item = match self.offer(&mut state, item, size, &mut wakeups) {
-            Ok(()) => {
+        let mut state = self.state.lock();
+        let item = match self.offer(&mut state, item, size) {
+            Ok(getter) => {
                 drop(state);
-                wakeups.wake();
+                wake(getter);
                 return Ok(());
             }
             Err(item) if state.receivers_gone => return Err(PutFail::Closed(item)),
@@ -183,14 +202,14 @@ impl<T> Core<T> {
             parker,
             what,
             deadline,
-            || match lock(&self.state).putters.remove(id) {
+            || match self.state.lock().putters.remove(id) {
                 Some((item, _)) => {
                     back.set(Some(item));
                     true
                 }
                 None => false,
             },
-            || lock(&self.state).refused.retain(|(i, _)| *i != id),
+            || self.state.lock().refused.retain(|(i, _)| *i != id),
         );
         match waited {
             Err(err) => Err(PutFail::Wait(
@@ -198,7 +217,7 @@ impl<T> Core<T> {
                 err,
             )),
             Ok(()) if self.receivers_gone.load(Ordering::Acquire) => {
-                let mut state = lock(&self.state);
+                let mut state = self.state.lock();
                 match state.refused.iter().position(|(i, _)| *i == id) {
                     Some(at) => Err(PutFail::Closed(state.refused.swap_remove(at).1)),
                     None => Ok(()),
@@ -209,30 +228,37 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn try_get(&self) -> Result<T, TryGetError> {
-        let mut wakeups = Wakeups::new();
-        let mut state = lock(&self.state);
-        let taken = match self.take(&mut state, &mut wakeups) {
-            Some(item) => Ok(item),
+        let mut state = self.state.lock();
+        match self.take(&mut state) {
+            Some((item, wakeups)) => {
+                drop(state);
+                wakeups.wake();
+                Ok(item)
+            }
             None if state.senders_gone => Err(TryGetError::Closed),
             None => Err(TryGetError::Empty),
-        };
-        drop(state);
-        wakeups.wake();
-        taken
+        }
     }
 
-    /// Takes the next item, from the buffer or from a waiting putter, if there is one.
-    fn take(&self, state: &mut State<T>, wakeups: &mut Wakeups) -> Option<T> {
-        if let Some((item, size)) = (self.order.pop)(&mut state.buf) {
+    /// Takes the next item, from the buffer or from a waiting putter, if there is one; with
+    /// the putters to wake after unlocking.
+    #[inline]
+    fn take(&self, state: &mut State<T>) -> Option<(T, PutterWakes)> {
+        if !state.buf.is_empty()
+            && let Some((item, size)) = (self.order.pop)(&mut state.buf)
+        {
             state.qsize -= size;
-            self.admit(state, wakeups);
-            return Some(item);
+            if state.putters.is_empty() {
+                return Some((item, PutterWakes::None));
+            }
+            let mut wakeups = Wakeups::new();
+            self.admit(state, &mut wakeups);
+            return Some((item, PutterWakes::Many(wakeups)));
         }
         // Only a rendezvous channel has putters waiting while the buffer is empty.
         let putter = state.putters.pop()?;
         state.unfinished += 1;
-        wakeups.push(putter.waker);
-        Some(putter.data.0)
+        Some((putter.data.0, PutterWakes::One(putter.waker)))
     }
 
     /// Moves the items of waiting putters in, in FIFO order, while they fit.
@@ -260,9 +286,8 @@ impl<T> Core<T> {
 
     #[track_caller]
     pub(crate) fn get(&self, deadline: Option<Instant>, what: &'static str) -> Result<T, GetFail> {
-        let mut wakeups = Wakeups::new();
-        let mut state = lock(&self.state);
-        if let Some(item) = self.take(&mut state, &mut wakeups) {
+        let mut state = self.state.lock();
+        if let Some((item, wakeups)) = self.take(&mut state) {
             drop(state);
             wakeups.wake();
             return Ok(item);
@@ -276,12 +301,12 @@ impl<T> Core<T> {
             parker,
             what,
             deadline,
-            || lock(&self.state).getters.remove(id).is_some(),
+            || self.state.lock().getters.remove(id).is_some(),
             || self.give_back(id),
         );
         match waited {
             Err(err) => Err(GetFail::Wait(err)),
-            Ok(()) => match lock(&self.state).take_handed(id) {
+            Ok(()) => match self.state.lock().take_handed(id) {
                 Some(Some((item, _))) => Ok(item),
                 _ => Err(GetFail::Closed),
             },
@@ -290,7 +315,7 @@ impl<T> Core<T> {
 
     /// Puts back the item handed to a getter that is being unwound.
     fn give_back(&self, id: u64) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         let Some(Some((item, size))) = state.take_handed(id) else {
             return;
         };
@@ -305,7 +330,7 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn task_done(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         assert!(
             state.unfinished > 0,
             "Queue::task_done: task_done() called too many times"
@@ -323,7 +348,7 @@ impl<T> Core<T> {
 
     #[track_caller]
     pub(crate) fn join(&self, deadline: Option<Instant>) -> crate::Result<()> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         if state.unfinished == 0 {
             return Ok(());
         }
@@ -333,7 +358,7 @@ impl<T> Core<T> {
             parker,
             "Queue::join",
             deadline,
-            || lock(&self.state).joiners.remove(id).is_some(),
+            || self.state.lock().joiners.remove(id).is_some(),
             || {},
         )
     }
@@ -341,7 +366,7 @@ impl<T> Core<T> {
     /// The last sender is gone: waiting getters are told, and later gets fail once the buffer
     /// is drained.
     pub(crate) fn close_senders(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.senders_gone = true;
         let served: Vec<_> = state.getters.drain().collect();
         let mut wakeups = Wakeups::new();
@@ -356,7 +381,7 @@ impl<T> Core<T> {
     /// The last receiver is gone: waiting putters get their items back, later puts fail, and
     /// the buffered items are dropped.
     pub(crate) fn close_receivers(&self) {
-        let mut state = lock(&self.state);
+        let mut state = self.state.lock();
         state.receivers_gone = true;
         self.receivers_gone.store(true, Ordering::Release);
         let refused: Vec<_> = state.putters.drain().collect();
@@ -374,11 +399,11 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn qsize(&self) -> usize {
-        lock(&self.state).qsize
+        self.state.lock().qsize
     }
 
     pub(crate) fn len(&self) -> usize {
-        lock(&self.state).buf.len()
+        self.state.lock().buf.len()
     }
 
     pub(crate) fn capacity(&self) -> Option<usize> {
@@ -386,12 +411,12 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn unfinished(&self) -> usize {
-        lock(&self.state).unfinished
+        self.state.lock().unfinished
     }
 
     /// Waiting getters, putters and joiners (for tests: nothing is left behind).
     pub(crate) fn waiter_counts(&self) -> (usize, usize, usize) {
-        let state = lock(&self.state);
+        let state = self.state.lock();
         (
             state.getters.len(),
             state.putters.len(),
