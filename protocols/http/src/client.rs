@@ -443,19 +443,10 @@ impl Client {
         }
         wire.parser.borrow_mut().set_request_method(method);
         loop {
-            let step = wire.parse(0, |event| match event {
-                Event::Response(head) => Some(head),
-                _ => None,
-            });
-            match step.map_err(io::Error::from)? {
-                Step::Got(Some(head)) if head.response.status().is_informational() => {
-                    // An interim response has no body: step over its end.
-                    let _ = wire.parse(0, |_| ());
-                    continue;
-                }
-                Step::Got(Some(head)) => return Ok(final_response(conn, *head)),
-                Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
-                Step::NeedMore => {}
+            match next_head(wire)? {
+                Some(head) if head.response.status().is_informational() => continue,
+                Some(head) => return Ok(final_response(conn, *head)),
+                None => {}
             }
             if !wire.fill(Some(self.config.timeout))? {
                 let _ = wire.parser.borrow_mut().finish();
@@ -476,20 +467,13 @@ impl Client {
         wire.parser.borrow_mut().set_request_method(method.clone());
         let deadline = std::time::Instant::now() + self.config.continue_timeout;
         loop {
-            let step = wire.parse(0, |event| match event {
-                Event::Response(head) => Some(head),
-                _ => None,
-            });
-            match step.map_err(io::Error::from)? {
-                Step::Got(Some(head)) if head.response.status().is_informational() => {
-                    let _ = wire.parse(0, |_| ());
-                    if head.response.status() == http::StatusCode::CONTINUE {
-                        return Ok(Continue::Send);
-                    }
+            match next_head(wire)? {
+                Some(head) if head.response.status() == http::StatusCode::CONTINUE => {
+                    return Ok(Continue::Send);
                 }
-                Step::Got(Some(head)) => return Ok(Continue::Answered(head)),
-                Step::Got(None) => return Err(io::Error::other("a response ended unexpectedly")),
-                Step::NeedMore => {
+                Some(head) if head.response.status().is_informational() => {}
+                Some(head) => return Ok(Continue::Answered(head)),
+                None => {
                     let left = deadline.saturating_duration_since(std::time::Instant::now());
                     if left.is_zero() {
                         return Ok(Continue::Send);
@@ -537,6 +521,25 @@ impl Client {
             }
             None => Err(not_connected()),
         }
+    }
+}
+
+/// Parses the next response head from the buffered bytes: `None` while more are needed. An
+/// interim (1xx) response has no body: its end is stepped over.
+fn next_head(wire: &Wire) -> io::Result<Option<Box<ResponseHead>>> {
+    let step = wire.parse(0, |event| match event {
+        Event::Response(head) => Some(head),
+        _ => None,
+    });
+    match step.map_err(io::Error::from)? {
+        Step::Got(Some(head)) => {
+            if head.response.status().is_informational() {
+                let _ = wire.parse(0, |_| ());
+            }
+            Ok(Some(head))
+        }
+        Step::Got(None) => Err(io::Error::other("a response ended unexpectedly")),
+        Step::NeedMore => Ok(None),
     }
 }
 
