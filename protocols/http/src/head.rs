@@ -114,9 +114,7 @@ fn request_on_heap(
     limits: &Limits,
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
-    let mut storage = Vec::new();
-    storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-    request_with(buf, limits, &mut storage, spare)
+    request_with(buf, limits, &mut heap_slots(limits), spare)
 }
 
 fn request_with<'b>(
@@ -125,31 +123,19 @@ fn request_with<'b>(
     storage: &mut [Slot<'b>],
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    let slots = storage.len();
     let mut req = httparse::Request::new(&mut []);
-    let len = match req.parse_with_uninit_headers(buf, storage) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Err(httparse::Error::TooManyHeaders) if storage.len() < limits.max_headers => {
-            return request_on_heap(buf, limits, spare);
-        }
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > limits.max_head_size {
-                Err(Error::HeadTooLarge)
-            } else {
-                Ok(None)
-            };
-        }
-        Err(_) => {
-            return settle(buf, limits, |prefix| {
-                let mut storage = Vec::new();
-                storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-                let mut req = httparse::Request::new(&mut []);
-                req.parse_with_uninit_headers(prefix, &mut storage).err()
-            });
-        }
+    let parsed = req.parse_with_uninit_headers(buf, storage);
+    let retry = || request_on_heap(buf, limits, spare);
+    let reparse = |prefix: &[u8]| {
+        let mut storage = heap_slots(limits);
+        let mut req = httparse::Request::new(&mut []);
+        req.parse_with_uninit_headers(prefix, &mut storage).err()
     };
-    if len > limits.max_head_size {
-        return Err(Error::HeadTooLarge);
-    }
+    let len = match head_len(parsed, buf, limits, slots, retry, reparse) {
+        Ok(len) => len,
+        Err(done) => return done,
+    };
     let shared = Shared::new(buf, len, req.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
     let version = match req.version {
@@ -271,9 +257,7 @@ fn response_on_heap(
     limits: &Limits,
     method: &Method,
 ) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
-    let mut storage = Vec::new();
-    storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-    response_with(buf, limits, method, &mut storage)
+    response_with(buf, limits, method, &mut heap_slots(limits))
 }
 
 fn response_with<'b>(
@@ -282,35 +266,22 @@ fn response_with<'b>(
     method: &Method,
     storage: &mut [Slot<'b>],
 ) -> Result<Option<(usize, Box<ResponseHead>)>, Error> {
+    let slots = storage.len();
     let mut res = httparse::Response::new(&mut []);
     let config = httparse::ParserConfig::default();
-    let len = match config.parse_response_with_uninit_headers(&mut res, buf, storage) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Err(httparse::Error::TooManyHeaders) if storage.len() < limits.max_headers => {
-            return response_on_heap(buf, limits, method);
-        }
-        Ok(httparse::Status::Partial) => {
-            return if buf.len() > limits.max_head_size {
-                Err(Error::HeadTooLarge)
-            } else {
-                Ok(None)
-            };
-        }
-        Err(_) => {
-            return settle(buf, limits, |prefix| {
-                let mut storage = Vec::new();
-                storage.resize_with(limits.max_headers, MaybeUninit::uninit);
-                let mut res = httparse::Response::new(&mut []);
-                let config = httparse::ParserConfig::default();
-                config
-                    .parse_response_with_uninit_headers(&mut res, prefix, &mut storage)
-                    .err()
-            });
-        }
+    let parsed = config.parse_response_with_uninit_headers(&mut res, buf, storage);
+    let retry = || response_on_heap(buf, limits, method);
+    let reparse = |prefix: &[u8]| {
+        let mut storage = heap_slots(limits);
+        let mut res = httparse::Response::new(&mut []);
+        config
+            .parse_response_with_uninit_headers(&mut res, prefix, &mut storage)
+            .err()
     };
-    if len > limits.max_head_size {
-        return Err(Error::HeadTooLarge);
-    }
+    let len = match head_len(parsed, buf, limits, slots, retry, reparse) {
+        Ok(len) => len,
+        Err(done) => return done,
+    };
     let shared = Shared::new(buf, len, res.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
     let status = StatusCode::from_u16(res.code.unwrap_or_default())
@@ -526,6 +497,39 @@ fn version_error(buf: &[u8]) -> Error {
 /// within the head size limit (`reparse` parses such a prefix): that is what a head arriving
 /// in pieces, re-parsed as lines end, would show, so any split gives the same outcome. An
 /// error further on is a head too large, or not decided yet.
+/// httparse's verdict on a head parsed with `slots` header slots: `Ok(len)` for a complete
+/// head within the size limit, else what the parse comes to: `Ok(None)` while incomplete,
+/// `retry` (the parse again with room for `limits.max_headers` fields) when the slots ran out
+/// below the limit, or the error.
+fn head_len<T>(
+    parsed: httparse::Result<usize>,
+    buf: &[u8],
+    limits: &Limits,
+    slots: usize,
+    retry: impl FnOnce() -> Result<Option<T>, Error>,
+    reparse: impl Fn(&[u8]) -> Option<httparse::Error>,
+) -> Result<usize, Result<Option<T>, Error>> {
+    match parsed {
+        Ok(httparse::Status::Complete(len)) if len > limits.max_head_size => {
+            Err(Err(Error::HeadTooLarge))
+        }
+        Ok(httparse::Status::Complete(len)) => Ok(len),
+        Err(httparse::Error::TooManyHeaders) if slots < limits.max_headers => Err(retry()),
+        Ok(httparse::Status::Partial) if buf.len() > limits.max_head_size => {
+            Err(Err(Error::HeadTooLarge))
+        }
+        Ok(httparse::Status::Partial) => Err(Ok(None)),
+        Err(_) => Err(settle(buf, limits, reparse)),
+    }
+}
+
+/// Header slots on the heap, as many as the limit allows.
+fn heap_slots<'b>(limits: &Limits) -> Vec<Slot<'b>> {
+    let mut storage = Vec::new();
+    storage.resize_with(limits.max_headers, MaybeUninit::uninit);
+    storage
+}
+
 fn settle<T>(
     buf: &[u8],
     limits: &Limits,
