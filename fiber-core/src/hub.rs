@@ -112,7 +112,8 @@ impl Hub {
     }
 
     /// Calls `f` with the Hub installed on this thread, if any (`None` too while the thread's
-    /// locals are being destroyed); the short form of [`Hub::with_current`] for hot paths.
+    /// locals are being destroyed), without taking a reference: for hot paths where nothing
+    /// switches inside `f`.
     #[inline(always)]
     pub(crate) fn with_installed<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
         HUB.try_with(|slot| {

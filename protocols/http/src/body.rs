@@ -154,6 +154,36 @@ pub(crate) enum OutFraming {
 /// Pending output is sent once it is this large.
 pub(crate) const FLUSH_AT: usize = 16 * 1024;
 
+/// Writes `body` after its head in `framing`: small bytes join the pending output, large
+/// bytes go in a send of their own, readers and writer functions through a [`BodyWriter`].
+/// Used for requests and responses alike.
+///
+/// Switchpoint: sends when the pending output grows large, and for large, reader and writer
+/// bodies.
+pub(crate) fn write_body(wire: &Wire, body: Body, framing: OutFraming) -> io::Result<()> {
+    match body.kind {
+        Kind::Empty => {}
+        Kind::Bytes(bytes) if bytes.len() < FLUSH_AT => {
+            wire.with_out(|out| out.extend_from_slice(&bytes));
+        }
+        Kind::Bytes(bytes) => {
+            wire.flush()?;
+            wire.conn.send(&bytes)?;
+        }
+        Kind::Reader(mut reader) => {
+            let mut writer = BodyWriter::new(wire, framing);
+            writer.copy_from(&mut reader)?;
+            writer.finish()?;
+        }
+        Kind::Writer(write) => {
+            let mut writer = BodyWriter::new(wire, framing);
+            write(&mut writer)?;
+            writer.finish()?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes a body in the framing chosen for it (Gruvi's response `write`): chunks on
 /// HTTP/1.1, raw bytes up to the connection's end on HTTP/1.0, or exactly the
 /// `Content-Length` that was given.

@@ -12,7 +12,7 @@ use gruvi_stream::{Address, Connection, TcpStream, UnixStream};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Version};
 
-use crate::body::{Body, BodyWriter, Kind, OutFraming};
+use crate::body::{Body, Kind, OutFraming, write_body};
 use crate::encode;
 use crate::head::{Framing, ResponseHead};
 use crate::incoming::Incoming;
@@ -374,23 +374,7 @@ impl Client {
                     return Ok(());
                 }
             }
-            match body.kind {
-                Kind::Empty => {}
-                Kind::Bytes(bytes) => {
-                    wire.flush()?;
-                    wire.conn.send(&bytes)?;
-                }
-                Kind::Reader(mut reader) => {
-                    let mut writer = BodyWriter::new(wire, framing);
-                    writer.copy_from(&mut reader)?;
-                    writer.finish()?;
-                }
-                Kind::Writer(write) => {
-                    let mut writer = BodyWriter::new(wire, framing);
-                    write(&mut writer)?;
-                    writer.finish()?;
-                }
-            }
+            write_body(wire, body, framing)?;
             wire.flush()
         })();
         if sent.is_err() {

@@ -6,7 +6,7 @@ use std::io;
 use http::header::{self, HeaderName};
 use http::{Response, StatusCode, Version};
 
-use crate::body::{Body, BodyWriter, FLUSH_AT, Kind, OutFraming};
+use crate::body::{Body, FLUSH_AT, Kind, OutFraming, write_body};
 use crate::encode;
 use crate::wire::Wire;
 
@@ -111,26 +111,7 @@ pub(crate) fn write_response(
     if framing == OutFraming::Suppressed {
         return flush_if_large(wire).map(|()| keep_alive);
     }
-    match body.kind {
-        Kind::Empty => {}
-        Kind::Bytes(bytes) if bytes.len() < FLUSH_AT => {
-            wire.with_out(|out| out.extend_from_slice(&bytes));
-        }
-        Kind::Bytes(bytes) => {
-            wire.flush()?;
-            wire.conn.send(&bytes)?;
-        }
-        Kind::Reader(mut reader) => {
-            let mut writer = BodyWriter::new(wire, framing);
-            writer.copy_from(&mut reader)?;
-            writer.finish()?;
-        }
-        Kind::Writer(write) => {
-            let mut writer = BodyWriter::new(wire, framing);
-            write(&mut writer)?;
-            writer.finish()?;
-        }
-    }
+    write_body(wire, body, framing)?;
     flush_if_large(wire).map(|()| keep_alive)
 }
 
