@@ -324,3 +324,87 @@ fn a_waiter_whose_thread_exits_without_closing_its_hub_withdraws() {
         lock.release();
     });
 }
+
+/// Two threads (plain, or each running fibers on its Hub) take turns on many fresh locks: each
+/// lock starts on the path whose release is a plain store and is switched to fenced releases by
+/// its first waiter from the other thread, so the switch-over races with releases hundreds of
+/// times. A lost wake-up hangs (the per-test timeout fails it); a broken exclusion loses counts.
+fn fresh_locks_race(fibers_per_thread: usize) {
+    /// A critical section long enough (about a microsecond) that the other side finds the lock
+    /// held and queues, rather than retrying until it is free.
+    fn bump(count: &mut u64) {
+        let seen = *count;
+        for _ in 0..200 {
+            std::hint::spin_loop();
+        }
+        *count = seen + 1;
+    }
+    const LOCKS: usize = 300;
+    const ROUNDS: u64 = 20;
+    // Both threads start each lock's turn together: a busy barrier (a sleeping one wakes the
+    // second thread so late that the first is done before it starts).
+    let start = Arc::new(AtomicUsize::new(0));
+    let locks: Arc<Vec<fiber_core::Mutex<u64>>> =
+        Arc::new((0..LOCKS).map(|_| fiber_core::Mutex::new(0)).collect());
+    let worker = |start: Arc<AtomicUsize>, locks: Arc<Vec<fiber_core::Mutex<u64>>>| {
+        move || {
+            for (turn, mutex) in locks.iter().enumerate() {
+                start.fetch_add(1, Ordering::SeqCst);
+                while start.load(Ordering::SeqCst) < 2 * (turn + 1) {
+                    std::thread::yield_now();
+                }
+                if fibers_per_thread == 0 {
+                    for _ in 0..ROUNDS {
+                        bump(&mut mutex.lock().unwrap());
+                    }
+                    continue;
+                }
+                fiber_core::run(|| {
+                    let fibers: Vec<_> = (0..fibers_per_thread)
+                        .map(|_| {
+                            let locks = locks.clone();
+                            let at = locks.iter().position(|m| std::ptr::eq(m, mutex)).unwrap();
+                            spawn(move || {
+                                for _ in 0..ROUNDS {
+                                    bump(&mut *locks[at].lock()?);
+                                }
+                                fiber_core::Result::Ok(())
+                            })
+                        })
+                        .collect();
+                    for fiber in fibers {
+                        fiber.join().unwrap()?;
+                    }
+                    fiber_core::Result::Ok(())
+                })
+                .unwrap();
+            }
+        }
+    };
+    let a = std::thread::spawn(worker(start.clone(), locks.clone()));
+    let b = std::thread::spawn(worker(start, locks.clone()));
+    a.join().unwrap();
+    b.join().unwrap();
+    let per_lock = 2 * ROUNDS * fibers_per_thread.max(1) as u64;
+    for mutex in locks.iter() {
+        assert_eq!(*mutex.try_lock().unwrap(), per_lock);
+    }
+}
+
+#[test]
+fn plain_threads_racing_on_fresh_locks_lose_no_wake_up_and_no_count() {
+    fresh_locks_race(0);
+}
+
+#[test]
+fn fibers_of_two_hubs_racing_on_fresh_locks_lose_no_wake_up_and_no_count() {
+    fresh_locks_race(3);
+}
+
+#[test]
+fn with_every_release_fenced_threads_racing_on_fresh_locks_lose_nothing() {
+    // This test runs in its own process (nextest), so no other test sees the switch.
+    fiber_core::fence_every_release();
+    fresh_locks_race(0);
+    fresh_locks_race(3);
+}

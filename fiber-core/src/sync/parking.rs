@@ -70,16 +70,20 @@ fn remotes_mut() -> std::sync::RwLockWriteGuard<'static, BTreeMap<u64, Weak<Remo
     REMOTES.write().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// This thread's identity for the primitives: unique for the life of the process.
+/// This thread's identity for the primitives: unique for the life of the process, never 0.
+#[inline]
 pub(crate) fn thread_token() -> u64 {
-    TOKEN.with(|token| match token.get() {
-        0 => {
-            let fresh = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
-            token.set(fresh);
-            fresh
-        }
+    match TOKEN.with(Cell::get) {
+        0 => fresh_thread_token(),
         known => known,
-    })
+    }
+}
+
+#[cold]
+fn fresh_thread_token() -> u64 {
+    let fresh = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    TOKEN.with(|token| token.set(fresh));
+    fresh
 }
 
 /// The parking state of a Hub: its identity for wakers, the numbering of waits and the

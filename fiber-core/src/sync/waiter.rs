@@ -99,6 +99,15 @@ impl<X> WaitQueue<X> {
         None
     }
 
+    /// The first waiter that is not gone (dropping those at the front that are), left queued.
+    #[inline]
+    pub(crate) fn front_live(&mut self) -> Option<&Queued<X>> {
+        while self.entries.front()?.waker.is_gone() {
+            self.entries.pop_front();
+        }
+        self.entries.front()
+    }
+
     /// Drops the waiter at `index` if its thread is gone; true if it did.
     pub(crate) fn drop_if_gone(&mut self, index: usize) -> bool {
         let gone = self
