@@ -374,8 +374,12 @@ impl Lock {
     fn uncount(&self, removed: usize) {
         if removed != 0 {
             let flags = self.flags.load(Ordering::Relaxed);
-            debug_assert!(flags / WAITER >= removed, "lock waiter count below the queue's");
-            self.flags.store(flags - removed * WAITER, Ordering::Relaxed);
+            debug_assert!(
+                flags / WAITER >= removed,
+                "lock waiter count below the queue's"
+            );
+            self.flags
+                .store(flags - removed * WAITER, Ordering::Relaxed);
         }
     }
 
