@@ -15,7 +15,8 @@
 //!   default `vm.max_map_count`. Each run is a fresh process, as every peer's is, so that page
 //!   faults on new memory are paid and RSS growth is not hidden by memory freed earlier.
 //! - `gruvi_rs_lock_uncontended`: `Lock::acquire` + `release` with nobody else around, per pair
-//!   (the atomic fast path). Anchor: an uncontended `std::sync::Mutex` lock + unlock.
+//!   (one compare-exchange and a plain store). Anchor: an uncontended `std::sync::Mutex` lock +
+//!   unlock.
 //! - `gruvi_rs_lock_handover`: two fibers passing a `Lock` back and forth, each release handing
 //!   it to the other, waiting, fiber; per hand-over.
 //! - `gruvi_rs_queue_handover`: two fibers playing ping-pong through two unbounded `Queue`s, each
