@@ -48,32 +48,40 @@ pub fn register_barrier() -> bool {
 ///
 /// # Panics
 ///
-/// If the system refuses the call although registration succeeded (cannot happen on Linux,
-/// where a registered process's expedited barrier does not fail): continuing would break the
-/// ordering the caller relies on.
+/// If the system refuses the call although registration succeeded, and registering again
+/// does not help (a forked child whose kernel does not carry the registration over registers
+/// here again): continuing would break the ordering the caller relies on.
 pub fn barrier() {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: as in `register_barrier`: no memory of ours is touched.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_membarrier,
-                CMD_PRIVATE_EXPEDITED,
-                0 as libc::c_long,
-                0 as libc::c_long,
-            )
-        };
-        assert_eq!(
-            rc,
-            0,
-            "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed: {}",
-            std::io::Error::last_os_error()
+        if expedited_barrier() {
+            return;
+        }
+        let refused = std::io::Error::last_os_error();
+        assert!(
+            register_barrier() && expedited_barrier(),
+            "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed: {refused}"
         );
     }
     #[cfg(not(target_os = "linux"))]
     {
         panic!("membarrier: not available on this system (register_barrier returned false)");
     }
+}
+
+/// One `MEMBARRIER_CMD_PRIVATE_EXPEDITED`; false if refused (errno says why).
+#[cfg(target_os = "linux")]
+fn expedited_barrier() -> bool {
+    // SAFETY: as in `register_barrier`: no memory of ours is touched.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_membarrier,
+            CMD_PRIVATE_EXPEDITED,
+            0 as libc::c_long,
+            0 as libc::c_long,
+        )
+    };
+    rc == 0
 }
 
 #[cfg(test)]
