@@ -140,6 +140,9 @@ impl Hub {
     }
 
     fn new() -> io::Result<Hub> {
+        // Fibers' locks release with a plain store once the process-wide barrier is known to
+        // be there (see `sync/lock.rs`); settle that now rather than in some fiber's wait.
+        crate::sync::register_asymmetric();
         let lp = Loop::new()?;
         let remote = Remote::new(&lp)?;
         let root = Rc::new(FiberInner::new(0, "Root".into()));

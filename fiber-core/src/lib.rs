@@ -86,12 +86,12 @@ pub use remote_callback::RemoteCallback;
 pub use signal::{wait_for_signal, wait_for_signal_timeout};
 pub use stack::{Stack, StackConfig, StackPool, StackPoolStats};
 pub use switch_back::{Callback, SwitchBack};
-#[doc(hidden)]
-pub use sync::fence_every_release;
 pub use sync::{
     Condition, Event, LifoQueue, Lock, LockGuard, Mutex, MutexGuard, PriorityQueue, PutError,
     Queue, QueueEmpty, QueueFull, RLock, RLockGuard, channel,
 };
+#[doc(hidden)]
+pub use sync::{fence_every_release, refuse_barrier};
 pub use time::{sleep, timeout, yield_now};
 pub use wait::{AsCompleted, as_completed, as_completed_timeout, wait, wait_timeout};
 pub use waitable::{CallbackId, DoneCallback, DoneCallbacks, Waitable};

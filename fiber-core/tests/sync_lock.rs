@@ -401,10 +401,47 @@ fn fibers_of_two_hubs_racing_on_fresh_locks_lose_no_wake_up_and_no_count() {
     fresh_locks_race(3);
 }
 
+/// Whether this test runs in a process of its own (nextest), so that a process-wide switch
+/// reaches no other test. Under plain `cargo test` the switch is skipped.
+fn own_process() -> bool {
+    std::env::var_os("NEXTEST").is_some()
+}
+
 #[test]
 fn with_every_release_fenced_threads_racing_on_fresh_locks_lose_nothing() {
-    // This test runs in its own process (nextest), so no other test sees the switch.
-    fiber_core::fence_every_release();
+    if own_process() {
+        fiber_core::fence_every_release();
+    }
+    fresh_locks_race(0);
+    fresh_locks_race(3);
+}
+
+#[test]
+fn with_the_barrier_refused_waiters_poll_and_lose_nothing() {
+    if !own_process() {
+        return;
+    }
+    fiber_core::refuse_barrier();
+    // A plain-thread holder whose release may take the plain path, and a waiter on another
+    // thread that cannot run the barrier: it must still get the lock.
+    let lock = Arc::new(Lock::new());
+    lock.acquire().unwrap();
+    lock.release();
+    lock.acquire().unwrap();
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            lock.acquire().unwrap();
+            lock.release();
+        })
+    };
+    while lock.waiter_count() == 0 {
+        std::thread::yield_now();
+    }
+    lock.release();
+    waiter.join().unwrap();
+    assert!(!lock.is_locked());
+    assert_eq!(lock.waiter_count(), 0);
     fresh_locks_race(0);
     fresh_locks_race(3);
 }

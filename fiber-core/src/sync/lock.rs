@@ -1,7 +1,9 @@
 //! [`Lock`]: a fair lock for fibers and threads (Gruvi's `Lock`).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering, compiler_fence, fence};
+use std::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, compiler_fence, fence,
+};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
@@ -45,13 +47,29 @@ const FENCE_DONE: usize = 2;
 const WAITER: usize = 4;
 
 /// Whether releases may take the path without a fence: 0 not known yet, then `YES` or `NO`.
+/// Releases take it only once the answer is `YES`; waiters settle the answer first (see
+/// [`asymmetric_settled`]).
 static ASYMMETRIC: AtomicU8 = AtomicU8::new(0);
 const YES: u8 = 1;
 const NO: u8 = 2;
 
-/// Whether the process-wide barrier is available (registering for it on first use).
+/// For tests: `barrier` fails as if the system refused it.
+static REFUSE_BARRIER: AtomicBool = AtomicBool::new(false);
+
+/// How often a waiter whose barrier was refused looks at the lock again.
+const POLL_WITHOUT_BARRIER: Duration = Duration::from_millis(1);
+
+/// Whether a release may take the plain path (the barrier is known to be available).
+#[inline(always)]
+fn plain_release_allowed() -> bool {
+    ASYMMETRIC.load(Ordering::Relaxed) == YES
+}
+
+/// Whether the process-wide barrier is available, registering for it if nobody has asked yet.
+/// A waiter must know for sure: a release may take the plain path the moment the answer is
+/// `YES`.
 #[inline]
-fn asymmetric() -> bool {
+fn asymmetric_settled() -> bool {
     match ASYMMETRIC.load(Ordering::Relaxed) {
         YES => true,
         NO => false,
@@ -59,20 +77,57 @@ fn asymmetric() -> bool {
     }
 }
 
-/// Registers the process for `membarrier(2)`. Racing callers all register (it is idempotent)
-/// and store the same answer; no release takes the plain path before the answer is `YES`.
+/// Settles whether the process-wide barrier is available, registering the process for
+/// `membarrier(2)` if nobody has yet (the Hub does it when it starts, so that fibers' locks
+/// release with a plain store from the first use). The first answer is final: a release may
+/// take the plain path once it is `YES`, and a waiter that read `NO` skips the barrier, so it
+/// can change in neither direction. Racing callers all register (idempotent) and one answer
+/// wins. A thread that a seccomp filter keeps from the barrier later just waits polling.
 #[cold]
-fn register_asymmetric() -> bool {
-    let available = uv_sys_wrap::register_barrier();
-    ASYMMETRIC.store(if available { YES } else { NO }, Ordering::Relaxed);
-    available
+pub(crate) fn register_asymmetric() -> bool {
+    let settled = ASYMMETRIC.load(Ordering::Relaxed);
+    if settled != 0 {
+        return settled == YES;
+    }
+    let answer = if uv_sys_wrap::register_barrier() {
+        YES
+    } else {
+        NO
+    };
+    match ASYMMETRIC.compare_exchange(0, answer, Ordering::Relaxed, Ordering::Relaxed) {
+        Ok(_) => answer == YES,
+        Err(settled) => settled == YES,
+    }
+}
+
+/// The process-wide barrier; false if the system refused it.
+#[cold]
+fn barrier() -> bool {
+    !REFUSE_BARRIER.load(Ordering::Relaxed) && uv_sys_wrap::barrier()
 }
 
 /// Makes every later release fence, as if the system had no process-wide barrier (for tests of
-/// that path; call it before any lock is used).
+/// that path; call it before any lock is used, in a process of its own).
 #[doc(hidden)]
 pub fn fence_every_release() {
     ASYMMETRIC.store(NO, Ordering::Relaxed);
+}
+
+/// Makes the process-wide barrier fail from now on, as a seccomp filter could (for tests of
+/// the polling fallback; in a process of its own).
+#[doc(hidden)]
+pub fn refuse_barrier() {
+    REFUSE_BARRIER.store(true, Ordering::Relaxed);
+}
+
+/// What [`Lock::serve_first`] did.
+enum Served {
+    /// Gave the lock to this waiter, now out of the queue (to be woken after unlocking).
+    Waiter(waiter::Queued<u64>),
+    /// Nobody is queued.
+    Nobody,
+    /// The lock is held, by this thread's token.
+    Taken(u64),
 }
 
 /// A lock that blocks only the calling fiber (Gruvi's `Lock`), usable from fibers on any
@@ -191,7 +246,10 @@ impl Lock {
         assert!(owner != 0, "Lock::release: lock not currently held");
         // The plain path (see the comment at the top): nobody queued, no fences asked, and the
         // thread that `owner` names releases.
-        if self.flags.load(Ordering::Relaxed) == 0 && owner == thread_token() && asymmetric() {
+        if self.flags.load(Ordering::Relaxed) == 0
+            && owner == thread_token()
+            && plain_release_allowed()
+        {
             self.owner.store(0, Ordering::Release);
             compiler_fence(Ordering::SeqCst);
             if self.flags.load(Ordering::Relaxed) != 0 {
@@ -241,6 +299,7 @@ impl Lock {
     #[track_caller]
     fn acquire_slow(&self, deadline: Option<Instant>) -> Result<()> {
         let me = thread_token();
+        let asymmetric = asymmetric_settled();
         let mut queue = self.waiters.lock();
         let before = queue.len();
         let nobody_queued = queue.front_live().is_none();
@@ -254,39 +313,62 @@ impl Lock {
             return Ok(());
         }
         let (id, parker) = queue.push(me);
-        let flags = self.flags.load(Ordering::Relaxed) + WAITER;
-        self.flags.store(flags, Ordering::Relaxed);
+        self.flags.store(
+            self.flags.load(Ordering::Relaxed) + WAITER,
+            Ordering::Relaxed,
+        );
         // Counted, then look at the owner: a release either sees the count or is seen here.
         fence(Ordering::SeqCst);
-        let mut owner = self.owner.load(Ordering::Relaxed);
-        if owner != me && owner != 0 && flags & FENCE_DONE == 0 && asymmetric() {
+        let mut polling = false;
+        let served = loop {
+            let owner = match self.owner.load(Ordering::Relaxed) {
+                // Released since this waiter counted itself: serve the queue as that release
+                // would. A newcomer may have taken it meanwhile: then look at its thread.
+                0 => match self.serve_first(&mut queue) {
+                    Served::Waiter(next) => break Some(next),
+                    Served::Nobody => break None,
+                    Served::Taken(by) => by,
+                },
+                owner => owner,
+            };
+            if owner == me
+                || !asymmetric
+                || polling
+                || self.flags.load(Ordering::Relaxed) & FENCE_DONE != 0
+            {
+                break None;
+            }
             // The owner's thread may release with a plain store that this fence does not
             // order: ask releases to fence from now on, and order those already past the
-            // question with a process-wide barrier.
-            if flags & FENCE_ASKED == 0 {
-                self.flags.store(flags | FENCE_ASKED, Ordering::Relaxed);
-            }
+            // question with a process-wide barrier (not under the spin lock: it takes
+            // microseconds). If the system refuses it, wait polling instead.
+            self.set_flags(FENCE_ASKED);
             drop(queue);
-            uv_sys_wrap::barrier();
+            let fenced = barrier();
             queue = self.waiters.lock();
-            self.flags.store(
-                self.flags.load(Ordering::Relaxed) | FENCE_DONE,
-                Ordering::Relaxed,
-            );
-            owner = self.owner.load(Ordering::Relaxed);
-        }
-        // Released since this fiber looked: serve the queue as that release would.
-        let next = if owner == 0 {
-            self.serve_first(&mut queue)
-        } else {
-            None
+            if fenced {
+                self.set_flags(FENCE_DONE);
+            } else {
+                polling = true;
+            }
         };
         drop(queue);
-        if let Some(next) = next {
+        if let Some(next) = served {
             if next.id == id {
                 return Ok(());
             }
             next.waker.wake();
+        }
+        if polling {
+            return waiter::block_polling(
+                parker,
+                "Lock::acquire",
+                deadline,
+                POLL_WITHOUT_BARRIER,
+                &|| self.poll_served(id),
+                || self.withdraw(id),
+                || self.release(),
+            );
         }
         waiter::block(
             parker,
@@ -295,6 +377,30 @@ impl Lock {
             || self.withdraw(id),
             || self.release(),
         )
+    }
+
+    /// For a waiter that could not run the barrier: serves the queue if the lock is free (a
+    /// release may have missed the waiter); true if that gave the lock to waiter `id`.
+    fn poll_served(&self, id: u64) -> bool {
+        let mut queue = self.waiters.lock();
+        if self.owner.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let Served::Waiter(next) = self.serve_first(&mut queue) else {
+            return false;
+        };
+        drop(queue);
+        if next.id == id {
+            return true;
+        }
+        next.waker.wake();
+        false
+    }
+
+    /// Under the queue's lock: sets `bits` in `flags`.
+    fn set_flags(&self, bits: usize) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        self.flags.store(flags | bits, Ordering::Relaxed);
     }
 
     /// Takes a waiter that gave up out of the queue; false if the lock was handed to it.
@@ -341,12 +447,39 @@ impl Lock {
         }
     }
 
-    /// The lock was freed while waiters were queueing: the first one owns it now, unless
-    /// somebody took it meanwhile (their release will serve the queue).
+    /// The lock was freed while waiters were queueing: the first one owns it now, unless a
+    /// newcomer took it meanwhile, whose release then serves the queue.
     #[cold]
     fn dispatch(&self) {
+        let me = thread_token();
         let mut queue = self.waiters.lock();
-        let next = self.serve_first(&mut queue);
+        let next = loop {
+            match self.serve_first(&mut queue) {
+                Served::Waiter(next) => break Some(next),
+                Served::Nobody => break None,
+                // The newcomer's release sees the count if it runs on this thread (later in
+                // program order) or fences; one on another thread may release with a plain
+                // store, so order it as a waiter would (see `acquire_slow`). If the system
+                // refuses the barrier, nothing more can be done here: on x86 the newcomer's
+                // compare-exchange already orders its later loads after the count.
+                Served::Taken(by) => {
+                    if by == me
+                        || !asymmetric_settled()
+                        || self.flags.load(Ordering::Relaxed) & FENCE_DONE != 0
+                    {
+                        break None;
+                    }
+                    self.set_flags(FENCE_ASKED);
+                    drop(queue);
+                    let fenced = barrier();
+                    queue = self.waiters.lock();
+                    if !fenced {
+                        break None;
+                    }
+                    self.set_flags(FENCE_DONE);
+                }
+            }
+        };
         drop(queue);
         if let Some(next) = next {
             next.waker.wake();
@@ -354,19 +487,23 @@ impl Lock {
     }
 
     /// Under the queue's lock: gives a free lock to the first live waiter and takes it out of
-    /// the queue (to be woken after unlocking). `None` if nobody waits or the lock is taken.
-    fn serve_first(&self, queue: &mut WaitQueue<u64>) -> Option<waiter::Queued<u64>> {
+    /// the queue (to be woken after unlocking).
+    fn serve_first(&self, queue: &mut WaitQueue<u64>) -> Served {
         let before = queue.len();
-        let token = queue.front_live().map(|first| first.data);
-        let next = token
-            .filter(|&token| {
-                self.owner
+        let served = match queue.front_live().map(|first| first.data) {
+            None => Served::Nobody,
+            Some(token) => {
+                match self
+                    .owner
                     .compare_exchange(0, token, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            })
-            .and_then(|_| queue.take(0));
+                {
+                    Ok(_) => queue.take(0).map_or(Served::Nobody, Served::Waiter),
+                    Err(by) => Served::Taken(by),
+                }
+            }
+        };
         self.uncount(before - queue.len());
-        next
+        served
     }
 
     /// Under the queue's lock: `removed` waiters left the queue.

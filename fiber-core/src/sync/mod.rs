@@ -20,7 +20,8 @@ pub(crate) mod waiter;
 
 pub use condition::Condition;
 pub use event::Event;
-pub use lock::{Lock, LockGuard, fence_every_release};
+pub(crate) use lock::register_asymmetric;
+pub use lock::{Lock, LockGuard, fence_every_release, refuse_barrier};
 pub use mutex::{Mutex, MutexGuard};
 pub use queue::{LifoQueue, PriorityQueue, PutError, Queue, QueueEmpty, QueueFull};
 pub use rlock::{RLock, RLockGuard};

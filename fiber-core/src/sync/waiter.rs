@@ -234,6 +234,42 @@ pub(crate) fn block(
     withdraw: impl Fn() -> bool,
     give_back: impl FnOnce(),
 ) -> Result<()> {
+    block_inner(parker, what, deadline, None, withdraw, give_back)
+}
+
+/// [`block`] for a waiter that cannot rely on being woken: it also wakes up every `every` to
+/// run `check`, which returns true if it served the waiter itself (taking it out of the queue).
+#[track_caller]
+#[cold]
+pub(crate) fn block_polling(
+    parker: Parker,
+    what: &'static str,
+    deadline: Option<Instant>,
+    every: Duration,
+    check: &dyn Fn() -> bool,
+    withdraw: impl Fn() -> bool,
+    give_back: impl FnOnce(),
+) -> Result<()> {
+    block_inner(
+        parker,
+        what,
+        deadline,
+        Some((every, check)),
+        withdraw,
+        give_back,
+    )
+}
+
+#[track_caller]
+#[inline(always)]
+fn block_inner(
+    parker: Parker,
+    what: &'static str,
+    deadline: Option<Instant>,
+    poll: Option<(Duration, &dyn Fn() -> bool)>,
+    withdraw: impl Fn() -> bool,
+    give_back: impl FnOnce(),
+) -> Result<()> {
     /// Withdraws if the wait unwinds.
     struct Unwinding<'a, W: Fn() -> bool, G: FnOnce()> {
         withdraw: &'a W,
@@ -252,7 +288,10 @@ pub(crate) fn block(
         withdraw: &withdraw,
         give_back: Some(give_back),
     };
-    let outcome = parker.park(what, deadline);
+    let outcome = match poll {
+        None => parker.park(what, deadline),
+        Some((every, check)) => park_polling(&parker, what, deadline, every, check),
+    };
     // Not unwinding: disarm the guard without running its destructor (a call on the hot path);
     // the closure it held is dropped normally.
     drop(guard.give_back.take());
@@ -263,6 +302,36 @@ pub(crate) fn block(
         Ok(()) => Ok(()),
         Err(_) if !withdraw() => Ok(()),
         Err(err) => Err(err),
+    }
+}
+
+/// Parks in slices of `every`, running `check` after each slice that ran out (and not after
+/// a wait that ended for another reason, such as an enclosing timeout scope expiring).
+#[track_caller]
+fn park_polling(
+    parker: &Parker,
+    what: &'static str,
+    deadline: Option<Instant>,
+    every: Duration,
+    check: &dyn Fn() -> bool,
+) -> Result<()> {
+    loop {
+        let slice_end = deadline_after(Instant::now(), every);
+        let until = deadline.map_or(slice_end, |at| at.min(slice_end));
+        match parker.park(what, Some(until)) {
+            Err(crate::Error::TimedOut)
+                if until == slice_end && deadline.is_none_or(|at| at > until) =>
+            {
+                if Instant::now() < slice_end {
+                    // Ended early: not this slice's deadline but an enclosing scope's.
+                    return Err(crate::Error::TimedOut);
+                }
+                if check() {
+                    return Ok(());
+                }
+            }
+            outcome => return outcome,
+        }
     }
 }
 
