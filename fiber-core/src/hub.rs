@@ -92,11 +92,19 @@ impl Hub {
     /// # Panics
     ///
     /// If libuv cannot create a loop (out of file descriptors).
+    #[inline]
     pub fn current() -> Rc<Hub> {
+        match HUB.with(|hub| hub.borrow().clone()) {
+            Some(hub) => hub,
+            None => Hub::install(),
+        }
+    }
+
+    /// Makes and installs this thread's Hub (the first [`current`](Self::current) call).
+    #[cold]
+    #[inline(never)]
+    fn install() -> Rc<Hub> {
         HUB.with(|hub| {
-            if let Some(hub) = &*hub.borrow() {
-                return hub.clone();
-            }
             let mut slot = hub.borrow_mut();
             match &*slot {
                 Some(hub) => hub.clone(),
