@@ -82,11 +82,48 @@ pub fn parse_request_head(
 }
 
 /// Allocations of earlier requests kept for the next head: the box of a head whose contents
-/// were taken, and an emptied header map (a response's, once it is written).
+/// were taken, an emptied header map (a response's, once it is written), and the fields of
+/// recent heads.
 #[derive(Debug, Default)]
 pub(crate) struct Spare {
     pub(crate) head: Option<Box<RequestHead>>,
     pub(crate) headers: Option<HeaderMap>,
+    /// `None`: each field is built anew.
+    pub(crate) fields: Option<FieldCache>,
+}
+
+/// The header fields of recent request heads by position (the first [`CACHED_FIELDS`]), so
+/// that a field repeated from one head to the next (`Host`, `User-Agent`, `Accept`... a
+/// client sends the same ones on every request) is a comparison of its raw bytes and two
+/// cheap clones instead of a name lookup, a validated copy of the value, and its allocation
+/// (and the free when the request is dropped). A field is kept as a raw line when first seen
+/// and parsed into the cache when the next head repeats it at the same position, so a field
+/// that changes with every head costs only the copy of its line.
+#[derive(Debug)]
+pub(crate) struct FieldCache {
+    slots: Vec<CachedField>,
+}
+
+/// Fields cached per thread (by position in the head).
+const CACHED_FIELDS: usize = 16;
+/// The longest field line (name to end of value) cached.
+const CACHED_LINE: usize = 512;
+
+#[derive(Debug, Default)]
+struct CachedField {
+    /// The raw bytes from the start of the name to the end of the value.
+    line: Vec<u8>,
+    /// The name's length and where the value starts, in `line`.
+    name_len: usize,
+    value_at: usize,
+    /// The field, once a second head repeated the line.
+    parsed: Option<(HeaderName, HeaderValue)>,
+}
+
+impl FieldCache {
+    pub(crate) const fn new() -> FieldCache {
+        FieldCache { slots: Vec::new() }
+    }
 }
 
 /// [`parse_request_head`] with the head boxed: it moves through the parser's layers as a
@@ -136,7 +173,7 @@ fn request_with<'b>(
         Ok(len) => len,
         Err(done) => return done,
     };
-    let shared = Shared::new(buf, len, req.headers.len());
+    let shared = Shared::new(len, req.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
     let version = match req.version {
         Some(0) => Version::HTTP_10,
@@ -166,7 +203,10 @@ fn request_with<'b>(
     if let Some(reuse) = spare.headers.take() {
         *headers = reuse;
     }
-    fill_headers(headers, req.headers, &slice)?;
+    match &mut spare.fields {
+        Some(cache) => fill_cached(headers, req.headers, buf, cache, &slice)?,
+        None => fill_headers(headers, req.headers, &slice)?,
+    }
     if version == Version::HTTP_11 {
         match semantics.hosts {
             0 => return Err(Error::Malformed("missing Host header")),
@@ -282,7 +322,7 @@ fn response_with<'b>(
         Ok(len) => len,
         Err(done) => return done,
     };
-    let shared = Shared::new(buf, len, res.headers.len());
+    let shared = Shared::new(len, res.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
     let status = StatusCode::from_u16(res.code.unwrap_or_default())
         .map_err(|_| Error::Malformed("invalid status code"))?;
@@ -432,13 +472,103 @@ fn fill_headers(
     );
     headers.reserve(fields.len());
     for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Error::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(slice(field.value))
-            .map_err(|_| Error::Malformed("invalid header value"))?;
+        let (name, value) = build_field(field, slice(field.value))?;
         headers.append(name, value);
     }
     Ok(())
+}
+
+/// A field's name and value, checked.
+#[inline(never)]
+fn build_field(
+    field: &httparse::Header<'_>,
+    value: Bytes,
+) -> Result<(HeaderName, HeaderValue), Error> {
+    let name = HeaderName::from_bytes(field.name.as_bytes())
+        .map_err(|_| Error::Malformed("invalid header name"))?;
+    let value = HeaderValue::from_maybe_shared(value)
+        .map_err(|_| Error::Malformed("invalid header value"))?;
+    Ok((name, value))
+}
+
+/// [`fill_headers`] through the `cache` of recent fields (`buf` holds the head).
+fn fill_cached(
+    headers: &mut HeaderMap,
+    fields: &[httparse::Header<'_>],
+    buf: &[u8],
+    cache: &mut FieldCache,
+    slice: &impl Fn(&[u8]) -> Bytes,
+) -> Result<(), Error> {
+    debug_assert!(
+        headers.is_empty(),
+        "a header map is emptied before it is filled"
+    );
+    headers.reserve(fields.len());
+    for (i, field) in fields.iter().enumerate() {
+        let Some((line, value_at)) = raw_line(buf, field).filter(|_| i < CACHED_FIELDS) else {
+            let (name, value) = build_field(field, slice(field.value))?;
+            headers.append(name, value);
+            continue;
+        };
+        let name_len = field.name.len();
+        let (name, value) = match cache.slots.get(i) {
+            Some(CachedField {
+                line: cached,
+                name_len: n,
+                value_at: v,
+                parsed: Some(parsed),
+            }) if *cached == line && *n == name_len && *v == value_at => parsed.clone(),
+            _ => cache.miss(i, field, line, value_at, slice)?,
+        };
+        headers.append(name, value);
+    }
+    Ok(())
+}
+
+impl FieldCache {
+    /// A field not in slot `i` (or not parsed there yet): built, and remembered.
+    #[cold]
+    #[inline(never)]
+    fn miss(
+        &mut self,
+        i: usize,
+        field: &httparse::Header<'_>,
+        line: &[u8],
+        value_at: usize,
+        slice: &impl Fn(&[u8]) -> Bytes,
+    ) -> Result<(HeaderName, HeaderValue), Error> {
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, CachedField::default);
+        }
+        let slot = &mut self.slots[i];
+        let name_len = field.name.len();
+        if slot.line == line && slot.name_len == name_len && slot.value_at == value_at {
+            // Repeated: parsed into a copy of its own (not a slice of this head's shared
+            // copy, which the cache would keep alive).
+            let parsed = build_field(field, Bytes::copy_from_slice(field.value))?;
+            return Ok(slot.parsed.insert(parsed).clone());
+        }
+        // Seen for the first time here: remembered, not yet parsed into the cache.
+        slot.line.clear();
+        slot.line.extend_from_slice(line);
+        slot.name_len = name_len;
+        slot.value_at = value_at;
+        slot.parsed = None;
+        build_field(field, slice(field.value))
+    }
+}
+
+/// The bytes of `buf` from the start of a field's name to the end of its value, and where the
+/// value starts in them; `None` for a line too long to cache.
+fn raw_line<'b>(buf: &'b [u8], field: &httparse::Header<'_>) -> Option<(&'b [u8], usize)> {
+    let base = buf.as_ptr() as usize;
+    let name_at = (field.name.as_ptr() as usize).wrapping_sub(base);
+    let value_at = (field.value.as_ptr() as usize).wrapping_sub(base);
+    let end = value_at.checked_add(field.value.len())?;
+    let fits = name_at.checked_add(field.name.len())? <= value_at
+        && end <= buf.len()
+        && end - name_at <= CACHED_LINE;
+    fits.then(|| (&buf[name_at..end], value_at - name_at))
 }
 
 /// Checks the length of the start line (after the empty lines a server may skip).
@@ -563,22 +693,34 @@ fn describe(err: httparse::Error) -> &'static str {
 
 /// Where the target and header values of a head are copied to: one shared copy of the whole
 /// head when it has several fields, else a copy of each part (a shared copy costs an extra
-/// allocation when first sliced).
-struct Shared(Option<Bytes>);
+/// allocation when first sliced). The shared copy is made when first needed: a head whose
+/// fields all come from the [`FieldCache`] needs none.
+struct Shared {
+    len: usize,
+    share: bool,
+    copy: std::cell::OnceCell<Bytes>,
+}
 
 /// Heads with at least this many fields share one copy.
 const SHARE_FROM: usize = 3;
 
 impl Shared {
-    fn new(buf: &[u8], len: usize, fields: usize) -> Shared {
-        Shared((fields >= SHARE_FROM).then(|| Bytes::copy_from_slice(&buf[..len])))
+    fn new(len: usize, fields: usize) -> Shared {
+        Shared {
+            len,
+            share: fields >= SHARE_FROM,
+            copy: std::cell::OnceCell::new(),
+        }
     }
 
     /// `part` (a sub-slice of `original`) as `Bytes`.
     fn slice(&self, original: &[u8], part: &[u8]) -> Bytes {
-        let Some(shared) = &self.0 else {
+        if !self.share {
             return Bytes::copy_from_slice(part);
-        };
+        }
+        let shared = self
+            .copy
+            .get_or_init(|| Bytes::copy_from_slice(&original[..self.len]));
         let start = (part.as_ptr() as usize).wrapping_sub(original.as_ptr() as usize);
         if part.is_empty() || start >= shared.len() {
             return Bytes::new();

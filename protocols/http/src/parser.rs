@@ -6,7 +6,7 @@ use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
-use crate::head::{RequestHead, ResponseHead, Spare, request_head, response_head};
+use crate::head::{FieldCache, RequestHead, ResponseHead, Spare, request_head, response_head};
 use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
@@ -17,7 +17,13 @@ thread_local! {
     /// parses. Shared by the thread's connections rather than kept per connection: the memory
     /// reused is then the memory touched last, still in cache, where a connection's own would
     /// have gone cold while the other connections ran.
-    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { head: None, headers: None }) };
+    static SPARE: RefCell<Spare> = const {
+        RefCell::new(Spare {
+            head: None,
+            headers: None,
+            fields: Some(FieldCache::new()),
+        })
+    };
 }
 
 /// What [`Parser::parse`] found.

@@ -100,9 +100,8 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     wire.continue_pending.set(expect_continue && has_body);
     if !has_body {
         // The parser reports the end of an empty body without input.
-        let _ = wire.parse(0, |_| ());
+        let _ = wire.parser.borrow_mut().parse(&[], 0);
     }
-    let mut body = Incoming::new(wire.clone(), has_body);
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = None;
@@ -117,7 +116,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         return Ok(false);
     };
     let mut keep_alive = keep_alive && !shared.closing.get();
-    if has_body && !finish_body(wire, &mut body, config.max_discard) {
+    if has_body && !finish_body(wire, config.max_discard) {
         keep_alive = false;
     }
     if let Some(err) = wire.body_error.borrow_mut().take() {
@@ -189,7 +188,7 @@ fn call_handler(
 
 /// Reads whatever of the request body the handler left, if it is short and the client is
 /// sending it: `true` if the body ended and the connection can go on.
-fn finish_body(wire: &Wire, body: &mut Incoming, max_discard: u64) -> bool {
+fn finish_body(wire: &Rc<Wire>, max_discard: u64) -> bool {
     // The handler never asked for the body: the client may be waiting for 100 Continue
     // before sending it, or send it anyway. Either way the framing is in doubt.
     if wire.continue_pending.replace(false) {
@@ -197,6 +196,7 @@ fn finish_body(wire: &Wire, body: &mut Incoming, max_discard: u64) -> bool {
     }
     // The handler's own `Incoming` and this one share the parser, so this goes on where the
     // handler stopped.
+    let mut body = Incoming::new(wire.clone(), true);
     matches!(body.discard(max_discard), Ok(true))
 }
 
