@@ -136,7 +136,6 @@ pub(crate) fn request_head(
     limits: &Limits,
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
-    check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
     let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
     let small = limits.max_headers.min(STACK_HEADERS);
     request_with(buf, limits, &mut storage[..small], spare)
@@ -163,6 +162,16 @@ fn request_with<'b>(
     let slots = storage.len();
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, storage);
+    // The start line's limit comes first: measured from the parse when the head is complete,
+    // else on the raw bytes (the line may still be arriving).
+    match (parsed, req.method, req.path) {
+        (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) => {
+            if request_line_len(buf, method, path) > limits.max_request_line {
+                return Err(Error::UriTooLong);
+            }
+        }
+        _ => check_start_line(buf, limits.max_request_line, Error::UriTooLong)?,
+    }
     let retry = || request_on_heap(buf, limits, spare);
     let reparse = |prefix: &[u8]| {
         let mut storage = heap_slots(limits);
@@ -390,29 +399,36 @@ impl Semantics {
         let mut has_te = false;
         for field in fields {
             let (name, value) = (field.name.as_bytes(), field.value);
-            if name.eq_ignore_ascii_case(b"content-length") {
-                for item in value.split(|&b| b == b',') {
-                    let n = parse_length(trim(item))?;
-                    if semantics.content_length.is_some_and(|m| m != n) {
-                        return Err(Error::Malformed("conflicting Content-Length values"));
+            // The names looked for have distinct lengths: one comparison per field at most.
+            let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+            match name.len() {
+                14 if is(b"content-length") => {
+                    for item in value.split(|&b| b == b',') {
+                        let n = parse_length(trim(item))?;
+                        if semantics.content_length.is_some_and(|m| m != n) {
+                            return Err(Error::Malformed("conflicting Content-Length values"));
+                        }
+                        semantics.content_length = Some(n);
                     }
-                    semantics.content_length = Some(n);
                 }
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                has_te = true;
-                let items = value.split(|&b| b == b',').map(trim);
-                codings.extend(items.filter(|item| !item.is_empty()));
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                for token in value.split(|&b| b == b',').map(trim) {
-                    close |= token.eq_ignore_ascii_case(b"close");
-                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                17 if is(b"transfer-encoding") => {
+                    has_te = true;
+                    let items = value.split(|&b| b == b',').map(trim);
+                    codings.extend(items.filter(|item| !item.is_empty()));
                 }
-            } else if name.eq_ignore_ascii_case(b"host") {
-                semantics.hosts += 1;
-            } else if name.eq_ignore_ascii_case(b"expect") {
-                let once = semantics.expect_continue.is_none();
-                semantics.expect_continue =
-                    Some(once && trim(value).eq_ignore_ascii_case(b"100-continue"));
+                10 if is(b"connection") => {
+                    for token in value.split(|&b| b == b',').map(trim) {
+                        close |= token.eq_ignore_ascii_case(b"close");
+                        keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                4 if is(b"host") => semantics.hosts += 1,
+                6 if is(b"expect") => {
+                    let once = semantics.expect_continue.is_none();
+                    semantics.expect_continue =
+                        Some(once && trim(value).eq_ignore_ascii_case(b"100-continue"));
+                }
+                _ => {}
             }
         }
         semantics.keep_alive = !close && (version == Version::HTTP_11 || keep);
@@ -492,6 +508,10 @@ fn build_field(
 }
 
 /// [`fill_headers`] through the `cache` of recent fields (`buf` holds the head).
+///
+/// Inlined: a frame of its own below the parse's touches more stack lines (cold ones, after
+/// the other connections ran).
+#[inline(always)]
 fn fill_cached(
     headers: &mut HeaderMap,
     fields: &[httparse::Header<'_>],
@@ -569,6 +589,19 @@ fn raw_line<'b>(buf: &'b [u8], field: &httparse::Header<'_>) -> Option<(&'b [u8]
         && end <= buf.len()
         && end - name_at <= CACHED_LINE;
     fits.then(|| (&buf[name_at..end], value_at - name_at))
+}
+
+/// The length of a parsed request line (CRLF not counted): its method and target are slices
+/// of `buf`, followed by a space and the 8 bytes of the version (httparse takes single spaces).
+fn request_line_len(buf: &[u8], method: &str, target: &str) -> usize {
+    let base = buf.as_ptr() as usize;
+    let start = (method.as_ptr() as usize).wrapping_sub(base);
+    let end = (target.as_ptr() as usize).wrapping_sub(base) + target.len() + " HTTP/1.1".len();
+    debug_assert!(
+        end <= buf.len() && buf[end - 9..end].starts_with(b" HTTP/1."),
+        "a request line is method SP target SP version"
+    );
+    end - start
 }
 
 /// Checks the length of the start line (after the empty lines a server may skip).

@@ -145,7 +145,9 @@ impl Parser {
     /// dropped, so that one large response does not stay in memory.
     pub(crate) fn recycle_headers(&mut self, mut headers: HeaderMap) {
         if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
-            headers.clear();
+            if !headers.is_empty() {
+                headers.clear();
+            }
             SPARE.with_borrow_mut(|spare| spare.headers = Some(headers));
         }
     }

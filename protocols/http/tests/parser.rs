@@ -388,6 +388,16 @@ fn limits_at_their_boundaries() {
     assert!(run(small(), line32.as_bytes(), 1)[0].starts_with("request"));
     let line33 = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(33 - 14));
     check(small, line33.as_bytes(), &["error UriTooLong"]);
+    // Whole (measured from the parse) and after the empty lines a server skips, the same.
+    for lead in ["", "\r\n", "\n\r\n"] {
+        let line32 = format!("{lead}{line32}");
+        assert!(run(small(), line32.as_bytes(), 0)[0].starts_with("request"));
+        check(
+            small,
+            format!("{lead}{line33}").as_bytes(),
+            &["error UriTooLong"],
+        );
+    }
     // max_headers 4.
     let four = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     assert!(run(small(), four, 1)[0].starts_with("request"));

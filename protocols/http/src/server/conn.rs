@@ -178,8 +178,9 @@ fn call_handler(
 ) -> bool {
     // The head's fields move into the request one by one (a whole head is a large copy).
     let mut request = Request::new(Incoming::new(wire.clone(), has_body));
-    *request.method_mut() = std::mem::take(head.request.method_mut());
-    *request.uri_mut() = std::mem::take(head.request.uri_mut());
+    // Swapped rather than taken: no default values to build and drop.
+    std::mem::swap(request.method_mut(), head.request.method_mut());
+    std::mem::swap(request.uri_mut(), head.request.uri_mut());
     *request.version_mut() = head.request.version();
     std::mem::swap(request.headers_mut(), head.request.headers_mut());
     wire.parser.borrow_mut().recycle(head);
