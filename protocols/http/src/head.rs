@@ -202,15 +202,29 @@ fn request_with<'b>(
     });
     *head.request.method_mut() = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| Error::Malformed("invalid method"))?;
-    *head.request.uri_mut() = match req.path.unwrap_or_default() {
-        "/" => Uri::from_static("/"),
-        target => Uri::from_maybe_shared(slice(target.as_bytes()))
-            .map_err(|_| Error::Malformed("invalid target"))?,
-    };
+    match req.path.unwrap_or_default() {
+        // The box's target is often `/` already (a request's default, left by the last one):
+        // building a `Uri`, even from a static string, parses it.
+        "/" if is_root(head.request.uri()) => {}
+        "/" => *head.request.uri_mut() = Uri::from_static("/"),
+        target => {
+            *head.request.uri_mut() = Uri::from_maybe_shared(slice(target.as_bytes()))
+                .map_err(|_| Error::Malformed("invalid target"))?;
+        }
+    }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
-    if let Some(reuse) = spare.headers.take() {
-        *headers = reuse;
+    if let Some(reuse) = &mut spare.headers {
+        // Swapped: the head's map (empty, taken by the last request) goes to the spare,
+        // where the next written response's map replaces it (see `Parser::recycle_headers`).
+        std::mem::swap(headers, reuse);
+        if reuse.capacity() > crate::parser::KEEP_HEADERS {
+            spare.headers = None;
+        }
+    }
+    // A head given back still holding its fields (see `Parser::recycle`).
+    if !headers.is_empty() {
+        headers.clear();
     }
     match &mut spare.fields {
         Some(cache) => fill_cached(headers, req.headers, buf, cache, &slice)?,
@@ -473,6 +487,15 @@ fn trim(bytes: &[u8]) -> &[u8] {
         .rposition(|b| !is_ows(b))
         .map_or(start, |i| i + 1);
     &bytes[start..end]
+}
+
+/// Whether `uri` is the origin-form target `/`.
+fn is_root(uri: &Uri) -> bool {
+    uri.scheme().is_none()
+        && uri.authority().is_none()
+        && uri
+            .path_and_query()
+            .is_some_and(|target| target.as_str() == "/")
 }
 
 /// Fills the empty map `headers` (a reused one keeps its allocation) with the fields, the

@@ -10,7 +10,7 @@ use crate::head::{FieldCache, RequestHead, ResponseHead, Spare, request_head, re
 use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
-const KEEP_HEADERS: usize = 64;
+pub(crate) const KEEP_HEADERS: usize = 64;
 
 thread_local! {
     /// Allocations given back by the thread's request parsers, for the next head any of them
@@ -143,12 +143,18 @@ impl Parser {
     /// Gives back a header map that is no longer needed (a written response's), for the next
     /// request head on this thread to fill instead of allocating its own. Maps larger than a usual head are
     /// dropped, so that one large response does not stay in memory.
-    pub(crate) fn recycle_headers(&mut self, mut headers: HeaderMap) {
+    ///
+    /// The map is swapped with the spare one (normally the empty map the last request head
+    /// left, see `request_with`): `headers` holds that afterwards.
+    pub(crate) fn recycle_headers(&mut self, headers: &mut HeaderMap) {
         if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
             if !headers.is_empty() {
                 headers.clear();
             }
-            SPARE.with_borrow_mut(|spare| spare.headers = Some(headers));
+            SPARE.with_borrow_mut(|spare| match &mut spare.headers {
+                Some(kept) => std::mem::swap(kept, headers),
+                None => spare.headers = Some(std::mem::take(headers)),
+            });
         }
     }
 

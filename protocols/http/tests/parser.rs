@@ -658,3 +658,38 @@ fn header_count_default_limit_beyond_stack_storage() {
     assert_eq!(head.response.headers().len(), 100);
     assert!(matches!(parse(101), Err(Error::HeadTooLarge)));
 }
+
+/// A head given back with `Parser::recycle` still holding its target and fields: the next
+/// head parsed into that box has only its own.
+#[test]
+fn a_recycled_head_keeps_nothing_of_its_last_request() {
+    let mut parser = Parser::requests(Limits::default());
+    let mut head_of = |parser: &mut Parser, wire: &[u8]| {
+        let (used, event) = parser.parse(wire, usize::MAX).unwrap();
+        assert_eq!(used, wire.len());
+        let Event::Request(head) = event else {
+            panic!("not a head: {event:?}");
+        };
+        assert!(matches!(parser.parse(&[], 0).unwrap(), (0, Event::End)));
+        head
+    };
+    let first = head_of(
+        &mut parser,
+        b"GET /a?b HTTP/1.1\r\nHost: one\r\nX-A: 1\r\nX-B: 2\r\n\r\n",
+    );
+    assert_eq!(first.request.headers().len(), 3);
+    parser.recycle(first);
+    // Twice: the second time the fields may come from the per-thread cache.
+    for _ in 0..3 {
+        let next = head_of(&mut parser, b"GET / HTTP/1.1\r\nHost: two\r\n\r\n");
+        assert_eq!(next.request.uri(), "/");
+        let fields: Vec<_> = next.request.headers().iter().collect();
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert_eq!(fields[0].0, "host");
+        assert_eq!(fields[0].1, "two");
+        parser.recycle(next);
+    }
+    let last = head_of(&mut parser, b"OPTIONS * HTTP/1.1\r\nHost: two\r\n\r\n");
+    assert_eq!(last.request.uri(), "*");
+    assert_eq!(last.request.method(), Method::OPTIONS);
+}

@@ -234,13 +234,9 @@ fn read_head(
             if shared.closing.get() {
                 return Err(NoHead::Quiet);
             }
-            // Nothing received yet: the sweeper closes the connection if it stays idle.
-            let limit = if first {
-                config.head_timeout
-            } else {
-                config.keep_alive_timeout
-            };
-            state.idle_until.set(shared.deadline_tick(limit));
+            // Nothing received yet: the sweeper closes the connection if it stays idle
+            // (head_timeout for the first head, keep_alive_timeout after).
+            state.idle_until.set(shared.idle_deadline_tick(first));
             let filled = wire.fill(None);
             state.idle_until.set(0);
             filled

@@ -76,7 +76,7 @@ pub(crate) fn write_response(
     // The map's allocation serves the next request head.
     wire.parser
         .borrow_mut()
-        .recycle_headers(std::mem::take(response.headers_mut()));
+        .recycle_headers(response.headers_mut());
     let framing = match &body.kind {
         _ if bodiless => OutFraming::Suppressed,
         Kind::Empty => OutFraming::Length(0),
