@@ -664,7 +664,7 @@ fn header_count_default_limit_beyond_stack_storage() {
 #[test]
 fn a_recycled_head_keeps_nothing_of_its_last_request() {
     let mut parser = Parser::requests(Limits::default());
-    let mut head_of = |parser: &mut Parser, wire: &[u8]| {
+    let head_of = |parser: &mut Parser, wire: &[u8]| {
         let (used, event) = parser.parse(wire, usize::MAX).unwrap();
         assert_eq!(used, wire.len());
         let Event::Request(head) = event else {
