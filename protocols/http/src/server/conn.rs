@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
 
-use super::Shared;
 use super::respond::{Exchange, write_error, write_response};
+use super::{Handler, Shared};
 use crate::body::Body;
 use crate::error::Error;
 use crate::head::{Framing, RequestHead};
@@ -163,7 +163,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 }
 
 /// Runs the handler on the request of `head`, its response into `slot`: `false` if it
-/// panicked. The head's box goes back to the parser for the next head.
+/// panicked.
 ///
 /// Not inlined, and neither is [`write_response`]: their stack frames then overlap, and a
 /// connection fiber touches fewer stack lines per request (each is a cache miss after the
@@ -172,10 +172,40 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 fn call_handler(
     shared: &Shared,
     wire: &Rc<Wire>,
-    mut head: Box<RequestHead>,
+    head: Box<RequestHead>,
     has_body: bool,
     slot: &mut Option<Response<Body>>,
 ) -> bool {
+    catch_unwind(AssertUnwindSafe(|| {
+        (shared.handler)(wire, head, has_body, slot);
+    }))
+    .is_ok()
+}
+
+/// What the server keeps of a handler: `run_handler` for its type, behind one dynamic call.
+pub(crate) fn handler<H>(handler: H) -> Rc<Handler>
+where
+    H: Fn(Request<Incoming>) -> Response<Body> + 'static,
+{
+    Rc::new(move |wire: &Rc<Wire>, head, has_body, slot: &mut _| {
+        run_handler(&handler, wire, head, has_body, slot);
+    })
+}
+
+/// Builds the request of `head` and runs `handler` on it, the response into `slot`. The head's
+/// box goes back to the parser for the next head.
+///
+/// Generic (one copy per handler type): the request is built where the handler takes it and
+/// the response goes straight into the slot, where a call through `dyn Fn` would copy both.
+fn run_handler<H>(
+    handler: &H,
+    wire: &Rc<Wire>,
+    mut head: Box<RequestHead>,
+    has_body: bool,
+    slot: &mut Option<Response<Body>>,
+) where
+    H: Fn(Request<Incoming>) -> Response<Body>,
+{
     // The head's fields move into the request one by one (a whole head is a large copy).
     let mut request = Request::new(Incoming::new(wire.clone(), has_body));
     // Swapped rather than taken: no default values to build and drop.
@@ -184,7 +214,7 @@ fn call_handler(
     *request.version_mut() = head.request.version();
     std::mem::swap(request.headers_mut(), head.request.headers_mut());
     wire.parser.borrow_mut().recycle(head);
-    catch_unwind(AssertUnwindSafe(|| *slot = Some((shared.handler)(request)))).is_ok()
+    *slot = Some(handler(request));
 }
 
 /// Reads whatever of the request body the handler left, if it is short and the client is

@@ -25,8 +25,11 @@ use crate::incoming::Incoming;
 use crate::wire::Wire;
 use conn::ConnState;
 
-/// A request handler: gets the request with its body still to be read, returns the response.
-pub(crate) type Handler = dyn Fn(Request<Incoming>) -> Response<Body>;
+/// A request handler (gets the request with its body still to be read, returns the response)
+/// as the server calls it: on the head of a request, whether a body follows, and the slot for
+/// the response (see `conn::handler`).
+pub(crate) type Handler =
+    dyn Fn(&Rc<Wire>, Box<crate::head::RequestHead>, bool, &mut Option<Response<Body>>);
 
 /// Turns an accepted connection into the one to serve (TLS wraps it here).
 pub(crate) type Wrapper = dyn Fn(Rc<dyn Connection>) -> io::Result<Rc<dyn Connection>>;
@@ -132,7 +135,7 @@ impl Server {
         );
         Server {
             shared: Rc::new(Shared {
-                handler: Rc::new(handler),
+                handler: conn::handler(handler),
                 server_line,
                 config,
                 idle_ticks,
