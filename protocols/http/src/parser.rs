@@ -158,6 +158,17 @@ impl Parser {
         }
     }
 
+    /// Ends the message whose head said it has no body, as the [`End`](Event::End) that
+    /// [`parse`](Self::parse) would report next (`false`, and nothing done, if a body is due):
+    /// the server's shortcut for bodiless requests.
+    pub(crate) fn end_empty_body(&mut self) -> bool {
+        if self.failed.is_some() || !self.body.as_ref().is_some_and(BodyDecoder::is_done) {
+            return false;
+        }
+        self.end_message();
+        true
+    }
+
     /// The trailers of the message that just ended, if it had any.
     pub fn take_trailers(&mut self) -> Option<HeaderMap> {
         self.trailers.take().map(|t| *t)

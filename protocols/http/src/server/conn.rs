@@ -99,8 +99,8 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     let is_head = head.request.method() == Method::HEAD;
     wire.continue_pending.set(expect_continue && has_body);
     if !has_body {
-        // The parser reports the end of an empty body without input.
-        let _ = wire.parser.borrow_mut().parse(&[], 0);
+        // The parser ends an empty body without input.
+        wire.parser.borrow_mut().end_empty_body();
     }
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
