@@ -921,3 +921,25 @@ fn repeated_header_fields_come_through_exactly() {
         server.close().unwrap();
     });
 }
+
+/// A request that arrives while the handler of the one before runs (the connection had read
+/// all it had) is answered after it, in order.
+#[test]
+fn a_request_arriving_while_the_handler_runs_is_answered() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        fiber_core::sleep(Duration::from_millis(50)).unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reader = Reader::new();
+        let first = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(first.body, b"slept");
+        let second = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(second.body, b"Hello, World!");
+        assert!(second.keep_alive);
+        server.close().unwrap();
+    });
+}

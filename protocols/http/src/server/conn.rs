@@ -241,18 +241,23 @@ fn read_head(
 ) -> Result<Box<RequestHead>, NoHead> {
     let config = &shared.config;
     let mut started: Option<Instant> = None;
+    // The last parse used up the buffer (one request per read, without pipelining): a parse
+    // before waiting would find nothing, unless bytes came during a switch since.
+    let mut parse = !wire.drained.get();
     loop {
-        let step = wire.parse(0, |event| match event {
-            Event::Request(head) => Some(head),
-            _ => None,
-        });
-        match step {
-            Ok(Step::Got(Some(head))) => return Ok(head),
-            Ok(Step::Got(None)) => {
-                return Err(NoHead::Invalid(Error::Malformed("unexpected data")));
+        if parse {
+            let step = wire.parse(0, |event| match event {
+                Event::Request(head) => Some(head),
+                _ => None,
+            });
+            match step {
+                Ok(Step::Got(Some(head))) => return Ok(head),
+                Ok(Step::Got(None)) => {
+                    return Err(NoHead::Invalid(Error::Malformed("unexpected data")));
+                }
+                Ok(Step::NeedMore) => {}
+                Err(err) => return Err(NoHead::Invalid(err)),
             }
-            Ok(Step::NeedMore) => {}
-            Err(err) => return Err(NoHead::Invalid(err)),
         }
         // About to wait: what is answered so far goes out first (pipelined answers leave
         // together, in one send).
@@ -262,6 +267,11 @@ fn read_head(
         let idle = wire.parser.borrow().is_idle();
         let filled = if idle {
             if shared.closing.get() {
+                if !parse {
+                    // Bytes that came during a switch are still answered.
+                    parse = true;
+                    continue;
+                }
                 return Err(NoHead::Quiet);
             }
             // Nothing received yet: the sweeper closes the connection if it stays idle
@@ -278,6 +288,7 @@ fn read_head(
             }
             wire.fill(Some(left))
         };
+        parse = true;
         match filled {
             // The head timeout runs from the first wait for the rest of a head, right after
             // its first bytes came (a head that comes whole costs no clock read).
