@@ -414,7 +414,7 @@ impl Semantics {
         for field in fields {
             let (name, value) = (field.name.as_bytes(), field.value);
             // The names looked for have distinct lengths: one comparison per field at most.
-            let is = |wanted: &[u8]| name.eq_ignore_ascii_case(wanted);
+            let is = |wanted: &[u8]| eq_lowercase(name, wanted);
             match name.len() {
                 14 if is(b"content-length") => {
                     for item in value.split(|&b| b == b',') {
@@ -451,6 +451,29 @@ impl Semantics {
         }
         Ok(semantics)
     }
+}
+
+/// `name == lower` ignoring ASCII case, for a `lower` without uppercase letters (exact for
+/// any `name`): 8 bytes at a time, with the case bit of `lower`'s letters masked.
+#[inline(always)]
+fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
+    fn word(chunk: &[u8]) -> u64 {
+        let mut bytes = [0; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(bytes)
+    }
+    fn case_bits(lower: &[u8]) -> u64 {
+        let mut bits = [0; 8];
+        for (bit, b) in bits.iter_mut().zip(lower) {
+            *bit = if b.is_ascii_lowercase() { 0x20 } else { 0 };
+        }
+        u64::from_le_bytes(bits)
+    }
+    name.len() == lower.len()
+        && name
+            .chunks(8)
+            .zip(lower.chunks(8))
+            .all(|(a, b)| word(a) | case_bits(b) == word(b))
 }
 
 /// Checks a Transfer-Encoding list: `true` when it ends in `chunked` (applied once, after
@@ -782,5 +805,41 @@ impl Shared {
             return Bytes::new();
         }
         shared.slice(start..start + part.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eq_lowercase_is_eq_ignore_ascii_case() {
+        for lower in [
+            "host",
+            "expect",
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "x-1",
+        ] {
+            let lower = lower.as_bytes();
+            for i in 0..lower.len() {
+                for byte in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[i] = byte;
+                    assert_eq!(
+                        eq_lowercase(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?} vs {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(lower)
+                    );
+                }
+            }
+            let upper = lower.to_ascii_uppercase();
+            assert!(eq_lowercase(&upper, lower));
+            assert!(!eq_lowercase(&upper[1..], lower));
+            assert!(!eq_lowercase(b"", lower));
+        }
     }
 }
