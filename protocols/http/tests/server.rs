@@ -943,3 +943,45 @@ fn a_request_arriving_while_the_handler_runs_is_answered() {
         server.close().unwrap();
     });
 }
+
+/// A response's fields go out with every value of a name, in order, and without the fields
+/// the server manages itself (it writes its own framing).
+#[test]
+fn every_value_of_a_response_field_is_written() {
+    fn cookies(_: Request<Incoming>) -> Response<Body> {
+        let mut response = Response::new(Body::from("ok"));
+        let headers = response.headers_mut();
+        headers.append("set-cookie", "a=1".parse().unwrap());
+        headers.append("x-other", "x".parse().unwrap());
+        headers.append("set-cookie", "b=2".parse().unwrap());
+        headers.append("set-cookie", "c=3".parse().unwrap());
+        headers.append("transfer-encoding", "gzip".parse().unwrap());
+        headers.append("connection", "upgrade".parse().unwrap());
+        headers.append("keep-alive", "timeout=1".parse().unwrap());
+        response
+    }
+    run_clean(|| {
+        let (server, addr) = serve(quick(), cookies);
+        let mut conn = connect(&addr);
+        // Twice: the second response's map is the first one's, recycled.
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reader = Reader::new();
+        for _ in 0..2 {
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            let values = |name: &str| -> Vec<String> {
+                let all = answer.headers.get_all(name).iter();
+                all.map(|v| v.to_str().unwrap().to_owned()).collect()
+            };
+            assert_eq!(values("set-cookie"), ["a=1", "b=2", "c=3"]);
+            assert_eq!(values("x-other"), ["x"]);
+            assert!(values("transfer-encoding").is_empty());
+            assert!(values("connection").is_empty());
+            assert!(values("keep-alive").is_empty());
+            assert_eq!(values("content-length"), ["2"]);
+            assert_eq!(answer.body, b"ok");
+            assert!(answer.keep_alive);
+        }
+        server.close().unwrap();
+    });
+}
