@@ -46,6 +46,8 @@ pub(crate) struct Wire {
     /// The last parse used up the receive buffer, and no wait for bytes came since: a parse
     /// now would find nothing new (unless bytes came during a switch in between).
     pub(crate) drained: Cell<bool>,
+    /// The read timeout last set on the connection (`None`: not known).
+    read_timeout: Cell<Option<Option<Duration>>>,
 }
 
 impl Wire {
@@ -60,6 +62,7 @@ impl Wire {
             message: Cell::new(0),
             flushes: Cell::new(0),
             drained: Cell::new(false),
+            read_timeout: Cell::new(None),
         }
     }
 
@@ -133,7 +136,13 @@ impl Wire {
         crate::encode::date_may_be_stale();
         self.drained.set(false);
         let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
-        self.conn.set_read_timeout(timeout)?;
+        // Only the wire sets the connection's read timeout once it exists: unchanged (the
+        // idle waits of a keep-alive connection), it is not set again.
+        if self.read_timeout.get() != Some(timeout) {
+            self.read_timeout.set(None);
+            self.conn.set_read_timeout(timeout)?;
+            self.read_timeout.set(Some(timeout));
+        }
         self.conn.fill()
     }
 }
