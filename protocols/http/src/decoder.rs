@@ -293,6 +293,10 @@ impl BodyDecoder {
         Ok(input.len())
     }
 
+    /// Not inlined: its field storage (2 KiB) would sit in the frame of every parse, pushing
+    /// the head parse's frames that much deeper into the fiber's stack (more stack lines
+    /// touched per request, each likely cold).
+    #[inline(never)]
     fn finish_trailers(&mut self) -> Result<(), Error> {
         self.state = State::Done;
         let bytes = std::mem::take(&mut self.trailer_bytes);

@@ -1,7 +1,7 @@
 //! Serializing heads and chunks onto the wire, and the cached `Date` value.
 
 use std::cell::Cell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, Version};
 
@@ -139,8 +139,11 @@ fn format_hex(mut n: usize) -> Hex {
 const DATE_LINE: usize = 6 + 29 + 2;
 
 thread_local! {
-    /// The `Date` field of the current second, formatted once per second per thread.
-    static DATE: Cell<(u64, [u8; DATE_LINE])> = const { Cell::new((u64::MAX, [0; DATE_LINE])) };
+    /// The `Date` field of the current second, formatted once per second per thread, and the
+    /// second it is for, from its start to the start of the next (compared with the clock as
+    /// it is: no conversion per read).
+    static DATE: Cell<(SystemTime, SystemTime, [u8; DATE_LINE])> =
+        const { Cell::new((UNIX_EPOCH, UNIX_EPOCH, [0; DATE_LINE])) };
     /// The cached `Date` may be used without reading the clock: responses answered in one
     /// go (pipelined, between two waits for input) share one clock read.
     static DATE_CURRENT: Cell<bool> = const { Cell::new(false) };
@@ -153,19 +156,28 @@ pub(crate) fn date_may_be_stale() {
 
 /// Appends a `Date` field with the current time (RFC 9110's IMF-fixdate).
 pub(crate) fn date(out: &mut Vec<u8>) {
-    let (cached, mut text) = DATE.get();
     if !DATE_CURRENT.replace(true) {
         let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if cached != secs {
-            let formatted = httpdate::fmt_http_date(now);
-            text[..6].copy_from_slice(b"date: ");
-            text[6..35].copy_from_slice(&formatted.as_bytes()[..29]);
-            text[35..].copy_from_slice(b"\r\n");
-            DATE.set((secs, text));
+        let (start, end, _) = DATE.get();
+        // Outside the cached second: the clock moved on (or was set back).
+        if now >= end || now < start {
+            DATE.set(format_date(now));
         }
     }
-    out.extend_from_slice(&text);
+    out.extend_from_slice(&DATE.get().2);
+}
+
+/// The `Date` line of the second `now` is in, with that second's start and end.
+#[cold]
+#[inline(never)]
+fn format_date(now: SystemTime) -> (SystemTime, SystemTime, [u8; DATE_LINE]) {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut text = [0; DATE_LINE];
+    text[..6].copy_from_slice(b"date: ");
+    text[6..35].copy_from_slice(&httpdate::fmt_http_date(now).as_bytes()[..29]);
+    text[35..].copy_from_slice(b"\r\n");
+    let start = UNIX_EPOCH + Duration::from_secs(secs);
+    (start, start + Duration::from_secs(1), text)
 }
 
 #[cfg(test)]
@@ -183,6 +195,15 @@ mod tests {
         ] {
             assert_eq!(format_hex(n).as_bytes_ref(), text.as_bytes());
         }
+    }
+
+    #[test]
+    fn a_date_line_is_cached_for_its_own_second() {
+        let now = UNIX_EPOCH + Duration::from_millis(784_111_777_250);
+        let (start, end, text) = format_date(now);
+        assert_eq!(start, UNIX_EPOCH + Duration::from_secs(784_111_777));
+        assert_eq!(end, UNIX_EPOCH + Duration::from_secs(784_111_778));
+        assert_eq!(&text[..], b"date: Sun, 06 Nov 1994 08:49:37 GMT\r\n");
     }
 
     #[test]

@@ -82,11 +82,48 @@ pub fn parse_request_head(
 }
 
 /// Allocations of earlier requests kept for the next head: the box of a head whose contents
-/// were taken, and an emptied header map (a response's, once it is written).
+/// were taken, an emptied header map (a response's, once it is written), and the fields of
+/// recent heads.
 #[derive(Debug, Default)]
 pub(crate) struct Spare {
     pub(crate) head: Option<Box<RequestHead>>,
     pub(crate) headers: Option<HeaderMap>,
+    /// `None`: each field is built anew.
+    pub(crate) fields: Option<FieldCache>,
+}
+
+/// The header fields of recent request heads by position (the first [`CACHED_FIELDS`]), so
+/// that a field repeated from one head to the next (`Host`, `User-Agent`, `Accept`... a
+/// client sends the same ones on every request) is a comparison of its raw bytes and two
+/// cheap clones instead of a name lookup, a validated copy of the value, and its allocation
+/// (and the free when the request is dropped). A field is kept as a raw line when first seen
+/// and parsed into the cache when the next head repeats it at the same position, so a field
+/// that changes with every head costs only the copy of its line.
+#[derive(Debug)]
+pub(crate) struct FieldCache {
+    slots: Vec<CachedField>,
+}
+
+/// Fields cached per thread (by position in the head).
+const CACHED_FIELDS: usize = 16;
+/// The longest field line (name to end of value) cached.
+const CACHED_LINE: usize = 512;
+
+#[derive(Debug, Default)]
+struct CachedField {
+    /// The raw bytes from the start of the name to the end of the value.
+    line: Vec<u8>,
+    /// The name's length and where the value starts, in `line`.
+    name_len: usize,
+    value_at: usize,
+    /// The field, once a second head repeated the line.
+    parsed: Option<(HeaderName, HeaderValue)>,
+}
+
+impl FieldCache {
+    pub(crate) const fn new() -> FieldCache {
+        FieldCache { slots: Vec::new() }
+    }
 }
 
 /// [`parse_request_head`] with the head boxed: it moves through the parser's layers as a
@@ -99,7 +136,6 @@ pub(crate) fn request_head(
     limits: &Limits,
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
-    check_start_line(buf, limits.max_request_line, Error::UriTooLong)?;
     let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
     let small = limits.max_headers.min(STACK_HEADERS);
     request_with(buf, limits, &mut storage[..small], spare)
@@ -126,6 +162,16 @@ fn request_with<'b>(
     let slots = storage.len();
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, storage);
+    // The start line's limit comes first: measured from the parse when the head is complete,
+    // else on the raw bytes (the line may still be arriving).
+    match (parsed, req.method, req.path) {
+        (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) => {
+            if request_line_len(buf, method, path) > limits.max_request_line {
+                return Err(Error::UriTooLong);
+            }
+        }
+        _ => check_start_line(buf, limits.max_request_line, Error::UriTooLong)?,
+    }
     let retry = || request_on_heap(buf, limits, spare);
     let reparse = |prefix: &[u8]| {
         let mut storage = heap_slots(limits);
@@ -136,7 +182,7 @@ fn request_with<'b>(
         Ok(len) => len,
         Err(done) => return done,
     };
-    let shared = Shared::new(buf, len, req.headers.len());
+    let shared = Shared::new(len, req.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
     let version = match req.version {
         Some(0) => Version::HTTP_10,
@@ -156,17 +202,34 @@ fn request_with<'b>(
     });
     *head.request.method_mut() = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| Error::Malformed("invalid method"))?;
-    *head.request.uri_mut() = match req.path.unwrap_or_default() {
-        "/" => Uri::from_static("/"),
-        target => Uri::from_maybe_shared(slice(target.as_bytes()))
-            .map_err(|_| Error::Malformed("invalid target"))?,
-    };
+    match req.path.unwrap_or_default() {
+        // The box's target is often `/` already (a request's default, left by the last one):
+        // building a `Uri`, even from a static string, parses it.
+        "/" if is_root(head.request.uri()) => {}
+        "/" => *head.request.uri_mut() = Uri::from_static("/"),
+        target => {
+            *head.request.uri_mut() = Uri::from_maybe_shared(slice(target.as_bytes()))
+                .map_err(|_| Error::Malformed("invalid target"))?;
+        }
+    }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
-    if let Some(reuse) = spare.headers.take() {
-        *headers = reuse;
+    if let Some(reuse) = &mut spare.headers {
+        // Swapped: the head's map (empty, taken by the last request) goes to the spare,
+        // where the next written response's map replaces it (see `Parser::recycle_headers`).
+        std::mem::swap(headers, reuse);
+        if reuse.capacity() > crate::parser::KEEP_HEADERS {
+            spare.headers = None;
+        }
     }
-    fill_headers(headers, req.headers, &slice)?;
+    // A head given back still holding its fields (see `Parser::recycle`).
+    if !headers.is_empty() {
+        headers.clear();
+    }
+    match &mut spare.fields {
+        Some(cache) => fill_cached(headers, req.headers, buf, cache, &slice)?,
+        None => fill_headers(headers, req.headers, &slice)?,
+    }
     if version == Version::HTTP_11 {
         match semantics.hosts {
             0 => return Err(Error::Malformed("missing Host header")),
@@ -282,7 +345,7 @@ fn response_with<'b>(
         Ok(len) => len,
         Err(done) => return done,
     };
-    let shared = Shared::new(buf, len, res.headers.len());
+    let shared = Shared::new(len, res.headers.len());
     let slice = |part: &[u8]| shared.slice(buf, part);
     let status = StatusCode::from_u16(res.code.unwrap_or_default())
         .map_err(|_| Error::Malformed("invalid status code"))?;
@@ -350,29 +413,36 @@ impl Semantics {
         let mut has_te = false;
         for field in fields {
             let (name, value) = (field.name.as_bytes(), field.value);
-            if name.eq_ignore_ascii_case(b"content-length") {
-                for item in value.split(|&b| b == b',') {
-                    let n = parse_length(trim(item))?;
-                    if semantics.content_length.is_some_and(|m| m != n) {
-                        return Err(Error::Malformed("conflicting Content-Length values"));
+            // The names looked for have distinct lengths: one comparison per field at most.
+            let is = |wanted: &[u8]| eq_lowercase(name, wanted);
+            match name.len() {
+                14 if is(b"content-length") => {
+                    for item in value.split(|&b| b == b',') {
+                        let n = parse_length(trim(item))?;
+                        if semantics.content_length.is_some_and(|m| m != n) {
+                            return Err(Error::Malformed("conflicting Content-Length values"));
+                        }
+                        semantics.content_length = Some(n);
                     }
-                    semantics.content_length = Some(n);
                 }
-            } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                has_te = true;
-                let items = value.split(|&b| b == b',').map(trim);
-                codings.extend(items.filter(|item| !item.is_empty()));
-            } else if name.eq_ignore_ascii_case(b"connection") {
-                for token in value.split(|&b| b == b',').map(trim) {
-                    close |= token.eq_ignore_ascii_case(b"close");
-                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                17 if is(b"transfer-encoding") => {
+                    has_te = true;
+                    let items = value.split(|&b| b == b',').map(trim);
+                    codings.extend(items.filter(|item| !item.is_empty()));
                 }
-            } else if name.eq_ignore_ascii_case(b"host") {
-                semantics.hosts += 1;
-            } else if name.eq_ignore_ascii_case(b"expect") {
-                let once = semantics.expect_continue.is_none();
-                semantics.expect_continue =
-                    Some(once && trim(value).eq_ignore_ascii_case(b"100-continue"));
+                10 if is(b"connection") => {
+                    for token in value.split(|&b| b == b',').map(trim) {
+                        close |= token.eq_ignore_ascii_case(b"close");
+                        keep |= token.eq_ignore_ascii_case(b"keep-alive");
+                    }
+                }
+                4 if is(b"host") => semantics.hosts += 1,
+                6 if is(b"expect") => {
+                    let once = semantics.expect_continue.is_none();
+                    semantics.expect_continue =
+                        Some(once && trim(value).eq_ignore_ascii_case(b"100-continue"));
+                }
+                _ => {}
             }
         }
         semantics.keep_alive = !close && (version == Version::HTTP_11 || keep);
@@ -381,6 +451,29 @@ impl Semantics {
         }
         Ok(semantics)
     }
+}
+
+/// `name == lower` ignoring ASCII case, for a `lower` without uppercase letters (exact for
+/// any `name`): 8 bytes at a time, with the case bit of `lower`'s letters masked.
+#[inline(always)]
+fn eq_lowercase(name: &[u8], lower: &[u8]) -> bool {
+    fn word(chunk: &[u8]) -> u64 {
+        let mut bytes = [0; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(bytes)
+    }
+    fn case_bits(lower: &[u8]) -> u64 {
+        let mut bits = [0; 8];
+        for (bit, b) in bits.iter_mut().zip(lower) {
+            *bit = if b.is_ascii_lowercase() { 0x20 } else { 0 };
+        }
+        u64::from_le_bytes(bits)
+    }
+    name.len() == lower.len()
+        && name
+            .chunks(8)
+            .zip(lower.chunks(8))
+            .all(|(a, b)| word(a) | case_bits(b) == word(b))
 }
 
 /// Checks a Transfer-Encoding list: `true` when it ends in `chunked` (applied once, after
@@ -419,6 +512,15 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// Whether `uri` is the origin-form target `/`.
+fn is_root(uri: &Uri) -> bool {
+    uri.scheme().is_none()
+        && uri.authority().is_none()
+        && uri
+            .path_and_query()
+            .is_some_and(|target| target.as_str() == "/")
+}
+
 /// Fills the empty map `headers` (a reused one keeps its allocation) with the fields, the
 /// values sharing one copy of the head.
 fn fill_headers(
@@ -432,13 +534,120 @@ fn fill_headers(
     );
     headers.reserve(fields.len());
     for field in fields {
-        let name = HeaderName::from_bytes(field.name.as_bytes())
-            .map_err(|_| Error::Malformed("invalid header name"))?;
-        let value = HeaderValue::from_maybe_shared(slice(field.value))
-            .map_err(|_| Error::Malformed("invalid header value"))?;
+        let (name, value) = build_field(field, slice(field.value))?;
         headers.append(name, value);
     }
     Ok(())
+}
+
+/// A field's name and value, checked.
+#[inline(never)]
+fn build_field(
+    field: &httparse::Header<'_>,
+    value: Bytes,
+) -> Result<(HeaderName, HeaderValue), Error> {
+    let name = HeaderName::from_bytes(field.name.as_bytes())
+        .map_err(|_| Error::Malformed("invalid header name"))?;
+    let value = HeaderValue::from_maybe_shared(value)
+        .map_err(|_| Error::Malformed("invalid header value"))?;
+    Ok((name, value))
+}
+
+/// [`fill_headers`] through the `cache` of recent fields (`buf` holds the head).
+///
+/// Inlined: a frame of its own below the parse's touches more stack lines (cold ones, after
+/// the other connections ran).
+#[inline(always)]
+fn fill_cached(
+    headers: &mut HeaderMap,
+    fields: &[httparse::Header<'_>],
+    buf: &[u8],
+    cache: &mut FieldCache,
+    slice: &impl Fn(&[u8]) -> Bytes,
+) -> Result<(), Error> {
+    debug_assert!(
+        headers.is_empty(),
+        "a header map is emptied before it is filled"
+    );
+    headers.reserve(fields.len());
+    for (i, field) in fields.iter().enumerate() {
+        let Some((line, value_at)) = raw_line(buf, field).filter(|_| i < CACHED_FIELDS) else {
+            let (name, value) = build_field(field, slice(field.value))?;
+            headers.append(name, value);
+            continue;
+        };
+        let name_len = field.name.len();
+        let (name, value) = match cache.slots.get(i) {
+            Some(CachedField {
+                line: cached,
+                name_len: n,
+                value_at: v,
+                parsed: Some(parsed),
+            }) if *cached == line && *n == name_len && *v == value_at => parsed.clone(),
+            _ => cache.miss(i, field, line, value_at, slice)?,
+        };
+        headers.append(name, value);
+    }
+    Ok(())
+}
+
+impl FieldCache {
+    /// A field not in slot `i` (or not parsed there yet): built, and remembered.
+    #[cold]
+    #[inline(never)]
+    fn miss(
+        &mut self,
+        i: usize,
+        field: &httparse::Header<'_>,
+        line: &[u8],
+        value_at: usize,
+        slice: &impl Fn(&[u8]) -> Bytes,
+    ) -> Result<(HeaderName, HeaderValue), Error> {
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, CachedField::default);
+        }
+        let slot = &mut self.slots[i];
+        let name_len = field.name.len();
+        if slot.line == line && slot.name_len == name_len && slot.value_at == value_at {
+            // Repeated: parsed into a copy of its own (not a slice of this head's shared
+            // copy, which the cache would keep alive).
+            let parsed = build_field(field, Bytes::copy_from_slice(field.value))?;
+            return Ok(slot.parsed.insert(parsed).clone());
+        }
+        // Seen for the first time here: remembered, not yet parsed into the cache.
+        slot.line.clear();
+        slot.line.extend_from_slice(line);
+        slot.name_len = name_len;
+        slot.value_at = value_at;
+        slot.parsed = None;
+        build_field(field, slice(field.value))
+    }
+}
+
+/// The bytes of `buf` from the start of a field's name to the end of its value, and where the
+/// value starts in them; `None` for a line too long to cache.
+fn raw_line<'b>(buf: &'b [u8], field: &httparse::Header<'_>) -> Option<(&'b [u8], usize)> {
+    let base = buf.as_ptr() as usize;
+    let name_at = (field.name.as_ptr() as usize).wrapping_sub(base);
+    let value_at = (field.value.as_ptr() as usize).wrapping_sub(base);
+    let end = value_at.checked_add(field.value.len())?;
+    let fits = name_at.checked_add(field.name.len())? <= value_at
+        && end <= buf.len()
+        && end - name_at <= CACHED_LINE;
+    fits.then(|| (&buf[name_at..end], value_at - name_at))
+}
+
+/// The length of a parsed request line (CRLF not counted): its method and target are slices
+/// of `buf`, followed by a space and the 8 bytes of the version (httparse takes single spaces).
+fn request_line_len(buf: &[u8], method: &str, target: &str) -> usize {
+    let base = buf.as_ptr() as usize;
+    let start = (method.as_ptr() as usize).wrapping_sub(base);
+    let end = (target.as_ptr() as usize).wrapping_sub(base) + target.len() + " HTTP/1.1".len();
+    debug_assert!(
+        end <= buf.len() && buf[end - 9..end].starts_with(b" HTTP/1."),
+        "a request line is method SP target SP version"
+    );
+    end - start
 }
 
 /// Checks the length of the start line (after the empty lines a server may skip).
@@ -563,26 +772,74 @@ fn describe(err: httparse::Error) -> &'static str {
 
 /// Where the target and header values of a head are copied to: one shared copy of the whole
 /// head when it has several fields, else a copy of each part (a shared copy costs an extra
-/// allocation when first sliced).
-struct Shared(Option<Bytes>);
+/// allocation when first sliced). The shared copy is made when first needed: a head whose
+/// fields all come from the [`FieldCache`] needs none.
+struct Shared {
+    len: usize,
+    share: bool,
+    copy: std::cell::OnceCell<Bytes>,
+}
 
 /// Heads with at least this many fields share one copy.
 const SHARE_FROM: usize = 3;
 
 impl Shared {
-    fn new(buf: &[u8], len: usize, fields: usize) -> Shared {
-        Shared((fields >= SHARE_FROM).then(|| Bytes::copy_from_slice(&buf[..len])))
+    fn new(len: usize, fields: usize) -> Shared {
+        Shared {
+            len,
+            share: fields >= SHARE_FROM,
+            copy: std::cell::OnceCell::new(),
+        }
     }
 
     /// `part` (a sub-slice of `original`) as `Bytes`.
     fn slice(&self, original: &[u8], part: &[u8]) -> Bytes {
-        let Some(shared) = &self.0 else {
+        if !self.share {
             return Bytes::copy_from_slice(part);
-        };
+        }
+        let shared = self
+            .copy
+            .get_or_init(|| Bytes::copy_from_slice(&original[..self.len]));
         let start = (part.as_ptr() as usize).wrapping_sub(original.as_ptr() as usize);
         if part.is_empty() || start >= shared.len() {
             return Bytes::new();
         }
         shared.slice(start..start + part.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eq_lowercase_is_eq_ignore_ascii_case() {
+        for lower in [
+            "host",
+            "expect",
+            "connection",
+            "content-length",
+            "transfer-encoding",
+            "x-1",
+        ] {
+            let lower = lower.as_bytes();
+            for i in 0..lower.len() {
+                for byte in 0..=255u8 {
+                    let mut name = lower.to_vec();
+                    name[i] = byte;
+                    assert_eq!(
+                        eq_lowercase(&name, lower),
+                        name.eq_ignore_ascii_case(lower),
+                        "{:?} vs {:?}",
+                        String::from_utf8_lossy(&name),
+                        String::from_utf8_lossy(lower)
+                    );
+                }
+            }
+            let upper = lower.to_ascii_uppercase();
+            assert!(eq_lowercase(&upper, lower));
+            assert!(!eq_lowercase(&upper[1..], lower));
+            assert!(!eq_lowercase(b"", lower));
+        }
     }
 }

@@ -6,18 +6,24 @@ use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
-use crate::head::{RequestHead, ResponseHead, Spare, request_head, response_head};
+use crate::head::{FieldCache, RequestHead, ResponseHead, Spare, request_head, response_head};
 use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
-const KEEP_HEADERS: usize = 64;
+pub(crate) const KEEP_HEADERS: usize = 64;
 
 thread_local! {
     /// Allocations given back by the thread's request parsers, for the next head any of them
     /// parses. Shared by the thread's connections rather than kept per connection: the memory
     /// reused is then the memory touched last, still in cache, where a connection's own would
     /// have gone cold while the other connections ran.
-    static SPARE: RefCell<Spare> = const { RefCell::new(Spare { head: None, headers: None }) };
+    static SPARE: RefCell<Spare> = const {
+        RefCell::new(Spare {
+            head: None,
+            headers: None,
+            fields: Some(FieldCache::new()),
+        })
+    };
 }
 
 /// What [`Parser::parse`] found.
@@ -137,11 +143,30 @@ impl Parser {
     /// Gives back a header map that is no longer needed (a written response's), for the next
     /// request head on this thread to fill instead of allocating its own. Maps larger than a usual head are
     /// dropped, so that one large response does not stay in memory.
-    pub(crate) fn recycle_headers(&mut self, mut headers: HeaderMap) {
+    ///
+    /// The map is swapped with the spare one (normally the empty map the last request head
+    /// left, see `request_with`): `headers` holds that afterwards.
+    pub(crate) fn recycle_headers(&mut self, headers: &mut HeaderMap) {
         if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
-            headers.clear();
-            SPARE.with_borrow_mut(|spare| spare.headers = Some(headers));
+            if !headers.is_empty() {
+                headers.clear();
+            }
+            SPARE.with_borrow_mut(|spare| match &mut spare.headers {
+                Some(kept) => std::mem::swap(kept, headers),
+                None => spare.headers = Some(std::mem::take(headers)),
+            });
         }
+    }
+
+    /// Ends the message whose head said it has no body, as the [`End`](Event::End) that
+    /// [`parse`](Self::parse) would report next (`false`, and nothing done, if a body is due):
+    /// the server's shortcut for bodiless requests.
+    pub(crate) fn end_empty_body(&mut self) -> bool {
+        if self.failed.is_some() || !self.body.as_ref().is_some_and(BodyDecoder::is_done) {
+            return false;
+        }
+        self.end_message();
+        true
     }
 
     /// The trailers of the message that just ended, if it had any.

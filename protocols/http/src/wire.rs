@@ -43,6 +43,11 @@ pub(crate) struct Wire {
     pub(crate) message: Cell<u64>,
     /// Counts the sends of pending output.
     pub(crate) flushes: Cell<u64>,
+    /// The last parse used up the receive buffer, and no wait for bytes came since: a parse
+    /// now would find nothing new (unless bytes came during a switch in between).
+    pub(crate) drained: Cell<bool>,
+    /// The read timeout last set on the connection (`None`: not known).
+    read_timeout: Cell<Option<Option<Duration>>>,
 }
 
 impl Wire {
@@ -56,6 +61,8 @@ impl Wire {
             body_error: RefCell::new(None),
             message: Cell::new(0),
             flushes: Cell::new(0),
+            drained: Cell::new(false),
+            read_timeout: Cell::new(None),
         }
     }
 
@@ -109,12 +116,13 @@ impl Wire {
                 parser
                     .parse(data, max_data)
                     .map(|(used, event)| match event {
-                        Event::NeedMore => (used, Step::NeedMore),
-                        event => (used, Step::Got(f(event))),
+                        Event::NeedMore => (used, data.len(), Step::NeedMore),
+                        event => (used, data.len(), Step::Got(f(event))),
                     }),
             );
         });
-        let (used, step) = result.expect("with_buffered calls its function")?;
+        let (used, len, step) = result.expect("with_buffered calls its function")?;
+        self.drained.set(used == len);
         if used > 0 {
             self.conn.consume(used);
         }
@@ -126,8 +134,15 @@ impl Wire {
     /// Switchpoint: blocks until bytes arrive.
     pub(crate) fn fill(&self, timeout: Option<Duration>) -> io::Result<bool> {
         crate::encode::date_may_be_stale();
+        self.drained.set(false);
         let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
-        self.conn.set_read_timeout(timeout)?;
+        // Only the wire sets the connection's read timeout once it exists: unchanged (the
+        // idle waits of a keep-alive connection), it is not set again.
+        if self.read_timeout.get() != Some(timeout) {
+            self.read_timeout.set(None);
+            self.conn.set_read_timeout(timeout)?;
+            self.read_timeout.set(Some(timeout));
+        }
         self.conn.fill()
     }
 }

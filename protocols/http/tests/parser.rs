@@ -388,6 +388,16 @@ fn limits_at_their_boundaries() {
     assert!(run(small(), line32.as_bytes(), 1)[0].starts_with("request"));
     let line33 = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(33 - 14));
     check(small, line33.as_bytes(), &["error UriTooLong"]);
+    // Whole (measured from the parse) and after the empty lines a server skips, the same.
+    for lead in ["", "\r\n", "\n\r\n"] {
+        let line32 = format!("{lead}{line32}");
+        assert!(run(small(), line32.as_bytes(), 0)[0].starts_with("request"));
+        check(
+            small,
+            format!("{lead}{line33}").as_bytes(),
+            &["error UriTooLong"],
+        );
+    }
     // max_headers 4.
     let four = b"GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
     assert!(run(small(), four, 1)[0].starts_with("request"));
@@ -647,4 +657,39 @@ fn header_count_default_limit_beyond_stack_storage() {
     let (_, head) = parse(100).expect("100 fields").expect("a whole head");
     assert_eq!(head.response.headers().len(), 100);
     assert!(matches!(parse(101), Err(Error::HeadTooLarge)));
+}
+
+/// A head given back with `Parser::recycle` still holding its target and fields: the next
+/// head parsed into that box has only its own.
+#[test]
+fn a_recycled_head_keeps_nothing_of_its_last_request() {
+    let mut parser = Parser::requests(Limits::default());
+    let head_of = |parser: &mut Parser, wire: &[u8]| {
+        let (used, event) = parser.parse(wire, usize::MAX).unwrap();
+        assert_eq!(used, wire.len());
+        let Event::Request(head) = event else {
+            panic!("not a head: {event:?}");
+        };
+        assert!(matches!(parser.parse(&[], 0).unwrap(), (0, Event::End)));
+        head
+    };
+    let first = head_of(
+        &mut parser,
+        b"GET /a?b HTTP/1.1\r\nHost: one\r\nX-A: 1\r\nX-B: 2\r\n\r\n",
+    );
+    assert_eq!(first.request.headers().len(), 3);
+    parser.recycle(first);
+    // Twice: the second time the fields may come from the per-thread cache.
+    for _ in 0..3 {
+        let next = head_of(&mut parser, b"GET / HTTP/1.1\r\nHost: two\r\n\r\n");
+        assert_eq!(next.request.uri(), "/");
+        let fields: Vec<_> = next.request.headers().iter().collect();
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert_eq!(fields[0].0, "host");
+        assert_eq!(fields[0].1, "two");
+        parser.recycle(next);
+    }
+    let last = head_of(&mut parser, b"OPTIONS * HTTP/1.1\r\nHost: two\r\n\r\n");
+    assert_eq!(last.request.uri(), "*");
+    assert_eq!(last.request.method(), Method::OPTIONS);
 }

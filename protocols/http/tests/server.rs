@@ -852,3 +852,136 @@ fn each_request_sees_only_its_own_header_fields() {
         server.close().unwrap();
     });
 }
+
+/// Header fields repeated from one head to the next come from a per-thread cache: whatever
+/// repeats, changes or moves, each request sees exactly the fields it sent, on any
+/// connection.
+#[test]
+fn repeated_header_fields_come_through_exactly() {
+    fn fields(request: Request<Incoming>) -> Response<Body> {
+        let seen: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(value.as_bytes())))
+            .collect();
+        Response::new(Body::from(seen.join("|")))
+    }
+    let long = "v".repeat(600);
+    // (fields sent after Host, what the handler sees after host=x)
+    let heads: Vec<(String, String)> = vec![
+        ("A: 1\r\nB: 2\r\n".into(), "a=1|b=2".into()),
+        ("A: 1\r\nB: 2\r\n".into(), "a=1|b=2".into()),
+        ("A: 1\r\nB: 2\r\n".into(), "a=1|b=2".into()),
+        // The same value, another name; the same name, other values and spacing.
+        ("A: 1\r\nC: 2\r\n".into(), "a=1|c=2".into()),
+        ("A:1\r\nC: 22\r\n".into(), "a=1|c=22".into()),
+        ("a: 1\r\nC: 2 \r\n".into(), "a=1|c=2".into()),
+        ("X-Custom: é\r\nC: 2\r\n".into(), "x-custom=é|c=2".into()),
+        ("X-Custom: é\r\nC: 2\r\n".into(), "x-custom=é|c=2".into()),
+        (
+            "X-Empty:\r\nX-Empty: \r\n".into(),
+            "x-empty=|x-empty=".into(),
+        ),
+        (
+            "X-Empty:\r\nX-Empty: \r\n".into(),
+            "x-empty=|x-empty=".into(),
+        ),
+        // Fields moved by one position, and a line too long to cache.
+        ("Z: 0\r\nA: 1\r\n".into(), "z=0|a=1".into()),
+        (format!("L: {long}\r\n"), format!("l={long}")),
+        (format!("L: {long}\r\n"), format!("l={long}")),
+        (String::new(), String::new()),
+    ];
+    run_clean(|| {
+        let (server, addr) = serve(quick(), fields);
+        let mut wire = Vec::new();
+        for (extra, _) in &heads {
+            wire.extend_from_slice(format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes());
+        }
+        // Twice on one connection (pipelined), then on a second connection.
+        let mut first = connect(&addr);
+        let mut second = connect(&addr);
+        first.write_all(&wire).unwrap();
+        first.write_all(&wire).unwrap();
+        second.write_all(&wire).unwrap();
+        for (conn, rounds) in [(&mut first, 2), (&mut second, 1)] {
+            let mut reader = Reader::new();
+            for round in 0..rounds {
+                for (i, (_, want)) in heads.iter().enumerate() {
+                    let answer = reader.next(conn, Method::GET).unwrap().unwrap();
+                    let want = match want.as_str() {
+                        "" => "host=x".to_owned(),
+                        want => format!("host=x|{want}"),
+                    };
+                    let got = String::from_utf8(answer.body).unwrap();
+                    assert_eq!(got, want, "round {round}, request {i}");
+                }
+            }
+        }
+        server.close().unwrap();
+    });
+}
+
+/// A request that arrives while the handler of the one before runs (the connection had read
+/// all it had) is answered after it, in order.
+#[test]
+fn a_request_arriving_while_the_handler_runs_is_answered() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        fiber_core::sleep(Duration::from_millis(50)).unwrap();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reader = Reader::new();
+        let first = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(first.body, b"slept");
+        let second = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(second.body, b"Hello, World!");
+        assert!(second.keep_alive);
+        server.close().unwrap();
+    });
+}
+
+/// A response's fields go out with every value of a name, in order, and without the fields
+/// the server manages itself (it writes its own framing).
+#[test]
+fn every_value_of_a_response_field_is_written() {
+    fn cookies(_: Request<Incoming>) -> Response<Body> {
+        let mut response = Response::new(Body::from("ok"));
+        let headers = response.headers_mut();
+        headers.append("set-cookie", "a=1".parse().unwrap());
+        headers.append("x-other", "x".parse().unwrap());
+        headers.append("set-cookie", "b=2".parse().unwrap());
+        headers.append("set-cookie", "c=3".parse().unwrap());
+        headers.append("transfer-encoding", "gzip".parse().unwrap());
+        headers.append("connection", "upgrade".parse().unwrap());
+        headers.append("keep-alive", "timeout=1".parse().unwrap());
+        response
+    }
+    run_clean(|| {
+        let (server, addr) = serve(quick(), cookies);
+        let mut conn = connect(&addr);
+        // Twice: the second response's map is the first one's, recycled.
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut reader = Reader::new();
+        for _ in 0..2 {
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            let values = |name: &str| -> Vec<String> {
+                let all = answer.headers.get_all(name).iter();
+                all.map(|v| v.to_str().unwrap().to_owned()).collect()
+            };
+            assert_eq!(values("set-cookie"), ["a=1", "b=2", "c=3"]);
+            assert_eq!(values("x-other"), ["x"]);
+            assert!(values("transfer-encoding").is_empty());
+            assert!(values("connection").is_empty());
+            assert!(values("keep-alive").is_empty());
+            assert_eq!(values("content-length"), ["2"]);
+            assert_eq!(answer.body, b"ok");
+            assert!(answer.keep_alive);
+        }
+        server.close().unwrap();
+    });
+}

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode};
 
-use super::Shared;
 use super::respond::{Exchange, write_error, write_response};
+use super::{Handler, Shared};
 use crate::body::Body;
 use crate::error::Error;
 use crate::head::{Framing, RequestHead};
@@ -99,10 +99,9 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     let is_head = head.request.method() == Method::HEAD;
     wire.continue_pending.set(expect_continue && has_body);
     if !has_body {
-        // The parser reports the end of an empty body without input.
-        let _ = wire.parse(0, |_| ());
+        // The parser ends an empty body without input.
+        wire.parser.borrow_mut().end_empty_body();
     }
-    let mut body = Incoming::new(wire.clone(), has_body);
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = None;
@@ -117,7 +116,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         return Ok(false);
     };
     let mut keep_alive = keep_alive && !shared.closing.get();
-    if has_body && !finish_body(wire, &mut body, config.max_discard) {
+    if has_body && !finish_body(wire, config.max_discard) {
         keep_alive = false;
     }
     if let Some(err) = wire.body_error.borrow_mut().take() {
@@ -164,7 +163,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 }
 
 /// Runs the handler on the request of `head`, its response into `slot`: `false` if it
-/// panicked. The head's box goes back to the parser for the next head.
+/// panicked.
 ///
 /// Not inlined, and neither is [`write_response`]: their stack frames then overlap, and a
 /// connection fiber touches fewer stack lines per request (each is a cache miss after the
@@ -173,23 +172,54 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 fn call_handler(
     shared: &Shared,
     wire: &Rc<Wire>,
-    mut head: Box<RequestHead>,
+    head: Box<RequestHead>,
     has_body: bool,
     slot: &mut Option<Response<Body>>,
 ) -> bool {
+    catch_unwind(AssertUnwindSafe(|| {
+        (shared.handler)(wire, head, has_body, slot);
+    }))
+    .is_ok()
+}
+
+/// What the server keeps of a handler: `run_handler` for its type, behind one dynamic call.
+pub(crate) fn handler<H>(handler: H) -> Rc<Handler>
+where
+    H: Fn(Request<Incoming>) -> Response<Body> + 'static,
+{
+    Rc::new(move |wire: &Rc<Wire>, head, has_body, slot: &mut _| {
+        run_handler(&handler, wire, head, has_body, slot);
+    })
+}
+
+/// Builds the request of `head` and runs `handler` on it, the response into `slot`. The head's
+/// box goes back to the parser for the next head.
+///
+/// Generic (one copy per handler type): the request is built where the handler takes it and
+/// the response goes straight into the slot, where a call through `dyn Fn` would copy both.
+fn run_handler<H>(
+    handler: &H,
+    wire: &Rc<Wire>,
+    mut head: Box<RequestHead>,
+    has_body: bool,
+    slot: &mut Option<Response<Body>>,
+) where
+    H: Fn(Request<Incoming>) -> Response<Body>,
+{
     // The head's fields move into the request one by one (a whole head is a large copy).
     let mut request = Request::new(Incoming::new(wire.clone(), has_body));
-    *request.method_mut() = std::mem::take(head.request.method_mut());
-    *request.uri_mut() = std::mem::take(head.request.uri_mut());
+    // Swapped rather than taken: no default values to build and drop.
+    std::mem::swap(request.method_mut(), head.request.method_mut());
+    std::mem::swap(request.uri_mut(), head.request.uri_mut());
     *request.version_mut() = head.request.version();
     std::mem::swap(request.headers_mut(), head.request.headers_mut());
     wire.parser.borrow_mut().recycle(head);
-    catch_unwind(AssertUnwindSafe(|| *slot = Some((shared.handler)(request)))).is_ok()
+    *slot = Some(handler(request));
 }
 
 /// Reads whatever of the request body the handler left, if it is short and the client is
 /// sending it: `true` if the body ended and the connection can go on.
-fn finish_body(wire: &Wire, body: &mut Incoming, max_discard: u64) -> bool {
+fn finish_body(wire: &Rc<Wire>, max_discard: u64) -> bool {
     // The handler never asked for the body: the client may be waiting for 100 Continue
     // before sending it, or send it anyway. Either way the framing is in doubt.
     if wire.continue_pending.replace(false) {
@@ -197,6 +227,7 @@ fn finish_body(wire: &Wire, body: &mut Incoming, max_discard: u64) -> bool {
     }
     // The handler's own `Incoming` and this one share the parser, so this goes on where the
     // handler stopped.
+    let mut body = Incoming::new(wire.clone(), true);
     matches!(body.discard(max_discard), Ok(true))
 }
 
@@ -210,18 +241,23 @@ fn read_head(
 ) -> Result<Box<RequestHead>, NoHead> {
     let config = &shared.config;
     let mut started: Option<Instant> = None;
+    // The last parse used up the buffer (one request per read, without pipelining): a parse
+    // before waiting would find nothing, unless bytes came during a switch since.
+    let mut parse = !wire.drained.get();
     loop {
-        let step = wire.parse(0, |event| match event {
-            Event::Request(head) => Some(head),
-            _ => None,
-        });
-        match step {
-            Ok(Step::Got(Some(head))) => return Ok(head),
-            Ok(Step::Got(None)) => {
-                return Err(NoHead::Invalid(Error::Malformed("unexpected data")));
+        if parse {
+            let step = wire.parse(0, |event| match event {
+                Event::Request(head) => Some(head),
+                _ => None,
+            });
+            match step {
+                Ok(Step::Got(Some(head))) => return Ok(head),
+                Ok(Step::Got(None)) => {
+                    return Err(NoHead::Invalid(Error::Malformed("unexpected data")));
+                }
+                Ok(Step::NeedMore) => {}
+                Err(err) => return Err(NoHead::Invalid(err)),
             }
-            Ok(Step::NeedMore) => {}
-            Err(err) => return Err(NoHead::Invalid(err)),
         }
         // About to wait: what is answered so far goes out first (pipelined answers leave
         // together, in one send).
@@ -231,15 +267,16 @@ fn read_head(
         let idle = wire.parser.borrow().is_idle();
         let filled = if idle {
             if shared.closing.get() {
+                if !parse {
+                    // Bytes that came during a switch are still answered.
+                    parse = true;
+                    continue;
+                }
                 return Err(NoHead::Quiet);
             }
-            // Nothing received yet: the sweeper closes the connection if it stays idle.
-            let limit = if first {
-                config.head_timeout
-            } else {
-                config.keep_alive_timeout
-            };
-            state.idle_until.set(shared.deadline_tick(limit));
+            // Nothing received yet: the sweeper closes the connection if it stays idle
+            // (head_timeout for the first head, keep_alive_timeout after).
+            state.idle_until.set(shared.idle_deadline_tick(first));
             let filled = wire.fill(None);
             state.idle_until.set(0);
             filled
@@ -251,6 +288,7 @@ fn read_head(
             }
             wire.fill(Some(left))
         };
+        parse = true;
         match filled {
             // The head timeout runs from the first wait for the rest of a head, right after
             // its first bytes came (a head that comes whole costs no clock read).

@@ -25,8 +25,11 @@ use crate::incoming::Incoming;
 use crate::wire::Wire;
 use conn::ConnState;
 
-/// A request handler: gets the request with its body still to be read, returns the response.
-pub(crate) type Handler = dyn Fn(Request<Incoming>) -> Response<Body>;
+/// A request handler (gets the request with its body still to be read, returns the response)
+/// as the server calls it: on the head of a request, whether a body follows, and the slot for
+/// the response (see `conn::handler`).
+pub(crate) type Handler =
+    dyn Fn(&Rc<Wire>, Box<crate::head::RequestHead>, bool, &mut Option<Response<Body>>);
 
 /// Turns an accepted connection into the one to serve (TLS wraps it here).
 pub(crate) type Wrapper = dyn Fn(Rc<dyn Connection>) -> io::Result<Rc<dyn Connection>>;
@@ -87,6 +90,9 @@ pub(crate) struct Shared {
     next_id: Cell<u64>,
     /// Fibers waiting for the last connection to end.
     drained: RefCell<Vec<fiber_core::Fiber>>,
+    /// The idle waits in ticks (see `deadline_tick`): a connection's first head, and a
+    /// kept-alive connection's next one.
+    idle_ticks: (u64, u64),
     /// The sweeper's coarse clock: ticks of `tick_len` since it started.
     tick: Cell<u64>,
     tick_len: Duration,
@@ -123,11 +129,16 @@ impl Server {
             .server_name
             .as_ref()
             .map(|name| format!("server: {name}\r\n").into_bytes());
+        let idle_ticks = (
+            ticks(config.head_timeout, tick_len),
+            ticks(config.keep_alive_timeout, tick_len),
+        );
         Server {
             shared: Rc::new(Shared {
-                handler: Rc::new(handler),
+                handler: conn::handler(handler),
                 server_line,
                 config,
+                idle_ticks,
                 tick: Cell::new(1),
                 tick_len,
                 sweeper: RefCell::new(None),
@@ -405,12 +416,19 @@ impl Shared {
     }
 }
 
+/// How many ticks of `tick_len` cover `limit` (rounded up).
+fn ticks(limit: Duration, tick_len: Duration) -> u64 {
+    let ticks = limit.as_nanos().div_ceil(tick_len.as_nanos().max(1));
+    u64::try_from(ticks).unwrap_or(u64::MAX / 2)
+}
+
 impl Shared {
-    /// The sweeper tick by which a wait of `limit` is over: at least `limit` later, whatever
-    /// the phase of the clock.
-    pub(crate) fn deadline_tick(&self, limit: Duration) -> u64 {
-        let ticks = limit.as_nanos().div_ceil(self.tick_len.as_nanos().max(1));
-        self.tick.get() + u64::try_from(ticks).unwrap_or(u64::MAX / 2) + 1
+    /// The sweeper tick by which the idle wait for a connection's first head (`head_timeout`)
+    /// or its next one (`keep_alive_timeout`) is over: at least that long from now, whatever
+    /// the phase of the clock (the waits in ticks are computed once).
+    pub(crate) fn idle_deadline_tick(&self, first: bool) -> u64 {
+        let (head, keep_alive) = self.idle_ticks;
+        self.tick.get() + if first { head } else { keep_alive } + 1
     }
 
     /// Starts the fiber that closes idle connections, unless it runs.

@@ -20,9 +20,9 @@ pub(crate) struct Exchange<'a> {
 }
 
 /// Header fields the server sets itself: the handler's are dropped (Content-Length is read
-/// first).
-fn managed(name: &HeaderName) -> bool {
-    name == header::TRANSFER_ENCODING || name == header::CONNECTION || name.as_str() == "keep-alive"
+/// first). `text` is the name as a string.
+fn managed(name: &HeaderName, text: &str) -> bool {
+    name == header::TRANSFER_ENCODING || name == header::CONNECTION || text == "keep-alive"
 }
 
 /// Writes `response` (head into the pending output, body after it); returns whether the
@@ -36,8 +36,8 @@ pub(crate) fn write_response(
     exchange: &Exchange<'_>,
 ) -> io::Result<bool> {
     let status = response.status();
-    let headers = std::mem::take(response.headers_mut());
     let body = std::mem::take(response.body_mut());
+    let headers = response.headers_mut();
     let mut keep_alive = exchange.keep_alive;
     let bodiless = status.is_informational()
         || status == StatusCode::NO_CONTENT
@@ -47,21 +47,36 @@ pub(crate) fn write_response(
     let (mut declared, mut has_date, mut has_server) = (None, false, false);
     wire.with_out(|out| {
         encode::status_line(out, Version::HTTP_11, status);
-        for (name, value) in &headers {
+        // Drained: the map is emptied as it is read, for the next request head (below).
+        let mut last = None;
+        for (name, value) in headers.drain() {
+            // A name comes once, before all its values.
+            let name = match name {
+                Some(name) => last.insert(name),
+                None => match &last {
+                    Some(name) => name,
+                    None => continue,
+                },
+            };
             if *name == header::CONTENT_LENGTH {
                 declared = value
                     .to_str()
                     .ok()
                     .and_then(|v| v.trim().parse::<u64>().ok());
-            } else if !managed(name) {
+                continue;
+            }
+            let text = name.as_str();
+            if !managed(name, text) {
                 has_date |= *name == header::DATE;
                 has_server |= *name == header::SERVER;
-                encode::field(out, name.as_str().as_bytes(), value.as_bytes());
+                encode::field(out, text.as_bytes(), value.as_bytes());
             }
         }
     });
     // The map's allocation serves the next request head.
-    wire.parser.borrow_mut().recycle_headers(headers);
+    wire.parser
+        .borrow_mut()
+        .recycle_headers(response.headers_mut());
     let framing = match &body.kind {
         _ if bodiless => OutFraming::Suppressed,
         Kind::Empty => OutFraming::Length(0),
