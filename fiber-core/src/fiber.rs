@@ -53,8 +53,9 @@ pub(crate) struct FiberInner {
     pub(crate) id: u64,
     pub(crate) name: Box<str>,
     pub(crate) state: Cell<FiberState>,
-    /// `None` for the root fiber (the thread's own stack), and while the fiber runs.
-    pub(crate) coroutine: Cell<Option<Coroutine>>,
+    /// `None` for the root fiber (the thread's own stack) and once finished; borrowed by the
+    /// Hub while the fiber runs.
+    pub(crate) coroutine: RefCell<Option<Coroutine>>,
     pub(crate) started: Cell<bool>,
     pub(crate) wake: Cell<Wake>,
     /// Bumped by every park, so that a stale timer or callback cannot wake a later wait.
@@ -88,7 +89,7 @@ impl FiberInner {
             id,
             name,
             state: Cell::new(FiberState::Ready),
-            coroutine: Cell::new(None),
+            coroutine: RefCell::new(None),
             started: Cell::new(false),
             wake: Cell::new(Wake::Fired),
             wait_gen: Cell::new(0),
@@ -248,7 +249,7 @@ impl Builder {
             0
         });
         coroutine.set_identity(id, &inner.name);
-        inner.coroutine.set(Some(coroutine));
+        *inner.coroutine.borrow_mut() = Some(coroutine);
         hub.register(&inner);
         Ok(JoinHandle::new(Fiber { inner }, slot))
     }

@@ -285,10 +285,25 @@ impl Hub {
         if fiber.state.get() != FiberState::Waiting {
             return false;
         }
+        self.make_ready(fiber.clone(), reason);
+        true
+    }
+
+    /// [`wake`](Self::wake) for a caller that owns a reference to give away.
+    #[inline]
+    pub(crate) fn wake_owned(&self, fiber: Rc<FiberInner>, reason: Wake) -> bool {
+        if fiber.state.get() != FiberState::Waiting {
+            return false;
+        }
+        self.make_ready(fiber, reason);
+        true
+    }
+
+    #[inline(always)]
+    fn make_ready(&self, fiber: Rc<FiberInner>, reason: Wake) {
         fiber.state.set(FiberState::Ready);
         fiber.wake.set(reason);
-        self.ready.borrow_mut().push_back(fiber.clone());
-        true
+        self.ready.borrow_mut().push_back(fiber);
     }
 
     /// Blocks the current fiber until something wakes it (the core of every switchpoint).
@@ -456,13 +471,17 @@ impl Hub {
     /// Switches to `fiber` until it blocks, yields or finishes.
     #[inline(always)]
     fn resume(&self, fiber: Rc<FiberInner>) {
-        let Some(mut coroutine) = fiber.coroutine.take() else {
+        // Borrowed in place for the switch (moving the coroutine out and back in costs a copy
+        // each way); nothing else touches a running fiber's coroutine (`unwind_all` skips it).
+        let mut slot = fiber.coroutine.borrow_mut();
+        let Some(coroutine) = slot.as_mut() else {
             return;
         };
         if !fiber.started.get() && fiber.cancelled.get() {
             // Cancelled before it ever ran: it never will (dropping the coroutine drops the
             // closure unrun).
-            drop(coroutine);
+            *slot = None;
+            drop(slot);
             self.finish(&fiber);
             return;
         }
@@ -471,12 +490,10 @@ impl Hub {
         let previous = self.current.replace(fiber.clone());
         let outcome = coroutine.resume(0);
         *self.current.borrow_mut() = previous;
-        match outcome {
-            Outcome::Suspended(_) => fiber.coroutine.set(Some(coroutine)),
-            Outcome::Finished(_) => {
-                drop(coroutine);
-                self.finish(&fiber);
-            }
+        if let Outcome::Finished(_) = outcome {
+            *slot = None;
+            drop(slot);
+            self.finish(&fiber);
         }
     }
 
@@ -601,7 +618,9 @@ impl Hub {
             fiber.cancelled.set(true);
             // The unwinding code runs as that fiber.
             let previous = self.current.replace(fiber.clone());
-            drop(fiber.coroutine.take());
+            // A fiber running now (this call comes from it) keeps its coroutine borrowed.
+            let coroutine = fiber.coroutine.try_borrow_mut().ok().and_then(|mut c| c.take());
+            drop(coroutine);
             *self.current.borrow_mut() = previous;
             fiber.state.set(FiberState::Done);
             drop(fiber.timer.take());

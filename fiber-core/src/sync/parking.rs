@@ -163,7 +163,7 @@ impl ParkTable {
             && fiber.park_generation.get() == generation
         {
             fiber.park_woken.set(true);
-            hub.wake(&fiber, Wake::Fired);
+            hub.wake_owned(fiber, Wake::Fired);
         }
     }
 
