@@ -619,7 +619,11 @@ impl Hub {
             // The unwinding code runs as that fiber.
             let previous = self.current.replace(fiber.clone());
             // A fiber running now (this call comes from it) keeps its coroutine borrowed.
-            let coroutine = fiber.coroutine.try_borrow_mut().ok().and_then(|mut c| c.take());
+            let coroutine = fiber
+                .coroutine
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut c| c.take());
             drop(coroutine);
             *self.current.borrow_mut() = previous;
             fiber.state.set(FiberState::Done);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::sync::parking::thread_token;
-use crate::sync::waiter::{self, SpinLock, WaitQueue};
+use crate::sync::waiter::{self, SpinGuard, SpinLock, WaitQueue};
 
 // How the lock works
 //
@@ -331,26 +331,13 @@ impl Lock {
                 },
                 owner => owner,
             };
-            if owner == me
-                || !asymmetric
-                || polling
-                || self.flags.load(Ordering::Relaxed) & FENCE_DONE != 0
-            {
+            if polling || !self.may_release_unordered(owner, me, asymmetric) {
                 break None;
             }
-            // The owner's thread may release with a plain store that this fence does not
-            // order: ask releases to fence from now on, and order those already past the
-            // question with a process-wide barrier (not under the spin lock: it takes
-            // microseconds). If the system refuses it, wait polling instead.
-            self.set_flags(FENCE_ASKED);
-            drop(queue);
-            let fenced = barrier();
-            queue = self.waiters.lock();
-            if fenced {
-                self.set_flags(FENCE_DONE);
-            } else {
-                polling = true;
-            }
+            // If the system refuses the barrier, wait polling instead.
+            let fenced;
+            (queue, fenced) = self.ask_and_fence(queue);
+            polling = !fenced;
         };
         drop(queue);
         if let Some(next) = served {
@@ -395,6 +382,29 @@ impl Lock {
         }
         next.waker.wake();
         false
+    }
+
+    /// Under the queue's lock, `owner` holding the lock: whether its release may take the plain
+    /// path without seeing this thread's count (see the comment at the top of the file).
+    fn may_release_unordered(&self, owner: u64, me: u64, asymmetric: bool) -> bool {
+        owner != me && asymmetric && self.flags.load(Ordering::Relaxed) & FENCE_DONE == 0
+    }
+
+    /// Asks every later release to fence, and orders those already past the question with the
+    /// process-wide barrier, run without the spin lock (it takes microseconds). Returns the
+    /// queue locked again and whether the barrier ran.
+    fn ask_and_fence<'a>(
+        &'a self,
+        queue: SpinGuard<'a, WaitQueue<u64>>,
+    ) -> (SpinGuard<'a, WaitQueue<u64>>, bool) {
+        self.set_flags(FENCE_ASKED);
+        drop(queue);
+        let fenced = barrier();
+        let queue = self.waiters.lock();
+        if fenced {
+            self.set_flags(FENCE_DONE);
+        }
+        (queue, fenced)
     }
 
     /// Under the queue's lock: sets `bits` in `flags`.
@@ -463,20 +473,14 @@ impl Lock {
                 // refuses the barrier, nothing more can be done here: on x86 the newcomer's
                 // compare-exchange already orders its later loads after the count.
                 Served::Taken(by) => {
-                    if by == me
-                        || !asymmetric_settled()
-                        || self.flags.load(Ordering::Relaxed) & FENCE_DONE != 0
-                    {
+                    if !self.may_release_unordered(by, me, asymmetric_settled()) {
                         break None;
                     }
-                    self.set_flags(FENCE_ASKED);
-                    drop(queue);
-                    let fenced = barrier();
-                    queue = self.waiters.lock();
+                    let fenced;
+                    (queue, fenced) = self.ask_and_fence(queue);
                     if !fenced {
                         break None;
                     }
-                    self.set_flags(FENCE_DONE);
                 }
             }
         };

@@ -42,13 +42,16 @@ pub(crate) fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// may panic runs.
 pub(crate) struct SpinLock<T>(spin::mutex::SpinMutex<T, spin::relax::Yield>);
 
+/// A held [`SpinLock`].
+pub(crate) type SpinGuard<'a, T> = spin::mutex::SpinMutexGuard<'a, T, spin::relax::Yield>;
+
 impl<T> SpinLock<T> {
     pub(crate) const fn new(value: T) -> SpinLock<T> {
         SpinLock(spin::mutex::SpinMutex::new(value))
     }
 
     #[inline(always)]
-    pub(crate) fn lock(&self) -> spin::mutex::SpinMutexGuard<'_, T, spin::relax::Yield> {
+    pub(crate) fn lock(&self) -> SpinGuard<'_, T> {
         self.0.lock()
     }
 }
