@@ -147,7 +147,11 @@ impl Fiber {
     pub fn unpark(&self) {
         let inner = &self.inner;
         if inner.state.get() == FiberState::Waiting && inner.waiting_on.get() == crate::park::PARK {
-            Hub::current().wake(inner, Wake::Fired);
+            // A waiting fiber's Hub is this thread's (a `Fiber` stays on its thread); borrowed,
+            // since nothing switches here.
+            if Hub::with_installed(|hub| hub.wake(inner, Wake::Fired)).is_none() {
+                Hub::current().wake(inner, Wake::Fired);
+            }
         } else {
             inner.unpark_token.set(true);
         }
