@@ -410,6 +410,7 @@ struct Semantics {
 }
 
 impl Semantics {
+    #[inline(always)]
     fn of(fields: &[httparse::Header<'_>], version: Version) -> Result<Semantics, Error> {
         let mut semantics = Semantics {
             content_length: None,
