@@ -123,6 +123,12 @@ impl BodyDecoder {
         self.trailers.take().map(|t| *t)
     }
 
+    /// [`take_trailers`](Self::take_trailers) in their box: nothing moved (the parser's
+    /// end of every message).
+    pub(crate) fn take_boxed_trailers(&mut self) -> Option<Box<HeaderMap>> {
+        self.trailers.take()
+    }
+
     /// Decodes from `input`: goes through framing bytes until it reaches body data (at most
     /// `max_data` bytes of it, which are reported and counted as consumed), the end of the body
     /// or the end of the input. Call again with the unconsumed rest, or with more input once

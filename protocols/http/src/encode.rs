@@ -1,6 +1,6 @@
 //! Serializing heads and chunks onto the wire, and the cached `Date` value.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method, StatusCode, Version};
@@ -142,8 +142,9 @@ thread_local! {
     /// The `Date` field of the current second, formatted once per second per thread, and the
     /// second it is for, from its start to the start of the next (compared with the clock as
     /// it is: no conversion per read).
-    static DATE: Cell<(SystemTime, SystemTime, [u8; DATE_LINE])> =
-        const { Cell::new((UNIX_EPOCH, UNIX_EPOCH, [0; DATE_LINE])) };
+    static DATE: Cell<(SystemTime, SystemTime)> = const { Cell::new((UNIX_EPOCH, UNIX_EPOCH)) };
+    /// The `Date` line of that second (apart: appending it copies only the line).
+    static DATE_TEXT: RefCell<[u8; DATE_LINE]> = const { RefCell::new([0; DATE_LINE]) };
     /// The cached `Date` may be used without reading the clock: responses answered in one
     /// go (pipelined, between two waits for input) share one clock read.
     static DATE_CURRENT: Cell<bool> = const { Cell::new(false) };
@@ -158,13 +159,15 @@ pub(crate) fn date_may_be_stale() {
 pub(crate) fn date(out: &mut Vec<u8>) {
     if !DATE_CURRENT.replace(true) {
         let now = SystemTime::now();
-        let (start, end, _) = DATE.get();
+        let (start, end) = DATE.get();
         // Outside the cached second: the clock moved on (or was set back).
         if now >= end || now < start {
-            DATE.set(format_date(now));
+            let (start, end, text) = format_date(now);
+            DATE.set((start, end));
+            DATE_TEXT.set(text);
         }
     }
-    out.extend_from_slice(&DATE.get().2);
+    DATE_TEXT.with_borrow(|text| out.extend_from_slice(text));
 }
 
 /// The `Date` line of the second `now` is in, with that second's start and end.

@@ -192,14 +192,7 @@ fn request_with<'b>(
     // The fields go straight into the (possibly reused) box rather than through temporaries:
     // a head is large, every move of it is a copy, and every stack line a connection fiber
     // touches is a likely cache miss.
-    let mut head = spare.head.take().unwrap_or_else(|| {
-        Box::new(RequestHead {
-            request: Request::new(()),
-            framing: Framing::Length(0),
-            keep_alive: false,
-            expect_continue: false,
-        })
-    });
+    let mut head = spare.head.take().unwrap_or_else(new_head);
     *head.request.method_mut() = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
         .map_err(|_| Error::Malformed("invalid method"))?;
     match req.path.unwrap_or_default() {
@@ -207,10 +200,7 @@ fn request_with<'b>(
         // building a `Uri`, even from a static string, parses it.
         "/" if is_root(head.request.uri()) => {}
         "/" => *head.request.uri_mut() = Uri::from_static("/"),
-        target => {
-            *head.request.uri_mut() = Uri::from_maybe_shared(slice(target.as_bytes()))
-                .map_err(|_| Error::Malformed("invalid target"))?;
-        }
+        target => *head.request.uri_mut() = target_uri(slice(target.as_bytes()))?,
     }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
@@ -387,6 +377,26 @@ fn response_with<'b>(
     Ok(Some((len, head)))
 }
 
+/// A request head's box, for a thread with none to reuse. Out of line, as is
+/// [`target_uri`]: their temporaries (a request is large) would enlarge the parse's stack
+/// frame, and every stack line a connection fiber touches is a likely cache miss.
+#[cold]
+#[inline(never)]
+fn new_head() -> Box<RequestHead> {
+    Box::new(RequestHead {
+        request: Request::new(()),
+        framing: Framing::Length(0),
+        keep_alive: false,
+        expect_continue: false,
+    })
+}
+
+/// A request target other than `/`, parsed.
+#[inline(never)]
+fn target_uri(target: Bytes) -> Result<Uri, Error> {
+    Uri::from_maybe_shared(target).map_err(|_| Error::Malformed("invalid target"))
+}
+
 /// What the header fields say about framing and the connection, read from the raw fields
 /// (cheaper than looking names up in the map).
 struct Semantics {
@@ -400,6 +410,7 @@ struct Semantics {
 }
 
 impl Semantics {
+    #[inline(always)]
     fn of(fields: &[httparse::Header<'_>], version: Version) -> Result<Semantics, Error> {
         let mut semantics = Semantics {
             content_length: None,

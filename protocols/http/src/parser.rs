@@ -307,8 +307,10 @@ impl Parser {
     }
 
     fn end_message(&mut self) {
-        if let Some(mut body) = self.body.take() {
-            self.trailers = body.take_trailers().map(Box::new);
+        // Ended in place: the decoder is not moved out to be dropped.
+        if let Some(body) = &mut self.body {
+            self.trailers = body.take_boxed_trailers();
+            self.body = None;
         }
     }
 }

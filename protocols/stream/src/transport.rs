@@ -63,14 +63,30 @@ impl Shared {
     }
 
     fn wake(waiters: &Waiters) {
-        let mut list = waiters.take();
-        for waiter in list.drain(..) {
-            waiter.unpark();
-        }
-        // Keep the allocation for the next wait, unless a waiter was added meanwhile.
-        let mut slot = waiters.borrow_mut();
-        if slot.is_empty() {
-            *slot = list;
+        let mut list = waiters.borrow_mut();
+        match list.len() {
+            // Every read and write completion comes here: most find nobody waiting, or the
+            // one fiber reading (the list keeps its allocation either way).
+            0 => {}
+            1 => {
+                let waiter = list.pop();
+                drop(list);
+                if let Some(waiter) = waiter {
+                    waiter.unpark();
+                }
+            }
+            _ => {
+                let mut all = std::mem::take(&mut *list);
+                drop(list);
+                for waiter in all.drain(..) {
+                    waiter.unpark();
+                }
+                // Keep the allocation for the next wait, unless a waiter was added meanwhile.
+                let mut slot = waiters.borrow_mut();
+                if slot.is_empty() {
+                    *slot = all;
+                }
+            }
         }
     }
 }
@@ -180,9 +196,11 @@ impl<S: Stream + 'static> Transport<S> {
             if let Some(err) = shared.read_error.get() {
                 return Err(err.into());
             }
-            let handle = self.handle()?;
-            self.start_reading(&handle)?;
-            drop(handle);
+            // Reading already (the usual case between two requests): no handle to look at.
+            // A closed transport has seen its end of stream above.
+            if !shared.reading.get() {
+                self.start_reading(&*self.handle()?)?;
+            }
             if deadline.is_none() {
                 deadline = self.shared.read_timeout.get().map(|d| Instant::now() + d);
             }

@@ -206,15 +206,23 @@ fn run_handler<H>(
 ) where
     H: Fn(Request<Incoming>) -> Response<Body>,
 {
-    // The head's fields move into the request one by one (a whole head is a large copy).
+    // Built in its place by a call of its own: built here, it was copied there.
+    let request = request_of(wire, &mut head, has_body);
+    wire.parser.borrow_mut().recycle(head);
+    // Inserted, not assigned: one copy of the response less.
+    let _ = slot.insert(handler(request));
+}
+
+/// The request of `head`, whose fields move into it one by one (a whole head is a large copy).
+#[inline(never)]
+fn request_of(wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) -> Request<Incoming> {
     let mut request = Request::new(Incoming::new(wire.clone(), has_body));
     // Swapped rather than taken: no default values to build and drop.
     std::mem::swap(request.method_mut(), head.request.method_mut());
     std::mem::swap(request.uri_mut(), head.request.uri_mut());
     *request.version_mut() = head.request.version();
     std::mem::swap(request.headers_mut(), head.request.headers_mut());
-    wire.parser.borrow_mut().recycle(head);
-    *slot = Some(handler(request));
+    request
 }
 
 /// Reads whatever of the request body the handler left, if it is short and the client is

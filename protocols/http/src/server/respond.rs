@@ -43,10 +43,11 @@ pub(crate) fn write_response(
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     // One pass over the handler's fields: write them, and note what the server adds or
-    // manages itself.
-    let (mut declared, mut has_date, mut has_server) = (None, false, false);
-    wire.with_out(|out| {
+    // manages itself; then the server's own fields, under the same borrow of the output.
+    let mut declared = None;
+    let framing = wire.with_out(|out| {
         encode::status_line(out, Version::HTTP_11, status);
+        let (mut has_date, mut has_server) = (false, false);
         // Drained: the map is emptied as it is read, for the next request head (below).
         let mut last = None;
         for (name, value) in headers.drain() {
@@ -72,25 +73,19 @@ pub(crate) fn write_response(
                 encode::field(out, text.as_bytes(), value.as_bytes());
             }
         }
-    });
-    // The map's allocation serves the next request head.
-    wire.parser
-        .borrow_mut()
-        .recycle_headers(response.headers_mut());
-    let framing = match &body.kind {
-        _ if bodiless => OutFraming::Suppressed,
-        Kind::Empty => OutFraming::Length(0),
-        Kind::Bytes(bytes) => OutFraming::Length(bytes.len() as u64),
-        Kind::Reader(_) | Kind::Writer(_) => match declared {
-            Some(n) => OutFraming::Length(n),
-            None if exchange.version == Version::HTTP_11 => OutFraming::Chunked,
-            None => {
-                keep_alive = false;
-                OutFraming::Close
-            }
-        },
-    };
-    wire.with_out(|out| {
+        let framing = match &body.kind {
+            _ if bodiless => OutFraming::Suppressed,
+            Kind::Empty => OutFraming::Length(0),
+            Kind::Bytes(bytes) => OutFraming::Length(bytes.len() as u64),
+            Kind::Reader(_) | Kind::Writer(_) => match declared {
+                Some(n) => OutFraming::Length(n),
+                None if exchange.version == Version::HTTP_11 => OutFraming::Chunked,
+                None => {
+                    keep_alive = false;
+                    OutFraming::Close
+                }
+            },
+        };
         if !has_date {
             encode::date(out);
         }
@@ -116,7 +111,12 @@ pub(crate) fn write_response(
             encode::field(out, b"connection", b"keep-alive");
         }
         out.extend_from_slice(b"\r\n");
+        framing
     });
+    // The map's allocation serves the next request head.
+    wire.parser
+        .borrow_mut()
+        .recycle_headers(response.headers_mut());
     // HEAD gets the headers a GET would, and no body.
     let framing = if exchange.is_head {
         OutFraming::Suppressed
