@@ -539,16 +539,22 @@ fn fill_headers(
     fields: &[httparse::Header<'_>],
     slice: &impl Fn(&[u8]) -> Bytes,
 ) -> Result<(), Error> {
-    debug_assert!(
-        headers.is_empty(),
-        "a header map is emptied before it is filled"
-    );
-    headers.reserve(fields.len());
+    make_room(headers, fields.len());
     for field in fields {
         let (name, value) = build_field(field, slice(field.value))?;
         headers.append(name, value);
     }
     Ok(())
+}
+
+/// Readies the empty map `headers` for `fields` fields.
+#[inline(always)]
+fn make_room(headers: &mut HeaderMap, fields: usize) {
+    debug_assert!(
+        headers.is_empty(),
+        "a header map is emptied before it is filled"
+    );
+    headers.reserve(fields);
 }
 
 /// A field's name and value, checked.
@@ -576,11 +582,7 @@ fn fill_cached(
     cache: &mut FieldCache,
     slice: &impl Fn(&[u8]) -> Bytes,
 ) -> Result<(), Error> {
-    debug_assert!(
-        headers.is_empty(),
-        "a header map is emptied before it is filled"
-    );
-    headers.reserve(fields.len());
+    make_room(headers, fields.len());
     for (i, field) in fields.iter().enumerate() {
         let Some((line, value_at)) = raw_line(buf, field).filter(|_| i < CACHED_FIELDS) else {
             let (name, value) = build_field(field, slice(field.value))?;
