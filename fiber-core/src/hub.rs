@@ -104,19 +104,15 @@ impl Hub {
     #[cold]
     #[inline(never)]
     fn install() -> Rc<Hub> {
-        HUB.with(|hub| {
-            let mut slot = hub.borrow_mut();
-            match &*slot {
-                Some(hub) => hub.clone(),
-                None => {
-                    let hub = Rc::new(Hub::new().expect("failed to create the Hub's event loop"));
-                    *slot = Some(hub.clone());
-                    parking::set_hub_token(hub.park_table.token());
-                    EXIT_GUARD.with(|_| {});
-                    hub
-                }
-            }
-        })
+        let hub = Rc::new(Hub::new().expect("failed to create the Hub's event loop"));
+        HUB.with(|slot| {
+            let mut slot = slot.borrow_mut();
+            debug_assert!(slot.is_none(), "one Hub per thread");
+            *slot = Some(hub.clone());
+        });
+        parking::set_hub_token(hub.park_table.token());
+        EXIT_GUARD.with(|_| {});
+        hub
     }
 
     /// Calls `f` with the Hub installed on this thread, if any (`None` too while the thread's

@@ -36,8 +36,12 @@ use crate::sync::waiter::{self, SpinGuard, SpinLock, WaitQueue};
 //   process-wide barrier (`membarrier(2)`, a few microseconds), which orders the store of every
 //   release already past that question; then it reads `owner` again. Once one waiter has done
 //   so (`FENCE_DONE`), later ones need no barrier: every release since fences.
-// Without the system barrier (old kernels, seccomp) every release fences. A waiter that finds
-// the lock free after counting itself serves the queue itself (`dispatch`), as a release would.
+// A waiter that finds the lock free after counting itself serves the queue itself
+// (`serve_first`), as a release would; if a newcomer took the lock in between, the newcomer's
+// release is ordered the same way (needed on weaker memory models than x86's). Whether the
+// barrier exists is settled once per process; without it every release fences, and a waiter
+// whose barrier is refused later (a seccomp filter) polls the lock instead of relying on the
+// wake-up.
 
 /// `flags`: a waiter on another thread than the owner's asked releases to fence.
 const FENCE_ASKED: usize = 1;
@@ -253,7 +257,7 @@ impl Lock {
             self.owner.store(0, Ordering::Release);
             compiler_fence(Ordering::SeqCst);
             if self.flags.load(Ordering::Relaxed) != 0 {
-                self.after_plain_release();
+                self.fence_and_serve();
             }
         } else {
             self.release_slow();
@@ -422,10 +426,11 @@ impl Lock {
         queued
     }
 
-    /// The rest of a plain release that found `flags` changed after its store: order the store
-    /// before reading the count again, as the fenced path does.
+    /// The rest of a release after its store of `owner = 0`, ordered: fence, then serve the
+    /// queue if a waiter counted itself meanwhile. The plain path comes here only when `flags`
+    /// changed after its store.
     #[cold]
-    fn after_plain_release(&self) {
+    fn fence_and_serve(&self) {
         fence(Ordering::SeqCst);
         if self.flags.load(Ordering::Relaxed) >= WAITER {
             self.dispatch();
@@ -451,10 +456,7 @@ impl Lock {
             // Every waiter withdrew (or its Hub is gone) meanwhile: free it.
         }
         self.owner.store(0, Ordering::Release);
-        fence(Ordering::SeqCst);
-        if self.flags.load(Ordering::Relaxed) >= WAITER {
-            self.dispatch();
-        }
+        self.fence_and_serve();
     }
 
     /// The lock was freed while waiters were queueing: the first one owns it now, unless a
