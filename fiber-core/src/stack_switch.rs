@@ -40,7 +40,6 @@ use std::ptr::{self, NonNull};
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::thread;
 
-use corosensei::stack::valgrind::ValgrindStackRegistration;
 use corosensei::stack::{STACK_ALIGNMENT, Stack as SwitchStack, StackPointer};
 use corosensei::{CoroutineResult, Yielder};
 
@@ -114,9 +113,6 @@ struct PooledStack {
     stack: Stack,
     base: StackPointer,
     limit: StackPointer,
-    /// Tells valgrind that this memory is a stack, so that a switch to it is not taken for a
-    /// wild stack pointer (a no-op instruction sequence outside valgrind).
-    _valgrind: ValgrindStackRegistration,
 }
 
 // SAFETY: `base..limit` is memory that `stack` owns for as long as this value lives (the
@@ -178,7 +174,6 @@ impl Coroutine {
             .guard_range()
             .map_or(stack.bottom() as usize, |guard| guard.start);
         let switch_stack = PooledStack {
-            _valgrind: ValgrindStackRegistration::new(stack.bottom(), stack.size()),
             base: NonZeroUsize::new(control_addr).expect("stack addresses are not null"),
             limit: NonZeroUsize::new(lowest).expect("stack addresses are not null"),
             stack,
