@@ -4,9 +4,8 @@
 //! Run it with `cargo run --release --example bench_fibers [-- --million]`. It prints:
 //!
 //! - `gruvi_rs_switch`: one-way raw fiber switch (half a resume/suspend round trip, no Hub), the
-//!   fiber doing an inexact f64 division before each switch (the case that made boost.context's
-//!   MXCSR restore slow, before the move to corosensei). Anchor: the corosensei peer's
-//!   resume/suspend.
+//!   fiber doing an inexact f64 division before each switch (the case boost's MXCSR restore made
+//!   slow). Anchor: the corosensei peer's resume/suspend.
 //! - `gruvi_rs_yield`: two fibers alternating through the Hub with `yield_now()`, per handoff
 //!   (total yields / elapsed). Anchors: tokio's and may's `yield_now`, Go's `Gosched`.
 //! - `gruvi_rs_fiber`: spawn 100,000 fibers that each keep 64 bytes live and park on a
@@ -174,7 +173,7 @@ fn raw_switch_ns(pairs: usize) -> f64 {
         let mut co = Coroutine::new(pool.get().expect("a stack"), |mut data| {
             let mut x = 1.0f64;
             loop {
-                // Inexact: sets MXCSR's status bits (costly for switches that restore MXCSR).
+                // Inexact: sets MXCSR's status bits on this side only.
                 x = black_box(x) / 3.0 + 1.0;
                 data = suspend(data.wrapping_add(x as usize));
             }

@@ -1,5 +1,5 @@
-//! The raw context switch: coroutines on pooled stacks, on top of the `corosensei` crate. This
-//! is the only file that uses `corosensei`.
+//! The raw context switch: coroutines on pooled stacks, on top of the `context` crate
+//! (boost.context's assembly). This is the only file that uses `context`.
 //!
 //! A [`Coroutine`] runs a closure on its own [`Stack`]. [`Coroutine::resume`] switches into it,
 //! passing a `usize`; inside, [`suspend`] switches back to whoever resumed it, passing a `usize`
@@ -7,47 +7,50 @@
 //! root) resumes the Hub's coroutine, the Hub resumes fibers, and each suspends back to its
 //! resumer.
 //!
-//! The closure runs under `catch_unwind`: a panic never unwinds into the switch's frames; its
+//! The closure runs under `catch_unwind`: a panic never unwinds into the assembly frames; its
 //! payload comes back from `resume` as [`Outcome::Finished`]`(Err(payload))`. When the closure
-//! returns, the coroutine makes its final switch back to its resumer and is never resumed again;
-//! the resumer then gives the stack back to the pool. So a stack is never released while code
-//! still runs on it.
+//! returns, the coroutine stores its result in its control block, switches back to its resumer
+//! one last time and is never resumed again; the resumer then gives the stack back to the pool.
+//! So a stack is never released while code still runs on it.
 //!
 //! # Memory layout
 //!
-//! `Coroutine::new` writes a `Control` block at the top of the stack (the [`GuardRecord`] read
-//! by the overflow handler, the coroutine's `Yielder` and its flags). corosensei's stack starts
-//! just below it: it stores the closure there, and the closure's frames grow down from there. A
-//! thread-local pointer, `CURRENT`, names the innermost running coroutine's control block;
+//! `Coroutine::new` writes a `Frame` at the top of the stack: the `Control` block (resumer's
+//! context, result, flags and the [`GuardRecord`] read by the overflow handler) followed by the
+//! closure. The initial context sits just below, and the closure's frames grow down from there.
+//! A thread-local pointer, `CURRENT`, names the innermost running coroutine's control block;
 //! `resume` sets it and restores it when the coroutine switches back.
 //!
-//! # Why corosensei
+//! # MXCSR
 //!
-//! The first switch was boost.context's assembly (the `context` crate). Its switch saves and
-//! restores MXCSR and the x87 control word, which cost ~10 ns a switch on this project's machine
-//! (`stmxcsr` alone), and became 56-86 ns whenever the two sides' MXCSR exception status bits
-//! differed, which needed a workaround that wrote into boost's saved register block.
-//! corosensei's switch saves only what the ABI makes callee-saved in general-purpose registers
-//! and lets the compiler spill the rest, so neither cost exists. As everywhere on a thread,
-//! floating-point control state (rounding mode, exception masks) is shared by every fiber of the
-//! thread: a fiber that changes it changes it for the others.
+//! boost's switch saves and restores MXCSR, and loading an MXCSR that differs from the current
+//! one is slow: measured 56-86 ns a switch instead of 4-6 ns when only the exception status bits
+//! differ, as they do as soon as one side does inexact f64 arithmetic. So on x86_64 every thread
+//! sets all six status bits before it creates a context (new contexts inherit them), and `resume`
+//! and `suspend` set them again if something cleared them (a register read and a compare). Both
+//! sides then always hold the same value. The only visible effect: `fetestexcept` on such a
+//! thread reports every exception as raised. Masks, rounding mode and FTZ/DAZ are untouched.
 
 use std::cell::Cell;
-use std::mem;
-use std::num::NonZeroUsize;
+use std::mem::{self, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::thread;
 
-use corosensei::stack::{STACK_ALIGNMENT, Stack as SwitchStack, StackPointer};
-use corosensei::{CoroutineResult, Yielder};
+use context::stack::Stack as ContextStack;
+use context::{Context, Transfer};
 
 use crate::stack::Stack;
 use crate::stack_overflow::{self, GuardRecord};
 
+mod mxcsr;
+
 /// Closures larger than this are boxed rather than stored at the top of the stack.
 const MAX_INLINE_ENTRY: usize = 1024;
+
+/// Whether `resume` and `suspend` keep the MXCSR status bits set (see the module docs).
+static MXCSR_FIX: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     /// The control block of the innermost coroutine running on this thread, or null on the
@@ -67,9 +70,6 @@ pub enum Outcome {
     Finished(thread::Result<usize>),
 }
 
-/// The corosensei coroutine under ours: `usize` each way, the closure's result at the end.
-type Inner = corosensei::Coroutine<usize, usize, thread::Result<usize>, PooledStack>;
-
 /// A closure running on its own stack, switched to with [`resume`](Self::resume) and away from
 /// with [`suspend`].
 ///
@@ -85,12 +85,15 @@ type Inner = corosensei::Coroutine<usize, usize, thread::Result<usize>, PooledSt
 /// assert_send::<fiber_core::__private::Coroutine>();
 /// ```
 pub struct Coroutine {
-    // INVARIANT: points to the `Control` that `new` wrote at the top of the stack that `inner`
-    // runs on; valid while `inner` is `Some`. Only this thread accesses it (the type is not
-    // `Send`), through shared references, since all its fields are cells.
+    // INVARIANT: points to the `Control` that `new` wrote at the top of `stack` (the first field
+    // of a `Frame<F>`); valid while `stack` is `Some`. Only this thread accesses it (the type is
+    // not `Send`), through shared references, since all its fields are cells or atomics.
     control: NonNull<Control>,
-    /// The coroutine: `Some` until it has finished (its stack then goes back to the pool).
-    inner: Option<Inner>,
+    /// The context to switch to: `Some` exactly while the coroutine is neither running nor
+    /// finished.
+    context: Option<Context>,
+    /// The stack, held until the coroutine has finished.
+    stack: Option<Stack>,
 }
 
 /// The per-coroutine state shared by the two sides of the switch.
@@ -98,39 +101,27 @@ pub struct Coroutine {
 struct Control {
     /// Must stay the first field: the overflow handler reads `CURRENT` as a `GuardRecord`.
     record: GuardRecord,
-    /// The coroutine's yielder (on its stack), set when the closure starts; null before.
-    yielder: Cell<*const Yielder<usize, usize>>,
+    /// The context of whoever resumed the coroutine: `Some` while it runs.
+    resumer: Cell<Option<Context>>,
+    /// Set by the trampoline before its final switch.
+    finished: Cell<bool>,
     /// Set by `Coroutine::drop` to make `suspend` panic inside the coroutine.
     unwinding: Cell<bool>,
+    /// The closure's result, stored by the trampoline before its final switch.
+    result: Cell<Option<thread::Result<usize>>>,
+    /// Drops the closure if the coroutine never starts; cleared when it starts.
+    drop_entry: Cell<Option<unsafe fn(*mut Control)>>,
+}
+
+/// What `Coroutine::new` writes at the top of the stack.
+#[repr(C)]
+struct Frame<F> {
+    control: Control,
+    entry: MaybeUninit<F>,
 }
 
 /// The payload of the panic that unwinds a dropped coroutine.
 struct ForcedUnwind;
-
-/// A pooled stack as corosensei sees it: from `base` (just below our control block) down to the
-/// stack's guard page.
-struct PooledStack {
-    stack: Stack,
-    base: StackPointer,
-    limit: StackPointer,
-}
-
-// SAFETY: `base..limit` is memory that `stack` owns for as long as this value lives (the
-// control block sits above `base`, outside corosensei's part); `base` is aligned to
-// STACK_ALIGNMENT and at least half the stack lies below it (checked in `Coroutine::with_entry`),
-// far more than MIN_STACK_SIZE for every size `StackConfig` accepts. A guarded stack has its
-// guard page just below `bottom`, included in `limit`. An unguarded stack has none: that is the
-// documented trade-off of `StackConfig::unguarded` (no overflow detection), chosen explicitly by
-// the program.
-unsafe impl SwitchStack for PooledStack {
-    fn base(&self) -> StackPointer {
-        self.base
-    }
-
-    fn limit(&self) -> StackPointer {
-        self.limit
-    }
-}
 
 impl Coroutine {
     /// Prepares `entry` to run on `stack`; it starts at the first [`resume`](Self::resume),
@@ -153,41 +144,42 @@ impl Coroutine {
     {
         prepare_thread();
         let top = stack.top();
-        let control_addr = (top as usize - mem::size_of::<Control>())
-            & !(mem::align_of::<Control>().max(STACK_ALIGNMENT) - 1);
-        let control_ptr = top.with_addr(control_addr).cast::<Control>();
+        let align = mem::align_of::<Frame<F>>().max(16);
+        let frame_addr = (top as usize - mem::size_of::<Frame<F>>()) & !(align - 1);
+        let frame = top.with_addr(frame_addr).cast::<Frame<F>>();
         assert!(
-            control_addr - stack.bottom() as usize >= stack.size() / 2,
-            "coroutine stack too small"
+            frame_addr - stack.bottom() as usize >= stack.size() / 2,
+            "coroutine closure too large for its stack"
         );
-        // SAFETY: `control_ptr` is aligned and lies at the top of the stack's writable memory,
-        // which `stack` owns and nothing else uses (corosensei's part starts below it).
+        // Lets `keep_saved_mxcsr_status_set` write to register blocks saved on this stack.
+        let _ = stack.bottom().expose_provenance();
+        let record = GuardRecord::new(stack.guard_range(), stack.size());
+        let control = Control {
+            record,
+            resumer: Cell::new(None),
+            finished: Cell::new(false),
+            unwinding: Cell::new(false),
+            result: Cell::new(None),
+            drop_entry: Cell::new(Some(drop_entry::<F>)),
+        };
+        // SAFETY: `frame` is aligned and lies in the top half of the stack's writable memory,
+        // which `stack` owns and nothing else uses until the coroutine starts.
         unsafe {
-            control_ptr.write(Control {
-                record: GuardRecord::new(stack.guard_range(), stack.size()),
-                yielder: Cell::new(ptr::null()),
-                unwinding: Cell::new(false),
+            frame.write(Frame {
+                control,
+                entry: MaybeUninit::new(entry),
             })
         };
-        let control = NonNull::new(control_ptr).expect("stack addresses are not null");
-        let lowest = stack
-            .guard_range()
-            .map_or(stack.bottom() as usize, |guard| guard.start);
-        let switch_stack = PooledStack {
-            base: NonZeroUsize::new(control_addr).expect("stack addresses are not null"),
-            limit: NonZeroUsize::new(lowest).expect("stack addresses are not null"),
-            stack,
-        };
-        let inner = Inner::with_stack(switch_stack, move |yielder, data| {
-            // SAFETY: the control block lives above this closure's stack for the coroutine's
-            // whole life (INVARIANT of `Coroutine::control`), and only this thread touches it.
-            let control = unsafe { control.as_ref() };
-            control.yielder.set(yielder);
-            panic::catch_unwind(AssertUnwindSafe(move || entry(data)))
-        });
+        // SAFETY: `frame_addr..top` holds the frame; the context's frames go below it, within
+        // the stack. The non-owning `ContextStack` only carries these two addresses.
+        let below = unsafe { ContextStack::new(frame.cast(), stack.bottom().cast()) };
+        // SAFETY: the memory `below` describes lives as long as the coroutine holds `stack`,
+        // and the coroutine never switches to the context after releasing it.
+        let context = unsafe { Context::new(&below, trampoline::<F>) };
         Coroutine {
-            control,
-            inner: Some(inner),
+            control: NonNull::new(frame.cast()).expect("stack addresses are not null"),
+            context: Some(context),
+            stack: Some(stack),
         }
     }
 
@@ -197,46 +189,44 @@ impl Coroutine {
     /// # Panics
     ///
     /// If the coroutine has finished.
+    // Always inlined: boost's switch returns with `jmp`, not `ret`, so the first `ret` after a
+    // switch mispredicts; one call level fewer removes one such `ret` per switch.
     #[inline(always)]
     pub fn resume(&mut self, data: usize) -> Outcome {
-        let inner = self.inner.as_mut().expect("resumed a finished coroutine");
+        let context = self.context.take().expect("resumed a finished coroutine");
         let control_ptr = self.control.as_ptr();
         let outer = CURRENT.with(|current| current.load(Ordering::Relaxed));
-        // SAFETY: `inner` is `Some`, so the stack and its control block are alive (INVARIANT of
-        // `control`).
+        // SAFETY: `context` was `Some`, so the coroutine has not finished and holds its stack,
+        // which holds the control block (INVARIANT of `control`).
         let control = unsafe { &*control_ptr };
         control.record.set_prev(outer.cast());
         CURRENT.with(|current| current.store(control_ptr, Ordering::Relaxed));
-        let result = inner.resume(data);
+        // SAFETY: `context` is suspended: this coroutine is neither running nor finished.
+        unsafe { keep_saved_mxcsr_status_set(&context) };
+        // SAFETY: `context` is this coroutine's suspended context (from `new` or its last
+        // switch); its stack is alive, and `CURRENT` names its control block as `trampoline`
+        // and `suspend` expect. It switches back here by resuming the context it is given.
+        let transfer = unsafe { context.resume(data) };
         CURRENT.with(|current| current.store(outer, Ordering::Relaxed));
-        match result {
-            CoroutineResult::Yield(data) => Outcome::Suspended(data),
-            CoroutineResult::Return(result) => {
-                // The coroutine made its final switch: nothing runs on its stack any more, and
-                // dropping corosensei's stack hands ours back to the pool.
-                self.finish();
-                Outcome::Finished(result)
-            }
+        if control.finished.get() {
+            let result = control.result.take();
+            // The coroutine made its final switch: nothing runs on the stack any more.
+            self.stack = None;
+            return Outcome::Finished(result.unwrap_or_else(|| Err(Box::new(ForcedUnwind))));
         }
-    }
-
-    #[cold]
-    fn finish(&mut self) {
-        if let Some(inner) = self.inner.take() {
-            let PooledStack { stack, .. } = inner.into_stack();
-            drop(stack);
-        }
+        self.context = Some(transfer.context);
+        Outcome::Suspended(transfer.data)
     }
 
     /// Whether the closure has returned or panicked.
     pub fn is_finished(&self) -> bool {
-        self.inner.is_none()
+        self.stack.is_none()
     }
 
     /// Sets the fiber id and name that a stack-overflow report shows (the name is cut to 64
     /// bytes). Does nothing once the coroutine has finished.
     pub fn set_identity(&self, id: u64, name: &str) {
-        if self.inner.is_some() {
+        if self.stack.is_some() {
             // SAFETY: the stack is held, so the control block is valid (INVARIANT of `control`).
             let control = unsafe { self.control.as_ref() };
             control.record.set_identity(id, name);
@@ -246,22 +236,23 @@ impl Coroutine {
 
 impl Drop for Coroutine {
     fn drop(&mut self) {
-        let Some(inner) = self.inner.as_ref() else {
-            return;
-        };
-        if !inner.started() {
-            // Dropping corosensei's coroutine drops the closure unrun.
-            self.inner = None;
+        if self.stack.is_none() {
             return;
         }
         // SAFETY: the stack is held, so the control block is valid (INVARIANT of `control`).
         let control = unsafe { self.control.as_ref() };
+        if let Some(drop_entry) = control.drop_entry.take() {
+            // SAFETY: the coroutine never started, so the closure is initialised and unread;
+            // `take` makes this the only drop of it.
+            unsafe { drop_entry(self.control.as_ptr()) };
+            return;
+        }
         control.unwinding.set(true);
         if let Outcome::Suspended(_) = self.resume(0) {
             // Unreachable, since `suspend` panics again while unwinding; but should the
             // coroutine ever suspend here, its frames are live and its stack must never be
-            // reused: leak it (corosensei's own drop would try to unwind it once more).
-            mem::forget(self.inner.take());
+            // reused: leak it.
+            mem::forget(self.stack.take());
         }
     }
 }
@@ -272,6 +263,50 @@ impl std::fmt::Debug for Coroutine {
             .field("finished", &self.is_finished())
             .finish_non_exhaustive()
     }
+}
+
+/// Drops the closure of a coroutine that never started.
+///
+/// # Safety
+///
+/// `control` must point to the `Control` of a live `Frame<F>` whose `entry` is initialised and
+/// will not be read or dropped again.
+unsafe fn drop_entry<F>(control: *mut Control) {
+    let frame = control.cast::<Frame<F>>();
+    // SAFETY: guaranteed by the caller.
+    unsafe { ptr::drop_in_place((*frame).entry.as_mut_ptr()) };
+}
+
+/// The first code run on a coroutine's stack: runs the closure, stores its result and makes the
+/// final switch back to the resumer.
+extern "C" fn trampoline<F>(transfer: Transfer) -> !
+where
+    F: FnOnce(usize) -> usize + 'static,
+{
+    let control_ptr = CURRENT.with(|current| current.load(Ordering::Relaxed));
+    let frame = control_ptr.cast::<Frame<F>>();
+    // SAFETY: `resume` set `CURRENT` to this coroutine's control block, the first field of the
+    // `Frame<F>` that `new` wrote at the top of this stack, before switching here.
+    let control = unsafe { &*control_ptr };
+    control.resumer.set(Some(transfer.context));
+    control.drop_entry.set(None);
+    // SAFETY: `new` initialised the closure; clearing `drop_entry` above makes this its only
+    // read, and `Coroutine::drop` will not drop it.
+    let entry = unsafe { (*frame).entry.assume_init_read() };
+    let data = transfer.data;
+    let result = panic::catch_unwind(AssertUnwindSafe(move || entry(data)));
+    control.result.set(Some(result));
+    control.finished.set(true);
+    if let Some(resumer) = control.resumer.take() {
+        // SAFETY: `resumer` is suspended in its `resume` call, waiting for this switch.
+        unsafe { keep_saved_mxcsr_status_set(&resumer) };
+        // SAFETY: `resumer` is the context waiting in `resume`, which sees `finished` and never
+        // switches here again; only plain values remain in this frame, so abandoning it (and
+        // releasing the stack under it) skips no destructor.
+        unsafe { resumer.resume(0) };
+    }
+    // Unreachable: a finished coroutine is never resumed.
+    std::process::abort()
 }
 
 /// Switches from the running coroutine back to whoever resumed it, passing `data` as the value
@@ -295,15 +330,20 @@ pub fn suspend(data: usize) -> usize {
     if control.unwinding.get() {
         panic::resume_unwind(Box::new(ForcedUnwind));
     }
-    // SAFETY: the closure stored its yielder before running any code that can reach here; the
-    // yielder lives on this coroutine's stack, below the running frames' callers, until the
-    // closure returns.
-    let yielder = unsafe { &*control.yielder.get() };
-    let data = yielder.suspend(data);
+    let resumer = control
+        .resumer
+        .take()
+        .expect("a running coroutine has a resumer");
+    // SAFETY: `resumer` is suspended in its `resume` call, waiting for this switch.
+    unsafe { keep_saved_mxcsr_status_set(&resumer) };
+    // SAFETY: `resumer` is the context waiting in `resume` for this coroutine; it switches back
+    // here (or never, if it drops the coroutine after a forced unwind completes).
+    let transfer = unsafe { resumer.resume(data) };
+    control.resumer.set(Some(transfer.context));
     if control.unwinding.get() {
         panic::resume_unwind(Box::new(ForcedUnwind));
     }
-    data
+    transfer.data
 }
 
 /// Whether the calling code runs inside a coroutine (rather than on its thread's own stack).
@@ -335,14 +375,82 @@ pub(crate) fn innermost_guard_record() -> *mut GuardRecord {
         .cast()
 }
 
-/// Sets up this thread for coroutines (once): an alternate signal stack and the overflow handler.
+/// Sets up this thread for coroutines (once): the MXCSR status bits, and an alternate signal
+/// stack and the overflow handler.
 fn prepare_thread() {
     if PREPARED.with(Cell::get) {
         return;
     }
     PREPARED.with(|prepared| prepared.set(true));
+    if MXCSR_FIX.load(Ordering::Relaxed) {
+        mxcsr::set_status_bits();
+    }
     stack_overflow::prepare_thread();
 }
+
+/// Turns the MXCSR fix on or off for the whole process (for benchmarks measuring it).
+pub fn set_mxcsr_fix(enabled: bool) {
+    MXCSR_FIX.store(enabled, Ordering::Relaxed);
+}
+
+/// Clears this thread's MXCSR exception status bits (for benchmarks measuring the fix).
+pub fn clear_mxcsr_status() {
+    mxcsr::clear_status_bits();
+}
+
+/// Whether all six MXCSR exception status bits are set on this thread (always `true` off x86_64).
+pub fn mxcsr_status_set() -> bool {
+    mxcsr::status_bits_set()
+}
+
+/// Sets the MXCSR exception status bits in the register block that boost saved for `context`,
+/// if something cleared them, so that the switch to it loads the same status bits as every other
+/// context on the thread (see the module docs).
+///
+/// This reads the saved block (just written by the other side's switch, so in cache) rather than
+/// the register: `stmxcsr` costs about 10 ns a switch on some CPUs (measured on an AMD EPYC
+/// VM), a load costs nothing. A side that clears its own bits pays one slow switch, after which
+/// the next switch back to it finds and fixes its saved block.
+///
+/// # Safety
+///
+/// `context` must be a suspended context made by `Context::new` or returned by a switch, not yet
+/// resumed, so that it points to the register block boost saved on its stack.
+#[inline(always)]
+unsafe fn keep_saved_mxcsr_status_set(context: &Context) {
+    #[cfg(all(target_arch = "x86_64", not(windows)))]
+    if MXCSR_FIX.load(Ordering::Relaxed) {
+        let saved = saved_mxcsr(context);
+        // SAFETY: by the caller's contract `saved` points to the 4-byte MXCSR slot at offset 0 of
+        // the suspended context's register block (boost's x86_64 SysV layout: MXCSR at 0x0, x87
+        // control word at 0x4, checked by a test). The block lies on that context's stack below
+        // its live frames; only the switch that resumes the context reads it, on this thread,
+        // after this store.
+        unsafe {
+            let value = saved.read();
+            if value & mxcsr::STATUS_BITS != mxcsr::STATUS_BITS {
+                saved.write(value | mxcsr::STATUS_BITS);
+            }
+        }
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(windows))))]
+    let _ = context;
+}
+
+/// The address of the MXCSR slot in a suspended context's saved register block.
+#[cfg(all(target_arch = "x86_64", not(windows)))]
+#[inline(always)]
+fn saved_mxcsr(context: &Context) -> *mut u32 {
+    // SAFETY: `Context` is a `repr(C)` struct whose only field is a `&'static c_void` (checked
+    // in size below), so its bytes are a valid pointer and can be read as one.
+    let block = unsafe { ptr::from_ref(context).cast::<*const u8>().read() };
+    // The block was written by boost's assembly on a stack whose provenance `new` exposed (or
+    // on a thread's own stack, outside any Rust allocation), so use exposed provenance rather
+    // than the shared `&c_void`, which allows no writes.
+    ptr::with_exposed_provenance_mut(block.addr())
+}
+
+const _: () = assert!(mem::size_of::<Context>() == mem::size_of::<*const u8>());
 
 #[cfg(test)]
 mod tests {
@@ -397,5 +505,57 @@ mod tests {
             }
         });
         assert!(matches!(outer.resume(0), Outcome::Finished(Ok(1))));
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn mxcsr_status_bits_are_set_on_prepared_threads_and_restored_by_switches() {
+        thread::spawn(|| {
+            clear_mxcsr_status();
+            assert!(!mxcsr_status_set());
+            let mut co = Coroutine::new(pool().get().unwrap(), |_| {
+                assert!(mxcsr_status_set(), "inherited from the creating thread");
+                clear_mxcsr_status();
+                suspend(0);
+                // The resumer fixed this side's saved block before switching back.
+                usize::from(mxcsr_status_set())
+            });
+            assert!(mxcsr_status_set(), "set by prepare_thread");
+            assert!(matches!(co.resume(0), Outcome::Suspended(0)));
+            assert!(mxcsr_status_set());
+            clear_mxcsr_status();
+            assert!(matches!(co.resume(0), Outcome::Finished(Ok(1))));
+            // The coroutine's last switch fixed this side's saved block.
+            assert!(mxcsr_status_set());
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// `keep_saved_mxcsr_status_set` relies on boost's register block layout: MXCSR at offset 0,
+    /// x87 control word at offset 4.
+    #[cfg(all(target_arch = "x86_64", not(windows)))]
+    #[test]
+    fn saved_register_block_starts_with_mxcsr_and_x87_control_word() {
+        thread::spawn(|| {
+            let mut co = Coroutine::new(pool().get().unwrap(), |_| {
+                clear_mxcsr_status();
+                suspend(0)
+            });
+            let saved = saved_mxcsr(co.context.as_ref().unwrap());
+            // SAFETY: a context made by `new` points to the block make_fcontext saved.
+            let (new_mxcsr, new_cw) =
+                unsafe { (saved.read(), saved.cast::<u16>().byte_add(4).read()) };
+            assert_eq!(new_mxcsr, mxcsr::read());
+            assert_eq!(new_cw, 0x037f, "the default x87 control word");
+            assert!(matches!(co.resume(0), Outcome::Suspended(0)));
+            let saved = saved_mxcsr(co.context.as_ref().unwrap());
+            // SAFETY: a context returned by a switch points to the block jump_fcontext saved.
+            let suspended_mxcsr = unsafe { saved.read() };
+            assert_eq!(suspended_mxcsr, mxcsr::read() & !mxcsr::STATUS_BITS);
+            assert!(matches!(co.resume(0), Outcome::Finished(Ok(0))));
+        })
+        .join()
+        .unwrap();
     }
 }
