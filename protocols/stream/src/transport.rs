@@ -34,10 +34,13 @@ impl Default for Limits {
 
 /// What the libuv callbacks and the blocking side share.
 struct Shared {
-    /// Received bytes; `buf[pos..]` is unread. libuv reads into the thread's spare buffer;
-    /// a small read is copied here, a large read into an empty `buf` becomes `buf`.
+    /// Received bytes; `buf[pos..]` is unread. An empty `buf` with room is lent to libuv and
+    /// read into in place; otherwise libuv reads into the thread's spare buffer, and a small
+    /// read is copied here while a large read into an empty `buf` becomes `buf`.
     buf: RefCell<Vec<u8>>,
     pos: Cell<usize>,
+    /// `buf` is lent to libuv for the read in progress (`buf` holds an empty stand-in).
+    lent: Cell<bool>,
     eof: Cell<bool>,
     read_error: Cell<Option<UvError>>,
     /// `read_start` is in effect.
@@ -104,6 +107,7 @@ impl<S: Stream + 'static> Transport<S> {
             shared: Rc::new(Shared {
                 buf: RefCell::new(Vec::new()),
                 pos: Cell::new(0),
+                lent: Cell::new(false),
                 eof: Cell::new(false),
                 read_error: Cell::new(None),
                 reading: Cell::new(false),
@@ -123,10 +127,7 @@ impl<S: Stream + 'static> Transport<S> {
 
     /// The handle, or `NotConnected` once the transport is closed.
     pub(crate) fn handle(&self) -> io::Result<Rc<S>> {
-        self.handle
-            .borrow()
-            .clone()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the stream is closed"))
+        self.handle.borrow().clone().ok_or_else(closed)
     }
 
     pub(crate) fn limits(&self) -> Limits {
@@ -271,29 +272,41 @@ impl<S: Stream + 'static> Transport<S> {
         if data.is_empty() {
             return Ok(0);
         }
+        // Nothing queued and no error (the usual case): the queue limit cannot apply, so this
+        // cannot block, and the handle is only borrowed (no clone) for the write.
+        if self.shared.pending_writes.get() == 0 && self.shared.write_error.get().is_none() {
+            let handle = self.handle.borrow();
+            let Some(handle) = handle.as_deref() else {
+                return Err(closed());
+            };
+            return self.write_now(handle, data);
+        }
         let handle = self.handle()?;
-        // Nothing queued and no error: the queue limit cannot apply, write at once.
-        let idle = self.shared.pending_writes.get() == 0 && self.shared.write_error.get().is_none();
-        if !idle {
-            self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        if handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0 {
+            return self.write_now(&handle, data);
         }
-        let mut rest = data;
-        if idle || (handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0) {
-            match handle.try_write(data) {
-                Ok(n) => rest = &data[n..],
-                Err(err) if err == UvError::EAGAIN => {}
-                Err(err) => return Err(err.into()),
-            }
-            if rest.is_empty() {
-                return Ok(data.len());
-            }
+        self.submit(&handle, data.to_vec())?;
+        Ok(data.len())
+    }
+
+    /// Writes `data` with nothing queued before it: what the kernel takes at once, the rest
+    /// copied into libuv's queue. Never blocks.
+    #[inline(always)]
+    fn write_now(&self, handle: &S, data: &[u8]) -> io::Result<usize> {
+        let written = match handle.try_write(data) {
+            Ok(n) => n,
+            Err(err) if err == UvError::EAGAIN => 0,
+            Err(err) => return Err(err.into()),
+        };
+        if written < data.len() {
+            self.submit(handle, data[written..].to_vec())?;
         }
-        self.submit(&handle, rest.to_vec())?;
         Ok(data.len())
     }
 
     /// Hands an owned buffer to libuv's write queue.
-    fn submit(&self, handle: &Rc<S>, data: Vec<u8>) -> io::Result<()> {
+    fn submit(&self, handle: &S, data: Vec<u8>) -> io::Result<()> {
         let shared = self.shared.clone();
         handle
             .write(data, move |result| {
@@ -408,6 +421,11 @@ impl<S: Stream + 'static> Drop for Transport<S> {
     }
 }
 
+/// The error of an operation on a closed transport.
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the stream is closed")
+}
+
 /// Fibers blocked on a condition of a stream, woken all at once when it may have changed.
 pub(crate) type Waiters = RefCell<Vec<Fiber>>;
 
@@ -439,6 +457,8 @@ pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str)
 const KEEP: usize = 4096;
 /// A read at least this large into an empty receive buffer becomes the buffer (no copy).
 const ADOPT: usize = 16 * 1024;
+/// An empty receive buffer with at least this much room is lent to libuv for the next read.
+const LEND: usize = 2048;
 
 thread_local! {
     /// The buffer libuv reads into, shared by the thread's connections: each read callback
@@ -457,12 +477,23 @@ fn give_spare(mut buf: Vec<u8>) {
     });
 }
 
-/// libuv's allocation callback: lends the thread's spare buffer (a buffer lent to libuv is
-/// lost if the read fails, so it never holds unread data).
+/// libuv's allocation callback. An empty receive buffer with room is lent as it is, so the
+/// bytes land where the reader looks (the usual case: a request or reply read whole). Else
+/// the thread's spare buffer is lent, and the read callback copies or adopts what it got.
+/// Either way the lent buffer holds no unread data: libuv drops a buffer whose read fails.
 fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
-    if shared.strong_count() == 0 {
+    let Some(shared) = shared.upgrade() else {
         return Vec::new();
+    };
+    let mut buf = shared.buf.borrow_mut();
+    let lend = shared.pos.get() == buf.len() && buf.capacity() >= LEND;
+    shared.lent.set(lend);
+    if lend {
+        shared.pos.set(0);
+        buf.clear();
+        return std::mem::take(&mut *buf);
     }
+    drop(buf);
     let mut buf = SPARE.with(|spare| spare.take());
     buf.clear();
     buf.reserve(suggested.min(64 * 1024));
@@ -475,7 +506,13 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
     let Some(shared) = shared.upgrade() else {
         return;
     };
+    // A failed read dropped a lent buffer (it held nothing unread): the empty stand-in stays.
+    let lent = shared.lent.replace(false);
     match data {
+        Ok(read) if lent => {
+            // The receive buffer itself, back with the bytes read (`pos` is 0 since the lend).
+            *shared.buf.borrow_mut() = read;
+        }
         Ok(read) if shared.buffered() == 0 && read.len() >= ADOPT => {
             shared.pos.set(0);
             let old = std::mem::replace(&mut *shared.buf.borrow_mut(), read);
@@ -486,6 +523,10 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
             if shared.pos.get() == buf.len() {
                 buf.clear();
                 shared.pos.set(0);
+                // Room to be lent for the next read, so that it needs no copy.
+                if buf.capacity() < LEND {
+                    buf.reserve(KEEP.max(read.len()));
+                }
             }
             buf.extend_from_slice(&read);
             drop(buf);
