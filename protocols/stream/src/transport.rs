@@ -33,27 +33,30 @@ impl Default for Limits {
 }
 
 /// What the libuv callbacks and the blocking side share.
+// Laid out in declaration order: what every request touches (reading, waiting, writing)
+// comes first, so that it shares as few cache lines as possible; the rest after.
+#[repr(C)]
 struct Shared {
     /// Received bytes; `buf[pos..]` is unread. An empty `buf` with room is lent to libuv and
     /// read into in place; otherwise libuv reads into the thread's spare buffer, and a small
     /// read is copied here while a large read into an empty `buf` becomes `buf`.
     buf: RefCell<Vec<u8>>,
     pos: Cell<usize>,
+    readers: Waiters,
+    read_error: Cell<Option<UvError>>,
+    /// Writes submitted to libuv and not completed.
+    pending_writes: Cell<usize>,
+    write_error: Cell<Option<UvError>>,
+    read_timeout: Cell<Option<Duration>>,
     /// `buf` is lent to libuv for the read in progress (`buf` holds an empty stand-in).
     lent: Cell<bool>,
     eof: Cell<bool>,
-    read_error: Cell<Option<UvError>>,
     /// `read_start` is in effect.
     reading: Cell<bool>,
     /// Reading was stopped because the buffer reached the high-water mark.
     paused: Cell<bool>,
-    readers: Waiters,
-    /// Writes submitted to libuv and not completed.
-    pending_writes: Cell<usize>,
-    write_error: Cell<Option<UvError>>,
-    writers: Waiters,
     limits: Cell<Limits>,
-    read_timeout: Cell<Option<Duration>>,
+    writers: Waiters,
     write_timeout: Cell<Option<Duration>>,
     /// The handle of a dropped transport whose writes are still in flight: the last write's
     /// callback drops it (closing it), so that queued bytes still go out, as with std's sockets.
@@ -63,34 +66,6 @@ struct Shared {
 impl Shared {
     fn buffered(&self) -> usize {
         self.buf.borrow().len() - self.pos.get()
-    }
-
-    fn wake(waiters: &Waiters) {
-        let mut list = waiters.borrow_mut();
-        match list.len() {
-            // Every read and write completion comes here: most find nobody waiting, or the
-            // one fiber reading (the list keeps its allocation either way).
-            0 => {}
-            1 => {
-                let waiter = list.pop();
-                drop(list);
-                if let Some(waiter) = waiter {
-                    waiter.unpark();
-                }
-            }
-            _ => {
-                let mut all = std::mem::take(&mut *list);
-                drop(list);
-                for waiter in all.drain(..) {
-                    waiter.unpark();
-                }
-                // Keep the allocation for the next wait, unless a waiter was added meanwhile.
-                let mut slot = waiters.borrow_mut();
-                if slot.is_empty() {
-                    *slot = all;
-                }
-            }
-        }
     }
 }
 
@@ -112,10 +87,10 @@ impl<S: Stream + 'static> Transport<S> {
                 read_error: Cell::new(None),
                 reading: Cell::new(false),
                 paused: Cell::new(false),
-                readers: RefCell::new(Vec::new()),
+                readers: Waiters::default(),
                 pending_writes: Cell::new(0),
                 write_error: Cell::new(None),
-                writers: RefCell::new(Vec::new()),
+                writers: Waiters::default(),
                 limits: Cell::new(Limits::default()),
                 read_timeout: Cell::new(None),
                 write_timeout: Cell::new(None),
@@ -315,7 +290,7 @@ impl<S: Stream + 'static> Transport<S> {
                 if let Err(err) = result {
                     shared.write_error.set(Some(err));
                 }
-                Shared::wake(&shared.writers);
+                shared.writers.wake_all();
                 if pending == 0 {
                     // The last write of a dropped transport closes its handle.
                     drop(shared.linger.take());
@@ -397,15 +372,15 @@ impl<S: Stream + 'static> Transport<S> {
         {
             let _ = handle.read_stop();
         }
-        Shared::wake(&self.shared.readers);
+        self.shared.readers.wake_all();
     }
 
     /// Closes the handle now; queued writes are cancelled.
     pub(crate) fn close(&self) {
         drop(self.handle.take());
         self.shared.eof.set(true);
-        Shared::wake(&self.shared.readers);
-        Shared::wake(&self.shared.writers);
+        self.shared.readers.wake_all();
+        self.shared.writers.wake_all();
     }
 }
 
@@ -427,24 +402,69 @@ fn closed() -> io::Error {
 }
 
 /// Fibers blocked on a condition of a stream, woken all at once when it may have changed.
-pub(crate) type Waiters = RefCell<Vec<Fiber>>;
+/// The first one is kept inline: the usual waiter is the one fiber reading (or writing), and
+/// its wait then touches no memory but the stream's own.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    first: Cell<Option<Fiber>>,
+    more: RefCell<Vec<Fiber>>,
+}
+
+impl Waiters {
+    fn add(&self, fiber: Fiber) {
+        match self.first.take() {
+            None => self.first.set(Some(fiber)),
+            first => {
+                self.first.set(first);
+                self.more.borrow_mut().push(fiber);
+            }
+        }
+    }
+
+    /// Forgets `fiber` if it is still waiting (its wait ended otherwise than by a wake-up).
+    fn remove(&self, fiber: &Fiber) {
+        match self.first.take() {
+            Some(first) if first == *fiber => {}
+            first => self.first.set(first),
+        }
+        let mut more = self.more.borrow_mut();
+        if !more.is_empty() {
+            more.retain(|f| f != fiber);
+        }
+    }
+
+    /// Wakes every waiter. Every read and write completion comes here: most find nobody
+    /// waiting, or only the first.
+    pub(crate) fn wake_all(&self) {
+        let first = self.first.take();
+        if !self.more.borrow().is_empty() {
+            let mut more = std::mem::take(&mut *self.more.borrow_mut());
+            for waiter in first.into_iter().chain(more.drain(..)) {
+                waiter.unpark();
+            }
+            // Keep the allocation for the next waits, unless a waiter was added meanwhile.
+            let mut slot = self.more.borrow_mut();
+            if slot.is_empty() {
+                *slot = more;
+            }
+        } else if let Some(first) = first {
+            first.unpark();
+        }
+    }
+}
 
 /// Parks the current fiber on `waiters` until woken (or spuriously: callers re-check their
 /// condition in a loop) or until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
 /// No allocation per wait: the fiber is the waiter.
 pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str) -> io::Result<()> {
     let me = fiber_core::current();
-    waiters.borrow_mut().push(me.clone());
+    waiters.add(me.clone());
     let result = match deadline {
         None => fiber_core::park(),
         Some(at) => fiber_core::park_timeout(at.saturating_duration_since(Instant::now())),
     };
     // A wake-up took us off the list; a timeout, a cancellation or a spurious return did not.
-    let mut list = waiters.borrow_mut();
-    if !list.is_empty() {
-        list.retain(|f| *f != me);
-    }
-    drop(list);
+    waiters.remove(&me);
     match result {
         Ok(()) => Ok(()),
         Err(FiberError::TimedOut) => Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned())),
@@ -547,5 +567,5 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
         shared.reading.set(false);
         shared.paused.set(true);
     }
-    Shared::wake(&shared.readers);
+    shared.readers.wake_all();
 }
