@@ -50,6 +50,9 @@ struct Shared {
     read_timeout: Cell<Option<Duration>>,
     /// `buf` is lent to libuv for the read in progress (`buf` holds an empty stand-in).
     lent: Cell<bool>,
+    /// The peer sends more than a lent buffer holds at a time (a lent buffer was filled):
+    /// reads go to the thread's spare buffer, so that one `read` takes all that came.
+    large: Cell<bool>,
     eof: Cell<bool>,
     /// `read_start` is in effect.
     reading: Cell<bool>,
@@ -83,6 +86,7 @@ impl<S: Stream + 'static> Transport<S> {
                 buf: RefCell::new(Vec::new()),
                 pos: Cell::new(0),
                 lent: Cell::new(false),
+                large: Cell::new(false),
                 eof: Cell::new(false),
                 read_error: Cell::new(None),
                 reading: Cell::new(false),
@@ -498,15 +502,16 @@ fn give_spare(mut buf: Vec<u8>) {
 }
 
 /// libuv's allocation callback. An empty receive buffer with room is lent as it is, so the
-/// bytes land where the reader looks (the usual case: a request or reply read whole). Else
-/// the thread's spare buffer is lent, and the read callback copies or adopts what it got.
+/// bytes land where the reader looks (the usual case: a request or reply read whole). Else,
+/// or when this peer's messages came larger than that buffer (one read each, not two), the
+/// thread's spare buffer is lent, and the read callback copies or adopts what it got.
 /// Either way the lent buffer holds no unread data: libuv drops a buffer whose read fails.
 fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
     let Some(shared) = shared.upgrade() else {
         return Vec::new();
     };
     let mut buf = shared.buf.borrow_mut();
-    let lend = shared.pos.get() == buf.len() && buf.capacity() >= LEND;
+    let lend = shared.pos.get() == buf.len() && buf.capacity() >= LEND && !shared.large.get();
     shared.lent.set(lend);
     if lend {
         shared.pos.set(0);
@@ -530,10 +535,16 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
     let lent = shared.lent.replace(false);
     match data {
         Ok(read) if lent => {
+            // Filled: libuv reads the rest into the spare now, and the next reads go there
+            // first.
+            if read.len() == read.capacity() {
+                shared.large.set(true);
+            }
             // The receive buffer itself, back with the bytes read (`pos` is 0 since the lend).
             *shared.buf.borrow_mut() = read;
         }
         Ok(read) if shared.buffered() == 0 && read.len() >= ADOPT => {
+            shared.large.set(true);
             shared.pos.set(0);
             let old = std::mem::replace(&mut *shared.buf.borrow_mut(), read);
             give_spare(old);
@@ -543,6 +554,8 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
             if shared.pos.get() == buf.len() {
                 buf.clear();
                 shared.pos.set(0);
+                // A read into an empty buffer that a lent one would have held: lend again.
+                shared.large.set(read.len() >= LEND);
                 // Room to be lent for the next read, so that it needs no copy.
                 if buf.capacity() < LEND {
                     buf.reserve(KEEP.max(read.len()));
