@@ -238,7 +238,7 @@ impl TcpListener {
         let incoming = Rc::new(Incoming {
             ready: Cell::new(0),
             error: Cell::new(None),
-            acceptors: RefCell::new(Vec::new()),
+            acceptors: Waiters::default(),
         });
         let weak: Weak<Incoming> = Rc::downgrade(&incoming);
         tcp.listen(BACKLOG, move |_, status| {
@@ -247,9 +247,7 @@ impl TcpListener {
                     Ok(()) => incoming.ready.set(incoming.ready.get() + 1),
                     Err(err) => incoming.error.set(Some(err)),
                 }
-                for waiter in incoming.acceptors.take() {
-                    waiter.unpark();
-                }
+                incoming.acceptors.wake_all();
             }
         })?;
         Ok(TcpListener {
@@ -314,9 +312,7 @@ impl TcpListener {
     /// `ErrorKind::NotConnected`. Never switches.
     pub fn close(&self) {
         drop(self.handle.take());
-        for waiter in self.incoming.acceptors.take() {
-            waiter.unpark();
-        }
+        self.incoming.acceptors.wake_all();
     }
 }
 

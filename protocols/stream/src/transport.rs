@@ -33,24 +33,33 @@ impl Default for Limits {
 }
 
 /// What the libuv callbacks and the blocking side share.
+// Laid out in declaration order: what every request touches (reading, waiting, writing)
+// comes first, so that it shares as few cache lines as possible; the rest after.
+#[repr(C)]
 struct Shared {
-    /// Received bytes; `buf[pos..]` is unread. libuv reads into the thread's spare buffer;
-    /// a small read is copied here, a large read into an empty `buf` becomes `buf`.
+    /// Received bytes; `buf[pos..]` is unread. An empty `buf` with room is lent to libuv and
+    /// read into in place; otherwise libuv reads into the thread's spare buffer, and a small
+    /// read is copied here while a large read into an empty `buf` becomes `buf`.
     buf: RefCell<Vec<u8>>,
     pos: Cell<usize>,
-    eof: Cell<bool>,
+    readers: Waiters,
     read_error: Cell<Option<UvError>>,
+    /// Writes submitted to libuv and not completed.
+    pending_writes: Cell<usize>,
+    write_error: Cell<Option<UvError>>,
+    read_timeout: Cell<Option<Duration>>,
+    /// `buf` is lent to libuv for the read in progress (`buf` holds an empty stand-in).
+    lent: Cell<bool>,
+    /// The peer sends more than a lent buffer holds at a time (a lent buffer was filled):
+    /// reads go to the thread's spare buffer, so that one `read` takes all that came.
+    large: Cell<bool>,
+    eof: Cell<bool>,
     /// `read_start` is in effect.
     reading: Cell<bool>,
     /// Reading was stopped because the buffer reached the high-water mark.
     paused: Cell<bool>,
-    readers: Waiters,
-    /// Writes submitted to libuv and not completed.
-    pending_writes: Cell<usize>,
-    write_error: Cell<Option<UvError>>,
-    writers: Waiters,
     limits: Cell<Limits>,
-    read_timeout: Cell<Option<Duration>>,
+    writers: Waiters,
     write_timeout: Cell<Option<Duration>>,
     /// The handle of a dropped transport whose writes are still in flight: the last write's
     /// callback drops it (closing it), so that queued bytes still go out, as with std's sockets.
@@ -60,34 +69,6 @@ struct Shared {
 impl Shared {
     fn buffered(&self) -> usize {
         self.buf.borrow().len() - self.pos.get()
-    }
-
-    fn wake(waiters: &Waiters) {
-        let mut list = waiters.borrow_mut();
-        match list.len() {
-            // Every read and write completion comes here: most find nobody waiting, or the
-            // one fiber reading (the list keeps its allocation either way).
-            0 => {}
-            1 => {
-                let waiter = list.pop();
-                drop(list);
-                if let Some(waiter) = waiter {
-                    waiter.unpark();
-                }
-            }
-            _ => {
-                let mut all = std::mem::take(&mut *list);
-                drop(list);
-                for waiter in all.drain(..) {
-                    waiter.unpark();
-                }
-                // Keep the allocation for the next wait, unless a waiter was added meanwhile.
-                let mut slot = waiters.borrow_mut();
-                if slot.is_empty() {
-                    *slot = all;
-                }
-            }
-        }
     }
 }
 
@@ -104,14 +85,16 @@ impl<S: Stream + 'static> Transport<S> {
             shared: Rc::new(Shared {
                 buf: RefCell::new(Vec::new()),
                 pos: Cell::new(0),
+                lent: Cell::new(false),
+                large: Cell::new(false),
                 eof: Cell::new(false),
                 read_error: Cell::new(None),
                 reading: Cell::new(false),
                 paused: Cell::new(false),
-                readers: RefCell::new(Vec::new()),
+                readers: Waiters::default(),
                 pending_writes: Cell::new(0),
                 write_error: Cell::new(None),
-                writers: RefCell::new(Vec::new()),
+                writers: Waiters::default(),
                 limits: Cell::new(Limits::default()),
                 read_timeout: Cell::new(None),
                 write_timeout: Cell::new(None),
@@ -123,10 +106,7 @@ impl<S: Stream + 'static> Transport<S> {
 
     /// The handle, or `NotConnected` once the transport is closed.
     pub(crate) fn handle(&self) -> io::Result<Rc<S>> {
-        self.handle
-            .borrow()
-            .clone()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "the stream is closed"))
+        self.handle.borrow().clone().ok_or_else(closed)
     }
 
     pub(crate) fn limits(&self) -> Limits {
@@ -271,29 +251,41 @@ impl<S: Stream + 'static> Transport<S> {
         if data.is_empty() {
             return Ok(0);
         }
+        // Nothing queued and no error (the usual case): the queue limit cannot apply, so this
+        // cannot block, and the handle is only borrowed (no clone) for the write.
+        if self.shared.pending_writes.get() == 0 && self.shared.write_error.get().is_none() {
+            let handle = self.handle.borrow();
+            let Some(handle) = handle.as_deref() else {
+                return Err(closed());
+            };
+            return self.write_now(handle, data);
+        }
         let handle = self.handle()?;
-        // Nothing queued and no error: the queue limit cannot apply, write at once.
-        let idle = self.shared.pending_writes.get() == 0 && self.shared.write_error.get().is_none();
-        if !idle {
-            self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
+        if handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0 {
+            return self.write_now(&handle, data);
         }
-        let mut rest = data;
-        if idle || (handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0) {
-            match handle.try_write(data) {
-                Ok(n) => rest = &data[n..],
-                Err(err) if err == UvError::EAGAIN => {}
-                Err(err) => return Err(err.into()),
-            }
-            if rest.is_empty() {
-                return Ok(data.len());
-            }
+        self.submit(&handle, data.to_vec())?;
+        Ok(data.len())
+    }
+
+    /// Writes `data` with nothing queued before it: what the kernel takes at once, the rest
+    /// copied into libuv's queue. Never blocks.
+    #[inline(always)]
+    fn write_now(&self, handle: &S, data: &[u8]) -> io::Result<usize> {
+        let written = match handle.try_write(data) {
+            Ok(n) => n,
+            Err(err) if err == UvError::EAGAIN => 0,
+            Err(err) => return Err(err.into()),
+        };
+        if written < data.len() {
+            self.submit(handle, data[written..].to_vec())?;
         }
-        self.submit(&handle, rest.to_vec())?;
         Ok(data.len())
     }
 
     /// Hands an owned buffer to libuv's write queue.
-    fn submit(&self, handle: &Rc<S>, data: Vec<u8>) -> io::Result<()> {
+    fn submit(&self, handle: &S, data: Vec<u8>) -> io::Result<()> {
         let shared = self.shared.clone();
         handle
             .write(data, move |result| {
@@ -302,7 +294,7 @@ impl<S: Stream + 'static> Transport<S> {
                 if let Err(err) = result {
                     shared.write_error.set(Some(err));
                 }
-                Shared::wake(&shared.writers);
+                shared.writers.wake_all();
                 if pending == 0 {
                     // The last write of a dropped transport closes its handle.
                     drop(shared.linger.take());
@@ -384,15 +376,15 @@ impl<S: Stream + 'static> Transport<S> {
         {
             let _ = handle.read_stop();
         }
-        Shared::wake(&self.shared.readers);
+        self.shared.readers.wake_all();
     }
 
     /// Closes the handle now; queued writes are cancelled.
     pub(crate) fn close(&self) {
         drop(self.handle.take());
         self.shared.eof.set(true);
-        Shared::wake(&self.shared.readers);
-        Shared::wake(&self.shared.writers);
+        self.shared.readers.wake_all();
+        self.shared.writers.wake_all();
     }
 }
 
@@ -408,25 +400,75 @@ impl<S: Stream + 'static> Drop for Transport<S> {
     }
 }
 
+/// The error of an operation on a closed transport.
+fn closed() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the stream is closed")
+}
+
 /// Fibers blocked on a condition of a stream, woken all at once when it may have changed.
-pub(crate) type Waiters = RefCell<Vec<Fiber>>;
+/// The first one is kept inline: the usual waiter is the one fiber reading (or writing), and
+/// its wait then touches no memory but the stream's own.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    first: Cell<Option<Fiber>>,
+    more: RefCell<Vec<Fiber>>,
+}
+
+impl Waiters {
+    fn add(&self, fiber: Fiber) {
+        match self.first.take() {
+            None => self.first.set(Some(fiber)),
+            first => {
+                self.first.set(first);
+                self.more.borrow_mut().push(fiber);
+            }
+        }
+    }
+
+    /// Forgets `fiber` if it is still waiting (its wait ended otherwise than by a wake-up).
+    fn remove(&self, fiber: &Fiber) {
+        match self.first.take() {
+            Some(first) if first == *fiber => {}
+            first => self.first.set(first),
+        }
+        let mut more = self.more.borrow_mut();
+        if !more.is_empty() {
+            more.retain(|f| f != fiber);
+        }
+    }
+
+    /// Wakes every waiter. Every read and write completion comes here: most find nobody
+    /// waiting, or only the first.
+    pub(crate) fn wake_all(&self) {
+        let first = self.first.take();
+        if !self.more.borrow().is_empty() {
+            let mut more = std::mem::take(&mut *self.more.borrow_mut());
+            for waiter in first.into_iter().chain(more.drain(..)) {
+                waiter.unpark();
+            }
+            // Keep the allocation for the next waits, unless a waiter was added meanwhile.
+            let mut slot = self.more.borrow_mut();
+            if slot.is_empty() {
+                *slot = more;
+            }
+        } else if let Some(first) = first {
+            first.unpark();
+        }
+    }
+}
 
 /// Parks the current fiber on `waiters` until woken (or spuriously: callers re-check their
 /// condition in a loop) or until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
 /// No allocation per wait: the fiber is the waiter.
 pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str) -> io::Result<()> {
     let me = fiber_core::current();
-    waiters.borrow_mut().push(me.clone());
+    waiters.add(me.clone());
     let result = match deadline {
         None => fiber_core::park(),
         Some(at) => fiber_core::park_timeout(at.saturating_duration_since(Instant::now())),
     };
     // A wake-up took us off the list; a timeout, a cancellation or a spurious return did not.
-    let mut list = waiters.borrow_mut();
-    if !list.is_empty() {
-        list.retain(|f| *f != me);
-    }
-    drop(list);
+    waiters.remove(&me);
     match result {
         Ok(()) => Ok(()),
         Err(FiberError::TimedOut) => Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned())),
@@ -439,6 +481,8 @@ pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str)
 const KEEP: usize = 4096;
 /// A read at least this large into an empty receive buffer becomes the buffer (no copy).
 const ADOPT: usize = 16 * 1024;
+/// An empty receive buffer with at least this much room is lent to libuv for the next read.
+const LEND: usize = 2048;
 
 thread_local! {
     /// The buffer libuv reads into, shared by the thread's connections: each read callback
@@ -457,12 +501,24 @@ fn give_spare(mut buf: Vec<u8>) {
     });
 }
 
-/// libuv's allocation callback: lends the thread's spare buffer (a buffer lent to libuv is
-/// lost if the read fails, so it never holds unread data).
+/// libuv's allocation callback. An empty receive buffer with room is lent as it is, so the
+/// bytes land where the reader looks (the usual case: a request or reply read whole). Else,
+/// or when this peer's messages came larger than that buffer (one read each, not two), the
+/// thread's spare buffer is lent, and the read callback copies or adopts what it got.
+/// Either way the lent buffer holds no unread data: libuv drops a buffer whose read fails.
 fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
-    if shared.strong_count() == 0 {
+    let Some(shared) = shared.upgrade() else {
         return Vec::new();
+    };
+    let mut buf = shared.buf.borrow_mut();
+    let lend = shared.pos.get() == buf.len() && buf.capacity() >= LEND && !shared.large.get();
+    shared.lent.set(lend);
+    if lend {
+        shared.pos.set(0);
+        buf.clear();
+        return std::mem::take(&mut *buf);
     }
+    drop(buf);
     let mut buf = SPARE.with(|spare| spare.take());
     buf.clear();
     buf.reserve(suggested.min(64 * 1024));
@@ -475,8 +531,20 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
     let Some(shared) = shared.upgrade() else {
         return;
     };
+    // A failed read dropped a lent buffer (it held nothing unread): the empty stand-in stays.
+    let lent = shared.lent.replace(false);
     match data {
+        Ok(read) if lent => {
+            // Filled: libuv reads the rest into the spare now, and the next reads go there
+            // first.
+            if read.len() == read.capacity() {
+                shared.large.set(true);
+            }
+            // The receive buffer itself, back with the bytes read (`pos` is 0 since the lend).
+            *shared.buf.borrow_mut() = read;
+        }
         Ok(read) if shared.buffered() == 0 && read.len() >= ADOPT => {
+            shared.large.set(true);
             shared.pos.set(0);
             let old = std::mem::replace(&mut *shared.buf.borrow_mut(), read);
             give_spare(old);
@@ -486,6 +554,12 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
             if shared.pos.get() == buf.len() {
                 buf.clear();
                 shared.pos.set(0);
+                // A read into an empty buffer that a lent one would have held: lend again.
+                shared.large.set(read.len() >= LEND);
+                // Room to be lent for the next read, so that it needs no copy.
+                if buf.capacity() < LEND {
+                    buf.reserve(KEEP.max(read.len()));
+                }
             }
             buf.extend_from_slice(&read);
             drop(buf);
@@ -506,5 +580,5 @@ fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, U
         shared.reading.set(false);
         shared.paused.set(true);
     }
-    Shared::wake(&shared.readers);
+    shared.readers.wake_all();
 }

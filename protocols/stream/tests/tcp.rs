@@ -273,3 +273,64 @@ fn reading_pauses_at_the_high_water_mark_and_resumes_below_the_low_one() {
         writer.join().unwrap().unwrap();
     });
 }
+
+/// Messages of sizes around the receive buffer's thresholds (the 2 KiB lent buffer, the 4 KiB
+/// one kept, the 16 KiB read adopted whole, several reads of 64 KiB), each sent when the reader
+/// has drained everything (read into the connection's own buffer) or only half of the last one
+/// (read into the thread's spare and appended): every byte arrives once and in order.
+#[test]
+fn reads_into_empty_and_partly_read_buffers_keep_every_byte_in_order() {
+    use gruvi_stream::Connection;
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sizes = [
+            1, 40, 2047, 2048, 2049, 4095, 4096, 4097, 16383, 16384, 16385, 65536, 200_000, 3,
+        ];
+        let data = random_bytes(sizes.iter().sum::<usize>() * 2, 11);
+        let d = data.clone();
+        // Sends each message after the reader's one-byte go-ahead.
+        let writer = spawn(move || -> io::Result<()> {
+            let (mut conn, _) = listener.accept()?;
+            let mut sent = 0;
+            for size in sizes.iter().chain(sizes.iter()) {
+                let mut go = [0u8];
+                conn.read_exact(&mut go)?;
+                conn.write_all(&d[sent..sent + size])?;
+                sent += size;
+            }
+            conn.shutdown(Shutdown::Write)
+        });
+        let mut client = TcpStream::connect(addr).unwrap();
+        // A lost byte fails the test instead of hanging it.
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut expected = 0;
+        for (round, size) in sizes.iter().chain(sizes.iter()).enumerate() {
+            // First pass: the buffer is empty when each message comes. Second pass: half of
+            // the previous message is still unread.
+            let keep = if round >= sizes.len() {
+                (expected - got.len()) / 2
+            } else {
+                0
+            };
+            while expected - got.len() > keep {
+                assert!(client.fill().unwrap(), "end of stream too early");
+                let mut taken = 0;
+                client.with_buffered(&mut |b| {
+                    taken = b.len().min(expected - got.len() - keep);
+                    got.extend_from_slice(&b[..taken]);
+                });
+                client.consume(taken);
+            }
+            client.write_all(b"g").unwrap();
+            expected += size;
+        }
+        client.read_to_end(&mut got).unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(got.len(), data.len());
+        assert!(got == data, "received bytes differ");
+    });
+}
