@@ -204,9 +204,13 @@ fn request_with<'b>(
     }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
-    if let Some(reuse) = &mut spare.headers {
+    // A box given back usually got the last written response's map already (see
+    // `Parser::recycle_headers`), else the spare map is used.
+    if headers.capacity() == 0
+        && let Some(reuse) = &mut spare.headers
+    {
         // Swapped: the head's map (empty, taken by the last request) goes to the spare,
-        // where the next written response's map replaces it (see `Parser::recycle_headers`).
+        // where the next written response's map replaces it.
         std::mem::swap(headers, reuse);
         if reuse.capacity() > crate::parser::KEEP_HEADERS {
             spare.headers = None;
