@@ -102,7 +102,27 @@ pub(crate) struct Spare {
 #[derive(Debug)]
 pub(crate) struct FieldCache {
     slots: Vec<CachedField>,
+    /// The whole field section of the last heads.
+    block: CachedBlock,
 }
+
+/// The field section of recent request heads as a whole (its raw bytes, from the first
+/// field's name to the end of the last value): a client on a kept-alive connection often
+/// sends the same fields with every request. Repeated a second time, it is parsed into the
+/// cache with what its fields say ([`Semantics`]); later heads with the same bytes (and HTTP
+/// version) then get clones of its fields with no per-field comparison, and their semantics
+/// without reading the fields again. A section that changes is a copy of its bytes, and
+/// goes on to the per-field cache.
+#[derive(Debug, Default)]
+struct CachedBlock {
+    bytes: Vec<u8>,
+    version: Version,
+    /// The fields and what they say, once a second head repeated the bytes.
+    parsed: Option<(Vec<(HeaderName, HeaderValue)>, Semantics)>,
+}
+
+/// The longest field section cached whole.
+const CACHED_BLOCK: usize = 2048;
 
 /// Fields cached per thread (by position in the head).
 const CACHED_FIELDS: usize = 16;
@@ -122,7 +142,14 @@ struct CachedField {
 
 impl FieldCache {
     pub(crate) const fn new() -> FieldCache {
-        FieldCache { slots: Vec::new() }
+        FieldCache {
+            slots: Vec::new(),
+            block: CachedBlock {
+                bytes: Vec::new(),
+                version: Version::HTTP_11,
+                parsed: None,
+            },
+        }
     }
 }
 
@@ -188,7 +215,16 @@ fn request_with<'b>(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let semantics = Semantics::of(req.headers, version)?;
+    // The field section as a whole, if it is the cached one: its semantics are known.
+    let block = field_block(buf, req.headers);
+    let cached = match (&spare.fields, block) {
+        (Some(cache), Some(block)) => cache.block.semantics(block, version, req.headers.len()),
+        _ => None,
+    };
+    let semantics = match cached {
+        Some(semantics) => semantics,
+        None => Semantics::of(req.headers, version)?,
+    };
     // The fields go straight into the (possibly reused) box rather than through temporaries:
     // a head is large, every move of it is a copy, and every stack line a connection fiber
     // touches is a likely cache miss.
@@ -221,7 +257,15 @@ fn request_with<'b>(
         headers.clear();
     }
     match &mut spare.fields {
-        Some(cache) => fill_cached(headers, req.headers, buf, cache, &slice)?,
+        Some(cache) if cached.is_some() => cache.block.fill(headers),
+        Some(cache) => {
+            fill_cached(headers, req.headers, buf, cache, &slice)?;
+            if let Some(block) = block {
+                cache
+                    .block
+                    .remember(block, version, req.headers, semantics)?;
+            }
+        }
         None => fill_headers(headers, req.headers, &slice)?,
     }
     if version == Version::HTTP_11 {
@@ -403,6 +447,7 @@ fn target_uri(target: Bytes) -> Result<Uri, Error> {
 
 /// What the header fields say about framing and the connection, read from the raw fields
 /// (cheaper than looking names up in the map).
+#[derive(Clone, Copy, Debug)]
 struct Semantics {
     content_length: Option<u64>,
     /// `Some(ends in chunked)` when Transfer-Encoding is present.
@@ -639,6 +684,74 @@ impl FieldCache {
         slot.parsed = None;
         build_field(field, slice(field.value))
     }
+}
+
+impl CachedBlock {
+    /// The semantics of the field section `block` (of `count` fields) of a head of
+    /// `version`, if it is the cached one.
+    #[inline(always)]
+    fn semantics(&self, block: &[u8], version: Version, count: usize) -> Option<Semantics> {
+        match &self.parsed {
+            Some((fields, semantics))
+                if fields.len() == count && self.version == version && *self.bytes == *block =>
+            {
+                Some(*semantics)
+            }
+            _ => None,
+        }
+    }
+
+    /// Fills the empty map `headers` with the cached fields.
+    #[inline(always)]
+    fn fill(&self, headers: &mut HeaderMap) {
+        if let Some((fields, _)) = &self.parsed {
+            make_room(headers, fields.len());
+            for (name, value) in fields {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+
+    /// Remembers the field section `block` (of `fields`, which say `semantics`) of a head
+    /// of `version` that was not the cached one: parsed into the cache if the last head had
+    /// the same, else kept as bytes.
+    #[cold]
+    #[inline(never)]
+    fn remember(
+        &mut self,
+        block: &[u8],
+        version: Version,
+        fields: &[httparse::Header<'_>],
+        semantics: Semantics,
+    ) -> Result<(), Error> {
+        if self.version == version && *self.bytes == *block {
+            // Each value a copy of its own: a slice of the head's copy would keep all of it.
+            let parsed = fields
+                .iter()
+                .map(|field| build_field(field, Bytes::copy_from_slice(field.value)))
+                .collect::<Result<_, _>>()?;
+            self.parsed = Some((parsed, semantics));
+            return Ok(());
+        }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(block);
+        self.version = version;
+        self.parsed = None;
+        Ok(())
+    }
+}
+
+/// The field section of the head in `buf` (from the first name to the end of the last
+/// value), if it has fields and is short enough to cache.
+#[inline(always)]
+fn field_block<'b>(buf: &'b [u8], fields: &[httparse::Header<'_>]) -> Option<&'b [u8]> {
+    let (first, last) = (fields.first()?, fields.last()?);
+    let base = buf.as_ptr() as usize;
+    let start = (first.name.as_ptr() as usize).wrapping_sub(base);
+    let end = (last.value.as_ptr() as usize)
+        .wrapping_sub(base)
+        .checked_add(last.value.len())?;
+    (start < end && end <= buf.len() && end - start <= CACHED_BLOCK).then(|| &buf[start..end])
 }
 
 /// The bytes of `buf` from the start of a field's name to the end of its value, and where the

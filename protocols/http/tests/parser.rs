@@ -693,3 +693,80 @@ fn a_recycled_head_keeps_nothing_of_its_last_request() {
     assert_eq!(last.request.uri(), "*");
     assert_eq!(last.request.method(), Method::OPTIONS);
 }
+
+/// A field section repeated from head to head (parsed, after the second time, from the
+/// per-thread cache of whole sections) comes out the same every time, with what it says
+/// for the head's version; a change anywhere in it is seen.
+#[test]
+fn repeated_field_sections_are_parsed_alike_and_changes_are_seen() {
+    use gruvi_http::Framing;
+    let mut parser = Parser::requests(Limits::default());
+    let mut next = |wire: &[u8]| {
+        let (used, event) = parser.parse(wire, usize::MAX).unwrap();
+        let Event::Request(head) = event else {
+            panic!("not a head: {event:?}");
+        };
+        let mut rest = &wire[used..];
+        loop {
+            let (used, event) = parser.parse(rest, usize::MAX).unwrap();
+            rest = &rest[used..];
+            if matches!(event, Event::End) {
+                break;
+            }
+        }
+        assert!(rest.is_empty());
+        let fields: Vec<(String, String)> = head
+            .request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let summary = (head.keep_alive, head.framing, fields);
+        parser.recycle(head);
+        summary
+    };
+    let pairs = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        let owned = fields
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()));
+        owned.collect()
+    };
+    let plain = pairs(&[("host", "h"), ("x-a", "1"), ("accept", "*/*")]);
+    for _ in 0..3 {
+        let wire = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nAccept: */*\r\n\r\n";
+        assert_eq!(next(wire), (true, Framing::Length(0), plain.clone()));
+    }
+    // The same fields on HTTP/1.0: not kept alive.
+    for _ in 0..3 {
+        let wire = b"GET / HTTP/1.0\r\nHost: h\r\nX-A: 1\r\nAccept: */*\r\n\r\n";
+        assert_eq!(next(wire), (false, Framing::Length(0), plain.clone()));
+    }
+    // One value changed (same length).
+    let wire = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 2\r\nAccept: */*\r\n\r\n";
+    let changed = pairs(&[("host", "h"), ("x-a", "2"), ("accept", "*/*")]);
+    assert_eq!(next(wire), (true, Framing::Length(0), changed));
+    // Framing and persistence from cached sections.
+    let close = pairs(&[
+        ("host", "h"),
+        ("content-length", "3"),
+        ("connection", "close"),
+    ]);
+    for _ in 0..3 {
+        let wire =
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
+        assert_eq!(next(wire), (false, Framing::Length(3), close.clone()));
+    }
+    let wire = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd";
+    let four = pairs(&[
+        ("host", "h"),
+        ("content-length", "4"),
+        ("connection", "close"),
+    ]);
+    assert_eq!(next(wire), (false, Framing::Length(4), four));
+    // A cached section that breaks a rule is refused every time.
+    for _ in 0..3 {
+        let wire = b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n";
+        let mut parser = Parser::requests(Limits::default());
+        assert!(parser.parse(wire, usize::MAX).is_err());
+    }
+}
