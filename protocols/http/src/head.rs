@@ -107,19 +107,31 @@ pub(crate) struct FieldCache {
 }
 
 /// The field section of recent request heads as a whole (its raw bytes, from the first
-/// field's name to the end of the last value): a client on a kept-alive connection often
+/// field's name to the end of the head): a client on a kept-alive connection often
 /// sends the same fields with every request. Repeated a second time, it is parsed into the
 /// cache with what its fields say ([`Semantics`]); later heads with the same bytes (and HTTP
 /// version) then get clones of its fields with no per-field comparison, and their semantics
 /// without reading the fields again. A section that changes is a copy of its bytes, and
-/// goes on to the per-field cache.
+/// goes on to the per-field cache; after [`BLOCK_MISSES`] changes in a row, only two heads
+/// in a row out of every [`BLOCK_PROBE`] are looked at, so that sections that never repeat
+/// (a request id in every head) cost little more than without this cache, and one that
+/// starts to repeat is still found within two rounds.
 #[derive(Debug, Default)]
 struct CachedBlock {
     bytes: Vec<u8>,
     version: Version,
     /// The fields and what they say, once a second head repeated the bytes.
     parsed: Option<(Vec<(HeaderName, HeaderValue)>, Semantics)>,
+    /// Sections in a row that were not the one before (up to [`BLOCK_MISSES`]).
+    misses: u8,
+    /// Heads still to pass over before the next section is looked at.
+    skip: u8,
 }
+
+/// Changed sections in a row after which the cache looks only at some heads.
+const BLOCK_MISSES: u8 = 4;
+/// Then two heads in a row out of this many are looked at.
+const BLOCK_PROBE: u8 = 16;
 
 /// The longest field section cached whole.
 const CACHED_BLOCK: usize = 2048;
@@ -148,6 +160,8 @@ impl FieldCache {
                 bytes: Vec::new(),
                 version: Version::HTTP_11,
                 parsed: None,
+                misses: 0,
+                skip: 0,
             },
         }
     }
@@ -216,10 +230,9 @@ fn request_with<'b>(
         _ => Version::HTTP_11,
     };
     // The field section as a whole, if it is the cached one: its semantics are known.
-    let block = field_block(buf, req.headers);
-    let cached = match (&spare.fields, block) {
-        (Some(cache), Some(block)) => cache.block.semantics(block, version, req.headers.len()),
-        _ => None,
+    let cached = match &spare.fields {
+        Some(cache) => cache.block.semantics(buf, len, req.headers, version),
+        None => None,
     };
     let semantics = match cached {
         Some(semantics) => semantics,
@@ -260,11 +273,9 @@ fn request_with<'b>(
         Some(cache) if cached.is_some() => cache.block.fill(headers),
         Some(cache) => {
             fill_cached(headers, req.headers, buf, cache, &slice)?;
-            if let Some(block) = block {
-                cache
-                    .block
-                    .remember(block, version, req.headers, semantics)?;
-            }
+            cache
+                .block
+                .remember(buf, len, version, req.headers, &semantics);
         }
         None => fill_headers(headers, req.headers, &slice)?,
     }
@@ -687,18 +698,20 @@ impl FieldCache {
 }
 
 impl CachedBlock {
-    /// The semantics of the field section `block` (of `count` fields) of a head of
-    /// `version`, if it is the cached one.
+    /// The semantics of the field section of the head of `len` bytes in `buf` (of `version`,
+    /// with `fields`), if it is the cached one.
     #[inline(always)]
-    fn semantics(&self, block: &[u8], version: Version, count: usize) -> Option<Semantics> {
-        match &self.parsed {
-            Some((fields, semantics))
-                if fields.len() == count && self.version == version && *self.bytes == *block =>
-            {
-                Some(*semantics)
-            }
-            _ => None,
-        }
+    fn semantics(
+        &self,
+        buf: &[u8],
+        len: usize,
+        fields: &[httparse::Header<'_>],
+        version: Version,
+    ) -> Option<Semantics> {
+        let (parsed, semantics) = self.parsed.as_ref()?;
+        let block = field_block(buf, len, fields)?;
+        (parsed.len() == fields.len() && self.version == version && *self.bytes == *block)
+            .then_some(*semantics)
     }
 
     /// Fills the empty map `headers` with the cached fields.
@@ -712,46 +725,67 @@ impl CachedBlock {
         }
     }
 
-    /// Remembers the field section `block` (of `fields`, which say `semantics`) of a head
-    /// of `version` that was not the cached one: parsed into the cache if the last head had
-    /// the same, else kept as bytes.
-    #[cold]
-    #[inline(never)]
+    /// Remembers the field section of the head of `len` bytes in `buf` (of `version`, with
+    /// `fields`, which say `semantics`), which was not the cached one: parsed into the cache
+    /// if the last head had the same, else kept as bytes.
+    #[inline(always)]
     fn remember(
         &mut self,
-        block: &[u8],
+        buf: &[u8],
+        len: usize,
         version: Version,
         fields: &[httparse::Header<'_>],
-        semantics: Semantics,
-    ) -> Result<(), Error> {
-        if self.version == version && *self.bytes == *block {
-            // Each value a copy of its own: a slice of the head's copy would keep all of it.
-            let parsed = fields
-                .iter()
-                .map(|field| build_field(field, Bytes::copy_from_slice(field.value)))
-                .collect::<Result<_, _>>()?;
-            self.parsed = Some((parsed, semantics));
-            return Ok(());
+        semantics: &Semantics,
+    ) {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return;
+        }
+        let Some(block) = field_block(buf, len, fields) else {
+            return;
+        };
+        // A parsed section was compared already (`semantics`): this one is another.
+        if self.parsed.is_none() && self.version == version && *self.bytes == *block {
+            self.misses = 0;
+            self.parse(fields, semantics);
+            return;
         }
         self.bytes.clear();
         self.bytes.extend_from_slice(block);
         self.version = version;
-        self.parsed = None;
-        Ok(())
+        if self.parsed.is_some() {
+            self.parsed = None;
+        }
+        if self.misses < BLOCK_MISSES {
+            self.misses += 1;
+        } else {
+            // Some heads passed over; then the next two are looked at (the first compared
+            // with this one, the second with the first).
+            self.skip = BLOCK_PROBE - 2;
+            self.misses = BLOCK_MISSES - 1;
+        }
+    }
+
+    /// Parses the fields of the section just repeated into the cache.
+    #[cold]
+    #[inline(never)]
+    fn parse(&mut self, fields: &[httparse::Header<'_>], semantics: &Semantics) {
+        // Each value a copy of its own: a slice of the head's copy would keep all of it.
+        let parsed = fields
+            .iter()
+            .map(|field| build_field(field, Bytes::copy_from_slice(field.value)))
+            .collect::<Result<_, _>>();
+        self.parsed = parsed.ok().map(|parsed| (parsed, *semantics));
     }
 }
 
-/// The field section of the head in `buf` (from the first name to the end of the last
-/// value), if it has fields and is short enough to cache.
+/// The field section of the head of `len` bytes at the start of `buf` (from the first
+/// field's name to the end of the head), if it has fields and is short enough to cache.
 #[inline(always)]
-fn field_block<'b>(buf: &'b [u8], fields: &[httparse::Header<'_>]) -> Option<&'b [u8]> {
-    let (first, last) = (fields.first()?, fields.last()?);
-    let base = buf.as_ptr() as usize;
-    let start = (first.name.as_ptr() as usize).wrapping_sub(base);
-    let end = (last.value.as_ptr() as usize)
-        .wrapping_sub(base)
-        .checked_add(last.value.len())?;
-    (start < end && end <= buf.len() && end - start <= CACHED_BLOCK).then(|| &buf[start..end])
+fn field_block<'b>(buf: &'b [u8], len: usize, fields: &[httparse::Header<'_>]) -> Option<&'b [u8]> {
+    let start = (fields.first()?.name.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    buf.get(start..len)
+        .filter(|block| block.len() <= CACHED_BLOCK)
 }
 
 /// The bytes of `buf` from the start of a field's name to the end of its value, and where the
