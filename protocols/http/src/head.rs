@@ -234,6 +234,7 @@ fn request_with<'b>(
         Some(cache) => cache.block.semantics(buf, len, req.headers, version),
         None => None,
     };
+    let hit = cached.is_some();
     let semantics = match cached {
         Some(semantics) => semantics,
         None => Semantics::of(req.headers, version)?,
@@ -270,7 +271,7 @@ fn request_with<'b>(
         headers.clear();
     }
     match &mut spare.fields {
-        Some(cache) if cached.is_some() => cache.block.fill(headers),
+        Some(cache) if hit => cache.block.fill(headers),
         Some(cache) => {
             fill_cached(headers, req.headers, buf, cache, &slice)?;
             cache
@@ -464,7 +465,8 @@ struct Semantics {
     /// `Some(ends in chunked)` when Transfer-Encoding is present.
     chunked: Option<bool>,
     keep_alive: bool,
-    hosts: usize,
+    /// `Host` fields (counted up to 2: more is as wrong as 2).
+    hosts: u8,
     /// `Some(true)` for a single `Expect: 100-continue`, `Some(false)` for anything else.
     expect_continue: Option<bool>,
 }
@@ -507,7 +509,7 @@ impl Semantics {
                         keep |= token.eq_ignore_ascii_case(b"keep-alive");
                     }
                 }
-                4 if is(b"host") => semantics.hosts += 1,
+                4 if is(b"host") => semantics.hosts = semantics.hosts.saturating_add(1).min(2),
                 6 if is(b"expect") => {
                     let once = semantics.expect_continue.is_none();
                     semantics.expect_continue =
