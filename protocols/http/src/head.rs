@@ -104,6 +104,10 @@ pub(crate) struct FieldCache {
     slots: Vec<CachedField>,
     /// The whole field section of the last heads.
     block: CachedBlock,
+    /// The last origin-form target other than `/` (which the head's box keeps), parsed: a
+    /// client often asks for the same one again, and a clone of it spares the next request
+    /// the parse (and a copy of its text).
+    target: Option<Uri>,
 }
 
 /// The field section of recent request heads as a whole (its raw bytes, from the first
@@ -163,7 +167,35 @@ impl FieldCache {
                 misses: 0,
                 skip: 0,
             },
+            target: None,
         }
+    }
+
+    /// The `Uri` of the request target `target` (neither `/` nor empty), from the cache if
+    /// it is the last one.
+    #[inline(always)]
+    fn target(&mut self, target: &str) -> Result<Uri, Error> {
+        match &self.target {
+            Some(uri) if uri.path_and_query().is_some_and(|pq| pq.as_str() == target) => {
+                Ok(uri.clone())
+            }
+            _ => self.new_target(target),
+        }
+    }
+
+    /// [`target`](Self::target) for a target not in the cache: parsed (from a copy of its
+    /// own, not a slice of the head's), and kept if it is in origin form.
+    #[cold]
+    #[inline(never)]
+    fn new_target(&mut self, target: &str) -> Result<Uri, Error> {
+        let uri = target_uri(Bytes::copy_from_slice(target.as_bytes()))?;
+        // Only a path and query is its own text again (`path_and_query` drops a fragment,
+        // and other forms have more parts): the comparison above is then exact.
+        let origin = uri.scheme().is_none()
+            && uri.authority().is_none()
+            && uri.path_and_query().is_some_and(|pq| pq.as_str() == target);
+        self.target = origin.then(|| uri.clone());
+        Ok(uri)
     }
 }
 
@@ -250,7 +282,12 @@ fn request_with<'b>(
         // building a `Uri`, even from a static string, parses it.
         "/" if is_root(head.request.uri()) => {}
         "/" => *head.request.uri_mut() = Uri::from_static("/"),
-        target => *head.request.uri_mut() = target_uri(slice(target.as_bytes()))?,
+        target => {
+            *head.request.uri_mut() = match &mut spare.fields {
+                Some(cache) => cache.target(target)?,
+                None => target_uri(slice(target.as_bytes()))?,
+            }
+        }
     }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();

@@ -782,3 +782,63 @@ fn repeated_field_sections_are_parsed_alike_and_changes_are_seen() {
         assert!(parser.parse(wire, usize::MAX).is_err());
     }
 }
+
+/// Request targets repeated from head to head (the last one is kept parsed per thread) come
+/// out the same every time, and a change is seen, whatever form the target has.
+#[test]
+fn repeated_targets_are_parsed_alike_and_changes_are_seen() {
+    let mut parser = Parser::requests(Limits::default());
+    let mut target_of = |line: &str| {
+        let wire = format!("{line} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let (used, event) = parser.parse(wire.as_bytes(), usize::MAX).unwrap();
+        assert_eq!(used, wire.len());
+        let Event::Request(head) = event else {
+            panic!("not a head: {event:?}");
+        };
+        assert!(matches!(parser.parse(&[], 0).unwrap(), (0, Event::End)));
+        let uri = head.request.uri();
+        let parts = (
+            uri.to_string(),
+            uri.path().to_owned(),
+            uri.query().map(str::to_owned),
+        );
+        parser.recycle(head);
+        parts
+    };
+    let parts = |uri: &str, path: &str, query: Option<&str>| {
+        (uri.to_owned(), path.to_owned(), query.map(str::to_owned))
+    };
+    for line in [
+        "GET /a?x=1",
+        "GET /a?x=1",
+        "GET /a?x=1",
+        "GET /a?x=2",
+        "GET /a?x=2",
+        "GET /b",
+        "GET /a?x=1",
+    ] {
+        let target = line.split(' ').nth(1).unwrap();
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        assert_eq!(target_of(line), parts(target, path, query), "{line}");
+    }
+    // A fragment is not part of the target the handler sees, before or after the same
+    // target without one.
+    for _ in 0..2 {
+        assert_eq!(target_of("GET /c#f"), parts("/c", "/c", None));
+        assert_eq!(target_of("GET /c"), parts("/c", "/c", None));
+    }
+    // Other forms, and `/`, between origin-form targets.
+    for _ in 0..2 {
+        assert_eq!(
+            target_of("GET http://example.com/d?y"),
+            parts("http://example.com/d?y", "/d", Some("y"))
+        );
+        assert_eq!(target_of("GET /d?y"), parts("/d?y", "/d", Some("y")));
+        assert_eq!(target_of("OPTIONS *"), parts("*", "*", None));
+        assert_eq!(target_of("GET /"), parts("/", "/", None));
+        assert_eq!(target_of("GET /d?y"), parts("/d?y", "/d", Some("y")));
+    }
+}
