@@ -102,7 +102,43 @@ pub(crate) struct Spare {
 #[derive(Debug)]
 pub(crate) struct FieldCache {
     slots: Vec<CachedField>,
+    /// The whole field section of the last heads.
+    block: CachedBlock,
+    /// The last origin-form target other than `/` (which the head's box keeps), parsed: a
+    /// client often asks for the same one again, and a clone of it spares the next request
+    /// the parse (and a copy of its text).
+    target: Option<Uri>,
 }
+
+/// The field section of recent request heads as a whole (its raw bytes, from the first
+/// field's name to the end of the head): a client on a kept-alive connection often
+/// sends the same fields with every request. Repeated a second time, it is parsed into the
+/// cache with what its fields say ([`Semantics`]); later heads with the same bytes (and HTTP
+/// version) then get clones of its fields with no per-field comparison, and their semantics
+/// without reading the fields again. A section that changes is a copy of its bytes, and
+/// goes on to the per-field cache; after [`BLOCK_MISSES`] changes in a row, only two heads
+/// in a row out of every [`BLOCK_PROBE`] are looked at, so that sections that never repeat
+/// (a request id in every head) cost little more than without this cache, and one that
+/// starts to repeat is still found within two rounds.
+#[derive(Debug, Default)]
+struct CachedBlock {
+    bytes: Vec<u8>,
+    version: Version,
+    /// The fields and what they say, once a second head repeated the bytes.
+    parsed: Option<(Vec<(HeaderName, HeaderValue)>, Semantics)>,
+    /// Sections in a row that were not the one before (up to [`BLOCK_MISSES`]).
+    misses: u8,
+    /// Heads still to pass over before the next section is looked at.
+    skip: u8,
+}
+
+/// Changed sections in a row after which the cache looks only at some heads.
+const BLOCK_MISSES: u8 = 4;
+/// Then two heads in a row out of this many are looked at.
+const BLOCK_PROBE: u8 = 16;
+
+/// The longest field section cached whole.
+const CACHED_BLOCK: usize = 2048;
 
 /// Fields cached per thread (by position in the head).
 const CACHED_FIELDS: usize = 16;
@@ -122,7 +158,44 @@ struct CachedField {
 
 impl FieldCache {
     pub(crate) const fn new() -> FieldCache {
-        FieldCache { slots: Vec::new() }
+        FieldCache {
+            slots: Vec::new(),
+            block: CachedBlock {
+                bytes: Vec::new(),
+                version: Version::HTTP_11,
+                parsed: None,
+                misses: 0,
+                skip: 0,
+            },
+            target: None,
+        }
+    }
+
+    /// The `Uri` of the request target `target` (neither `/` nor empty), from the cache if
+    /// it is the last one.
+    #[inline(always)]
+    fn target(&mut self, target: &str) -> Result<Uri, Error> {
+        match &self.target {
+            Some(uri) if uri.path_and_query().is_some_and(|pq| pq.as_str() == target) => {
+                Ok(uri.clone())
+            }
+            _ => self.new_target(target),
+        }
+    }
+
+    /// [`target`](Self::target) for a target not in the cache: parsed (from a copy of its
+    /// own, not a slice of the head's), and kept if it is in origin form.
+    #[cold]
+    #[inline(never)]
+    fn new_target(&mut self, target: &str) -> Result<Uri, Error> {
+        let uri = target_uri(Bytes::copy_from_slice(target.as_bytes()))?;
+        // Only a path and query is its own text again (`path_and_query` drops a fragment,
+        // and other forms have more parts): the comparison above is then exact.
+        let origin = uri.scheme().is_none()
+            && uri.authority().is_none()
+            && uri.path_and_query().is_some_and(|pq| pq.as_str() == target);
+        self.target = origin.then(|| uri.clone());
+        Ok(uri)
     }
 }
 
@@ -188,7 +261,16 @@ fn request_with<'b>(
         Some(0) => Version::HTTP_10,
         _ => Version::HTTP_11,
     };
-    let semantics = Semantics::of(req.headers, version)?;
+    // The field section as a whole, if it is the cached one: its semantics are known.
+    let cached = match &spare.fields {
+        Some(cache) => cache.block.semantics(buf, len, req.headers, version),
+        None => None,
+    };
+    let hit = cached.is_some();
+    let semantics = match cached {
+        Some(semantics) => semantics,
+        None => Semantics::of(req.headers, version)?,
+    };
     // The fields go straight into the (possibly reused) box rather than through temporaries:
     // a head is large, every move of it is a copy, and every stack line a connection fiber
     // touches is a likely cache miss.
@@ -200,13 +282,22 @@ fn request_with<'b>(
         // building a `Uri`, even from a static string, parses it.
         "/" if is_root(head.request.uri()) => {}
         "/" => *head.request.uri_mut() = Uri::from_static("/"),
-        target => *head.request.uri_mut() = target_uri(slice(target.as_bytes()))?,
+        target => {
+            *head.request.uri_mut() = match &mut spare.fields {
+                Some(cache) => cache.target(target)?,
+                None => target_uri(slice(target.as_bytes()))?,
+            }
+        }
     }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
-    if let Some(reuse) = &mut spare.headers {
+    // A box given back usually got the last written response's map already (see
+    // `Parser::recycle_headers`), else the spare map is used.
+    if headers.capacity() == 0
+        && let Some(reuse) = &mut spare.headers
+    {
         // Swapped: the head's map (empty, taken by the last request) goes to the spare,
-        // where the next written response's map replaces it (see `Parser::recycle_headers`).
+        // where the next written response's map replaces it.
         std::mem::swap(headers, reuse);
         if reuse.capacity() > crate::parser::KEEP_HEADERS {
             spare.headers = None;
@@ -217,7 +308,13 @@ fn request_with<'b>(
         headers.clear();
     }
     match &mut spare.fields {
-        Some(cache) => fill_cached(headers, req.headers, buf, cache, &slice)?,
+        Some(cache) if hit => cache.block.fill(headers),
+        Some(cache) => {
+            fill_cached(headers, req.headers, buf, cache, &slice)?;
+            cache
+                .block
+                .remember(buf, len, version, req.headers, &semantics);
+        }
         None => fill_headers(headers, req.headers, &slice)?,
     }
     if version == Version::HTTP_11 {
@@ -399,12 +496,14 @@ fn target_uri(target: Bytes) -> Result<Uri, Error> {
 
 /// What the header fields say about framing and the connection, read from the raw fields
 /// (cheaper than looking names up in the map).
+#[derive(Clone, Copy, Debug)]
 struct Semantics {
     content_length: Option<u64>,
     /// `Some(ends in chunked)` when Transfer-Encoding is present.
     chunked: Option<bool>,
     keep_alive: bool,
-    hosts: usize,
+    /// `Host` fields (counted up to 2: more is as wrong as 2).
+    hosts: u8,
     /// `Some(true)` for a single `Expect: 100-continue`, `Some(false)` for anything else.
     expect_continue: Option<bool>,
 }
@@ -447,7 +546,7 @@ impl Semantics {
                         keep |= token.eq_ignore_ascii_case(b"keep-alive");
                     }
                 }
-                4 if is(b"host") => semantics.hosts += 1,
+                4 if is(b"host") => semantics.hosts = semantics.hosts.saturating_add(1).min(2),
                 6 if is(b"expect") => {
                     let once = semantics.expect_continue.is_none();
                     semantics.expect_continue =
@@ -635,6 +734,97 @@ impl FieldCache {
         slot.parsed = None;
         build_field(field, slice(field.value))
     }
+}
+
+impl CachedBlock {
+    /// The semantics of the field section of the head of `len` bytes in `buf` (of `version`,
+    /// with `fields`), if it is the cached one.
+    #[inline(always)]
+    fn semantics(
+        &self,
+        buf: &[u8],
+        len: usize,
+        fields: &[httparse::Header<'_>],
+        version: Version,
+    ) -> Option<Semantics> {
+        let (parsed, semantics) = self.parsed.as_ref()?;
+        let block = field_block(buf, len, fields)?;
+        (parsed.len() == fields.len() && self.version == version && *self.bytes == *block)
+            .then_some(*semantics)
+    }
+
+    /// Fills the empty map `headers` with the cached fields.
+    #[inline(always)]
+    fn fill(&self, headers: &mut HeaderMap) {
+        if let Some((fields, _)) = &self.parsed {
+            make_room(headers, fields.len());
+            for (name, value) in fields {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+    }
+
+    /// Remembers the field section of the head of `len` bytes in `buf` (of `version`, with
+    /// `fields`, which say `semantics`), which was not the cached one: parsed into the cache
+    /// if the last head had the same, else kept as bytes.
+    #[inline(always)]
+    fn remember(
+        &mut self,
+        buf: &[u8],
+        len: usize,
+        version: Version,
+        fields: &[httparse::Header<'_>],
+        semantics: &Semantics,
+    ) {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return;
+        }
+        let Some(block) = field_block(buf, len, fields) else {
+            return;
+        };
+        // A parsed section was compared already (`semantics`): this one is another.
+        if self.parsed.is_none() && self.version == version && *self.bytes == *block {
+            self.misses = 0;
+            self.parse(fields, semantics);
+            return;
+        }
+        self.bytes.clear();
+        self.bytes.extend_from_slice(block);
+        self.version = version;
+        if self.parsed.is_some() {
+            self.parsed = None;
+        }
+        if self.misses < BLOCK_MISSES {
+            self.misses += 1;
+        } else {
+            // Some heads passed over; then the next two are looked at (the first compared
+            // with this one, the second with the first).
+            self.skip = BLOCK_PROBE - 2;
+            self.misses = BLOCK_MISSES - 1;
+        }
+    }
+
+    /// Parses the fields of the section just repeated into the cache.
+    #[cold]
+    #[inline(never)]
+    fn parse(&mut self, fields: &[httparse::Header<'_>], semantics: &Semantics) {
+        // Each value a copy of its own: a slice of the head's copy would keep all of it.
+        let parsed = fields
+            .iter()
+            .map(|field| build_field(field, Bytes::copy_from_slice(field.value)))
+            .collect::<Result<_, _>>();
+        self.parsed = parsed.ok().map(|parsed| (parsed, *semantics));
+    }
+}
+
+/// The field section of the head of `len` bytes at the start of `buf` (from the first
+/// field's name to the end of the head), if it has fields and is short enough to cache.
+#[inline(always)]
+fn field_block<'b>(buf: &'b [u8], len: usize, fields: &[httparse::Header<'_>]) -> Option<&'b [u8]> {
+    let start = (fields.first()?.name.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+    buf.get(start..len)
+        .filter(|block| block.len() <= CACHED_BLOCK)
 }
 
 /// The bytes of `buf` from the start of a field's name to the end of its value, and where the

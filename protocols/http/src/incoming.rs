@@ -118,22 +118,33 @@ impl Incoming {
     ///
     /// As [`Read::read`]; `InvalidData` past `limit`.
     pub fn read_to_vec(&mut self, limit: usize) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        // Nothing (left) to read: nothing allocated.
+        if self.done {
+            return Ok(out);
+        }
         // Read straight into the vector (no stack buffer: a connection fiber's stack is
         // better kept small and warm), asking for one byte past the limit to see it exceeded.
-        let mut out = Vec::new();
+        // The vector is zeroed as it grows, each byte once, and read into over as many reads
+        // as it takes (zeroing its room again for every read would cost time quadratic in the
+        // body's size).
+        let max = limit.saturating_add(1);
+        let mut filled = 0;
         loop {
-            if out.len() == out.capacity() {
-                out.reserve(READ_STEP);
+            if filled == out.len() {
+                let room = filled
+                    .saturating_mul(2)
+                    .max(filled.saturating_add(READ_STEP))
+                    .min(max);
+                out.resize(room, 0);
             }
-            let start = out.len();
-            let end = out.capacity().min(limit.saturating_add(1));
-            out.resize(end, 0);
-            let n = self.read(&mut out[start..])?;
-            out.truncate(start + n);
+            let n = self.read(&mut out[filled..])?;
             if n == 0 {
+                out.truncate(filled);
                 return Ok(out);
             }
-            if out.len() > limit {
+            filled += n;
+            if filled > limit {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("body longer than {limit} bytes"),

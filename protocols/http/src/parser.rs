@@ -144,16 +144,26 @@ impl Parser {
     /// request head on this thread to fill instead of allocating its own. Maps larger than a usual head are
     /// dropped, so that one large response does not stay in memory.
     ///
-    /// The map is swapped with the spare one (normally the empty map the last request head
-    /// left, see `request_with`): `headers` holds that afterwards.
+    /// The map is swapped with the empty one of the spare head box, if there is a box whose
+    /// map went to its request (the usual case: the next head then needs no swap), else with
+    /// the spare map: `headers` holds that one afterwards.
     pub(crate) fn recycle_headers(&mut self, headers: &mut HeaderMap) {
         if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
             if !headers.is_empty() {
                 headers.clear();
             }
-            SPARE.with_borrow_mut(|spare| match &mut spare.headers {
-                Some(kept) => std::mem::swap(kept, headers),
-                None => spare.headers = Some(std::mem::take(headers)),
+            SPARE.with_borrow_mut(|spare| {
+                let kept = match (&mut spare.head, &mut spare.headers) {
+                    (Some(head), _) if head.request.headers().capacity() == 0 => {
+                        head.request.headers_mut()
+                    }
+                    (_, Some(kept)) => kept,
+                    (_, None) => {
+                        spare.headers = Some(std::mem::take(headers));
+                        return;
+                    }
+                };
+                std::mem::swap(kept, headers);
             });
         }
     }

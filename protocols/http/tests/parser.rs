@@ -693,3 +693,152 @@ fn a_recycled_head_keeps_nothing_of_its_last_request() {
     assert_eq!(last.request.uri(), "*");
     assert_eq!(last.request.method(), Method::OPTIONS);
 }
+
+/// A field section repeated from head to head (parsed, after the second time, from the
+/// per-thread cache of whole sections) comes out the same every time, with what it says
+/// for the head's version; a change anywhere in it is seen.
+#[test]
+fn repeated_field_sections_are_parsed_alike_and_changes_are_seen() {
+    use gruvi_http::Framing;
+    let mut parser = Parser::requests(Limits::default());
+    let mut next = |wire: &[u8]| {
+        let (used, event) = parser.parse(wire, usize::MAX).unwrap();
+        let Event::Request(head) = event else {
+            panic!("not a head: {event:?}");
+        };
+        let mut rest = &wire[used..];
+        loop {
+            let (used, event) = parser.parse(rest, usize::MAX).unwrap();
+            rest = &rest[used..];
+            if matches!(event, Event::End) {
+                break;
+            }
+        }
+        assert!(rest.is_empty());
+        let fields: Vec<(String, String)> = head
+            .request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        let summary = (head.keep_alive, head.framing, fields);
+        parser.recycle(head);
+        summary
+    };
+    let pairs = |fields: &[(&str, &str)]| -> Vec<(String, String)> {
+        let owned = fields
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()));
+        owned.collect()
+    };
+    let plain = pairs(&[("host", "h"), ("x-a", "1"), ("accept", "*/*")]);
+    for _ in 0..3 {
+        let wire = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 1\r\nAccept: */*\r\n\r\n";
+        assert_eq!(next(wire), (true, Framing::Length(0), plain.clone()));
+    }
+    // The same fields on HTTP/1.0: not kept alive.
+    for _ in 0..3 {
+        let wire = b"GET / HTTP/1.0\r\nHost: h\r\nX-A: 1\r\nAccept: */*\r\n\r\n";
+        assert_eq!(next(wire), (false, Framing::Length(0), plain.clone()));
+    }
+    // One value changed (same length).
+    let wire = b"GET / HTTP/1.1\r\nHost: h\r\nX-A: 2\r\nAccept: */*\r\n\r\n";
+    let changed = pairs(&[("host", "h"), ("x-a", "2"), ("accept", "*/*")]);
+    assert_eq!(next(wire), (true, Framing::Length(0), changed));
+    // Framing and persistence from cached sections.
+    let close = pairs(&[
+        ("host", "h"),
+        ("content-length", "3"),
+        ("connection", "close"),
+    ]);
+    for _ in 0..3 {
+        let wire =
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc";
+        assert_eq!(next(wire), (false, Framing::Length(3), close.clone()));
+    }
+    let wire = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nConnection: close\r\n\r\nabcd";
+    let four = pairs(&[
+        ("host", "h"),
+        ("content-length", "4"),
+        ("connection", "close"),
+    ]);
+    assert_eq!(next(wire), (false, Framing::Length(4), four));
+    // Sections that change with every head (the cache then looks at only some of them),
+    // then one that repeats, then changing ones again.
+    for i in 0..100 {
+        let id = if (40..70).contains(&i) { 0 } else { i };
+        let wire = format!("GET / HTTP/1.1\r\nHost: h\r\nX-Id: {id:03}\r\n\r\n");
+        let fields = pairs(&[("host", "h"), ("x-id", &format!("{id:03}"))]);
+        assert_eq!(
+            next(wire.as_bytes()),
+            (true, Framing::Length(0), fields),
+            "{i}"
+        );
+    }
+    // A cached section that breaks a rule is refused every time.
+    for _ in 0..3 {
+        let wire = b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\n\r\n";
+        let mut parser = Parser::requests(Limits::default());
+        assert!(parser.parse(wire, usize::MAX).is_err());
+    }
+}
+
+/// Request targets repeated from head to head (the last one is kept parsed per thread) come
+/// out the same every time, and a change is seen, whatever form the target has.
+#[test]
+fn repeated_targets_are_parsed_alike_and_changes_are_seen() {
+    let mut parser = Parser::requests(Limits::default());
+    let mut target_of = |line: &str| {
+        let wire = format!("{line} HTTP/1.1\r\nHost: h\r\n\r\n");
+        let (used, event) = parser.parse(wire.as_bytes(), usize::MAX).unwrap();
+        assert_eq!(used, wire.len());
+        let Event::Request(head) = event else {
+            panic!("not a head: {event:?}");
+        };
+        assert!(matches!(parser.parse(&[], 0).unwrap(), (0, Event::End)));
+        let uri = head.request.uri();
+        let parts = (
+            uri.to_string(),
+            uri.path().to_owned(),
+            uri.query().map(str::to_owned),
+        );
+        parser.recycle(head);
+        parts
+    };
+    let parts = |uri: &str, path: &str, query: Option<&str>| {
+        (uri.to_owned(), path.to_owned(), query.map(str::to_owned))
+    };
+    for line in [
+        "GET /a?x=1",
+        "GET /a?x=1",
+        "GET /a?x=1",
+        "GET /a?x=2",
+        "GET /a?x=2",
+        "GET /b",
+        "GET /a?x=1",
+    ] {
+        let target = line.split(' ').nth(1).unwrap();
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        assert_eq!(target_of(line), parts(target, path, query), "{line}");
+    }
+    // A fragment is not part of the target the handler sees, before or after the same
+    // target without one.
+    for _ in 0..2 {
+        assert_eq!(target_of("GET /c#f"), parts("/c", "/c", None));
+        assert_eq!(target_of("GET /c"), parts("/c", "/c", None));
+    }
+    // Other forms, and `/`, between origin-form targets.
+    for _ in 0..2 {
+        assert_eq!(
+            target_of("GET http://example.com/d?y"),
+            parts("http://example.com/d?y", "/d", Some("y"))
+        );
+        assert_eq!(target_of("GET /d?y"), parts("/d?y", "/d", Some("y")));
+        assert_eq!(target_of("OPTIONS *"), parts("*", "*", None));
+        assert_eq!(target_of("GET /"), parts("/", "/", None));
+        assert_eq!(target_of("GET /d?y"), parts("/d?y", "/d", Some("y")));
+    }
+}

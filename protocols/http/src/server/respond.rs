@@ -3,7 +3,6 @@
 
 use std::io;
 
-use http::header::{self, HeaderName};
 use http::{Response, StatusCode, Version};
 
 use crate::body::{Body, FLUSH_AT, Kind, OutFraming, write_body};
@@ -19,10 +18,32 @@ pub(crate) struct Exchange<'a> {
     pub(crate) server_line: Option<&'a [u8]>,
 }
 
-/// Header fields the server sets itself: the handler's are dropped (Content-Length is read
-/// first). `text` is the name as a string.
-fn managed(name: &HeaderName, text: &str) -> bool {
-    name == header::TRANSFER_ENCODING || name == header::CONNECTION || text == "keep-alive"
+/// What the server makes of a field of the handler's response.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Written as it is.
+    Plain,
+    /// Read for the body's length, and written by the server itself.
+    ContentLength,
+    /// Written as it is; the server adds none of its own.
+    Date,
+    Server,
+    /// Set by the server itself (framing and persistence): the handler's are dropped.
+    Managed,
+}
+
+/// The role of a field named `text` (a `HeaderName`'s text: always lowercase), by one
+/// comparison of the text rather than one per special name.
+#[inline(always)]
+fn role(text: &str) -> Role {
+    match text {
+        "date" => Role::Date,
+        "server" => Role::Server,
+        "connection" | "keep-alive" => Role::Managed,
+        "content-length" => Role::ContentLength,
+        "transfer-encoding" => Role::Managed,
+        _ => Role::Plain,
+    }
 }
 
 /// Writes `response` (head into the pending output, body after it); returns whether the
@@ -59,19 +80,21 @@ pub(crate) fn write_response(
                     None => continue,
                 },
             };
-            if *name == header::CONTENT_LENGTH {
-                declared = value
-                    .to_str()
-                    .ok()
-                    .and_then(|v| v.trim().parse::<u64>().ok());
-                continue;
-            }
             let text = name.as_str();
-            if !managed(name, text) {
-                has_date |= *name == header::DATE;
-                has_server |= *name == header::SERVER;
-                encode::field(out, text.as_bytes(), value.as_bytes());
+            match role(text) {
+                Role::ContentLength => {
+                    declared = value
+                        .to_str()
+                        .ok()
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    continue;
+                }
+                Role::Managed => continue,
+                Role::Date => has_date = true,
+                Role::Server => has_server = true,
+                Role::Plain => {}
             }
+            encode::field(out, text.as_bytes(), value.as_bytes());
         }
         let framing = match &body.kind {
             _ if bodiless => OutFraming::Suppressed,
