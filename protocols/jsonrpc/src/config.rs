@@ -52,9 +52,11 @@ pub struct Config {
     pub linger_time: Duration,
     /// ...and at most this many bytes (default 1 MiB).
     pub linger_bytes: usize,
-    /// Closes the connection (gracefully: what is queued is sent first) once nothing was
-    /// received for this long while nothing is in progress: no call of this end waits for
-    /// its answer, no received request is queued or being handled. Default `None`: a quiet
+    /// Closes the connection (gracefully: what is queued is sent first) once it was quiet for
+    /// this long: nothing received and no request handled in that time, and nothing in
+    /// progress (no call of this end waits for its answer, no received request is queued or
+    /// being handled). The quiet time starts at the last bytes received or the end of the last
+    /// request handled, whichever is later. Default `None`: a quiet
     /// other end is waited for forever (a server's connection limit still bounds how many
     /// can wait). A zero duration counts as 1 ms.
     pub idle_timeout: Option<Duration>,

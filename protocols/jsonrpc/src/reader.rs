@@ -57,12 +57,32 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         .config
         .idle_timeout
         .map(|t| t.max(std::time::Duration::from_millis(1)));
-    if idle_timeout.is_some()
-        && let Err(err) = inner.stream.connection().set_read_timeout(idle_timeout)
-    {
-        return End::Error(err);
-    }
+    // The read timeout in force: the idle timeout, or what is left of it since the connection
+    // was last busy (bytes read, or a job that ended while nothing was read).
+    let mut read_timeout = None;
+    let mut last_read = std::time::Instant::now();
+    let quiet_for = |last_read: std::time::Instant| {
+        let since_read = last_read.elapsed();
+        match inner.workers.last_done() {
+            Some(done) => since_read.min(done.elapsed()),
+            None => since_read,
+        }
+    };
     loop {
+        // A fill's timeout counts from its start; only a job that ended after the last read
+        // makes the quiet time start earlier than that.
+        let wanted = idle_timeout.map(|idle| match inner.workers.last_done() {
+            Some(done) if done > last_read => idle
+                .saturating_sub(done.elapsed())
+                .max(std::time::Duration::from_millis(1)),
+            _ => idle,
+        });
+        if wanted != read_timeout {
+            if let Err(err) = inner.stream.connection().set_read_timeout(wanted) {
+                return End::Error(err);
+            }
+            read_timeout = wanted;
+        }
         // The reader answers invalid messages itself: it too stops while the outbox is full,
         // so a peer that sends garbage and never reads cannot grow it without bound.
         if let Err(err) = inner
@@ -72,10 +92,17 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
             return End::Error(err.into());
         }
         match inner.stream.fill() {
-            Ok(true) => {}
+            Ok(true) => {
+                if idle_timeout.is_some() {
+                    last_read = std::time::Instant::now();
+                }
+            }
             Ok(false) => return End::Eof,
             Err(err) if err.kind() == io::ErrorKind::TimedOut && idle_timeout.is_some() => {
-                if inner.calls.len() == 0 && inner.workers.is_idle() {
+                // Idle only if the last job also ended a whole timeout ago: one that ended
+                // just now, with nothing read meanwhile, kept the connection busy until now.
+                let quiet = idle_timeout.is_some_and(|idle| quiet_for(last_read) >= idle);
+                if inner.calls.len() == 0 && inner.workers.is_idle() && quiet {
                     return End::Idle;
                 }
                 continue;

@@ -8,6 +8,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
+use std::time::Instant;
 
 use fiber_core::{Fiber, JoinHandle};
 
@@ -62,6 +63,9 @@ pub(crate) struct Workers {
     count: Cell<usize>,
     /// Workers running the handler now.
     busy: Cell<usize>,
+    /// When the last job ended (the idle timeout counts from there, not only from the last
+    /// bytes read).
+    last_done: Cell<Option<Instant>>,
     /// Workers woken (or spawned) that have not taken a job yet.
     waking: Cell<usize>,
     handles: RefCell<Vec<JoinHandle<()>>>,
@@ -75,6 +79,7 @@ impl Workers {
             max: max.max(1),
             count: Cell::new(0),
             busy: Cell::new(0),
+            last_done: Cell::new(None),
             waking: Cell::new(0),
             handles: RefCell::new(Vec::new()),
         }
@@ -88,6 +93,11 @@ impl Workers {
     /// Whether no job is queued or running.
     pub(crate) fn is_idle(&self) -> bool {
         self.busy.get() == 0 && self.jobs.borrow().is_empty()
+    }
+
+    /// When the last job ended, if any has.
+    pub(crate) fn last_done(&self) -> Option<Instant> {
+        self.last_done.get()
     }
 
     /// Queues a job and makes sure a worker will take it; `spawn` starts a new worker fiber
@@ -139,7 +149,10 @@ impl Workers {
                 taken();
                 self.kick(spawn);
                 self.busy.set(self.busy.get() + 1);
-                let _busy = Busy(&self.busy);
+                let _busy = Busy {
+                    busy: &self.busy,
+                    last_done: &self.last_done,
+                };
                 run(job);
                 continue;
             }
@@ -189,10 +202,14 @@ impl Workers {
 }
 
 /// Counts a worker as busy while it runs a job, also when the handler unwinds.
-struct Busy<'a>(&'a Cell<usize>);
+struct Busy<'a> {
+    busy: &'a Cell<usize>,
+    last_done: &'a Cell<Option<Instant>>,
+}
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.0.set(self.0.get() - 1);
+        self.busy.set(self.busy.get() - 1);
+        self.last_done.set(Some(Instant::now()));
     }
 }

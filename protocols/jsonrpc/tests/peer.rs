@@ -470,6 +470,35 @@ fn an_idle_timeout_closes_a_quiet_connection_but_not_a_busy_one() {
     });
 }
 
+/// The idle time counts from the end of the last job too: a job that ends just before a read
+/// timeout (nothing read while it ran) does not make the connection look idle at that timeout.
+#[test]
+fn the_idle_timeout_counts_from_the_end_of_the_last_job() {
+    run_clean(|| {
+        let idle = Duration::from_millis(300);
+        let server_config = {
+            let mut config = Config::default();
+            config.idle_timeout = Some(idle);
+            config
+        };
+        let (a, b) = UnixStream::pair().unwrap();
+        let s = Peer::new(Rc::new(Stream::new(a)), methods(), server_config).unwrap();
+        let c = Peer::new(Rc::new(Stream::new(b)), methods(), Config::default()).unwrap();
+        // Ends a few milliseconds before the server's first read timeout.
+        assert_eq!(c.call::<u64>("sleep", (290,)).unwrap(), 290);
+        let answered = Instant::now();
+        c.join().unwrap();
+        s.join().unwrap();
+        let waited = answered.elapsed();
+        // Closed a whole timeout after the job ended (a little less: the answer travelled).
+        assert!(
+            waited >= Duration::from_millis(250),
+            "closed after {waited:?}"
+        );
+        assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
+    });
+}
+
 /// Without an idle timeout (the default), a quiet connection stays open.
 #[test]
 fn without_an_idle_timeout_a_quiet_connection_stays_open() {
