@@ -158,6 +158,10 @@ impl Incoming {
     #[cold]
     #[inline(never)]
     pub(crate) fn discard(&mut self, limit: u64) -> io::Result<bool> {
+        if self.done {
+            // Nothing left (a request without a body): no scratch buffer needed.
+            return Ok(true);
+        }
         let mut buf = vec![0; READ_STEP];
         let start = self.len;
         while !self.done {
