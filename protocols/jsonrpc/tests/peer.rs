@@ -437,6 +437,17 @@ fn flush_then_close_delivers_the_last_notifications() {
     });
 }
 
+/// A server peer with `idle` as its idle timeout and a client peer without one, on the two ends
+/// of a socket pair; both answer with `methods()`.
+fn idle_server_and_client(idle: Duration) -> (Peer, Peer) {
+    let mut server_config = Config::default();
+    server_config.idle_timeout = Some(idle);
+    let (a, b) = UnixStream::pair().unwrap();
+    let s = Peer::new(Rc::new(Stream::new(a)), methods(), server_config).unwrap();
+    let c = Peer::new(Rc::new(Stream::new(b)), methods(), Config::default()).unwrap();
+    (s, c)
+}
+
 /// With an idle timeout, a peer closes a connection on which nothing came for that long
 /// while nothing was in progress; a call whose handler takes longer than the timeout is still
 /// answered (work in progress is not idleness), and so is a call this end is waiting for.
@@ -444,14 +455,7 @@ fn flush_then_close_delivers_the_last_notifications() {
 fn an_idle_timeout_closes_a_quiet_connection_but_not_a_busy_one() {
     run_clean(|| {
         let idle = Duration::from_millis(200);
-        let server_config = {
-            let mut config = Config::default();
-            config.idle_timeout = Some(idle);
-            config
-        };
-        let (a, b) = UnixStream::pair().unwrap();
-        let s = Peer::new(Rc::new(Stream::new(a)), methods(), server_config).unwrap();
-        let c = Peer::new(Rc::new(Stream::new(b)), methods(), Config::default()).unwrap();
+        let (s, c) = idle_server_and_client(idle);
         // A handler three times longer than the timeout: answered.
         let started = Instant::now();
         assert_eq!(c.call::<u64>("sleep", (600,)).unwrap(), 600);
@@ -476,14 +480,7 @@ fn an_idle_timeout_closes_a_quiet_connection_but_not_a_busy_one() {
 fn the_idle_timeout_counts_from_the_end_of_the_last_job() {
     run_clean(|| {
         let idle = Duration::from_millis(300);
-        let server_config = {
-            let mut config = Config::default();
-            config.idle_timeout = Some(idle);
-            config
-        };
-        let (a, b) = UnixStream::pair().unwrap();
-        let s = Peer::new(Rc::new(Stream::new(a)), methods(), server_config).unwrap();
-        let c = Peer::new(Rc::new(Stream::new(b)), methods(), Config::default()).unwrap();
+        let (s, c) = idle_server_and_client(idle);
         // Ends a few milliseconds before the server's first read timeout.
         assert_eq!(c.call::<u64>("sleep", (290,)).unwrap(), 290);
         let answered = Instant::now();
