@@ -142,7 +142,7 @@ impl Peer {
             reason: RefCell::new(String::new()),
             calls: Calls::new(),
             outbox: Outbox::new(config.write_buffer_limit),
-            workers: Workers::new(config.max_concurrency),
+            workers: Workers::new(config.max_concurrency, config.idle_timeout.is_some()),
             reader_waiting: RefCell::new(None),
             fibers: RefCell::new(Vec::new()),
             joiners: RefCell::new(Vec::new()),

@@ -64,22 +64,23 @@ pub(crate) struct Workers {
     /// Workers running the handler now.
     busy: Cell<usize>,
     /// When the last job ended (the idle timeout counts from there, not only from the last
-    /// bytes read).
-    last_done: Cell<Option<Instant>>,
+    /// bytes read); kept only with an idle timeout (`None` otherwise: no clock read per job).
+    last_done: Option<Cell<Option<Instant>>>,
     /// Workers woken (or spawned) that have not taken a job yet.
     waking: Cell<usize>,
     handles: RefCell<Vec<JoinHandle<()>>>,
 }
 
 impl Workers {
-    pub(crate) fn new(max: usize) -> Workers {
+    /// `max` workers at most; `timed` keeps the time the last job ended (for an idle timeout).
+    pub(crate) fn new(max: usize, timed: bool) -> Workers {
         Workers {
             jobs: RefCell::new(VecDeque::new()),
             idle: RefCell::new(Vec::new()),
             max: max.max(1),
             count: Cell::new(0),
             busy: Cell::new(0),
-            last_done: Cell::new(None),
+            last_done: timed.then(|| Cell::new(None)),
             waking: Cell::new(0),
             handles: RefCell::new(Vec::new()),
         }
@@ -97,7 +98,7 @@ impl Workers {
 
     /// When the last job ended, if any has.
     pub(crate) fn last_done(&self) -> Option<Instant> {
-        self.last_done.get()
+        self.last_done.as_ref().and_then(Cell::get)
     }
 
     /// Queues a job and makes sure a worker will take it; `spawn` starts a new worker fiber
@@ -151,7 +152,7 @@ impl Workers {
                 self.busy.set(self.busy.get() + 1);
                 let _busy = Busy {
                     busy: &self.busy,
-                    last_done: &self.last_done,
+                    last_done: self.last_done.as_ref(),
                 };
                 run(job);
                 continue;
@@ -204,12 +205,14 @@ impl Workers {
 /// Counts a worker as busy while it runs a job, also when the handler unwinds.
 struct Busy<'a> {
     busy: &'a Cell<usize>,
-    last_done: &'a Cell<Option<Instant>>,
+    last_done: Option<&'a Cell<Option<Instant>>>,
 }
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
         self.busy.set(self.busy.get() - 1);
-        self.last_done.set(Some(Instant::now()));
+        if let Some(last_done) = self.last_done {
+            last_done.set(Some(Instant::now()));
+        }
     }
 }
