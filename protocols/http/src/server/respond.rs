@@ -39,9 +39,8 @@ fn role(text: &str) -> Role {
     match text {
         "date" => Role::Date,
         "server" => Role::Server,
-        "connection" | "keep-alive" => Role::Managed,
+        "connection" | "keep-alive" | "transfer-encoding" => Role::Managed,
         "content-length" => Role::ContentLength,
-        "transfer-encoding" => Role::Managed,
         _ => Role::Plain,
     }
 }
