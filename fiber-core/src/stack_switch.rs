@@ -94,6 +94,9 @@ pub struct Coroutine {
     context: Option<Context>,
     /// The stack, held until the coroutine has finished.
     stack: Option<Stack>,
+    /// The stack's registration with valgrind, dropped with the stack.
+    #[cfg(feature = "valgrind")]
+    registration: Option<valgrind::Registration>,
 }
 
 /// The per-coroutine state shared by the two sides of the switch.
@@ -118,6 +121,33 @@ struct Control {
 struct Frame<F> {
     control: Control,
     entry: MaybeUninit<F>,
+}
+
+/// Registration of fiber stacks with valgrind, so that memcheck tells a switch of stacks from a
+/// large stack frame.
+#[cfg(feature = "valgrind")]
+mod valgrind {
+    use crate::stack::Stack;
+
+    /// A stack registered with valgrind until dropped (nothing happens outside valgrind).
+    pub(super) struct Registration(valgrind_requests::StackId);
+
+    impl Registration {
+        pub(super) fn new(stack: &Stack) -> Registration {
+            let range = stack.range();
+            // valgrind takes the lowest and the highest byte of the stack.
+            Registration(valgrind_requests::valgrind::stack_register(
+                range.start,
+                range.end - 1,
+            ))
+        }
+    }
+
+    impl Drop for Registration {
+        fn drop(&mut self) {
+            valgrind_requests::valgrind::stack_deregister(self.0);
+        }
+    }
 }
 
 /// The payload of the panic that unwinds a dropped coroutine.
@@ -179,6 +209,8 @@ impl Coroutine {
         Coroutine {
             control: NonNull::new(frame.cast()).expect("stack addresses are not null"),
             context: Some(context),
+            #[cfg(feature = "valgrind")]
+            registration: Some(valgrind::Registration::new(&stack)),
             stack: Some(stack),
         }
     }
@@ -211,6 +243,8 @@ impl Coroutine {
         if control.finished.get() {
             let result = control.result.take();
             // The coroutine made its final switch: nothing runs on the stack any more.
+            #[cfg(feature = "valgrind")]
+            drop(self.registration.take());
             self.stack = None;
             return Outcome::Finished(result.unwrap_or_else(|| Err(Box::new(ForcedUnwind))));
         }
