@@ -6,7 +6,9 @@ use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
-use crate::head::{FieldCache, RequestHead, ResponseHead, Spare, request_head, response_head};
+use crate::head::{
+    FieldCache, Framing, RequestHead, ResponseHead, Spare, request_head, response_head,
+};
 use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
@@ -79,6 +81,8 @@ pub struct Parser {
     response_to: Option<Method>,
     /// `None` between messages, else the body being decoded.
     body: Option<BodyDecoder>,
+    /// A message without a body (no decoder made for it) is to end next.
+    bodiless: bool,
     /// A head that arrived in pieces.
     pending: Vec<u8>,
     /// Boxed: most messages have none.
@@ -102,6 +106,7 @@ impl Parser {
             limits,
             response_to,
             body: None,
+            bodiless: false,
             pending: Vec::new(),
             trailers: None,
             failed: None,
@@ -121,12 +126,12 @@ impl Parser {
 
     /// Whether the parser is between messages with no partial head kept.
     pub fn is_idle(&self) -> bool {
-        self.body.is_none() && self.pending.is_empty()
+        self.body.is_none() && !self.bodiless && self.pending.is_empty()
     }
 
     /// Whether a body is being decoded.
     pub fn in_body(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.bodiless
     }
 
     /// Body bytes of the current message decoded so far.
@@ -172,7 +177,15 @@ impl Parser {
     /// [`parse`](Self::parse) would report next (`false`, and nothing done, if a body is due):
     /// the server's shortcut for bodiless requests.
     pub(crate) fn end_empty_body(&mut self) -> bool {
-        if self.failed.is_some() || !self.body.as_ref().is_some_and(BodyDecoder::is_done) {
+        if self.failed.is_some() {
+            return false;
+        }
+        if self.bodiless {
+            self.bodiless = false;
+            self.trailers = None;
+            return true;
+        }
+        if !self.body.as_ref().is_some_and(BodyDecoder::is_done) {
             return false;
         }
         self.end_message();
@@ -218,6 +231,11 @@ impl Parser {
             return Err(err.clone());
         }
         let result = match &mut self.body {
+            None if self.bodiless => {
+                self.bodiless = false;
+                self.trailers = None;
+                Ok(Event::End)
+            }
             Some(body) => body.finish_at_eof().map(|()| {
                 self.end_message();
                 Event::End
@@ -238,6 +256,11 @@ impl Parser {
     }
 
     fn step<'a>(&mut self, input: &'a [u8], max_data: usize) -> Result<(usize, Event<'a>), Error> {
+        if self.bodiless {
+            self.bodiless = false;
+            self.trailers = None;
+            return Ok((0, Event::End));
+        }
         if let Some(body) = &mut self.body {
             if body.is_done() {
                 self.end_message();
@@ -312,7 +335,12 @@ impl Parser {
                 Some((len, head)) => (len, head.framing, Event::Response(head)),
             },
         };
-        self.body = Some(BodyDecoder::new(framing, &self.limits));
+        // A message without a body gets no decoder: its end is a flag.
+        if framing == Framing::Length(0) {
+            self.bodiless = true;
+        } else {
+            self.body = Some(BodyDecoder::new(framing, &self.limits));
+        }
         Ok(Some((len, event)))
     }
 

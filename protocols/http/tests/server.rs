@@ -113,11 +113,15 @@ fn the_date_follows_the_clock_across_a_second_boundary() {
         let mut reader = Reader::new();
         let mut ask = |conn: &mut gruvi_stream::TcpStream| {
             let before = now_seconds();
-            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
             let answer = reader.next(conn, Method::GET).unwrap().unwrap();
             let date = date_of(&answer);
             // The server's clock is the coarse one: it may be a tick behind.
-            assert!(date + 1 >= before && date <= now_seconds(), "{date} {before}");
+            assert!(
+                date + 1 >= before && date <= now_seconds(),
+                "{date} {before}"
+            );
             date
         };
         let first = ask(&mut conn);

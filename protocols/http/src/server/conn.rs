@@ -326,6 +326,7 @@ fn close_gracefully(wire: &Wire) {
         if left.is_zero() || !matches!(wire.fill(Some(left)), Ok(true)) {
             break;
         }
+        wire.settle();
         let mut n = 0;
         wire.conn.with_buffered(&mut |data| n = data.len());
         wire.conn.consume(n);
