@@ -8,11 +8,18 @@ use std::time::{Duration, UNIX_EPOCH};
 use http::{HeaderMap, Method, StatusCode, Version};
 
 /// Appends a status line (`HTTP/1.1 200 OK`) and its CRLF.
+#[inline(always)]
 pub(crate) fn status_line(out: &mut Vec<u8>, version: Version, status: StatusCode) {
     if status == StatusCode::OK && version != Version::HTTP_10 {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-        return;
+    } else {
+        other_status_line(out, version, status);
     }
+}
+
+/// [`status_line`] for anything but `HTTP/1.1 200 OK`.
+#[inline(never)]
+fn other_status_line(out: &mut Vec<u8>, version: Version, status: StatusCode) {
     out.extend_from_slice(match version {
         Version::HTTP_10 => b"HTTP/1.0 ",
         _ => b"HTTP/1.1 ",
