@@ -84,6 +84,16 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
     close_gracefully(wire);
 }
 
+/// The protocol error met while the body of this request was read, if it has one.
+#[inline(always)]
+fn body_error(wire: &Wire, has_body: bool) -> Option<Error> {
+    if has_body {
+        wire.body_error.borrow_mut().take()
+    } else {
+        None
+    }
+}
+
 /// The connection must be dropped without another byte.
 struct Abort;
 
@@ -107,7 +117,9 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = Slot(ManuallyDrop::new(None));
     let handled = call_handler(shared, wire, head, has_body, &mut slot.0);
-    if let Some(err) = wire.body_error.borrow_mut().take() {
+    // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
+    // nothing from the wire.
+    if let Some(err) = body_error(wire, has_body) {
         // The body broke the protocol while the handler read it: that answer wins.
         write_error(wire, err.status(), server_line);
         return Ok(false);
@@ -120,7 +132,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     if has_body && !finish_body(wire, config.max_discard) {
         keep_alive = false;
     }
-    if let Some(err) = wire.body_error.borrow_mut().take() {
+    if let Some(err) = body_error(wire, has_body) {
         write_error(wire, err.status(), server_line);
         return Ok(false);
     }
