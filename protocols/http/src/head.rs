@@ -297,7 +297,7 @@ fn request_with<'b>(
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
     // A box given back usually got the last written response's map already (see
-    // `Parser::recycle_headers`), else the spare map is used.
+    // `parser::recycle_request_headers`), else the spare map is used.
     if headers.capacity() == 0
         && let Some(reuse) = &mut spare.headers
     {

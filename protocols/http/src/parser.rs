@@ -142,35 +142,7 @@ impl Parser {
     /// Gives back the box of a request head whose contents were taken, for the next head a
     /// parser on this thread reads to reuse (saving an allocation per request).
     pub fn recycle(&mut self, head: Box<RequestHead>) {
-        SPARE.with_borrow_mut(|spare| spare.head = Some(head));
-    }
-
-    /// Gives back a header map that is no longer needed (a written response's), for the next
-    /// request head on this thread to fill instead of allocating its own. Maps larger than a usual head are
-    /// dropped, so that one large response does not stay in memory.
-    ///
-    /// The map is swapped with the empty one of the spare head box, if there is a box whose
-    /// map went to its request (the usual case: the next head then needs no swap), else with
-    /// the spare map: `headers` holds that one afterwards.
-    pub(crate) fn recycle_headers(&mut self, headers: &mut HeaderMap) {
-        if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
-            if !headers.is_empty() {
-                headers.clear();
-            }
-            SPARE.with_borrow_mut(|spare| {
-                let kept = match (&mut spare.head, &mut spare.headers) {
-                    (Some(head), _) if head.request.headers().capacity() == 0 => {
-                        head.request.headers_mut()
-                    }
-                    (_, Some(kept)) => kept,
-                    (_, None) => {
-                        spare.headers = Some(std::mem::take(headers));
-                        return;
-                    }
-                };
-                std::mem::swap(kept, headers);
-            });
-        }
+        recycle_head(head);
     }
 
     /// Ends the message whose head said it has no body, as the [`End`](Event::End) that
@@ -350,5 +322,39 @@ impl Parser {
             self.trailers = body.take_boxed_trailers();
             self.body = None;
         }
+    }
+}
+
+/// [`Parser::recycle`] without a parser at hand (the server's, whose parser is behind a
+/// `RefCell`).
+pub(crate) fn recycle_head(head: Box<RequestHead>) {
+    SPARE.with_borrow_mut(|spare| spare.head = Some(head));
+}
+
+/// Gives back a header map that is no longer needed (a written response's), for the next
+/// request head on this thread to fill instead of allocating its own (server side). Maps
+/// larger than a usual head are dropped, so that one large response does not stay in memory.
+///
+/// The map is swapped with the empty one of the spare head box, if there is a box whose map
+/// went to its request (the usual case: the next head then needs no swap), else with the
+/// spare map: `headers` holds that one afterwards.
+pub(crate) fn recycle_request_headers(headers: &mut HeaderMap) {
+    if headers.capacity() <= KEEP_HEADERS {
+        if !headers.is_empty() {
+            headers.clear();
+        }
+        SPARE.with_borrow_mut(|spare| {
+            let kept = match (&mut spare.head, &mut spare.headers) {
+                (Some(head), _) if head.request.headers().capacity() == 0 => {
+                    head.request.headers_mut()
+                }
+                (_, Some(kept)) => kept,
+                (_, None) => {
+                    spare.headers = Some(std::mem::take(headers));
+                    return;
+                }
+            };
+            std::mem::swap(kept, headers);
+        });
     }
 }

@@ -177,7 +177,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 
 /// The slot of a handler's response. Dropped, it lets go of a response that owns nothing any
 /// more without running its drop glue: the writer takes the body and swaps the header map for
-/// an unallocated one (see `Parser::recycle_headers`), so a drop would only walk an empty
+/// an unallocated one (see `parser::recycle_request_headers`), so a drop would only walk an empty
 /// map, extensions and an empty body (~100 instructions per request). Any other response is
 /// dropped as usual.
 struct Slot(ManuallyDrop<Option<Response<Body>>>);
@@ -244,7 +244,7 @@ fn run_handler<H>(
 {
     // Built in its place by a call of its own: built here, it was copied there.
     let request = request_of(wire, &mut head, has_body);
-    wire.parser.borrow_mut().recycle(head);
+    crate::parser::recycle_head(head);
     // Inserted, not assigned: one copy of the response less.
     let _ = slot.insert(handler(request));
 }
