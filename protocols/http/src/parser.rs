@@ -6,7 +6,9 @@ use http::{HeaderMap, Method};
 
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
-use crate::head::{FieldCache, RequestHead, ResponseHead, Spare, request_head, response_head};
+use crate::head::{
+    FieldCache, Framing, RequestHead, ResponseHead, Spare, request_head, response_head,
+};
 use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
@@ -79,6 +81,8 @@ pub struct Parser {
     response_to: Option<Method>,
     /// `None` between messages, else the body being decoded.
     body: Option<BodyDecoder>,
+    /// A message without a body (no decoder made for it) is to end next.
+    bodiless: bool,
     /// A head that arrived in pieces.
     pending: Vec<u8>,
     /// Boxed: most messages have none.
@@ -102,6 +106,7 @@ impl Parser {
             limits,
             response_to,
             body: None,
+            bodiless: false,
             pending: Vec::new(),
             trailers: None,
             failed: None,
@@ -121,12 +126,12 @@ impl Parser {
 
     /// Whether the parser is between messages with no partial head kept.
     pub fn is_idle(&self) -> bool {
-        self.body.is_none() && self.pending.is_empty()
+        self.body.is_none() && !self.bodiless && self.pending.is_empty()
     }
 
     /// Whether a body is being decoded.
     pub fn in_body(&self) -> bool {
-        self.body.is_some()
+        self.body.is_some() || self.bodiless
     }
 
     /// Body bytes of the current message decoded so far.
@@ -137,42 +142,22 @@ impl Parser {
     /// Gives back the box of a request head whose contents were taken, for the next head a
     /// parser on this thread reads to reuse (saving an allocation per request).
     pub fn recycle(&mut self, head: Box<RequestHead>) {
-        SPARE.with_borrow_mut(|spare| spare.head = Some(head));
-    }
-
-    /// Gives back a header map that is no longer needed (a written response's), for the next
-    /// request head on this thread to fill instead of allocating its own. Maps larger than a usual head are
-    /// dropped, so that one large response does not stay in memory.
-    ///
-    /// The map is swapped with the empty one of the spare head box, if there is a box whose
-    /// map went to its request (the usual case: the next head then needs no swap), else with
-    /// the spare map: `headers` holds that one afterwards.
-    pub(crate) fn recycle_headers(&mut self, headers: &mut HeaderMap) {
-        if self.response_to.is_none() && headers.capacity() <= KEEP_HEADERS {
-            if !headers.is_empty() {
-                headers.clear();
-            }
-            SPARE.with_borrow_mut(|spare| {
-                let kept = match (&mut spare.head, &mut spare.headers) {
-                    (Some(head), _) if head.request.headers().capacity() == 0 => {
-                        head.request.headers_mut()
-                    }
-                    (_, Some(kept)) => kept,
-                    (_, None) => {
-                        spare.headers = Some(std::mem::take(headers));
-                        return;
-                    }
-                };
-                std::mem::swap(kept, headers);
-            });
-        }
+        recycle_head(head);
     }
 
     /// Ends the message whose head said it has no body, as the [`End`](Event::End) that
     /// [`parse`](Self::parse) would report next (`false`, and nothing done, if a body is due):
     /// the server's shortcut for bodiless requests.
     pub(crate) fn end_empty_body(&mut self) -> bool {
-        if self.failed.is_some() || !self.body.as_ref().is_some_and(BodyDecoder::is_done) {
+        if self.failed.is_some() {
+            return false;
+        }
+        if self.bodiless {
+            self.bodiless = false;
+            self.trailers = None;
+            return true;
+        }
+        if !self.body.as_ref().is_some_and(BodyDecoder::is_done) {
             return false;
         }
         self.end_message();
@@ -218,6 +203,11 @@ impl Parser {
             return Err(err.clone());
         }
         let result = match &mut self.body {
+            None if self.bodiless => {
+                self.bodiless = false;
+                self.trailers = None;
+                Ok(Event::End)
+            }
             Some(body) => body.finish_at_eof().map(|()| {
                 self.end_message();
                 Event::End
@@ -238,6 +228,11 @@ impl Parser {
     }
 
     fn step<'a>(&mut self, input: &'a [u8], max_data: usize) -> Result<(usize, Event<'a>), Error> {
+        if self.bodiless {
+            self.bodiless = false;
+            self.trailers = None;
+            return Ok((0, Event::End));
+        }
         if let Some(body) = &mut self.body {
             if body.is_done() {
                 self.end_message();
@@ -312,7 +307,12 @@ impl Parser {
                 Some((len, head)) => (len, head.framing, Event::Response(head)),
             },
         };
-        self.body = Some(BodyDecoder::new(framing, &self.limits));
+        // A message without a body gets no decoder: its end is a flag.
+        if framing == Framing::Length(0) {
+            self.bodiless = true;
+        } else {
+            self.body = Some(BodyDecoder::new(framing, &self.limits));
+        }
         Ok(Some((len, event)))
     }
 
@@ -322,5 +322,39 @@ impl Parser {
             self.trailers = body.take_boxed_trailers();
             self.body = None;
         }
+    }
+}
+
+/// [`Parser::recycle`] without a parser at hand (the server's, whose parser is behind a
+/// `RefCell`).
+pub(crate) fn recycle_head(head: Box<RequestHead>) {
+    SPARE.with_borrow_mut(|spare| spare.head = Some(head));
+}
+
+/// Gives back a header map that is no longer needed (a written response's), for the next
+/// request head on this thread to fill instead of allocating its own (server side). Maps
+/// larger than a usual head are dropped, so that one large response does not stay in memory.
+///
+/// The map is swapped with the empty one of the spare head box, if there is a box whose map
+/// went to its request (the usual case: the next head then needs no swap), else with the
+/// spare map: `headers` holds that one afterwards.
+pub(crate) fn recycle_request_headers(headers: &mut HeaderMap) {
+    if headers.capacity() <= KEEP_HEADERS {
+        if !headers.is_empty() {
+            headers.clear();
+        }
+        SPARE.with_borrow_mut(|spare| {
+            let kept = match (&mut spare.head, &mut spare.headers) {
+                (Some(head), _) if head.request.headers().capacity() == 0 => {
+                    head.request.headers_mut()
+                }
+                (_, Some(kept)) => kept,
+                (_, None) => {
+                    spare.headers = Some(std::mem::take(headers));
+                    return;
+                }
+            };
+            std::mem::swap(kept, headers);
+        });
     }
 }

@@ -48,6 +48,10 @@ pub(crate) struct Wire {
     pub(crate) drained: Cell<bool>,
     /// The read timeout last set on the connection (`None`: not known).
     read_timeout: Cell<Option<Option<Duration>>>,
+    /// Bytes at the start of the connection's buffer that the parser used and the connection
+    /// was not told of yet: pipelined messages are consumed in one call, once the parser has
+    /// used everything or before a wait, rather than one call per message.
+    used: Cell<usize>,
 }
 
 impl Wire {
@@ -63,6 +67,7 @@ impl Wire {
             flushes: Cell::new(0),
             drained: Cell::new(false),
             read_timeout: Cell::new(None),
+            used: Cell::new(0),
         }
     }
 
@@ -110,7 +115,9 @@ impl Wire {
         mut f: impl FnMut(Event<'_>) -> T,
     ) -> Result<Step<T>, Error> {
         let mut result = None;
+        let skip = self.used.get();
         self.conn.with_buffered(&mut |data| {
+            let data = data.get(skip..).unwrap_or_default();
             let mut parser = self.parser.borrow_mut();
             result = Some(
                 parser
@@ -122,11 +129,26 @@ impl Wire {
             );
         });
         let (used, len, step) = result.expect("with_buffered calls its function")?;
-        self.drained.set(used == len);
+        let drained = used == len;
+        self.drained.set(drained);
+        if drained {
+            self.used.set(0);
+            if skip + used > 0 {
+                self.conn.consume(skip + used);
+            }
+        } else {
+            self.used.set(skip + used);
+        }
+        Ok(step)
+    }
+
+    /// Tells the connection of the bytes the parser used (before a wait, or before reading
+    /// the connection's buffer other than through [`parse`](Self::parse)).
+    pub(crate) fn settle(&self) {
+        let used = self.used.replace(0);
         if used > 0 {
             self.conn.consume(used);
         }
-        Ok(step)
     }
 
     /// Waits for more bytes for at most `timeout`: `Ok(false)` at end of stream.
@@ -134,6 +156,7 @@ impl Wire {
     /// Switchpoint: blocks until bytes arrive.
     pub(crate) fn fill(&self, timeout: Option<Duration>) -> io::Result<bool> {
         crate::encode::date_may_be_stale();
+        self.settle();
         self.drained.set(false);
         let timeout = timeout.map(|t| t.max(Duration::from_millis(1)));
         // Only the wire sets the connection's read timeout once it exists: unchanged (the

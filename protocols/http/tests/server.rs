@@ -6,7 +6,7 @@ mod support;
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gruvi_http::http::{Method, Request, Response};
 use gruvi_http::{Body, Incoming, ServerConfig};
@@ -84,6 +84,53 @@ fn keep_alive_serves_many_requests_on_one_connection() {
             assert!(answer.keep_alive);
         }
         assert_eq!(server.connection_count(), 1);
+        server.close().unwrap();
+    });
+}
+
+/// The seconds since the epoch of a response's `Date`.
+fn date_of(answer: &support::Answer) -> u64 {
+    let value = answer.headers["date"].to_str().unwrap();
+    httpdate::parse_http_date(value)
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[test]
+fn the_date_follows_the_clock_across_a_second_boundary() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), app);
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        let mut ask = |conn: &mut gruvi_stream::TcpStream| {
+            let before = now_seconds();
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let answer = reader.next(conn, Method::GET).unwrap().unwrap();
+            let date = date_of(&answer);
+            // The server's clock is the coarse one: it may be a tick behind.
+            assert!(
+                date + 1 >= before && date <= now_seconds(),
+                "{date} {before}"
+            );
+            date
+        };
+        let first = ask(&mut conn);
+        // Past the next second's start (by more than a clock tick), same connection.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let wait = Duration::from_secs(now.as_secs() + 1) - now + Duration::from_millis(50);
+        fiber_core::sleep(wait).unwrap();
+        let second = ask(&mut conn);
+        assert!(second > first, "{second} {first}");
         server.close().unwrap();
     });
 }

@@ -3,6 +3,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use http::{Method, Request, Response, StatusCode};
 
 use super::respond::{Exchange, write_error, write_response};
 use super::{Handler, Shared};
-use crate::body::Body;
+use crate::body::{Body, Kind};
 use crate::error::Error;
 use crate::head::{Framing, RequestHead};
 use crate::incoming::Incoming;
@@ -83,6 +84,16 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
     close_gracefully(wire);
 }
 
+/// The protocol error met while the body of this request was read, if it has one.
+#[inline(always)]
+fn body_error(wire: &Wire, has_body: bool) -> Option<Error> {
+    if has_body {
+        wire.body_error.borrow_mut().take()
+    } else {
+        None
+    }
+}
+
 /// The connection must be dropped without another byte.
 struct Abort;
 
@@ -104,14 +115,16 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     }
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
-    let mut slot = None;
-    let handled = call_handler(shared, wire, head, has_body, &mut slot);
-    if let Some(err) = wire.body_error.borrow_mut().take() {
+    let mut slot = Slot(ManuallyDrop::new(None));
+    let handled = call_handler(shared, wire, head, has_body, &mut slot.0);
+    // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
+    // nothing from the wire.
+    if let Some(err) = body_error(wire, has_body) {
         // The body broke the protocol while the handler read it: that answer wins.
         write_error(wire, err.status(), server_line);
         return Ok(false);
     }
-    let (true, Some(response)) = (handled, slot.as_mut()) else {
+    let (true, Some(response)) = (handled, slot.0.as_mut()) else {
         write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
         return Ok(false);
     };
@@ -119,7 +132,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     if has_body && !finish_body(wire, config.max_discard) {
         keep_alive = false;
     }
-    if let Some(err) = wire.body_error.borrow_mut().take() {
+    if let Some(err) = body_error(wire, has_body) {
         write_error(wire, err.status(), server_line);
         return Ok(false);
     }
@@ -159,6 +172,29 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
             unqueue();
             Err(Abort)
         }
+    }
+}
+
+/// The slot of a handler's response. Dropped, it lets go of a response that owns nothing any
+/// more without running its drop glue: the writer takes the body and swaps the header map for
+/// an unallocated one (see `parser::recycle_request_headers`), so a drop would only walk an empty
+/// map, extensions and an empty body (~100 instructions per request). Any other response is
+/// dropped as usual.
+struct Slot(ManuallyDrop<Option<Response<Body>>>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(response) = &mut *self.0
+            // A map without index slots has no allocation at all (`HeaderMap` allocates its
+            // indices and entries together, and extra values only next to entries).
+            && response.headers().capacity() == 0
+            && matches!(response.body().kind, Kind::Empty)
+        {
+            // Extensions may hold a (possibly empty) map: dropped as usual.
+            drop(std::mem::take(response.extensions_mut()));
+            return;
+        }
+        drop(self.0.take());
     }
 }
 
@@ -208,7 +244,7 @@ fn run_handler<H>(
 {
     // Built in its place by a call of its own: built here, it was copied there.
     let request = request_of(wire, &mut head, has_body);
-    wire.parser.borrow_mut().recycle(head);
+    crate::parser::recycle_head(head);
     // Inserted, not assigned: one copy of the response less.
     let _ = slot.insert(handler(request));
 }
@@ -326,6 +362,7 @@ fn close_gracefully(wire: &Wire) {
         if left.is_zero() || !matches!(wire.fill(Some(left)), Ok(true)) {
             break;
         }
+        wire.settle();
         let mut n = 0;
         wire.conn.with_buffered(&mut |data| n = data.len());
         wire.conn.consume(n);

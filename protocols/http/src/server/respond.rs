@@ -136,9 +136,7 @@ pub(crate) fn write_response(
         framing
     });
     // The map's allocation serves the next request head.
-    wire.parser
-        .borrow_mut()
-        .recycle_headers(response.headers_mut());
+    crate::parser::recycle_request_headers(response.headers_mut());
     // HEAD gets the headers a GET would, and no body.
     let framing = if exchange.is_head {
         OutFraming::Suppressed
