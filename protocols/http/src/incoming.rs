@@ -162,13 +162,15 @@ impl Incoming {
             // Nothing left (a request without a body): no scratch buffer needed.
             return Ok(true);
         }
-        let mut buf = vec![0; READ_STEP];
+        // Taken from the connection's buffer without a copy: at most one byte past the limit.
         let start = self.len;
         while !self.done {
-            if self.len - start > limit {
+            let taken = self.len - start;
+            if taken > limit {
                 return Ok(false);
             }
-            if self.read(&mut buf)? == 0 {
+            let room = usize::try_from(limit - taken).map_or(usize::MAX, |r| r.saturating_add(1));
+            if self.next_piece(room, |_| {})? == 0 {
                 break;
             }
         }
@@ -183,7 +185,19 @@ impl Incoming {
 
 impl Read for Incoming {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.done || buf.is_empty() {
+        self.next_piece(buf.len(), |data| buf[..data.len()].copy_from_slice(data))
+    }
+}
+
+impl Incoming {
+    /// Takes the next piece of the body, at most `max` bytes, and hands it to `sink` (which
+    /// copies it, or not): its length, 0 at the end of the body.
+    ///
+    /// # Switchpoint
+    ///
+    /// Waits for the body's bytes to arrive.
+    fn next_piece(&mut self, max: usize, mut sink: impl FnMut(&[u8])) -> io::Result<usize> {
+        if self.done || max == 0 {
             return Ok(0);
         }
         let Some(wire) = self.wire.clone() else {
@@ -199,9 +213,9 @@ impl Read for Incoming {
             wire.conn.send(CONTINUE)?;
         }
         loop {
-            let step = wire.parse(buf.len(), |event| match event {
+            let step = wire.parse(max, |event| match event {
                 Event::Data(data) => {
-                    buf[..data.len()].copy_from_slice(data);
+                    sink(data);
                     Some(data.len())
                 }
                 Event::End => Some(0),

@@ -356,16 +356,39 @@ fn an_unread_body_is_skipped_or_the_connection_closed() {
             b"Hello, World!"
         );
 
+        // One byte past the limit, and far past it: the connection is closed.
+        for len in [1001, 5000] {
+            let mut conn = connect(&addr);
+            let head = format!("POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\n\r\n");
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(&vec![b'z'; len]).unwrap();
+            let answer = Reader::new()
+                .next(&mut conn, Method::POST)
+                .unwrap()
+                .unwrap();
+            assert!(!answer.keep_alive, "{len}");
+            assert!(is_closed(&mut conn), "{len}");
+        }
+
+        // A chunked body of exactly the limit is skipped too.
         let mut conn = connect(&addr);
-        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n")
+        conn.write_all(b"POST /ignore HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap();
-        conn.write_all(&[b'z'; 5000]).unwrap();
-        let answer = Reader::new()
-            .next(&mut conn, Method::POST)
-            .unwrap()
+        conn.write_all(b"1f4\r\n").unwrap();
+        conn.write_all(&[b'z'; 500]).unwrap();
+        conn.write_all(b"\r\n1f4\r\n").unwrap();
+        conn.write_all(&[b'z'; 500]).unwrap();
+        conn.write_all(b"\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
-        assert!(!answer.keep_alive);
-        assert!(is_closed(&mut conn));
+        let mut reader = Reader::new();
+        assert_eq!(
+            reader.next(&mut conn, Method::POST).unwrap().unwrap().body,
+            b"ignored"
+        );
+        assert_eq!(
+            reader.next(&mut conn, Method::GET).unwrap().unwrap().body,
+            b"Hello, World!"
+        );
         server.close().unwrap();
     });
 }
