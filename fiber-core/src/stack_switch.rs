@@ -92,11 +92,12 @@ pub struct Coroutine {
     /// The context to switch to: `Some` exactly while the coroutine is neither running nor
     /// finished.
     context: Option<Context>,
-    /// The stack, held until the coroutine has finished.
-    stack: Option<Stack>,
-    /// The stack's registration with valgrind, dropped with the stack.
+    /// The stack's registration with valgrind; before `stack`, so that it is dropped (the
+    /// stack deregistered) before the stack goes back to its pool.
     #[cfg(feature = "valgrind")]
     registration: Option<valgrind::Registration>,
+    /// The stack, held until the coroutine has finished.
+    stack: Option<Stack>,
 }
 
 /// The per-coroutine state shared by the two sides of the switch.

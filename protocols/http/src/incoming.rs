@@ -158,10 +158,6 @@ impl Incoming {
     #[cold]
     #[inline(never)]
     pub(crate) fn discard(&mut self, limit: u64) -> io::Result<bool> {
-        if self.done {
-            // Nothing left (a request without a body): no scratch buffer needed.
-            return Ok(true);
-        }
         // Taken from the connection's buffer without a copy: at most one byte past the limit.
         let start = self.len;
         while !self.done {
@@ -177,19 +173,6 @@ impl Incoming {
         Ok(true)
     }
 
-    fn fail(wire: &Wire, err: Error) -> io::Error {
-        wire.body_error.borrow_mut().get_or_insert(err.clone());
-        err.into()
-    }
-}
-
-impl Read for Incoming {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.next_piece(buf.len(), |data| buf[..data.len()].copy_from_slice(data))
-    }
-}
-
-impl Incoming {
     /// Takes the next piece of the body, at most `max` bytes, and hands it to `sink` (which
     /// copies it, or not): its length, 0 at the end of the body.
     ///
@@ -246,6 +229,17 @@ impl Incoming {
                 }
             }
         }
+    }
+
+    fn fail(wire: &Wire, err: Error) -> io::Error {
+        wire.body_error.borrow_mut().get_or_insert(err.clone());
+        err.into()
+    }
+}
+
+impl Read for Incoming {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.next_piece(buf.len(), |data| buf[..data.len()].copy_from_slice(data))
     }
 }
 
