@@ -75,6 +75,10 @@ pub struct Hub {
     remote: Remote,
     park_table: ParkTable,
     closed: Cell<bool>,
+    /// Fibers resumed since the loop was last polled (see [`RESUMES_PER_POLL`]). Kept here,
+    /// not per scheduler run: the root handing over to a fiber and back runs the scheduler
+    /// for one resume at a time, and must not starve I/O and timers either.
+    since_poll: Cell<u32>,
     // Dropped last: everything above may own handles on it.
     lp: Loop,
 }
@@ -168,6 +172,7 @@ impl Hub {
             remote,
             park_table: ParkTable::new(),
             closed: Cell::new(false),
+            since_poll: Cell::new(0),
             lp,
         })
     }
@@ -435,32 +440,47 @@ impl Hub {
 
     /// The scheduler, run by the root fiber while it is blocked: resumes ready fibers, runs
     /// callbacks and polls the loop until the root itself is ready again.
+    ///
+    /// Inlined into the root's switchpoints, so that the root resumes fibers from the frame
+    /// of its own wait: after a switch back, the processor's return predictor holds the other
+    /// stack's return addresses, so every `ret` the root makes before its next call
+    /// mispredicts, and a scheduler of its own would add one to each hand-over between the
+    /// root and a fiber (measured: the queue hand-over took ~7 ns longer with it out of line;
+    /// the code size of the examples did not grow).
     // One function on purpose: it is the Hub's run loop, read as a whole.
-    #[inline(never)]
+    #[inline(always)]
     fn schedule(&self) {
-        let mut since_poll = 0;
         loop {
             let next = self.ready.borrow_mut().pop_front();
             if let Some(fiber) = next {
                 if fiber.is_root() {
                     return;
                 }
-                self.resume(fiber);
-                since_poll += 1;
-                if since_poll >= RESUMES_PER_POLL {
-                    since_poll = 0;
-                    self.poll(RunMode::NoWait);
-                }
+                self.resume_counted(fiber);
                 continue;
             }
             if self.run_callbacks() {
                 continue;
             }
-            since_poll = 0;
+            self.since_poll.set(0);
             if !self.block_for_events() {
                 // Nothing can wake anybody: tell the root, the only one who can act on it.
                 self.wake(&self.root, Wake::Deadlock);
             }
+        }
+    }
+
+    /// [`resume`](Self::resume), polling the loop without blocking after every
+    /// [`RESUMES_PER_POLL`] resumes so that busy fibers cannot starve I/O and timers.
+    #[inline(always)]
+    fn resume_counted(&self, fiber: Rc<FiberInner>) {
+        self.resume(fiber);
+        let resumed = self.since_poll.get() + 1;
+        if resumed >= RESUMES_PER_POLL {
+            self.since_poll.set(0);
+            self.poll(RunMode::NoWait);
+        } else {
+            self.since_poll.set(resumed);
         }
     }
 

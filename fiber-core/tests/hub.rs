@@ -224,3 +224,45 @@ fn a_thread_exiting_with_a_live_hub_after_remote_callbacks_exits_cleanly() {
     .join()
     .unwrap();
 }
+
+/// The root and a fiber handing items back and forth never leave the ready queue empty, yet
+/// the loop is still polled: a timer fires (here a sleeping fiber wakes) within a bounded
+/// number of hand-overs instead of being starved for as long as the ping-pong lasts.
+#[test]
+fn a_ping_pong_between_the_root_and_a_fiber_does_not_starve_timers() {
+    use fiber_core::Queue;
+    use std::cell::Cell;
+    run_clean(|| {
+        let woke = Rc::new(Cell::new(false));
+        let sleeper = {
+            let woke = woke.clone();
+            spawn(move || {
+                sleep(Duration::from_millis(2)).unwrap();
+                woke.set(true);
+            })
+        };
+        let (ping, pong) = (Rc::new(Queue::new(0)), Rc::new(Queue::new(0)));
+        let partner = {
+            let (ping, pong) = (ping.clone(), pong.clone());
+            spawn(move || {
+                while let Some(n) = ping.get().unwrap() {
+                    pong.put(n).unwrap();
+                }
+            })
+        };
+        // ~10 s of hand-overs at 100 ns each at most; the timer needs 2 ms of them.
+        let mut rounds = 0u64;
+        while !woke.get() && rounds < 50_000_000 {
+            ping.put(Some(rounds)).unwrap();
+            assert_eq!(pong.get().unwrap(), rounds);
+            rounds += 1;
+        }
+        ping.put(None).unwrap();
+        partner.join().unwrap();
+        assert!(
+            woke.get(),
+            "the sleeping fiber never woke during {rounds} hand-overs"
+        );
+        sleeper.join().unwrap();
+    });
+}
