@@ -198,7 +198,11 @@ pub(crate) enum Waker {
     Thread(Arc<ThreadSignal>),
 }
 
-/// The waiting side; frees its slot when dropped.
+/// The waiting side. Its wait ends with [`release`](Parker::release), which frees its slot:
+/// [`block`](crate::sync::waiter::block) calls it, also when the wait unwinds. (An explicit
+/// call rather than `Drop`: the drop glue of this enum is not inlined, and this is on every
+/// hand-over's path.)
+#[must_use = "a parker's wait must end with `release` (through `waiter::block`)"]
 pub(crate) enum Parker {
     Fiber {
         fiber: Rc<FiberInner>,
@@ -323,6 +327,19 @@ fn wake_remote(hub: u64, key: u32, generation: u64) {
 }
 
 impl Parker {
+    /// Ends the wait: frees the fiber's parking slot (nothing to do for a thread).
+    #[inline(always)]
+    pub(crate) fn release(self) {
+        if let Parker::Fiber {
+            fiber,
+            generation,
+            hub,
+        } = self
+        {
+            hub.park_table().remove(&hub, &fiber, generation);
+        }
+    }
+
     /// Blocks until woken, or until `deadline` passes or the fiber is cancelled.
     #[track_caller]
     #[inline(always)]
@@ -375,20 +392,6 @@ fn park_thread(signal: &ThreadSignal, what: &'static str, deadline: Option<Insta
                 }
                 thread::park_timeout(at - now);
             }
-        }
-    }
-}
-
-impl Drop for Parker {
-    #[inline(always)]
-    fn drop(&mut self) {
-        if let Parker::Fiber {
-            ref fiber,
-            generation,
-            ref hub,
-        } = *self
-        {
-            hub.park_table().remove(hub, fiber, generation);
         }
     }
 }

@@ -273,13 +273,17 @@ fn block_inner(
     withdraw: impl Fn() -> bool,
     give_back: impl FnOnce(),
 ) -> Result<()> {
-    /// Withdraws if the wait unwinds.
+    /// Ends the wait and withdraws if the wait unwinds.
     struct Unwinding<'a, W: Fn() -> bool, G: FnOnce()> {
+        parker: Option<Parker>,
         withdraw: &'a W,
         give_back: Option<G>,
     }
     impl<W: Fn() -> bool, G: FnOnce()> Drop for Unwinding<'_, W, G> {
         fn drop(&mut self) {
+            if let Some(parker) = self.parker.take() {
+                parker.release();
+            }
             if let Some(give_back) = self.give_back.take()
                 && !(self.withdraw)()
             {
@@ -288,19 +292,26 @@ fn block_inner(
         }
     }
     let mut guard = Unwinding {
+        parker: Some(parker),
         withdraw: &withdraw,
         give_back: Some(give_back),
     };
+    let Some(parker) = &guard.parker else {
+        unreachable!("the parker was just put in");
+    };
     let outcome = match poll {
         None => parker.park(what, deadline),
-        Some((every, check)) => park_polling(&parker, what, deadline, every, check),
+        Some((every, check)) => park_polling(parker, what, deadline, every, check),
     };
     // Not unwinding: disarm the guard without running its destructor (a call on the hot path);
-    // the closure it held is dropped normally.
+    // the closure it held is dropped normally, and the parker's slot is freed before the
+    // primitive is touched again.
     drop(guard.give_back.take());
+    let parker = guard.parker.take();
     std::mem::forget(guard);
-    // Free the parking slot before touching the primitive again.
-    drop(parker);
+    if let Some(parker) = parker {
+        parker.release();
+    }
     match outcome {
         Ok(()) => Ok(()),
         Err(_) if !withdraw() => Ok(()),
