@@ -250,9 +250,10 @@ fn a_ping_pong_between_the_root_and_a_fiber_does_not_starve_timers() {
                 }
             })
         };
-        // ~10 s of hand-overs at 100 ns each at most; the timer needs 2 ms of them.
+        // The timer is due after 2 ms; starved, it would not fire in 2 s of hand-overs.
+        let start = std::time::Instant::now();
         let mut rounds = 0u64;
-        while !woke.get() && rounds < 50_000_000 {
+        while !woke.get() && start.elapsed() < Duration::from_secs(2) {
             ping.put(Some(rounds)).unwrap();
             assert_eq!(pong.get().unwrap(), rounds);
             rounds += 1;
