@@ -21,6 +21,10 @@
 //!   it to the other, waiting, fiber; per hand-over.
 //! - `gruvi_rs_queue_handover`: two fibers playing ping-pong through two unbounded `Queue`s, each
 //!   put handing the item to the other, waiting, fiber; per hand-over.
+//!   The ping side is the root fiber (the closure given to `run`), so each hand-over is one
+//!   switch between the root, which runs the scheduler, and the other fiber.
+//! - `gruvi_rs_queue_handover_spawned`: the same with the ping side a spawned fiber too, so
+//!   that each hand-over is two switches, fiber -> root (the scheduler) -> fiber.
 //! - `gruvi_rs_channel_handover`: the same ping-pong through two unbounded channels.
 //! - `gruvi_rs_cross_thread_wakeup`: the same ping-pong between fibers on two threads' Hubs; per
 //!   one-way wake-up (through the other Hub's remote queue and its loop's eventfd).
@@ -97,7 +101,7 @@ fn main() {
     let wanted = |name: &str| only.as_deref().is_none_or(|o| name.contains(o));
 
     // (name, decimals printed, benchmark)
-    let benches: [Bench; 7] = [
+    let benches: [Bench; 8] = [
         ("gruvi_rs_switch", 2, &|| raw_switch_ns(SWITCH_PAIRS)),
         ("gruvi_rs_yield", 1, &|| hub_yield_ns(YIELD_ITERS)),
         ("gruvi_rs_lock_uncontended", 2, &|| {
@@ -107,7 +111,10 @@ fn main() {
             lock_handover_ns(HANDOVER_ROUNDS)
         }),
         ("gruvi_rs_queue_handover", 1, &|| {
-            queue_handover_ns(HANDOVER_ROUNDS)
+            queue_handover_ns(HANDOVER_ROUNDS, false)
+        }),
+        ("gruvi_rs_queue_handover_spawned", 1, &|| {
+            queue_handover_ns(HANDOVER_ROUNDS, true)
         }),
         ("gruvi_rs_channel_handover", 1, &|| {
             channel_handover_ns(HANDOVER_ROUNDS)
@@ -379,8 +386,10 @@ fn lock_handover_ns(rounds: u64) -> f64 {
 }
 
 /// Nanoseconds per item handed over between two fibers through `Queue`s: a ping-pong, each
-/// put finding the other fiber waiting in `get`.
-fn queue_handover_ns(rounds: u64) -> f64 {
+/// put finding the other fiber waiting in `get`. The ping side is the root (the closure of
+/// `run`), or with `spawned` a fiber of its own, so that each hand-over goes from a fiber
+/// through the scheduler to another fiber: two switches instead of one.
+fn queue_handover_ns(rounds: u64, spawned: bool) -> f64 {
     std::thread::spawn(move || {
         run(|| {
             let (ping, pong) = (Arc::new(Queue::new(0)), Arc::new(Queue::new(0)));
@@ -393,13 +402,20 @@ fn queue_handover_ns(rounds: u64) -> f64 {
                     }
                 })
             };
-            yield_now().expect("let the other wait");
-            let start = Instant::now();
-            for i in 0..rounds {
-                ping.put(i).expect("ping");
-                black_box(pong.get().expect("pong"));
-            }
-            let elapsed = start.elapsed();
+            let pinger = move || {
+                yield_now().expect("let the other wait");
+                let start = Instant::now();
+                for i in 0..rounds {
+                    ping.put(i).expect("ping");
+                    black_box(pong.get().expect("pong"));
+                }
+                start.elapsed()
+            };
+            let elapsed = if spawned {
+                spawn(pinger).join().expect("ping fiber")
+            } else {
+                pinger()
+            };
             other.join().expect("queue fiber");
             elapsed.as_nanos() as f64 / (2 * rounds) as f64
         })
