@@ -4,8 +4,9 @@
 //! Run it with `cargo run --release --example bench_fibers [-- --million]`. It prints:
 //!
 //! - `gruvi_rs_switch`: one-way raw fiber switch (half a resume/suspend round trip, no Hub), the
-//!   fiber doing an inexact f64 division before each switch (the case boost's MXCSR restore made
-//!   slow). Anchor: the corosensei peer's resume/suspend.
+//!   fiber doing an inexact f64 division before each switch (the case that boost.context's
+//!   MXCSR restore, used until session 7, made slow). Anchor: the corosensei peer's
+//!   resume/suspend.
 //! - `gruvi_rs_yield`: two fibers alternating through the Hub with `yield_now()`, per handoff
 //!   (total yields / elapsed). Anchors: tokio's and may's `yield_now`, Go's `Gosched`.
 //! - `gruvi_rs_fiber`: spawn 100,000 fibers that each keep 64 bytes live and park on a

@@ -1,5 +1,6 @@
 //! One-way raw context switch cost (`Coroutine::resume` / `suspend`, no Hub), with and without f64
-//! math on the coroutine's side, with the MXCSR fix on and off.
+//! math on either side (boost.context's switch, used before, restored MXCSR on every switch,
+//! which was slow when the two sides' exception status bits differed; ours leaves MXCSR alone).
 //!
 //! Run with `cargo bench -p fiber-core --bench switch [-- <name substring>...]`. Each variant runs 5 times on a fresh
 //! thread; the `RESULT` line gives the median, in the format of `../shared/peers`.
@@ -7,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use fiber_core::__private::{Coroutine, Outcome, clear_mxcsr_status, set_mxcsr_fix, suspend};
+use fiber_core::__private::{Coroutine, Outcome, suspend};
 use fiber_core::{StackConfig, StackPool};
 
 const SWITCH_PAIRS: usize = 5_000_000;
@@ -21,15 +22,11 @@ struct Variant {
     coroutine_math: bool,
     /// The resumer does one too.
     resumer_math: bool,
-    mxcsr_fix: bool,
 }
 
 /// Nanoseconds per one-way switch for one run of `variant`, on a fresh thread.
 fn run_once(variant: Variant) -> f64 {
-    set_mxcsr_fix(variant.mxcsr_fix);
     std::thread::spawn(move || {
-        // A new thread inherits its creator's MXCSR; start from the default, clear status.
-        clear_mxcsr_status();
         let pool = StackPool::new(StackConfig::new());
         let math = variant.coroutine_math;
         let mut co = Coroutine::new(pool.get().expect("stack"), move |mut data| {
@@ -42,7 +39,7 @@ fn run_once(variant: Variant) -> f64 {
             }
         });
         // The loop body is written out twice (warm-up and timed) rather than put in a closure:
-        // returning from a call right after a switch costs a mispredicted return, since boost's
+        // returning from a call right after a switch costs a mispredicted return, since the
         // switch ends in `jmp` rather than `ret`; the corosensei peer bench has no such call.
         let mut y = 1.0f64;
         for i in 0..WARMUP_PAIRS {
@@ -76,31 +73,16 @@ fn main() {
             name: "gruvi_rs_rawswitch",
             coroutine_math: false,
             resumer_math: false,
-            mxcsr_fix: true,
         },
         Variant {
             name: "gruvi_rs_rawswitch_fp",
             coroutine_math: true,
             resumer_math: false,
-            mxcsr_fix: true,
         },
         Variant {
             name: "gruvi_rs_rawswitch_fp_both",
             coroutine_math: true,
             resumer_math: true,
-            mxcsr_fix: true,
-        },
-        Variant {
-            name: "gruvi_rs_rawswitch_nofix",
-            coroutine_math: false,
-            resumer_math: false,
-            mxcsr_fix: false,
-        },
-        Variant {
-            name: "gruvi_rs_rawswitch_fp_nofix",
-            coroutine_math: true,
-            resumer_math: false,
-            mxcsr_fix: false,
         },
     ];
     // `cargo bench --bench switch -- <substring>` runs only the matching variants.
@@ -119,5 +101,4 @@ fn main() {
         println!("# {}: runs {} ns", variant.name, all.join(" "));
         println!("RESULT name={} ns_per_switch={median:.2}", variant.name);
     }
-    set_mxcsr_fix(true);
 }

@@ -20,8 +20,8 @@
 //! prints which fiber overflowed before the process aborts; about 32k guarded fibers fit under
 //! Linux's default `vm.max_map_count`), or unguarded ([`StackConfig::unguarded`],
 //! [`Hub::set_stack_config`]) for a million fibers. All of this crate's `unsafe` code lives in
-//! the stack modules: `stack.rs`, `stack_overflow.rs` and `stack_switch.rs` with
-//! `stack_switch/mxcsr.rs`.
+//! the stack modules: `stack.rs`, `stack_overflow.rs` and `stack_switch.rs` with its
+//! `stack_switch/x86_64.rs` (the switch itself) and `stack_switch/portable.rs`.
 //!
 //! # Examples
 //!
@@ -100,7 +100,6 @@ pub use waitable::{CallbackId, DoneCallback, DoneCallbacks, Waitable};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::stack_switch::{
-        Coroutine, Outcome, clear_mxcsr_status, in_coroutine, mxcsr_status_set,
-        set_current_identity, set_mxcsr_fix, suspend,
+        Coroutine, Outcome, in_coroutine, set_current_identity, suspend,
     };
 }

@@ -1,5 +1,4 @@
-//! The raw context switch: coroutines on pooled stacks, on top of the `context` crate
-//! (boost.context's assembly). This is the only file that uses `context`.
+//! The raw context switch: coroutines on pooled stacks.
 //!
 //! A [`Coroutine`] runs a closure on its own [`Stack`]. [`Coroutine::resume`] switches into it,
 //! passing a `usize`; inside, [`suspend`] switches back to whoever resumed it, passing a `usize`
@@ -21,36 +20,37 @@
 //! A thread-local pointer, `CURRENT`, names the innermost running coroutine's control block;
 //! `resume` sets it and restores it when the coroutine switches back.
 //!
-//! # MXCSR
+//! # The switch
 //!
-//! boost's switch saves and restores MXCSR, and loading an MXCSR that differs from the current
-//! one is slow: measured 56-86 ns a switch instead of 4-6 ns when only the exception status bits
-//! differ, as they do as soon as one side does inexact f64 arithmetic. So on x86_64 every thread
-//! sets all six status bits before it creates a context (new contexts inherit them), and `resume`
-//! and `suspend` set them again if something cleared them (a register read and a compare). Both
-//! sides then always hold the same value. The only visible effect: `fetestexcept` on such a
-//! thread reports every exception as raised. Masks, rounding mode and FTZ/DAZ are untouched.
+//! On x86_64 the switch is our own (`stack_switch/x86_64.rs`): it saves the callee-saved
+//! general-purpose registers only, leaving MXCSR and the x87 control word to the thread, as
+//! tokio's tasks and Go's goroutines do. Elsewhere it is boost.context's, through the `context`
+//! crate (`stack_switch/portable.rs`).
 
 use std::cell::Cell;
 use std::mem::{self, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::thread;
 
-use context::stack::Stack as ContextStack;
-use context::{Context, Transfer};
+#[cfg(not(target_arch = "x86_64"))]
+use portable as arch;
+#[cfg(target_arch = "x86_64")]
+use x86_64 as arch;
+
+use arch::{Context, Transfer};
 
 use crate::stack::Stack;
 use crate::stack_overflow::{self, GuardRecord};
 
-mod mxcsr;
+#[cfg(not(target_arch = "x86_64"))]
+mod portable;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
 /// Closures larger than this are boxed rather than stored at the top of the stack.
 const MAX_INLINE_ENTRY: usize = 1024;
-
-/// Whether `resume` and `suspend` keep the MXCSR status bits set (see the module docs).
-static MXCSR_FIX: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     /// The control block of the innermost coroutine running on this thread, or null on the
@@ -182,8 +182,6 @@ impl Coroutine {
             frame_addr - stack.bottom() as usize >= stack.size() / 2,
             "coroutine closure too large for its stack"
         );
-        // Lets `keep_saved_mxcsr_status_set` write to register blocks saved on this stack.
-        let _ = stack.bottom().expose_provenance();
         let record = GuardRecord::new(stack.guard_range(), stack.size());
         let control = Control {
             record,
@@ -201,12 +199,13 @@ impl Coroutine {
                 entry: MaybeUninit::new(entry),
             })
         };
-        // SAFETY: `frame_addr..top` holds the frame; the context's frames go below it, within
-        // the stack. The non-owning `ContextStack` only carries these two addresses.
-        let below = unsafe { ContextStack::new(frame.cast(), stack.bottom().cast()) };
-        // SAFETY: the memory `below` describes lives as long as the coroutine holds `stack`,
-        // and the coroutine never switches to the context after releasing it.
-        let context = unsafe { Context::new(&below, trampoline::<F>) };
+        let frame_start = NonNull::new(frame.cast::<u8>()).expect("stack addresses are not null");
+        let bottom = NonNull::new(stack.bottom()).expect("stack addresses are not null");
+        // SAFETY: `frame_addr..top` holds the frame, and the context's frames go below it
+        // (`frame_addr` is 16-byte aligned), within the stack, which lives as long as the
+        // coroutine holds `stack`; the coroutine never switches to the context after releasing
+        // it.
+        let context = unsafe { arch::new_context(frame_start, bottom, trampoline::<F>) };
         Coroutine {
             control: NonNull::new(frame.cast()).expect("stack addresses are not null"),
             context: Some(context),
@@ -222,7 +221,7 @@ impl Coroutine {
     /// # Panics
     ///
     /// If the coroutine has finished.
-    // Always inlined: boost's switch returns with `jmp`, not `ret`, so the first `ret` after a
+    // Always inlined: the switch returns with `jmp`, not `ret`, so the first `ret` after a
     // switch mispredicts; one call level fewer removes one such `ret` per switch.
     #[inline(always)]
     pub fn resume(&mut self, data: usize) -> Outcome {
@@ -234,8 +233,6 @@ impl Coroutine {
         let control = unsafe { &*control_ptr };
         control.record.set_prev(outer.cast());
         CURRENT.with(|current| current.store(control_ptr, Ordering::Relaxed));
-        // SAFETY: `context` is suspended: this coroutine is neither running nor finished.
-        unsafe { keep_saved_mxcsr_status_set(&context) };
         // SAFETY: `context` is this coroutine's suspended context (from `new` or its last
         // switch); its stack is alive, and `CURRENT` names its control block as `trampoline`
         // and `suspend` expect. It switches back here by resuming the context it is given.
@@ -333,8 +330,6 @@ where
     control.result.set(Some(result));
     control.finished.set(true);
     if let Some(resumer) = control.resumer.take() {
-        // SAFETY: `resumer` is suspended in its `resume` call, waiting for this switch.
-        unsafe { keep_saved_mxcsr_status_set(&resumer) };
         // SAFETY: `resumer` is the context waiting in `resume`, which sees `finished` and never
         // switches here again; only plain values remain in this frame, so abandoning it (and
         // releasing the stack under it) skips no destructor.
@@ -369,8 +364,6 @@ pub fn suspend(data: usize) -> usize {
         .resumer
         .take()
         .expect("a running coroutine has a resumer");
-    // SAFETY: `resumer` is suspended in its `resume` call, waiting for this switch.
-    unsafe { keep_saved_mxcsr_status_set(&resumer) };
     // SAFETY: `resumer` is the context waiting in `resume` for this coroutine; it switches back
     // here (or never, if it drops the coroutine after a forced unwind completes).
     let transfer = unsafe { resumer.resume(data) };
@@ -410,82 +403,15 @@ pub(crate) fn innermost_guard_record() -> *mut GuardRecord {
         .cast()
 }
 
-/// Sets up this thread for coroutines (once): the MXCSR status bits, and an alternate signal
-/// stack and the overflow handler.
+/// Sets up this thread for coroutines (once): an alternate signal stack and the overflow
+/// handler.
 fn prepare_thread() {
     if PREPARED.with(Cell::get) {
         return;
     }
     PREPARED.with(|prepared| prepared.set(true));
-    if MXCSR_FIX.load(Ordering::Relaxed) {
-        mxcsr::set_status_bits();
-    }
     stack_overflow::prepare_thread();
 }
-
-/// Turns the MXCSR fix on or off for the whole process (for benchmarks measuring it).
-pub fn set_mxcsr_fix(enabled: bool) {
-    MXCSR_FIX.store(enabled, Ordering::Relaxed);
-}
-
-/// Clears this thread's MXCSR exception status bits (for benchmarks measuring the fix).
-pub fn clear_mxcsr_status() {
-    mxcsr::clear_status_bits();
-}
-
-/// Whether all six MXCSR exception status bits are set on this thread (always `true` off x86_64).
-pub fn mxcsr_status_set() -> bool {
-    mxcsr::status_bits_set()
-}
-
-/// Sets the MXCSR exception status bits in the register block that boost saved for `context`,
-/// if something cleared them, so that the switch to it loads the same status bits as every other
-/// context on the thread (see the module docs).
-///
-/// This reads the saved block (just written by the other side's switch, so in cache) rather than
-/// the register: `stmxcsr` costs about 10 ns a switch on some CPUs (measured on an AMD EPYC
-/// VM), a load costs nothing. A side that clears its own bits pays one slow switch, after which
-/// the next switch back to it finds and fixes its saved block.
-///
-/// # Safety
-///
-/// `context` must be a suspended context made by `Context::new` or returned by a switch, not yet
-/// resumed, so that it points to the register block boost saved on its stack.
-#[inline(always)]
-unsafe fn keep_saved_mxcsr_status_set(context: &Context) {
-    #[cfg(all(target_arch = "x86_64", not(windows)))]
-    if MXCSR_FIX.load(Ordering::Relaxed) {
-        let saved = saved_mxcsr(context);
-        // SAFETY: by the caller's contract `saved` points to the 4-byte MXCSR slot at offset 0 of
-        // the suspended context's register block (boost's x86_64 SysV layout: MXCSR at 0x0, x87
-        // control word at 0x4, checked by a test). The block lies on that context's stack below
-        // its live frames; only the switch that resumes the context reads it, on this thread,
-        // after this store.
-        unsafe {
-            let value = saved.read();
-            if value & mxcsr::STATUS_BITS != mxcsr::STATUS_BITS {
-                saved.write(value | mxcsr::STATUS_BITS);
-            }
-        }
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(windows))))]
-    let _ = context;
-}
-
-/// The address of the MXCSR slot in a suspended context's saved register block.
-#[cfg(all(target_arch = "x86_64", not(windows)))]
-#[inline(always)]
-fn saved_mxcsr(context: &Context) -> *mut u32 {
-    // SAFETY: `Context` is a `repr(C)` struct whose only field is a `&'static c_void` (checked
-    // in size below), so its bytes are a valid pointer and can be read as one.
-    let block = unsafe { ptr::from_ref(context).cast::<*const u8>().read() };
-    // The block was written by boost's assembly on a stack whose provenance `new` exposed (or
-    // on a thread's own stack, outside any Rust allocation), so use exposed provenance rather
-    // than the shared `&c_void`, which allows no writes.
-    ptr::with_exposed_provenance_mut(block.addr())
-}
-
-const _: () = assert!(mem::size_of::<Context>() == mem::size_of::<*const u8>());
 
 #[cfg(test)]
 mod tests {
@@ -540,57 +466,5 @@ mod tests {
             }
         });
         assert!(matches!(outer.resume(0), Outcome::Finished(Ok(1))));
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn mxcsr_status_bits_are_set_on_prepared_threads_and_restored_by_switches() {
-        thread::spawn(|| {
-            clear_mxcsr_status();
-            assert!(!mxcsr_status_set());
-            let mut co = Coroutine::new(pool().get().unwrap(), |_| {
-                assert!(mxcsr_status_set(), "inherited from the creating thread");
-                clear_mxcsr_status();
-                suspend(0);
-                // The resumer fixed this side's saved block before switching back.
-                usize::from(mxcsr_status_set())
-            });
-            assert!(mxcsr_status_set(), "set by prepare_thread");
-            assert!(matches!(co.resume(0), Outcome::Suspended(0)));
-            assert!(mxcsr_status_set());
-            clear_mxcsr_status();
-            assert!(matches!(co.resume(0), Outcome::Finished(Ok(1))));
-            // The coroutine's last switch fixed this side's saved block.
-            assert!(mxcsr_status_set());
-        })
-        .join()
-        .unwrap();
-    }
-
-    /// `keep_saved_mxcsr_status_set` relies on boost's register block layout: MXCSR at offset 0,
-    /// x87 control word at offset 4.
-    #[cfg(all(target_arch = "x86_64", not(windows)))]
-    #[test]
-    fn saved_register_block_starts_with_mxcsr_and_x87_control_word() {
-        thread::spawn(|| {
-            let mut co = Coroutine::new(pool().get().unwrap(), |_| {
-                clear_mxcsr_status();
-                suspend(0)
-            });
-            let saved = saved_mxcsr(co.context.as_ref().unwrap());
-            // SAFETY: a context made by `new` points to the block make_fcontext saved.
-            let (new_mxcsr, new_cw) =
-                unsafe { (saved.read(), saved.cast::<u16>().byte_add(4).read()) };
-            assert_eq!(new_mxcsr, mxcsr::read());
-            assert_eq!(new_cw, 0x037f, "the default x87 control word");
-            assert!(matches!(co.resume(0), Outcome::Suspended(0)));
-            let saved = saved_mxcsr(co.context.as_ref().unwrap());
-            // SAFETY: a context returned by a switch points to the block jump_fcontext saved.
-            let suspended_mxcsr = unsafe { saved.read() };
-            assert_eq!(suspended_mxcsr, mxcsr::read() & !mxcsr::STATUS_BITS);
-            assert!(matches!(co.resume(0), Outcome::Finished(Ok(0))));
-        })
-        .join()
-        .unwrap();
     }
 }
