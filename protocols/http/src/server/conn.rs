@@ -8,10 +8,10 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 
 use super::respond::{Exchange, write_error, write_response};
-use super::{Handler, Shared};
+use super::{Handler, InPlaceHandler, OwnedHandler, Shared};
 use crate::body::{Body, Kind};
 use crate::error::Error;
 use crate::head::{Framing, RequestHead};
@@ -55,6 +55,8 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
     let server_line = shared.server_line.as_deref();
     let _ = wire.conn.set_write_timeout(Some(config.write_timeout));
     wire.body_timeout.set(Some(config.body_timeout));
+    // An in-place handler's request and response, made for the first request.
+    let mut reused = None;
     let mut first = true;
     loop {
         let head = match read_head(shared, wire, state, first) {
@@ -70,7 +72,7 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
             }
         };
         first = false;
-        match exchange(shared, wire, head) {
+        match exchange(shared, wire, head, &mut reused) {
             Ok(true) => {}
             Ok(false) => break,
             Err(Abort) => {
@@ -99,7 +101,12 @@ struct Abort;
 
 /// Runs one request: the handler, then the response. `Ok(keep_alive)`.
 #[inline(never)]
-fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Result<bool, Abort> {
+fn exchange(
+    shared: &Rc<Shared>,
+    wire: &Rc<Wire>,
+    head: Box<RequestHead>,
+    reused: &mut Option<Box<Reused>>,
+) -> Result<bool, Abort> {
     let config = &shared.config;
     let server_line = shared.server_line.as_deref();
     let (framing, keep_alive, expect_continue) =
@@ -116,7 +123,10 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = Slot(ManuallyDrop::new(None));
-    let handled = call_handler(shared, wire, head, has_body, &mut slot.0);
+    let handled = match &shared.handler {
+        Handler::Owned(handler) => call_handler(handler, wire, head, has_body, &mut slot.0),
+        Handler::InPlace(handler) => call_in_place(handler, wire, head, has_body, reused),
+    };
     // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
     // nothing from the wire.
     if let Some(err) = body_error(wire, has_body) {
@@ -124,7 +134,13 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         write_error(wire, err.status(), server_line);
         return Ok(false);
     }
-    let (true, Some(response)) = (handled, slot.0.as_mut()) else {
+    // An owned handler's response is in the slot, an in-place handler's in `reused`.
+    let owned = slot.0.is_some();
+    let response = match &mut *slot.0 {
+        Some(response) => Some(response),
+        None => reused.as_deref_mut().map(|reused| &mut reused.response),
+    };
+    let (true, Some(response)) = (handled, response) else {
         write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
         return Ok(false);
     };
@@ -141,6 +157,8 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         is_head,
         keep_alive,
         server_line,
+        // An in-place handler's response keeps its map for the next request.
+        recycle_headers: owned,
     };
     let (start, flushes) = (wire.out_len(), wire.flushes.get());
     // Drops what was queued of this response (after a send, everything queued is its).
@@ -206,24 +224,96 @@ impl Drop for Slot {
 /// other connections ran).
 #[inline(never)]
 fn call_handler(
-    shared: &Shared,
+    handler: &OwnedHandler,
     wire: &Rc<Wire>,
     head: Box<RequestHead>,
     has_body: bool,
     slot: &mut Option<Response<Body>>,
 ) -> bool {
     catch_unwind(AssertUnwindSafe(|| {
-        (shared.handler)(wire, head, has_body, slot);
+        handler(wire, head, has_body, slot);
     }))
     .is_ok()
 }
 
-/// What the server keeps of a handler: `run_handler` for its type, behind one dynamic call.
-pub(crate) fn handler<H>(handler: H) -> Rc<Handler>
+/// An in-place handler's request and response, kept by its connection from one request to
+/// the next.
+pub(crate) struct Reused {
+    request: Request<Incoming>,
+    response: Response<Body>,
+}
+
+impl Reused {
+    /// Made once per connection, out of line (a request and a response are large).
+    #[cold]
+    #[inline(never)]
+    fn new() -> Box<Reused> {
+        Box::new(Reused {
+            request: Request::new(Incoming::empty()),
+            response: Response::new(Body::empty()),
+        })
+    }
+
+    /// Refills the request with `head`'s parts (the head's box gets the last request's,
+    /// emptied) and this request's body, and resets the response to a fresh one. Nothing of
+    /// the last exchange is left in either; the header maps keep their allocations.
+    fn refill(&mut self, wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) {
+        let request = &mut self.request;
+        // Swapped: the head's map (filled) becomes the request's, and the request's (the last
+        // request's fields) goes back with the head's box, emptied, to be filled next.
+        std::mem::swap(request.method_mut(), head.request.method_mut());
+        std::mem::swap(request.uri_mut(), head.request.uri_mut());
+        *request.version_mut() = head.request.version();
+        std::mem::swap(request.headers_mut(), head.request.headers_mut());
+        let old = head.request.headers_mut();
+        if !old.is_empty() {
+            old.clear();
+        }
+        request.extensions_mut().clear();
+        *request.body_mut() = Incoming::new(wire.clone(), has_body);
+        let response = &mut self.response;
+        *response.status_mut() = StatusCode::OK;
+        *response.version_mut() = Version::HTTP_11;
+        let headers = response.headers_mut();
+        // Drained when written; not if the handler's last response was not written.
+        if !headers.is_empty() {
+            headers.clear();
+        }
+        response.extensions_mut().clear();
+        // Taken when written, as above.
+        if !matches!(response.body().kind, Kind::Empty) {
+            *response.body_mut() = Body::empty();
+        }
+    }
+}
+
+/// Refills the connection's request and response (see [`Reused::refill`]) and runs an
+/// in-place handler on them: `false` if it panicked. Not inlined, as [`call_handler`].
+#[inline(never)]
+fn call_in_place(
+    handler: &InPlaceHandler,
+    wire: &Rc<Wire>,
+    mut head: Box<RequestHead>,
+    has_body: bool,
+    reused: &mut Option<Box<Reused>>,
+) -> bool {
+    let reused = match reused {
+        Some(reused) => reused,
+        None => reused.insert(Reused::new()),
+    };
+    reused.refill(wire, &mut head, has_body);
+    crate::parser::recycle_head(head);
+    let Reused { request, response } = &mut **reused;
+    catch_unwind(AssertUnwindSafe(|| handler(request, response))).is_ok()
+}
+
+/// What the server keeps of an owned handler: `run_handler` for its type, behind one dynamic
+/// call.
+pub(crate) fn handler<H>(handler: H) -> Box<OwnedHandler>
 where
     H: Fn(Request<Incoming>) -> Response<Body> + 'static,
 {
-    Rc::new(move |wire: &Rc<Wire>, head, has_body, slot: &mut _| {
+    Box::new(move |wire: &Rc<Wire>, head, has_body, slot: &mut _| {
         run_handler(&handler, wire, head, has_body, slot);
     })
 }

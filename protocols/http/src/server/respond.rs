@@ -16,6 +16,9 @@ pub(crate) struct Exchange<'a> {
     pub(crate) keep_alive: bool,
     /// The `Server` field, CRLF included.
     pub(crate) server_line: Option<&'a [u8]>,
+    /// The response's header map goes to the next request head once written (else it stays
+    /// in the response, emptied).
+    pub(crate) recycle_headers: bool,
 }
 
 /// What the server makes of a field of the handler's response.
@@ -135,8 +138,10 @@ pub(crate) fn write_response(
         out.extend_from_slice(b"\r\n");
         framing
     });
-    // The map's allocation serves the next request head.
-    crate::parser::recycle_request_headers(response.headers_mut());
+    // The map's allocation serves the next request head (or the next response, in place).
+    if exchange.recycle_headers {
+        crate::parser::recycle_request_headers(response.headers_mut());
+    }
     // HEAD gets the headers a GET would, and no body.
     let framing = if exchange.is_head {
         OutFraming::Suppressed
