@@ -1,7 +1,7 @@
 //! One connection's life on the server: read a request head, run the handler in this fiber,
 //! write the response, and again while the connection may stay open.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -55,8 +55,6 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
     let server_line = shared.server_line.as_deref();
     let _ = wire.conn.set_write_timeout(Some(config.write_timeout));
     wire.body_timeout.set(Some(config.body_timeout));
-    // An in-place handler's request and response, made for the first request.
-    let mut reused = None;
     let mut first = true;
     loop {
         let head = match read_head(shared, wire, state, first) {
@@ -72,7 +70,7 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
             }
         };
         first = false;
-        match exchange(shared, wire, head, &mut reused) {
+        match exchange(shared, wire, head) {
             Ok(true) => {}
             Ok(false) => break,
             Err(Abort) => {
@@ -101,12 +99,7 @@ struct Abort;
 
 /// Runs one request: the handler, then the response. `Ok(keep_alive)`.
 #[inline(never)]
-fn exchange(
-    shared: &Rc<Shared>,
-    wire: &Rc<Wire>,
-    head: Box<RequestHead>,
-    reused: &mut Option<Box<Reused>>,
-) -> Result<bool, Abort> {
+fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Result<bool, Abort> {
     let config = &shared.config;
     let server_line = shared.server_line.as_deref();
     let (framing, keep_alive, expect_continue) =
@@ -123,9 +116,11 @@ fn exchange(
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = Slot(ManuallyDrop::new(None));
+    // An in-place handler's request and response, from the thread's pool.
+    let mut reused = None;
     let handled = match &shared.handler {
         Handler::Owned(handler) => call_handler(handler, wire, head, has_body, &mut slot.0),
-        Handler::InPlace(handler) => call_in_place(handler, wire, head, has_body, reused),
+        Handler::InPlace(handler) => call_in_place(handler, wire, head, has_body, &mut reused),
     };
     // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
     // nothing from the wire.
@@ -173,7 +168,12 @@ fn exchange(
     match catch_unwind(AssertUnwindSafe(|| {
         write_response(wire, response, &exchange)
     })) {
-        Ok(Ok(keep)) => Ok(keep),
+        Ok(Ok(keep)) => {
+            if let Some(reused) = reused {
+                Reused::give_back(reused);
+            }
+            Ok(keep)
+        }
         Ok(Err(_)) => {
             unqueue();
             Err(Abort)
@@ -202,12 +202,13 @@ struct Slot(ManuallyDrop<Option<Response<Body>>>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(response) = &mut *self.0
-            // A map without index slots has no allocation at all (`HeaderMap` allocates its
-            // indices and entries together, and extra values only next to entries).
-            && response.headers().capacity() == 0
-            && matches!(response.body().kind, Kind::Empty)
-        {
+        // Empty for an in-place handler (whose response is reused): nothing to move out.
+        let Some(response) = &mut *self.0 else {
+            return;
+        };
+        // A map without index slots has no allocation at all (`HeaderMap` allocates its
+        // indices and entries together, and extra values only next to entries).
+        if response.headers().capacity() == 0 && matches!(response.body().kind, Kind::Empty) {
             // Extensions may hold a (possibly empty) map: dropped as usual.
             drop(std::mem::take(response.extensions_mut()));
             return;
@@ -236,15 +237,25 @@ fn call_handler(
     .is_ok()
 }
 
-/// An in-place handler's request and response, kept by its connection from one request to
-/// the next.
+/// The most in-place requests and responses a thread keeps for its next exchanges.
+const KEEP_REUSED: usize = 16;
+
+thread_local! {
+    /// In-place requests and responses whose exchange is over, for the next exchange of any
+    /// connection on this thread: per thread rather than per connection, so that the memory
+    /// reused is the memory touched last, still in cache (see `parser::SPARE`). An exchange
+    /// that fails or panics does not give its pair back.
+    static REUSED: RefCell<Vec<Box<Reused>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An in-place handler's request and response, reused from one exchange to the next.
 pub(crate) struct Reused {
     request: Request<Incoming>,
     response: Response<Body>,
 }
 
 impl Reused {
-    /// Made once per connection, out of line (a request and a response are large).
+    /// Made when the thread's pool is empty, out of line (a request and a response are large).
     #[cold]
     #[inline(never)]
     fn new() -> Box<Reused> {
@@ -252,6 +263,28 @@ impl Reused {
             request: Request::new(Incoming::empty()),
             response: Response::new(Body::empty()),
         })
+    }
+
+    /// Takes a pair from the thread's pool, or makes one.
+    #[inline(always)]
+    fn take() -> Box<Reused> {
+        REUSED.with_borrow_mut(Vec::pop).unwrap_or_else(Reused::new)
+    }
+
+    /// Gives a pair whose response was written back to the thread's pool, without what
+    /// must not outlive its exchange: the request's body (which holds the connection) and
+    /// the response's (taken when written).
+    #[inline(always)]
+    fn give_back(mut reused: Box<Reused>) {
+        *reused.request.body_mut() = Incoming::empty();
+        if !matches!(reused.response.body().kind, Kind::Empty) {
+            *reused.response.body_mut() = Body::empty();
+        }
+        REUSED.with_borrow_mut(|pool| {
+            if pool.len() < KEEP_REUSED {
+                pool.push(reused);
+            }
+        });
     }
 
     /// Refills the request with `head`'s parts (the head's box gets the last request's,
@@ -297,10 +330,7 @@ fn call_in_place(
     has_body: bool,
     reused: &mut Option<Box<Reused>>,
 ) -> bool {
-    let reused = match reused {
-        Some(reused) => reused,
-        None => reused.insert(Reused::new()),
-    };
+    let reused = reused.insert(Reused::take());
     reused.refill(wire, &mut head, has_body);
     crate::parser::recycle_head(head);
     let Reused { request, response } = &mut **reused;
