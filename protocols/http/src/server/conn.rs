@@ -245,6 +245,7 @@ thread_local! {
     /// connection on this thread: per thread rather than per connection, so that the memory
     /// reused is the memory touched last, still in cache (see `parser::SPARE`). An exchange
     /// that fails or panics does not give its pair back.
+    #[expect(clippy::vec_box, reason = "a pair is large: taken and given back as a pointer")]
     static REUSED: RefCell<Vec<Box<Reused>>> = const { RefCell::new(Vec::new()) };
 }
 
