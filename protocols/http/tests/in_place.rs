@@ -278,6 +278,93 @@ fn a_handler_may_take_or_replace_the_parts() {
     });
 }
 
+/// The server keeps a request's header map for the next request that sends the same fields:
+/// whatever the handler did to the map, the next request sees exactly its own fields.
+#[test]
+fn a_request_map_changed_by_the_handler_is_not_kept() {
+    fn mutating(request: &mut Request<Incoming>, response: &mut Response<Body>) {
+        let seen: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                let sensitive = if value.is_sensitive() {
+                    " (sensitive)"
+                } else {
+                    ""
+                };
+                format!("{name}={}{sensitive}", value.to_str().unwrap())
+            })
+            .collect();
+        *response.body_mut() = Body::from(seen.join(","));
+        let path = request.uri().path().to_owned();
+        let fields = request.headers_mut();
+        let one = HeaderValue::from_static("1");
+        match path.as_str() {
+            "/insert" => drop(fields.insert("x-new", one)),
+            "/change" => drop(fields.insert("a", HeaderValue::from_static("9"))),
+            "/sensitive" => fields.get_mut("b").unwrap().set_sensitive(true),
+            "/reorder" => {
+                fields.remove("a");
+                fields.append("a", one);
+            }
+            "/extra" => {
+                fields.append("a", one);
+                fields.remove("b");
+            }
+            "/clear" => fields.clear(),
+            "/copy" => {
+                let mut copy = gruvi_http::http::HeaderMap::new();
+                for (name, value) in fields.iter() {
+                    let value = HeaderValue::from_bytes(value.as_bytes()).unwrap();
+                    copy.append(name.clone(), value);
+                }
+                *fields = copy;
+            }
+            _ => {}
+        }
+    }
+    run_clean(|| {
+        let (server, addr) = serve_in_place(mutating);
+        let paths = [
+            "/",
+            "/insert",
+            "/change",
+            "/sensitive",
+            "/reorder",
+            "/extra",
+            "/clear",
+            "/copy",
+        ];
+        // Each path three times in a row, then all in turn, so that each change meets a head
+        // whose fields are cached.
+        let mut order: Vec<&str> = paths.iter().flat_map(|p| [*p; 3]).collect();
+        order.extend(paths.iter().cycle().take(paths.len() * 3));
+        let wire: Vec<u8> = order
+            .iter()
+            .flat_map(|path| {
+                format!("GET {path} HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n").into_bytes()
+            })
+            .collect();
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        // Pipelined, then one at a time.
+        conn.write_all(&wire).unwrap();
+        for path in &order {
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            let body = String::from_utf8(answer.body).unwrap();
+            assert_eq!(body, "host=x,a=1,b=2", "before {path} (pipelined)");
+        }
+        for path in &order {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n");
+            conn.write_all(request.as_bytes()).unwrap();
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            let body = String::from_utf8(answer.body).unwrap();
+            assert_eq!(body, "host=x,a=1,b=2", "before {path}");
+        }
+        server.close().unwrap();
+    });
+}
+
 /// A handler that panics after filling in its response gets a 500 and its connection
 /// closed; requests on new connections see nothing of it.
 #[test]

@@ -294,15 +294,13 @@ impl Reused {
     fn refill(&mut self, wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) {
         let request = &mut self.request;
         // Swapped: the head's map (filled) becomes the request's, and the request's (the last
-        // request's fields) goes back with the head's box, emptied, to be filled next.
+        // request's fields) goes back with the head's box, to be filled next. It is not
+        // emptied here: the next head's parse leaves it as it is if it holds that head's
+        // fields already (a client often sends the same ones again), else empties it.
         std::mem::swap(request.method_mut(), head.request.method_mut());
         std::mem::swap(request.uri_mut(), head.request.uri_mut());
         *request.version_mut() = head.request.version();
         std::mem::swap(request.headers_mut(), head.request.headers_mut());
-        let old = head.request.headers_mut();
-        if !old.is_empty() {
-            old.clear();
-        }
         request.extensions_mut().clear();
         *request.body_mut() = Incoming::new(wire.clone(), has_body);
         let response = &mut self.response;
