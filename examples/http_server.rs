@@ -19,7 +19,7 @@
 //! 0 on SIGINT or SIGTERM. The peer benchmark harness runs it as
 //! `http_server --listen 127.0.0.1:PORT`. The handler is an in-place one
 //! ([`Server::in_place`](gruvi::http::Server::in_place)): it fills in a response the server
-//! reuses for every request of a connection. With `--tls-cert FILE --tls-key FILE` (PEM: the
+//! reuses from one request to the next. With `--tls-cert FILE --tls-key FILE` (PEM: the
 //! certificate chain, leaf first, and its private key) it serves HTTPS, offering ALPN
 //! `http/1.1`; each connection's handshake runs in its own fiber.
 
@@ -87,7 +87,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     Ok(options)
 }
 
-/// The routes, filling in the response the server reuses for every request of a connection
+/// The routes, filling in the response the server reuses from one request to the next
 /// (it comes as a fresh `200 OK` with no fields and an empty body).
 fn handle(request: &mut Request<Incoming>, response: &mut Response<Body>) {
     let path = request.uri().path();

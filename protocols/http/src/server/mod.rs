@@ -61,6 +61,10 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// request that breaks the protocol or a [limit](crate::Limits) (400, 408, 413, 414, 417, 431,
 /// 501, 505). A panic in the handler is answered 500; the server lives on.
 ///
+/// A handler comes in two shapes: one that gets the request and returns a response
+/// ([`Server::new`], the plainer one), and one that fills in a response the server reuses,
+/// from a request it reuses ([`Server::in_place`], cheaper per request).
+///
 /// # Examples
 ///
 /// ```
@@ -138,32 +142,35 @@ impl Server {
         Server::build(Handler::Owned(conn::handler(handler)), config)
     }
 
-    /// A server calling `handler` with a request and a response it reuses for every request
-    /// of a connection, with the default [`ServerConfig`]; the handler fills in the response.
+    /// A server calling `handler` with a request and a response that it reuses from one
+    /// exchange to the next, with the default [`ServerConfig`]; the handler fills in the
+    /// response.
     ///
-    /// Each connection keeps one [`Request`] and one [`Response`]. Before each call the
-    /// request is refilled with the new request's method, target, version and header fields
-    /// (its header map keeps its allocation from one request to the next), its extensions
-    /// cleared and its body the new request's [`Incoming`]; the response is reset to a fresh
-    /// one: `200 OK`, HTTP/1.1, no header fields (the map keeps its allocation), no
+    /// The server keeps requests and responses for reuse: each exchange takes a pair (one
+    /// the thread's last exchange gave back, whose memory is likely still in cache) and gives
+    /// it back once its response is written. Before the call the request is refilled with
+    /// the new request's method, target, version and header fields (its header map keeps its
+    /// allocation, and is left as it is when it holds these very fields already), its
+    /// extensions cleared and its body the new request's [`Incoming`]; the response is reset
+    /// to a fresh one: `200 OK`, HTTP/1.1, no header fields (the map keeps its allocation), no
     /// extensions, an empty body. After the call the response is written exactly as a
-    /// response returned by a [`Server::new`] handler would be, and its body is let go.
+    /// response returned by a [`Server::new`] handler would be, and both bodies are let go.
     /// Nothing of one exchange is seen by the next: whatever the handler leaves in either,
     /// the next call gets them refilled and reset. A handler may also take or replace parts
-    /// (`std::mem::take` the body or the header map, assign a whole new response): that works
-    /// as well, only the allocation is not reused then.
+    /// (`std::mem::take` the body or a header map, assign a whole new response): that works
+    /// as well, only the allocation is not reused then. Exchanges that run at the same time
+    /// (handlers that wait) each have their own pair.
     ///
     /// Everything else is as with [`Server::new`]: limits and error answers, `100 Continue`
     /// on the first read of the body, an unread body skipped, timeouts, graceful shutdown, and
-    /// a panic in the handler answered 500 (the connection is then closed, with its request
-    /// and response).
+    /// a panic in the handler answered 500 (the connection is then closed, and the request
+    /// and response of the exchange are dropped, not reused).
     ///
     /// Which to choose: a handler that returns its response is the plainer code and can move
-    /// the request (its body, its fields) anywhere; an in-place handler costs less per request,
-    /// since the request's and the response's header maps are reused instead of built and
-    /// freed for every request, and nothing large is moved. That matters when requests are
-    /// small and many (a few hundred instructions of the ~3,000 a pipelined hello-world
-    /// request takes).
+    /// the request (its body, its fields) anywhere; an in-place handler costs less per request:
+    /// no header map is built or freed, and nothing large is moved (a pipelined hello-world
+    /// request takes about a fifth fewer instructions, see the HTTP section of the design
+    /// notes). That matters when requests are small and many.
     ///
     /// # Examples
     ///
