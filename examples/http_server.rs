@@ -112,7 +112,11 @@ fn handle(request: &mut Request<Incoming>, response: &mut Response<Body>) {
     }
     if path == "/stream" {
         let Some(n) = query_number(request, "n") else {
-            return status(response, StatusCode::BAD_REQUEST, "usage: /stream?n=LINES\n".into());
+            return status(
+                response,
+                StatusCode::BAD_REQUEST,
+                "usage: /stream?n=LINES\n".into(),
+            );
         };
         *response.body_mut() = Body::from_writer(move |w| {
             // Lines gathered into chunks of 8 KiB rather than a chunk per line.
