@@ -130,7 +130,6 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         return Ok(false);
     }
     // An owned handler's response is in the slot, an in-place handler's in `reused`.
-    let owned = slot.0.is_some();
     let response = match &mut *slot.0 {
         Some(response) => Some(response),
         None => reused.as_deref_mut().map(|reused| &mut reused.response),
@@ -152,8 +151,6 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         is_head,
         keep_alive,
         server_line,
-        // An in-place handler's response keeps its map for the next request.
-        recycle_headers: owned,
     };
     let (start, flushes) = (wire.out_len(), wire.flushes.get());
     // Drops what was queued of this response (after a send, everything queued is its).
@@ -169,8 +166,14 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         write_response(wire, response, &exchange)
     })) {
         Ok(Ok(keep)) => {
-            if let Some(reused) = reused {
-                Reused::give_back(reused);
+            match (reused, &mut *slot.0) {
+                (Some(reused), _) => Reused::give_back(reused),
+                // The written response's (emptied) map serves the next request head; an
+                // in-place response keeps its own.
+                (None, Some(response)) => {
+                    crate::parser::recycle_request_headers(response.headers_mut());
+                }
+                (None, None) => {}
             }
             Ok(keep)
         }

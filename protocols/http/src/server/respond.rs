@@ -16,9 +16,6 @@ pub(crate) struct Exchange<'a> {
     pub(crate) keep_alive: bool,
     /// The `Server` field, CRLF included.
     pub(crate) server_line: Option<&'a [u8]>,
-    /// The response's header map goes to the next request head once written (else it stays
-    /// in the response, emptied).
-    pub(crate) recycle_headers: bool,
 }
 
 /// What the server makes of a field of the handler's response.
@@ -71,7 +68,8 @@ pub(crate) fn write_response(
     let framing = wire.with_out(|out| {
         encode::status_line(out, Version::HTTP_11, status);
         let (mut has_date, mut has_server) = (false, false);
-        // Drained: the map is emptied as it is read, for the next request head (below).
+        // Drained: the map is emptied as it is read, for the next request head (an owned
+        // handler's response, see `conn::exchange`) or the next response (in place).
         let mut last = None;
         for (name, value) in headers.drain() {
             // A name comes once, before all its values.
@@ -138,10 +136,6 @@ pub(crate) fn write_response(
         out.extend_from_slice(b"\r\n");
         framing
     });
-    // The map's allocation serves the next request head (or the next response, in place).
-    if exchange.recycle_headers {
-        crate::parser::recycle_request_headers(response.headers_mut());
-    }
     // HEAD gets the headers a GET would, and no body.
     let framing = if exchange.is_head {
         OutFraming::Suppressed
