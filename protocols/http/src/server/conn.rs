@@ -197,10 +197,10 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 }
 
 /// The slot of a handler's response. Dropped, it lets go of a response that owns nothing any
-/// more without running its drop glue: the writer takes the body and swaps the header map for
-/// an unallocated one (see `parser::recycle_request_headers`), so a drop would only walk an empty
-/// map, extensions and an empty body (~100 instructions per request). Any other response is
-/// dropped as usual.
+/// more without running its drop glue: the writer takes the body, and once it is written the
+/// header map is swapped for an unallocated one (see `parser::recycle_request_headers`), so a
+/// drop would only walk an empty map, extensions and an empty body (~100 instructions per
+/// request). Any other response is dropped as usual.
 struct Slot(ManuallyDrop<Option<Response<Body>>>);
 
 impl Drop for Slot {
