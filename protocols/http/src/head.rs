@@ -788,16 +788,23 @@ impl CachedBlock {
         let Some((fields, _)) = &self.parsed else {
             return false;
         };
-        self.distinct
-            && headers.len() == fields.len()
-            && headers.iter().zip(fields).all(|((name, value), (n, v))| {
-                name == n
-                    && value.is_sensitive() == v.is_sensitive()
-                    // The same bytes (usually a clone of the cached value), or equal ones.
-                    && ((value.as_bytes().as_ptr() == v.as_bytes().as_ptr()
-                        && value.len() == v.len())
-                        || value.as_bytes() == v.as_bytes())
-            })
+        if !self.distinct || headers.len() != fields.len() {
+            return false;
+        }
+        let mut held = headers.iter();
+        for (n, v) in fields {
+            let Some((name, value)) = held.next() else {
+                return false;
+            };
+            // The same bytes (usually a clone of the cached value), or equal ones.
+            let same = (value.as_bytes().as_ptr() == v.as_bytes().as_ptr()
+                && value.len() == v.len())
+                || value.as_bytes() == v.as_bytes();
+            if !(same && name == n && value.is_sensitive() == v.is_sensitive()) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Fills the empty map `headers` with the cached fields.
