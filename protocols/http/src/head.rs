@@ -782,26 +782,33 @@ impl CachedBlock {
     ///
     /// Only tried for fields with distinct names: a map lists its values by name, in the
     /// order the names first came, so with a name repeated apart no map lists them in the
-    /// head's order, and the comparison would fail every time.
+    /// head's order, and the comparison would fail every time. A value equal to the cached
+    /// one but another copy of it is replaced by a clone of the cached one on the way (the
+    /// same bytes: nothing anyone could see); a map found different is filled anew anyway.
     #[inline(always)]
-    fn holds(&self, headers: &HeaderMap) -> bool {
+    fn holds(&self, headers: &mut HeaderMap) -> bool {
         let Some((fields, _)) = &self.parsed else {
             return false;
         };
         if !self.distinct || headers.len() != fields.len() {
             return false;
         }
-        let mut held = headers.iter();
+        let mut held = headers.iter_mut();
         for (n, v) in fields {
             let Some((name, value)) = held.next() else {
                 return false;
             };
-            // The same bytes (usually a clone of the cached value), or equal ones.
-            let same = (value.as_bytes().as_ptr() == v.as_bytes().as_ptr()
-                && value.len() == v.len())
-                || value.as_bytes() == v.as_bytes();
-            if !(same && name == n && value.is_sensitive() == v.is_sensitive()) {
+            if name != n || value.is_sensitive() != v.is_sensitive() {
                 return false;
+            }
+            // The same bytes (a clone of the cached value), or equal ones: then the value
+            // becomes a clone, so that the next comparison needs no look at the bytes (a map
+            // filled from the per-field cache has other copies).
+            if value.as_bytes().as_ptr() != v.as_bytes().as_ptr() || value.len() != v.len() {
+                if value.as_bytes() != v.as_bytes() {
+                    return false;
+                }
+                *value = v.clone();
             }
         }
         true
