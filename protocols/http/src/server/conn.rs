@@ -276,11 +276,15 @@ impl Reused {
     }
 
     /// Gives a pair whose response was written back to the thread's pool, without what
-    /// must not outlive its exchange: the request's body (which holds the connection) and
-    /// the response's (taken when written).
+    /// must not outlive its exchange: the request's body (which holds the connection), the
+    /// response's (taken when written), and the extensions of both (which may hold anything
+    /// the handler put there). Pairs come only from here or [`new`](Self::new), so their
+    /// extensions are empty when the next exchange takes them.
     #[inline(always)]
     fn give_back(mut reused: Box<Reused>) {
         *reused.request.body_mut() = Incoming::empty();
+        reused.request.extensions_mut().clear();
+        reused.response.extensions_mut().clear();
         if !matches!(reused.response.body().kind, Kind::Empty) {
             *reused.response.body_mut() = Body::empty();
         }
@@ -291,9 +295,10 @@ impl Reused {
         });
     }
 
-    /// Refills the request with `head`'s parts (the head's box gets the last request's,
-    /// emptied) and this request's body, and resets the response to a fresh one. Nothing of
-    /// the last exchange is left in either; the header maps keep their allocations.
+    /// Refills the request with `head`'s parts (the head's box gets the last request's) and
+    /// this request's body, and resets the response to a fresh one (the extensions of both
+    /// were cleared when the pair was given back). Nothing of the last exchange is left in
+    /// either; the header maps keep their allocations.
     fn refill(&mut self, wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) {
         let request = &mut self.request;
         // Swapped: the head's map (filled) becomes the request's, and the request's (the last
@@ -304,18 +309,17 @@ impl Reused {
         std::mem::swap(request.uri_mut(), head.request.uri_mut());
         *request.version_mut() = head.request.version();
         std::mem::swap(request.headers_mut(), head.request.headers_mut());
-        request.extensions_mut().clear();
         *request.body_mut() = Incoming::new(wire.clone(), has_body);
         let response = &mut self.response;
         *response.status_mut() = StatusCode::OK;
         *response.version_mut() = Version::HTTP_11;
+        // The map and the body are empty already (drained and taken when the response was
+        // written; a pair whose response was not is not given back): checked anyway, at the
+        // cost of two comparisons.
         let headers = response.headers_mut();
-        // Drained when written; not if the handler's last response was not written.
         if !headers.is_empty() {
             headers.clear();
         }
-        response.extensions_mut().clear();
-        // Taken when written, as above.
         if !matches!(response.body().kind, Kind::Empty) {
             *response.body_mut() = Body::empty();
         }
