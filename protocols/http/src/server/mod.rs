@@ -150,11 +150,11 @@ impl Server {
     /// the thread's last exchange gave back, whose memory is likely still in cache) and gives
     /// it back once its response is written. Before the call the request is refilled with
     /// the new request's method, target, version and header fields (its header map keeps its
-    /// allocation, and is left as it is when it holds these very fields already), its
-    /// extensions cleared and its body the new request's [`Incoming`]; the response is reset
-    /// to a fresh one: `200 OK`, HTTP/1.1, no header fields (the map keeps its allocation), no
-    /// extensions, an empty body. After the call the response is written exactly as a
-    /// response returned by a [`Server::new`] handler would be, and both bodies are let go.
+    /// allocation, and is left as it is when it holds these very fields already), no
+    /// extensions, and its body the new request's [`Incoming`]; the response is a fresh one:
+    /// `200 OK`, HTTP/1.1, no header fields (the map keeps its allocation), no extensions, an
+    /// empty body. After the call the response is written exactly as a response returned by
+    /// a [`Server::new`] handler would be, and the bodies and extensions of both are let go.
     /// Nothing of one exchange is seen by the next: whatever the handler leaves in either,
     /// the next call gets them refilled and reset. A handler may also take or replace parts
     /// (`std::mem::take` the body or a header map, assign a whole new response): that works
