@@ -117,10 +117,15 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = Slot(ManuallyDrop::new(None));
     // An in-place handler's request and response, from the thread's pool.
-    let mut reused = None;
-    let handled = match &shared.handler {
-        Handler::Owned(handler) => call_handler(handler, wire, head, has_body, &mut slot.0),
-        Handler::InPlace(handler) => call_in_place(handler, wire, head, has_body, &mut reused),
+    let (handled, mut reused) = match &shared.handler {
+        Handler::Owned(handler) => {
+            let handled = call_handler(handler, wire, head, has_body, &mut slot.0);
+            (handled, None)
+        }
+        Handler::InPlace(handler) => {
+            let reused = call_in_place(handler, wire, head, has_body);
+            (reused.is_some(), reused)
+        }
     };
     // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
     // nothing from the wire.
@@ -326,21 +331,22 @@ impl Reused {
     }
 }
 
-/// Refills the connection's request and response (see [`Reused::refill`]) and runs an
-/// in-place handler on them: `false` if it panicked. Not inlined, as [`call_handler`].
+/// Takes a request and a response from the thread's pool, refills them (see
+/// [`Reused::refill`]) and runs an in-place handler on them: `None` if it panicked (the pair
+/// is dropped). Not inlined, as [`call_handler`].
 #[inline(never)]
 fn call_in_place(
     handler: &InPlaceHandler,
     wire: &Rc<Wire>,
     mut head: Box<RequestHead>,
     has_body: bool,
-    reused: &mut Option<Box<Reused>>,
-) -> bool {
-    let reused = reused.insert(Reused::take());
+) -> Option<Box<Reused>> {
+    let mut reused = Reused::take();
     reused.refill(wire, &mut head, has_body);
     crate::parser::recycle_head(head);
-    let Reused { request, response } = &mut **reused;
-    catch_unwind(AssertUnwindSafe(|| handler(request, response))).is_ok()
+    let Reused { request, response } = &mut *reused;
+    let handled = catch_unwind(AssertUnwindSafe(|| handler(request, response))).is_ok();
+    handled.then_some(reused)
 }
 
 /// What the server keeps of an owned handler: `run_handler` for its type, behind one dynamic
