@@ -17,7 +17,9 @@
 //!
 //! Prints `listening on ADDR` per address once it accepts connections, and exits with status
 //! 0 on SIGINT or SIGTERM. The peer benchmark harness runs it as
-//! `http_server --listen 127.0.0.1:PORT`. With `--tls-cert FILE --tls-key FILE` (PEM: the
+//! `http_server --listen 127.0.0.1:PORT`. The handler is an in-place one
+//! ([`Server::in_place`](gruvi::http::Server::in_place)): it fills in a response the server
+//! reuses from one request to the next. With `--tls-cert FILE --tls-key FILE` (PEM: the
 //! certificate chain, leaf first, and its private key) it serves HTTPS, offering ALPN
 //! `http/1.1`; each connection's handshake runs in its own fiber.
 
@@ -85,63 +87,75 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
     Ok(options)
 }
 
-/// The routes.
-fn handle(mut request: Request<Incoming>) -> Response<Body> {
+/// The routes, filling in the response the server reuses from one request to the next
+/// (it comes as a fresh `200 OK` with no fields and an empty body).
+fn handle(request: &mut Request<Incoming>, response: &mut Response<Body>) {
     let path = request.uri().path();
     if path == "/" {
-        let mut response = Response::new(Body::from("Hello, World!"));
         let plain = HeaderValue::from_static("text/plain");
         response.headers_mut().insert(CONTENT_TYPE, plain);
-        return response;
+        *response.body_mut() = Body::from("Hello, World!");
+        return;
     }
     if path == "/echo" {
         let echo = request.headers().get("x-echo").cloned();
-        return match request.body_mut().read_to_vec(MAX_ECHO) {
+        match request.body_mut().read_to_vec(MAX_ECHO) {
             Ok(body) => {
-                let mut response = Response::new(Body::from(body));
                 if let Some(echo) = echo {
                     response.headers_mut().insert("x-echo", echo);
                 }
-                response
+                *response.body_mut() = Body::from(body);
             }
-            Err(err) => status(StatusCode::BAD_REQUEST, format!("{err}\n")),
-        };
+            Err(err) => status(response, StatusCode::BAD_REQUEST, format!("{err}\n")),
+        }
+        return;
     }
     if path == "/stream" {
-        let Some(n) = query_number(&request, "n") else {
-            return status(StatusCode::BAD_REQUEST, "usage: /stream?n=LINES\n".into());
+        let Some(n) = query_number(request, "n") else {
+            return status(
+                response,
+                StatusCode::BAD_REQUEST,
+                "usage: /stream?n=LINES\n".into(),
+            );
         };
-        return Response::new(Body::from_writer(move |w| {
+        *response.body_mut() = Body::from_writer(move |w| {
             // Lines gathered into chunks of 8 KiB rather than a chunk per line.
             let mut w = io::BufWriter::with_capacity(8192, w);
             for i in 0..n {
                 writeln!(w, "line {i}")?;
             }
             w.flush()
-        }));
+        });
+        return;
     }
     if path == "/sleep" {
-        let Some(ms) = query_number(&request, "ms") else {
+        let Some(ms) = query_number(request, "ms") else {
             return status(
+                response,
                 StatusCode::BAD_REQUEST,
                 "usage: /sleep?ms=MILLISECONDS\n".into(),
             );
         };
         if fiber::sleep(Duration::from_millis(ms)).is_err() {
-            return status(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+            return status(
+                response,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down\n".into(),
+            );
         }
-        return status(StatusCode::OK, format!("slept {ms} ms\n"));
+        return status(response, StatusCode::OK, format!("slept {ms} ms\n"));
     }
     if let Some(code) = path.strip_prefix("/status/") {
         return match code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok()) {
-            Some(code) if code.as_u16() >= 200 => status(code, format!("{code}\n")),
+            Some(code) if code.as_u16() >= 200 => status(response, code, format!("{code}\n")),
             _ => status(
+                response,
                 StatusCode::BAD_REQUEST,
                 "usage: /status/NNN (200-999)\n".into(),
             ),
         };
     }
-    status(StatusCode::NOT_FOUND, "not found\n".into())
+    status(response, StatusCode::NOT_FOUND, "not found\n".into());
 }
 
 /// A `key=N` number from the query string.
@@ -153,12 +167,12 @@ fn query_number(request: &Request<Incoming>, key: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-fn status(code: StatusCode, text: String) -> Response<Body> {
-    let mut response = Response::new(Body::from(text));
+/// Answers with `code` and a plain-text `text`.
+fn status(response: &mut Response<Body>, code: StatusCode, text: String) {
     *response.status_mut() = code;
     let plain = HeaderValue::from_static("text/plain; charset=utf-8");
     response.headers_mut().insert(CONTENT_TYPE, plain);
-    response
+    *response.body_mut() = Body::from(text);
 }
 
 fn announce(addresses: impl IntoIterator<Item = String>) -> io::Result<()> {
@@ -192,7 +206,7 @@ fn server_config(options: &Options) -> io::Result<ServerConfig> {
 }
 
 fn serve_one_thread(options: &Options) -> io::Result<()> {
-    let server = Server::with_config(handle, server_config(options)?);
+    let server = Server::in_place_with_config(handle, server_config(options)?);
     for addr in &options.listen {
         server
             .listen(addr)
@@ -220,7 +234,7 @@ fn serve_workers(options: &Options, n: usize) -> io::Result<()> {
             ));
         };
         let bind: SocketAddr = bind;
-        let workers = Workers::start(n, bind, config.clone(), || handle)
+        let workers = Workers::start_in_place(n, bind, config.clone(), || handle)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
         groups.push(workers);
     }

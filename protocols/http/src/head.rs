@@ -126,6 +126,8 @@ struct CachedBlock {
     version: Version,
     /// The fields and what they say, once a second head repeated the bytes.
     parsed: Option<(Vec<(HeaderName, HeaderValue)>, Semantics)>,
+    /// No name comes twice in the parsed fields (see [`CachedBlock::holds`]).
+    distinct: bool,
     /// Sections in a row that were not the one before (up to [`BLOCK_MISSES`]).
     misses: u8,
     /// Heads still to pass over before the next section is looked at.
@@ -164,6 +166,7 @@ impl FieldCache {
                 bytes: Vec::new(),
                 version: Version::HTTP_11,
                 parsed: None,
+                distinct: false,
                 misses: 0,
                 skip: 0,
             },
@@ -308,19 +311,32 @@ fn request_with<'b>(
             spare.headers = None;
         }
     }
-    // A head given back still holding its fields (see `Parser::recycle`).
-    if !headers.is_empty() {
-        headers.clear();
-    }
     match &mut spare.fields {
-        Some(cache) if hit => cache.block.fill(headers),
-        Some(cache) => {
-            fill_cached(headers, req.headers, buf, cache, &slice)?;
-            cache
-                .block
-                .remember(buf, len, version, req.headers, &semantics);
+        // A head given back may still hold the fields of an earlier request (see
+        // `Parser::recycle`; an in-place handler's request map comes back that way): if they
+        // are these fields, the map is left as it is.
+        Some(cache) if hit => {
+            if !cache.block.holds(headers) {
+                if !headers.is_empty() {
+                    headers.clear();
+                }
+                cache.block.fill(headers);
+            }
         }
-        None => fill_headers(headers, req.headers, &slice)?,
+        fields => {
+            if !headers.is_empty() {
+                headers.clear();
+            }
+            match fields {
+                Some(cache) => {
+                    fill_cached(headers, req.headers, buf, cache, &slice)?;
+                    cache
+                        .block
+                        .remember(buf, len, version, req.headers, &semantics);
+                }
+                None => fill_headers(headers, req.headers, &slice)?,
+            }
+        }
     }
     if version == Version::HTTP_11 {
         match semantics.hosts {
@@ -758,6 +774,46 @@ impl CachedBlock {
             .then_some(*semantics)
     }
 
+    /// Whether `headers` holds exactly the cached fields, as [`fill`](Self::fill) would have
+    /// left it: the same names and values in the same order, and no others. An in-place
+    /// handler's request map comes back holding its request's fields, and a client on a
+    /// kept-alive connection usually sends the same again: then the map can stay as it is,
+    /// whatever the handler did to it meanwhile (anything it changed shows here).
+    ///
+    /// Only tried for fields with distinct names: a map lists its values by name, in the
+    /// order the names first came, so with a name repeated apart no map lists them in the
+    /// head's order, and the comparison would fail every time. A value equal to the cached
+    /// one but another copy of it is replaced by a clone of the cached one on the way (the
+    /// same bytes: nothing anyone could see); a map found different is filled anew anyway.
+    #[inline(always)]
+    fn holds(&self, headers: &mut HeaderMap) -> bool {
+        let Some((fields, _)) = &self.parsed else {
+            return false;
+        };
+        if !self.distinct || headers.len() != fields.len() {
+            return false;
+        }
+        let mut held = headers.iter_mut();
+        for (n, v) in fields {
+            let Some((name, value)) = held.next() else {
+                return false;
+            };
+            if name != n || value.is_sensitive() != v.is_sensitive() {
+                return false;
+            }
+            // The same bytes (a clone of the cached value), or equal ones: then the value
+            // becomes a clone, so that the next comparison needs no look at the bytes (a map
+            // filled from the per-field cache has other copies).
+            if value.as_bytes().as_ptr() != v.as_bytes().as_ptr() || value.len() != v.len() {
+                if value.as_bytes() != v.as_bytes() {
+                    return false;
+                }
+                *value = v.clone();
+            }
+        }
+        true
+    }
+
     /// Fills the empty map `headers` with the cached fields.
     #[inline(always)]
     fn fill(&self, headers: &mut HeaderMap) {
@@ -820,6 +876,12 @@ impl CachedBlock {
             .map(|field| build_field(field, Bytes::copy_from_slice(field.value)))
             .collect::<Result<_, _>>();
         self.parsed = parsed.ok().map(|parsed| (parsed, *semantics));
+        self.distinct = self.parsed.as_ref().is_some_and(|(fields, _)| {
+            fields
+                .iter()
+                .enumerate()
+                .all(|(i, (name, _))| fields[..i].iter().all(|(n, _)| n != name))
+        });
     }
 }
 

@@ -10,7 +10,8 @@
 //!
 //! - [`Server`] calls a handler for each request in the connection's fiber, with the body as
 //!   a streaming [`Incoming`] reader, and sends the returned response's [`Body`] (bytes, a
-//!   reader, or a function writing through a [`BodyWriter`]); keep-alive, pipelining,
+//!   reader, or a function writing through a [`BodyWriter`]), or fills in a response the
+//!   server reuses ([`Server::in_place`]); keep-alive, pipelining,
 //!   HEAD/1xx/204/304, `100 Continue`, an error status and a close for bad requests,
 //!   timeouts, a connection limit and graceful shutdown. [`Workers`] runs one per thread on a
 //!   `SO_REUSEPORT` address.

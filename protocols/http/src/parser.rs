@@ -326,7 +326,8 @@ impl Parser {
 }
 
 /// [`Parser::recycle`] without a parser at hand (the server's, whose parser is behind a
-/// `RefCell`).
+/// `RefCell`). Inlined: both handler shapes call it once per request.
+#[inline(always)]
 pub(crate) fn recycle_head(head: Box<RequestHead>) {
     SPARE.with_borrow_mut(|spare| spare.head = Some(head));
 }

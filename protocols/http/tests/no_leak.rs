@@ -4,16 +4,20 @@
 //! `http` crate's header maps owning no allocation while they have no index slots): should a
 //! later `http` release break that, every request would leak, and this test fails.
 //!
+//! The same for in-place handlers, whose requests and responses the server keeps for later
+//! exchanges (with their header maps): they must not grow in number either.
+//!
 //! One test in this file on purpose: the allocator's counts are process-wide.
 
 mod support;
 
 use std::io::Write;
 
-use gruvi_http::http::{Method, Request, Response};
+use gruvi_http::http::header::{CONTENT_TYPE, HeaderValue};
+use gruvi_http::http::{Method, Request, Response, StatusCode};
 use gruvi_http::{Body, Incoming, ServerConfig};
 use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-use support::{Reader, connect, run_clean, serve};
+use support::{Reader, Shape, connect, run_clean, serve, serve_as};
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
@@ -32,6 +36,19 @@ fn app(request: Request<Incoming>) -> Response<Body> {
             .unwrap(),
         "/empty" => Response::new(Body::empty()),
         _ => Response::builder().status(404).body(Body::empty()).unwrap(),
+    }
+}
+
+/// [`app`] in place.
+fn app_in_place(request: &mut Request<Incoming>, response: &mut Response<Body>) {
+    match request.uri().path() {
+        "/" => {
+            let plain = HeaderValue::from_static("text/plain");
+            response.headers_mut().insert(CONTENT_TYPE, plain);
+            *response.body_mut() = Body::from("Hello, World!");
+        }
+        "/empty" => {}
+        _ => *response.status_mut() = StatusCode::NOT_FOUND,
     }
 }
 
@@ -54,8 +71,17 @@ fn exchange(conn: &mut gruvi_stream::TcpStream, reader: &mut Reader, rounds: usi
 
 #[test]
 fn thousands_of_requests_leave_no_heap_block_behind() {
+    for shape in [Shape::Owned, Shape::InPlace] {
+        requests_leave_no_heap_block_behind(shape);
+    }
+}
+
+fn requests_leave_no_heap_block_behind(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(ServerConfig::default(), app);
+        let (server, addr) = match shape {
+            Shape::Owned => serve(ServerConfig::default(), app),
+            Shape::InPlace => serve_as(shape, ServerConfig::default(), app_in_place),
+        };
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         // Warm-up: per-thread caches, recycled boxes and buffers reach their steady state.
@@ -68,7 +94,7 @@ fn thousands_of_requests_leave_no_heap_block_behind() {
         // 5,200 requests: a leak of one block per request (or per response) shows as thousands.
         assert!(
             grown < 100,
-            "{grown} more live heap blocks after 5,200 requests"
+            "{shape:?}: {grown} more live heap blocks after 5,200 requests"
         );
         drop(conn);
         server.shutdown(std::time::Duration::from_secs(1)).unwrap();

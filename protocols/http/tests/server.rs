@@ -8,67 +8,80 @@ use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use gruvi_http::http::{Method, Request, Response};
+use gruvi_http::http::header::HeaderValue;
+use gruvi_http::http::{Method, Request, Response, StatusCode};
 use gruvi_http::{Body, Incoming, ServerConfig};
-use support::{Reader, connect, is_closed, roundtrip, run_clean, serve};
+use support::{Reader, Shape, connect, is_closed, roundtrip, run_clean, serve, serve_as};
 
-/// The test handler: `/` hello, `/echo` the body (and X-Echo), `/stream` a reader body,
-/// `/write` a writer body, `/status/N`, `/panic`, `/sleep`, `/ignore` (answers without
-/// reading the body).
-fn app(mut request: Request<Incoming>) -> Response<Body> {
+/// The test handler, written in place (see `support::serve_as`): `/` hello, `/echo` the body
+/// (and X-Echo), `/stream` a reader body, `/write` a writer body, `/status/N`, `/panic`,
+/// `/sleep`, `/ignore` (answers without reading the body).
+fn app_in_place(request: &mut Request<Incoming>, response: &mut Response<Body>) {
     let path = request.uri().path().to_owned();
     match path.as_str() {
-        "/" => Response::builder()
-            .header("content-type", "text/plain")
-            .body(Body::from("Hello, World!"))
-            .unwrap(),
+        "/" => {
+            let plain = HeaderValue::from_static("text/plain");
+            response.headers_mut().insert("content-type", plain);
+            *response.body_mut() = Body::from("Hello, World!");
+        }
         "/echo" => {
-            let body = request.body_mut().read_to_vec(1 << 20);
-            let Ok(body) = body else {
-                return Response::builder().status(500).body(Body::empty()).unwrap();
+            let Ok(body) = request.body_mut().read_to_vec(1 << 20) else {
+                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                return;
             };
-            let mut response = Response::builder();
             if let Some(echo) = request.headers().get("x-echo") {
-                response = response.header("x-echo", echo);
+                response.headers_mut().insert("x-echo", echo.clone());
             }
             if let Some(trailers) = request.body().trailers() {
-                response = response.header("x-trailers", trailers.len().to_string());
+                let count = HeaderValue::from(trailers.len());
+                response.headers_mut().insert("x-trailers", count);
             }
-            response.body(Body::from(body)).unwrap()
+            *response.body_mut() = Body::from(body);
         }
-        "/stream" => Response::new(Body::from_reader(std::io::Cursor::new(vec![b'x'; 100_000]))),
-        "/write" => Response::new(Body::from_writer(|w| {
-            for i in 0..5 {
-                writeln!(w, "line {i}")?;
-            }
-            Ok(())
-        })),
+        "/stream" => {
+            let big = std::io::Cursor::new(vec![b'x'; 100_000]);
+            *response.body_mut() = Body::from_reader(big);
+        }
+        "/write" => {
+            *response.body_mut() = Body::from_writer(|w| {
+                for i in 0..5 {
+                    writeln!(w, "line {i}")?;
+                }
+                Ok(())
+            });
+        }
         "/panic" => panic!("handler panicked on purpose"),
-        "/panic-body" => Response::new(Body::from_writer(|_| panic!("body panicked on purpose"))),
+        "/panic-body" => {
+            *response.body_mut() = Body::from_writer(|_| panic!("body panicked on purpose"));
+        }
         "/sleep" => {
             fiber_core::sleep(Duration::from_millis(200)).unwrap();
-            Response::new(Body::from("slept"))
+            *response.body_mut() = Body::from("slept");
         }
-        "/ignore" => Response::new(Body::from("ignored")),
+        "/ignore" => *response.body_mut() = Body::from("ignored"),
         p if p.starts_with("/status/") => {
             let code: u16 = p["/status/".len()..].parse().unwrap();
-            Response::builder()
-                .status(code)
-                .body(Body::from("some body"))
-                .unwrap()
+            *response.status_mut() = StatusCode::from_u16(code).unwrap();
+            *response.body_mut() = Body::from("some body");
         }
-        _ => Response::builder().status(404).body(Body::empty()).unwrap(),
+        _ => *response.status_mut() = StatusCode::NOT_FOUND,
     }
+}
+
+/// [`app_in_place`] as a handler returning its response.
+fn app(mut request: Request<Incoming>) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    app_in_place(&mut request, &mut response);
+    response
 }
 
 fn quick() -> ServerConfig {
     ServerConfig::default()
 }
 
-#[test]
-fn keep_alive_serves_many_requests_on_one_connection() {
+fn keep_alive_serves_many_requests_on_one_connection(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         for _ in 0..3 {
@@ -135,13 +148,13 @@ fn the_date_follows_the_clock_across_a_second_boundary() {
     });
 }
 
-#[test]
-fn pipelined_requests_are_answered_in_order() {
+/// A thousand requests with bodies in one write.
+fn pipelined_requests_are_answered_in_order(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         let mut wire = Vec::new();
-        for i in 0..50 {
+        for i in 0..1000 {
             wire.extend_from_slice(
                 format!(
                     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\nreq{i}",
@@ -152,7 +165,7 @@ fn pipelined_requests_are_answered_in_order() {
         }
         conn.write_all(&wire).unwrap();
         let mut reader = Reader::new();
-        for i in 0..50 {
+        for i in 0..1000 {
             let answer = reader.next(&mut conn, Method::POST).unwrap().unwrap();
             assert_eq!(String::from_utf8(answer.body).unwrap(), format!("req{i}"));
         }
@@ -160,10 +173,9 @@ fn pipelined_requests_are_answered_in_order() {
     });
 }
 
-#[test]
-fn http_1_0_closes_unless_asked_to_keep_alive() {
+fn http_1_0_closes_unless_asked_to_keep_alive(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let answer = roundtrip(&addr, b"GET / HTTP/1.0\r\n\r\n");
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
         assert!(answer.contains("connection: close\r\n"), "{answer}");
@@ -190,10 +202,9 @@ fn http_1_0_closes_unless_asked_to_keep_alive() {
     });
 }
 
-#[test]
-fn connection_close_is_honoured() {
+fn connection_close_is_honoured(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let answer = roundtrip(&addr, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(answer.matches("HTTP/1.1 200").count(), 1, "{answer}");
         assert!(answer.contains("connection: close\r\n"));
@@ -201,10 +212,9 @@ fn connection_close_is_honoured() {
     });
 }
 
-#[test]
-fn head_has_the_headers_of_get_and_no_body() {
+fn head_has_the_headers_of_get_and_no_body(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         for path in ["/", "/stream", "/write"] {
@@ -231,10 +241,9 @@ fn head_has_the_headers_of_get_and_no_body() {
     });
 }
 
-#[test]
-fn statuses_without_a_body_send_none() {
+fn statuses_without_a_body_send_none(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         conn.write_all(b"GET /status/204 HTTP/1.1\r\nHost: x\r\n\r\nGET /status/304 HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut all = String::new();
@@ -255,10 +264,9 @@ fn statuses_without_a_body_send_none() {
     });
 }
 
-#[test]
-fn bodies_in_every_framing() {
+fn bodies_in_every_framing(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         let mut reader = Reader::new();
         conn.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nX-Echo: yes\r\nTransfer-Encoding: chunked\r\n\r\n5;a=b\r\nhello\r\n7\r\n, world\r\n0\r\nX-Check: 1\r\n\r\n").unwrap();
@@ -294,10 +302,9 @@ fn bodies_in_every_framing() {
     });
 }
 
-#[test]
-fn expect_100_continue_is_answered_when_the_body_is_read() {
+fn expect_100_continue_is_answered_when_the_body_is_read(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         conn.write_all(
             b"POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
@@ -332,14 +339,13 @@ fn expect_100_continue_is_answered_when_the_body_is_read() {
     });
 }
 
-#[test]
-fn an_unread_body_is_skipped_or_the_connection_closed() {
+fn an_unread_body_is_skipped_or_the_connection_closed(shape: Shape) {
     run_clean(|| {
         let config = ServerConfig {
             max_discard: 1000,
             ..quick()
         };
-        let (server, addr) = serve(config, app);
+        let (server, addr) = serve_as(shape, config, app_in_place);
         // Sends a POST whose body `/ignore` leaves unread, then a GET on the same connection:
         // both are answered.
         let skipped_then_served = |head: &[u8], body: &[u8]| {
@@ -391,10 +397,9 @@ fn an_unread_body_is_skipped_or_the_connection_closed() {
     });
 }
 
-#[test]
-fn a_panicking_handler_gets_500_and_the_server_lives_on() {
+fn a_panicking_handler_gets_500_and_the_server_lives_on(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let answer = roundtrip(&addr, b"GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(
             answer.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
@@ -416,8 +421,7 @@ fn a_panicking_handler_gets_500_and_the_server_lives_on() {
 
 /// Each malformed request gets its status and a closed connection, and never a second
 /// response (a smuggled request is never served).
-#[test]
-fn bad_requests_get_their_status_and_a_close() {
+fn bad_requests_get_their_status_and_a_close(shape: Shape) {
     run_clean(|| {
         let config = ServerConfig {
             limits: gruvi_http::Limits {
@@ -428,7 +432,7 @@ fn bad_requests_get_their_status_and_a_close() {
             },
             ..quick()
         };
-        let (server, addr) = serve(config, app);
+        let (server, addr) = serve_as(shape, config, app_in_place);
         let smuggled = "GET /status/299 HTTP/1.1\r\nHost: x\r\n\r\n";
         let cases: Vec<(String, u16)> = vec![
             (
@@ -536,14 +540,13 @@ fn bad_requests_get_their_status_and_a_close() {
     });
 }
 
-#[test]
-fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
+fn a_slow_head_times_out_from_its_first_byte_while_others_are_served(shape: Shape) {
     run_clean(|| {
         let config = ServerConfig {
             head_timeout: Duration::from_millis(400),
             ..quick()
         };
-        let (server, addr) = serve(config, app);
+        let (server, addr) = serve_as(shape, config, app_in_place);
         let slow_addr = addr.clone();
         let slow = fiber_core::spawn(move || {
             let conn = Rc::new(connect(&slow_addr));
@@ -590,14 +593,13 @@ fn a_slow_head_times_out_from_its_first_byte_while_others_are_served() {
     });
 }
 
-#[test]
-fn idle_keep_alive_connections_are_closed() {
+fn idle_keep_alive_connections_are_closed(shape: Shape) {
     run_clean(|| {
         let config = ServerConfig {
             keep_alive_timeout: Duration::from_millis(200),
             ..quick()
         };
-        let (server, addr) = serve(config, app);
+        let (server, addr) = serve_as(shape, config, app_in_place);
         let mut conn = connect(&addr);
         conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -646,10 +648,9 @@ fn connections_beyond_the_limit_are_closed() {
     });
 }
 
-#[test]
-fn shutdown_finishes_requests_in_progress_and_closes_idle_connections() {
+fn shutdown_finishes_requests_in_progress_and_closes_idle_connections(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut idle = connect(&addr);
         idle.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -729,14 +730,13 @@ fn a_client_that_never_reads_cannot_make_the_server_buffer_without_bound() {
     });
 }
 
-#[test]
-fn a_stalled_body_times_out_and_the_connection_closes() {
+fn a_stalled_body_times_out_and_the_connection_closes(shape: Shape) {
     run_clean(|| {
         let config = ServerConfig {
             body_timeout: Duration::from_millis(150),
             ..quick()
         };
-        let (server, addr) = serve(config, app);
+        let (server, addr) = serve_as(shape, config, app_in_place);
         let mut conn = connect(&addr);
         conn.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nab")
             .unwrap();
@@ -873,9 +873,8 @@ fn the_handler_knows_the_peer_and_local_addresses() {
 
 /// The server reuses a written response's header map for the next request head: the next
 /// request must see only its own fields, whatever the response held (few or many fields).
-#[test]
-fn each_request_sees_only_its_own_header_fields() {
-    fn names(request: Request<Incoming>) -> Response<Body> {
+fn each_request_sees_only_its_own_header_fields(shape: Shape) {
+    fn names(request: &mut Request<Incoming>, response: &mut Response<Body>) {
         let mut seen: Vec<String> = request
             .headers()
             .iter()
@@ -883,7 +882,7 @@ fn each_request_sees_only_its_own_header_fields() {
             .collect();
         seen.sort();
         let fields: usize = request.uri().query().unwrap_or("0").parse().unwrap();
-        let mut response = Response::new(Body::from(seen.join(",")));
+        *response.body_mut() = Body::from(seen.join(","));
         for i in 0..fields {
             response.headers_mut().append(
                 format!("x-resp-{i}")
@@ -892,10 +891,9 @@ fn each_request_sees_only_its_own_header_fields() {
                 "r".parse().unwrap(),
             );
         }
-        response
     }
     run_clean(|| {
-        let (server, addr) = serve(quick(), names);
+        let (server, addr) = serve_as(shape, quick(), names);
         let mut conn = connect(&addr);
         let mut wire = Vec::new();
         // Responses of 3 and 70 fields (the latter too large to be kept), each followed by a
@@ -924,15 +922,14 @@ fn each_request_sees_only_its_own_header_fields() {
 /// Header fields repeated from one head to the next come from a per-thread cache: whatever
 /// repeats, changes or moves, each request sees exactly the fields it sent, on any
 /// connection.
-#[test]
-fn repeated_header_fields_come_through_exactly() {
-    fn fields(request: Request<Incoming>) -> Response<Body> {
+fn repeated_header_fields_come_through_exactly(shape: Shape) {
+    fn fields(request: &mut Request<Incoming>, response: &mut Response<Body>) {
         let seen: Vec<String> = request
             .headers()
             .iter()
             .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(value.as_bytes())))
             .collect();
-        Response::new(Body::from(seen.join("|")))
+        *response.body_mut() = Body::from(seen.join("|"));
     }
     let long = "v".repeat(600);
     // (fields sent after Host, what the handler sees after host=x)
@@ -961,7 +958,7 @@ fn repeated_header_fields_come_through_exactly() {
         (String::new(), String::new()),
     ];
     run_clean(|| {
-        let (server, addr) = serve(quick(), fields);
+        let (server, addr) = serve_as(shape, quick(), fields);
         let mut wire = Vec::new();
         for (extra, _) in &heads {
             wire.extend_from_slice(format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}\r\n").as_bytes());
@@ -992,10 +989,9 @@ fn repeated_header_fields_come_through_exactly() {
 
 /// A request that arrives while the handler of the one before runs (the connection had read
 /// all it had) is answered after it, in order.
-#[test]
-fn a_request_arriving_while_the_handler_runs_is_answered() {
+fn a_request_arriving_while_the_handler_runs_is_answered(shape: Shape) {
     run_clean(|| {
-        let (server, addr) = serve(quick(), app);
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
         let mut conn = connect(&addr);
         conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
@@ -1053,3 +1049,24 @@ fn every_value_of_a_response_field_is_written() {
         server.close().unwrap();
     });
 }
+
+for_both_shapes!(
+    keep_alive_serves_many_requests_on_one_connection,
+    pipelined_requests_are_answered_in_order,
+    http_1_0_closes_unless_asked_to_keep_alive,
+    connection_close_is_honoured,
+    head_has_the_headers_of_get_and_no_body,
+    statuses_without_a_body_send_none,
+    bodies_in_every_framing,
+    expect_100_continue_is_answered_when_the_body_is_read,
+    an_unread_body_is_skipped_or_the_connection_closed,
+    a_panicking_handler_gets_500_and_the_server_lives_on,
+    bad_requests_get_their_status_and_a_close,
+    a_slow_head_times_out_from_its_first_byte_while_others_are_served,
+    idle_keep_alive_connections_are_closed,
+    shutdown_finishes_requests_in_progress_and_closes_idle_connections,
+    a_stalled_body_times_out_and_the_connection_closes,
+    a_request_arriving_while_the_handler_runs_is_answered,
+    each_request_sees_only_its_own_header_fields,
+    repeated_header_fields_come_through_exactly,
+);

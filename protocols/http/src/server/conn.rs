@@ -1,17 +1,17 @@
 //! One connection's life on the server: read a request head, run the handler in this fiber,
 //! write the response, and again while the connection may stay open.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 
 use super::respond::{Exchange, write_error, write_response};
-use super::{Handler, Shared};
+use super::{Handler, InPlaceHandler, OwnedHandler, Shared};
 use crate::body::{Body, Kind};
 use crate::error::Error;
 use crate::head::{Framing, RequestHead};
@@ -116,7 +116,17 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = Slot(ManuallyDrop::new(None));
-    let handled = call_handler(shared, wire, head, has_body, &mut slot.0);
+    // An in-place handler's request and response, from the thread's pool.
+    let (handled, mut reused) = match &shared.handler {
+        Handler::Owned(handler) => {
+            let handled = call_handler(handler, wire, head, has_body, &mut slot.0);
+            (handled, None)
+        }
+        Handler::InPlace(handler) => {
+            let reused = call_in_place(handler, wire, head, has_body);
+            (reused.is_some(), reused)
+        }
+    };
     // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
     // nothing from the wire.
     if let Some(err) = body_error(wire, has_body) {
@@ -124,7 +134,12 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         write_error(wire, err.status(), server_line);
         return Ok(false);
     }
-    let (true, Some(response)) = (handled, slot.0.as_mut()) else {
+    // An owned handler's response is in the slot, an in-place handler's in `reused`.
+    let response = match &mut *slot.0 {
+        Some(response) => Some(response),
+        None => reused.as_deref_mut().map(|reused| &mut reused.response),
+    };
+    let (true, Some(response)) = (handled, response) else {
         write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
         return Ok(false);
     };
@@ -155,7 +170,18 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     match catch_unwind(AssertUnwindSafe(|| {
         write_response(wire, response, &exchange)
     })) {
-        Ok(Ok(keep)) => Ok(keep),
+        Ok(Ok(keep)) => {
+            match (reused, &mut *slot.0) {
+                (Some(reused), _) => Reused::give_back(reused),
+                // The written response's (emptied) map serves the next request head; an
+                // in-place response keeps its own.
+                (None, Some(response)) => {
+                    crate::parser::recycle_request_headers(response.headers_mut());
+                }
+                (None, None) => {}
+            }
+            Ok(keep)
+        }
         Ok(Err(_)) => {
             unqueue();
             Err(Abort)
@@ -176,20 +202,21 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
 }
 
 /// The slot of a handler's response. Dropped, it lets go of a response that owns nothing any
-/// more without running its drop glue: the writer takes the body and swaps the header map for
-/// an unallocated one (see `parser::recycle_request_headers`), so a drop would only walk an empty
-/// map, extensions and an empty body (~100 instructions per request). Any other response is
-/// dropped as usual.
+/// more without running its drop glue: the writer takes the body, and once it is written the
+/// header map is swapped for an unallocated one (see `parser::recycle_request_headers`), so a
+/// drop would only walk an empty map, extensions and an empty body (~100 instructions per
+/// request). Any other response is dropped as usual.
 struct Slot(ManuallyDrop<Option<Response<Body>>>);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        if let Some(response) = &mut *self.0
-            // A map without index slots has no allocation at all (`HeaderMap` allocates its
-            // indices and entries together, and extra values only next to entries).
-            && response.headers().capacity() == 0
-            && matches!(response.body().kind, Kind::Empty)
-        {
+        // Empty for an in-place handler (whose response is reused): nothing to move out.
+        let Some(response) = &mut *self.0 else {
+            return;
+        };
+        // A map without index slots has no allocation at all (`HeaderMap` allocates its
+        // indices and entries together, and extra values only next to entries).
+        if response.headers().capacity() == 0 && matches!(response.body().kind, Kind::Empty) {
             // Extensions may hold a (possibly empty) map: dropped as usual.
             drop(std::mem::take(response.extensions_mut()));
             return;
@@ -206,24 +233,129 @@ impl Drop for Slot {
 /// other connections ran).
 #[inline(never)]
 fn call_handler(
-    shared: &Shared,
+    handler: &OwnedHandler,
     wire: &Rc<Wire>,
     head: Box<RequestHead>,
     has_body: bool,
     slot: &mut Option<Response<Body>>,
 ) -> bool {
     catch_unwind(AssertUnwindSafe(|| {
-        (shared.handler)(wire, head, has_body, slot);
+        handler(wire, head, has_body, slot);
     }))
     .is_ok()
 }
 
-/// What the server keeps of a handler: `run_handler` for its type, behind one dynamic call.
-pub(crate) fn handler<H>(handler: H) -> Rc<Handler>
+/// The most in-place requests and responses a thread keeps for its next exchanges.
+const KEEP_REUSED: usize = 16;
+
+thread_local! {
+    /// In-place requests and responses whose exchange is over, for the next exchange of any
+    /// connection on this thread: per thread rather than per connection, so that the memory
+    /// reused is the memory touched last, still in cache (see `parser::SPARE`). An exchange
+    /// that fails or panics does not give its pair back.
+    #[expect(clippy::vec_box, reason = "a pair is large: taken and given back as a pointer")]
+    static REUSED: RefCell<Vec<Box<Reused>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// An in-place handler's request and response, reused from one exchange to the next.
+pub(crate) struct Reused {
+    request: Request<Incoming>,
+    response: Response<Body>,
+}
+
+impl Reused {
+    /// Made when the thread's pool is empty, out of line (a request and a response are large).
+    #[cold]
+    #[inline(never)]
+    fn new() -> Box<Reused> {
+        Box::new(Reused {
+            request: Request::new(Incoming::empty()),
+            response: Response::new(Body::empty()),
+        })
+    }
+
+    /// Takes a pair from the thread's pool, or makes one.
+    #[inline(always)]
+    fn take() -> Box<Reused> {
+        REUSED.with_borrow_mut(Vec::pop).unwrap_or_else(Reused::new)
+    }
+
+    /// Gives a pair whose response was written back to the thread's pool, without what
+    /// must not outlive its exchange: the request's body (which holds the connection), the
+    /// response's (taken when written), and the extensions of both (which may hold anything
+    /// the handler put there). Pairs come only from here or [`new`](Self::new), so their
+    /// extensions are empty when the next exchange takes them.
+    #[inline(always)]
+    fn give_back(mut reused: Box<Reused>) {
+        *reused.request.body_mut() = Incoming::empty();
+        reused.request.extensions_mut().clear();
+        reused.response.extensions_mut().clear();
+        if !matches!(reused.response.body().kind, Kind::Empty) {
+            *reused.response.body_mut() = Body::empty();
+        }
+        REUSED.with_borrow_mut(|pool| {
+            if pool.len() < KEEP_REUSED {
+                pool.push(reused);
+            }
+        });
+    }
+
+    /// Refills the request with `head`'s parts (the head's box gets the last request's) and
+    /// this request's body, and resets the response to a fresh one (the extensions of both
+    /// were cleared when the pair was given back). Nothing of the last exchange is left in
+    /// either; the header maps keep their allocations.
+    fn refill(&mut self, wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) {
+        let request = &mut self.request;
+        // Swapped: the head's map (filled) becomes the request's, and the request's (the last
+        // request's fields) goes back with the head's box, to be filled next. It is not
+        // emptied here: the next head's parse leaves it as it is if it holds that head's
+        // fields already (a client often sends the same ones again), else empties it.
+        std::mem::swap(request.method_mut(), head.request.method_mut());
+        std::mem::swap(request.uri_mut(), head.request.uri_mut());
+        *request.version_mut() = head.request.version();
+        std::mem::swap(request.headers_mut(), head.request.headers_mut());
+        *request.body_mut() = Incoming::new(wire.clone(), has_body);
+        let response = &mut self.response;
+        *response.status_mut() = StatusCode::OK;
+        *response.version_mut() = Version::HTTP_11;
+        // The map and the body are empty already (drained and taken when the response was
+        // written; a pair whose response was not is not given back): checked anyway, at the
+        // cost of two comparisons.
+        let headers = response.headers_mut();
+        if !headers.is_empty() {
+            headers.clear();
+        }
+        if !matches!(response.body().kind, Kind::Empty) {
+            *response.body_mut() = Body::empty();
+        }
+    }
+}
+
+/// Takes a request and a response from the thread's pool, refills them (see
+/// [`Reused::refill`]) and runs an in-place handler on them: `None` if it panicked (the pair
+/// is dropped). Not inlined, as [`call_handler`].
+#[inline(never)]
+fn call_in_place(
+    handler: &InPlaceHandler,
+    wire: &Rc<Wire>,
+    mut head: Box<RequestHead>,
+    has_body: bool,
+) -> Option<Box<Reused>> {
+    let mut reused = Reused::take();
+    reused.refill(wire, &mut head, has_body);
+    crate::parser::recycle_head(head);
+    let Reused { request, response } = &mut *reused;
+    let handled = catch_unwind(AssertUnwindSafe(|| handler(request, response))).is_ok();
+    handled.then_some(reused)
+}
+
+/// What the server keeps of an owned handler: `run_handler` for its type, behind one dynamic
+/// call.
+pub(crate) fn handler<H>(handler: H) -> Box<OwnedHandler>
 where
     H: Fn(Request<Incoming>) -> Response<Body> + 'static,
 {
-    Rc::new(move |wire: &Rc<Wire>, head, has_body, slot: &mut _| {
+    Box::new(move |wire: &Rc<Wire>, head, has_body, slot: &mut _| {
         run_handler(&handler, wire, head, has_body, slot);
     })
 }

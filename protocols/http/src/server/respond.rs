@@ -68,7 +68,8 @@ pub(crate) fn write_response(
     let framing = wire.with_out(|out| {
         encode::status_line(out, Version::HTTP_11, status);
         let (mut has_date, mut has_server) = (false, false);
-        // Drained: the map is emptied as it is read, for the next request head (below).
+        // Drained: the map is emptied as it is read, for the next request head (an owned
+        // handler's response, see `conn::exchange`) or the next response (in place).
         let mut last = None;
         for (name, value) in headers.drain() {
             // A name comes once, before all its values.
@@ -135,8 +136,6 @@ pub(crate) fn write_response(
         out.extend_from_slice(b"\r\n");
         framing
     });
-    // The map's allocation serves the next request head.
-    crate::parser::recycle_request_headers(response.headers_mut());
     // HEAD gets the headers a GET would, and no body.
     let framing = if exchange.is_head {
         OutFraming::Suppressed

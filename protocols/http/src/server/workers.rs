@@ -18,7 +18,9 @@ use crate::incoming::Incoming;
 /// A multi-core HTTP server: `n` threads, each running its own Hub and [`Server`] with a
 /// listener bound to the same address with `SO_REUSEPORT`, so that the kernel spreads the
 /// connections over them. Each thread builds its handler with `make_handler` (handlers
-/// need not be `Send`).
+/// need not be `Send`): one that returns its response ([`start`](Self::start), see
+/// [`Server::new`]) or one that fills in a reused response ([`start_in_place`](Self::start_in_place),
+/// see [`Server::in_place`]).
 ///
 /// # Examples
 ///
@@ -64,7 +66,59 @@ impl Workers {
         F: Fn() -> H + Send + Sync + 'static,
         H: Fn(Request<Incoming>) -> Response<Body> + 'static,
     {
-        let make_handler = Arc::new(make_handler);
+        let make_server = move |config| Server::with_config(make_handler(), config);
+        Workers::start_with(n, addr, config, Arc::new(make_server))
+    }
+
+    /// Starts `n` worker threads (at least one) serving `addr` (port 0: one port the system
+    /// picks, shared by all) with in-place handlers (see [`Server::in_place`]).
+    ///
+    /// # Errors
+    ///
+    /// The first worker's error binding the address or starting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    /// use gruvi_http::{Body, ServerConfig, Workers};
+    ///
+    /// let config = ServerConfig::default();
+    /// let workers = Workers::start_in_place(2, "127.0.0.1:0".parse()?, config, || {
+    ///     |_request: &mut _, response: &mut gruvi_http::http::Response<Body>| {
+    ///         *response.body_mut() = Body::from("hi");
+    ///     }
+    /// })?;
+    /// let mut conn = std::net::TcpStream::connect(workers.local_addr())?;
+    /// conn.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+    /// let mut answer = String::new();
+    /// conn.read_to_string(&mut answer)?;
+    /// assert!(answer.ends_with("\r\n\r\nhi"));
+    /// workers.stop(Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn start_in_place<F, H>(
+        n: usize,
+        addr: SocketAddr,
+        config: ServerConfig,
+        make_handler: F,
+    ) -> io::Result<Workers>
+    where
+        F: Fn() -> H + Send + Sync + 'static,
+        H: Fn(&mut Request<Incoming>, &mut Response<Body>) + 'static,
+    {
+        let make_server = move |config| Server::in_place_with_config(make_handler(), config);
+        Workers::start_with(n, addr, config, Arc::new(make_server))
+    }
+
+    /// Starts the threads, each with the server `make_server` makes on it.
+    fn start_with(
+        n: usize,
+        addr: SocketAddr,
+        config: ServerConfig,
+        make_server: Arc<MakeServer>,
+    ) -> io::Result<Workers> {
         let stop = Arc::new(Event::new());
         let grace = Arc::new(AtomicU64::new(0));
         let mut workers = Workers {
@@ -76,7 +130,7 @@ impl Workers {
         for i in 0..n.max(1) {
             let (ready, started) = mpsc::channel();
             let (make, stop, grace, config, bind) = (
-                make_handler.clone(),
+                make_server.clone(),
                 stop.clone(),
                 grace.clone(),
                 config.clone(),
@@ -148,19 +202,18 @@ impl fmt::Debug for Workers {
     }
 }
 
-fn worker<F, H>(
+/// Makes a worker's server, on the worker's thread, with the given settings.
+type MakeServer = dyn Fn(ServerConfig) -> Server + Send + Sync;
+
+fn worker(
     addr: SocketAddr,
     config: ServerConfig,
-    make_handler: &F,
+    make_server: &MakeServer,
     (stop, grace): (&Event, &AtomicU64),
     ready: &mpsc::Sender<io::Result<SocketAddr>>,
-) -> io::Result<()>
-where
-    F: Fn() -> H,
-    H: Fn(Request<Incoming>) -> Response<Body> + 'static,
-{
+) -> io::Result<()> {
     fiber_core::run(|| {
-        let server = Server::with_config(make_handler(), config);
+        let server = make_server(config);
         let bound =
             server
                 .listen_reuse_port(addr)

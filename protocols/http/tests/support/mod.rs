@@ -30,6 +30,59 @@ pub fn serve(
     (server, addr)
 }
 
+/// The two shapes of handler a server runs: one that returns its response
+/// ([`Server::with_config`]) and one that fills in a response the server reuses
+/// ([`Server::in_place_with_config`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    Owned,
+    InPlace,
+}
+
+/// A server of `shape` with `config` on 127.0.0.1 and a free port, and its address. The
+/// handler is written in place; as an owned handler it fills in a fresh response that it then
+/// returns, so that both shapes run the same code.
+pub fn serve_as(
+    shape: Shape,
+    config: ServerConfig,
+    handler: impl Fn(&mut Request<Incoming>, &mut Response<Body>) + 'static,
+) -> (Server, String) {
+    let server = match shape {
+        Shape::Owned => Server::with_config(
+            move |mut request| {
+                let mut response = Response::new(Body::empty());
+                handler(&mut request, &mut response);
+                response
+            },
+            config,
+        ),
+        Shape::InPlace => Server::in_place_with_config(handler, config),
+    };
+    server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = server.addresses()[0].to_string();
+    (server, addr)
+}
+
+/// Defines each named test, a `fn(Shape)` in the enclosing module, twice: as
+/// `owned::NAME` and as `in_place::NAME`.
+#[macro_export]
+macro_rules! for_both_shapes {
+    ($($name:ident),* $(,)?) => {
+        mod owned {
+            $(#[test]
+            fn $name() {
+                super::$name(super::support::Shape::Owned)
+            })*
+        }
+        mod in_place {
+            $(#[test]
+            fn $name() {
+                super::$name(super::support::Shape::InPlace)
+            })*
+        }
+    };
+}
+
 /// A raw connection with a generous read timeout (a hang fails the test instead).
 pub fn connect(addr: &str) -> TcpStream {
     let conn = TcpStream::connect(addr).unwrap();
