@@ -258,7 +258,7 @@ impl Hub {
             .borrow()
             .slots
             .get(slot)
-            .and_then(|weak| weak.as_ref()?.upgrade())
+            .and_then(Option::clone)
     }
 
     pub(crate) fn current_fiber(&self) -> Rc<FiberInner> {
@@ -273,7 +273,8 @@ impl Hub {
             .borrow()
             .slots
             .iter()
-            .filter_map(|w| w.as_ref().and_then(Weak::upgrade))
+            .flatten()
+            .cloned()
             .collect();
         others.sort_by_key(|f| f.id);
         all.extend(others);
@@ -629,7 +630,7 @@ impl Hub {
             .take()
             .slots
             .into_iter()
-            .filter_map(|w| w.and_then(|w| w.upgrade()))
+            .flatten()
             .collect();
         for fiber in &fibers {
             fiber.cancelled.set(true);
@@ -750,24 +751,26 @@ pub fn run<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// The Hub's live fibers: a slab indexed by each fiber's `slot`, so that registering and
-/// retiring a fiber costs no hashing and touches memory in spawn order.
+/// retiring a fiber costs no hashing and touches memory in spawn order. It holds strong
+/// references (a same-thread wake-up clones one instead of upgrading a weak one): a fiber
+/// leaves it when it finishes, or when the Hub closes.
 #[derive(Default)]
 struct Registry {
-    slots: Vec<Option<Weak<FiberInner>>>,
+    slots: Vec<Option<Rc<FiberInner>>>,
     free: Vec<usize>,
     len: usize,
 }
 
 impl Registry {
     fn insert(&mut self, fiber: &Rc<FiberInner>) {
-        let weak = Some(Rc::downgrade(fiber));
+        let entry = Some(fiber.clone());
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot] = weak;
+                self.slots[slot] = entry;
                 slot
             }
             None => {
-                self.slots.push(weak);
+                self.slots.push(entry);
                 self.slots.len() - 1
             }
         };

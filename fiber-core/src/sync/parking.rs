@@ -303,14 +303,16 @@ fn wake_here(hub: u64, key: u32, generation: u64) -> bool {
     if hub != hub_token() {
         return false;
     }
-    Hub::with_installed(|current| {
-        let here = current.park_table().token == hub;
-        if here {
-            current.park_table().wake(current, key, generation);
-        }
-        here
-    })
-    .unwrap_or(false)
+    // A reference taken rather than `Hub::with_installed`'s closure: the closure, with the
+    // wake-up inlined into it, made the thread-local access an out-of-line call.
+    let Some(current) = Hub::try_current() else {
+        return false;
+    };
+    let here = current.park_table().token == hub;
+    if here {
+        current.park_table().wake(&current, key, generation);
+    }
+    here
 }
 
 /// Sends a wake-up to a fiber parked in another thread's Hub.
