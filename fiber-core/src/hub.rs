@@ -254,11 +254,7 @@ impl Hub {
     /// The live fiber in registry slot `slot`, if any.
     #[inline]
     pub(crate) fn registered_fiber(&self, slot: usize) -> Option<Rc<FiberInner>> {
-        self.fibers
-            .borrow()
-            .slots
-            .get(slot)
-            .and_then(Option::clone)
+        self.fibers.borrow().slots.get(slot).and_then(Option::clone)
     }
 
     pub(crate) fn current_fiber(&self) -> Rc<FiberInner> {
@@ -625,13 +621,7 @@ impl Hub {
     /// Drops every fiber still alive, unwinding its stack (its destructors run; switchpoints
     /// in them fail at once).
     fn unwind_all(&self) {
-        let fibers: Vec<_> = self
-            .fibers
-            .take()
-            .slots
-            .into_iter()
-            .flatten()
-            .collect();
+        let fibers: Vec<_> = self.fibers.take().slots.into_iter().flatten().collect();
         for fiber in &fibers {
             fiber.cancelled.set(true);
             // The unwinding code runs as that fiber.
