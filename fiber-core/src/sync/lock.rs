@@ -323,6 +323,8 @@ impl Lock {
         );
         // Counted, then look at the owner: a release either sees the count or is seen here.
         fence(Ordering::SeqCst);
+        #[cfg(test)]
+        tests::before_owner_check(self);
         let mut polling = false;
         let served = loop {
             let owner = match self.owner.load(Ordering::Relaxed) {
@@ -346,6 +348,8 @@ impl Lock {
         drop(queue);
         if let Some(next) = served {
             if next.id == id {
+                // Served itself without parking: the wait ends here.
+                parker.release();
                 return Ok(());
             }
             next.waker.wake();
@@ -573,5 +577,51 @@ impl Drop for LockGuard<'_> {
 impl fmt::Debug for LockGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LockGuard").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Runs in `acquire_slow` between the waiter counting itself and its look at the owner.
+        static BEFORE_OWNER_CHECK: Cell<Option<fn(&Lock)>> = const { Cell::new(None) };
+    }
+
+    pub(super) fn before_owner_check(lock: &Lock) {
+        if let Some(hook) = BEFORE_OWNER_CHECK.with(Cell::take) {
+            hook(lock);
+        }
+    }
+
+    /// A waiter that finds the lock freed after counting itself serves itself without
+    /// parking. Its wait must still end: a parker left behind kept the Hub counting a parked
+    /// fiber (so it never reported a deadlock again) and tripped the fiber's next wait.
+    #[test]
+    fn a_waiter_that_serves_itself_ends_its_wait() {
+        crate::run(|| {
+            let lock = Lock::new();
+            // Held by another thread's token, released (as a plain store on that thread
+            // would, unseen by the waiter's count) while the waiter queues.
+            lock.owner.store(u64::MAX, Ordering::Relaxed);
+            BEFORE_OWNER_CHECK.with(|hook| {
+                hook.set(Some(|lock| lock.owner.store(0, Ordering::Relaxed)));
+            });
+            lock.acquire()?;
+            assert!(BEFORE_OWNER_CHECK.with(Cell::get).is_none(), "the hook ran");
+            assert_eq!(lock.owner.load(Ordering::Relaxed), thread_token());
+            assert_eq!(lock.waiter_count(), 0);
+            lock.release();
+            // A wait that nothing can end: the Hub reports it, as it does only when no fiber
+            // is counted parked in a primitive.
+            let waiter = crate::SwitchBack::<()>::new();
+            let _never_called = waiter.callback();
+            assert_eq!(waiter.wait(), Err(crate::Error::WouldBlockForever));
+            crate::Result::Ok(())
+        })
+        .unwrap();
     }
 }

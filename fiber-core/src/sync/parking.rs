@@ -208,8 +208,27 @@ pub(crate) enum Parker {
         fiber: Rc<FiberInner>,
         generation: u64,
         hub: Rc<Hub>,
+        /// In debug builds, panics where a parker is dropped without `release` (which would
+        /// leave the Hub counting a parked fiber, so that it never reports a deadlock, and
+        /// the fiber's next wait tripping over the stale generation far from the cause).
+        #[cfg(debug_assertions)]
+        armed: Armed,
     },
     Thread(Arc<ThreadSignal>),
+}
+
+/// See [`Parker::Fiber`]'s `armed`: disarmed by [`Parker::release`].
+#[cfg(debug_assertions)]
+pub(crate) struct Armed;
+
+#[cfg(debug_assertions)]
+impl Drop for Armed {
+    fn drop(&mut self) {
+        // Not while unwinding: a second panic would abort, hiding the first.
+        if !thread::panicking() {
+            panic!("a parker was dropped without `Parker::release`: its wait never ended");
+        }
+    }
 }
 
 /// A plain thread's wake-up flag.
@@ -238,6 +257,8 @@ pub(crate) fn parker() -> (Waker, Parker) {
             fiber,
             generation,
             hub,
+            #[cfg(debug_assertions)]
+            armed: Armed,
         },
     )
 }
@@ -336,9 +357,13 @@ impl Parker {
             fiber,
             generation,
             hub,
+            #[cfg(debug_assertions)]
+            armed,
         } = self
         {
             hub.park_table().remove(&hub, &fiber, generation);
+            #[cfg(debug_assertions)]
+            std::mem::forget(armed);
         }
     }
 
