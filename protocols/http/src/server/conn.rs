@@ -156,6 +156,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         is_head,
         keep_alive,
         server_line,
+        defaults: &shared.defaults,
     };
     let (start, flushes) = (wire.out_len(), wire.flushes.get());
     // Drops what was queued of this response (after a send, everything queued is its).

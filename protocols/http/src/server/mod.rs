@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     pub(crate) config: ServerConfig,
     /// `server: <name>` and its CRLF, written as it is.
     pub(crate) server_line: Option<Vec<u8>>,
+    /// `config.default_headers`, encoded.
+    pub(crate) defaults: respond::Defaults,
     wrapper: RefCell<Option<Rc<Wrapper>>>,
     /// Shutting down: no new requests on kept-alive connections.
     pub(crate) closing: Cell<bool>,
@@ -231,6 +233,7 @@ impl Server {
             .server_name
             .as_ref()
             .map(|name| format!("server: {name}\r\n").into_bytes());
+        let defaults = respond::Defaults::new(&config.default_headers, server_line.as_deref());
         let idle_ticks = (
             ticks(config.head_timeout, tick_len),
             ticks(config.keep_alive_timeout, tick_len),
@@ -239,6 +242,7 @@ impl Server {
             shared: Rc::new(Shared {
                 handler,
                 server_line,
+                defaults,
                 config,
                 idle_ticks,
                 tick: Cell::new(1),
