@@ -11,7 +11,7 @@ use http::{HeaderMap, Method, StatusCode, Version};
 #[inline(always)]
 pub(crate) fn status_line(out: &mut Vec<u8>, version: Version, status: StatusCode) {
     if status == StatusCode::OK && version != Version::HTTP_10 {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        out.extend_from_slice(OK_LINE);
     } else {
         other_status_line(out, version, status);
     }
@@ -168,15 +168,20 @@ struct DateCache {
     /// The second (since the epoch) the line is for (compared with the clock's seconds as
     /// they are: any other second, later or earlier, makes a new line).
     second: Cell<u64>,
-    text: RefCell<[u8; DATE_LINE]>,
+    /// `HTTP/1.1 200 OK` and its CRLF, then the line: the usual start of a response head
+    /// is one copy.
+    text: RefCell<[u8; OK_LINE.len() + DATE_LINE]>,
 }
+
+/// The usual status line.
+const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
 
 thread_local! {
     static DATE: DateCache = const {
         DateCache {
             current: Cell::new(false),
             second: Cell::new(u64::MAX),
-            text: RefCell::new([0; DATE_LINE]),
+            text: RefCell::new([0; OK_LINE.len() + DATE_LINE]),
         }
     };
 }
@@ -193,6 +198,18 @@ pub(crate) fn date(out: &mut Vec<u8>) {
         if !date.current.replace(true) {
             refresh_date(date);
         }
+        out.extend_from_slice(&date.text.borrow()[OK_LINE.len()..]);
+    });
+}
+
+/// Appends `HTTP/1.1 200 OK` and a `Date` field (as [`status_line`] and [`date`] would), in
+/// one copy.
+#[inline(always)]
+pub(crate) fn ok_and_date(out: &mut Vec<u8>) {
+    DATE.with(|date| {
+        if !date.current.replace(true) {
+            refresh_date(date);
+        }
         out.extend_from_slice(&*date.text.borrow());
     });
 }
@@ -202,7 +219,10 @@ pub(crate) fn date(out: &mut Vec<u8>) {
 fn refresh_date(date: &DateCache) {
     let second = clock_seconds();
     if second != date.second.get() {
-        date.text.replace(format_date(second));
+        let mut text = [0; OK_LINE.len() + DATE_LINE];
+        text[..OK_LINE.len()].copy_from_slice(OK_LINE);
+        text[OK_LINE.len()..].copy_from_slice(&format_date(second));
+        date.text.replace(text);
         date.second.set(second);
     }
 }

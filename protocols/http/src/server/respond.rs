@@ -119,13 +119,19 @@ pub(crate) fn write_response(
     // manages itself; then the server's own fields, under the same borrow of the output.
     let mut declared = None;
     let framing = wire.with_out(|out| {
-        encode::status_line(out, Version::HTTP_11, status);
-        let (mut has_date, mut has_server) = (false, false);
         // Drained: the map is emptied as it is read, for the next request head (an owned
         // handler's response, see `conn::exchange`) or the next response (in place). An
         // empty one is left as it is (a drain walks its index anyway), and gets the `Server`
         // field and the defaults in one copy further on.
         let no_fields = headers.is_empty();
+        // The usual start, `200 OK` and no `Date` of the handler's: one copy.
+        let (mut has_date, mut has_server) = (false, false);
+        if no_fields && status == StatusCode::OK {
+            encode::ok_and_date(out);
+            has_date = true;
+        } else {
+            encode::status_line(out, Version::HTTP_11, status);
+        }
         if !no_fields && !exchange.defaults.fields.is_empty() {
             exchange.defaults.write_some(out, headers);
         }
