@@ -88,12 +88,11 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
 }
 
 /// The routes, filling in the response the server reuses from one request to the next
-/// (it comes as a fresh `200 OK` with no fields and an empty body).
+/// (it comes as a fresh `200 OK` with no fields and an empty body). A response without a
+/// `Content-Type` gets the server's default one, `text/plain` (see [`server_config`]).
 fn handle(request: &mut Request<Incoming>, response: &mut Response<Body>) {
     let path = request.uri().path();
     if path == "/" {
-        let plain = HeaderValue::from_static("text/plain");
-        response.headers_mut().insert(CONTENT_TYPE, plain);
         *response.body_mut() = Body::from("Hello, World!");
         return;
     }
@@ -104,6 +103,8 @@ fn handle(request: &mut Request<Incoming>, response: &mut Response<Body>) {
                 if let Some(echo) = echo {
                     response.headers_mut().insert("x-echo", echo);
                 }
+                let bytes = HeaderValue::from_static("application/octet-stream");
+                response.headers_mut().insert(CONTENT_TYPE, bytes);
                 *response.body_mut() = Body::from(body);
             }
             Err(err) => status(response, StatusCode::BAD_REQUEST, format!("{err}\n")),
@@ -195,9 +196,13 @@ fn until_signal(ready: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     Ok(())
 }
 
-/// The server's settings: the defaults, with TLS when asked for.
+/// The server's settings: the defaults, with `Content-Type: text/plain` for responses that
+/// set none (written from bytes encoded once, cheaper than an `insert` per response), and
+/// TLS when asked for.
 fn server_config(options: &Options) -> io::Result<ServerConfig> {
     let mut config = ServerConfig::default();
+    let plain = HeaderValue::from_static("text/plain");
+    config.default_headers.insert(CONTENT_TYPE, plain);
     if let Some((cert, key)) = &options.tls {
         let identity = gruvi::tls::CertifiedKey::from_pem_files(cert, key)?;
         config.tls = Some(tls_server_builder(identity).build()?);

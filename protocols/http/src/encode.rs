@@ -11,7 +11,7 @@ use http::{HeaderMap, Method, StatusCode, Version};
 #[inline(always)]
 pub(crate) fn status_line(out: &mut Vec<u8>, version: Version, status: StatusCode) {
     if status == StatusCode::OK && version != Version::HTTP_10 {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        out.extend_from_slice(OK_LINE);
     } else {
         other_status_line(out, version, status);
     }
@@ -41,7 +41,9 @@ pub(crate) fn request_line(out: &mut Vec<u8>, method: &Method, target: &str, ver
     });
 }
 
-/// Appends one header field.
+/// Appends one header field. Inlined: a response's own fields are written with it, once
+/// per field.
+#[inline(always)]
 pub(crate) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
@@ -51,15 +53,26 @@ pub(crate) fn field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 
 /// Appends a `Content-Length` field (in one copy: this is on every response's path).
 pub(crate) fn content_length(out: &mut Vec<u8>, len: u64) {
+    length_line(out, len, b"\r\n");
+}
+
+/// Appends a `Content-Length` field and the empty line that ends the head, in one copy.
+#[inline(always)]
+pub(crate) fn content_length_end(out: &mut Vec<u8>, len: u64) {
+    length_line(out, len, b"\r\n\r\n");
+}
+
+#[inline(always)]
+fn length_line(out: &mut Vec<u8>, len: u64, end: &[u8]) {
     const NAME: &[u8] = b"content-length: ";
-    let mut line = [0; NAME.len() + 20 + 2];
+    let mut line = [0; NAME.len() + 20 + 4];
     line[..NAME.len()].copy_from_slice(NAME);
     let mut digits = itoa::Buffer::new();
     let digits = digits.format(len).as_bytes();
-    let end = NAME.len() + digits.len();
-    line[NAME.len()..end].copy_from_slice(digits);
-    line[end..end + 2].copy_from_slice(b"\r\n");
-    out.extend_from_slice(&line[..end + 2]);
+    let at = NAME.len() + digits.len();
+    line[NAME.len()..at].copy_from_slice(digits);
+    line[at..at + end.len()].copy_from_slice(end);
+    out.extend_from_slice(&line[..at + end.len()]);
 }
 
 /// Appends every field of `headers` except those `skip` rejects.
@@ -155,15 +168,20 @@ struct DateCache {
     /// The second (since the epoch) the line is for (compared with the clock's seconds as
     /// they are: any other second, later or earlier, makes a new line).
     second: Cell<u64>,
-    text: RefCell<[u8; DATE_LINE]>,
+    /// `HTTP/1.1 200 OK` and its CRLF, then the line: the usual start of a response head
+    /// is one copy.
+    text: RefCell<[u8; OK_LINE.len() + DATE_LINE]>,
 }
+
+/// The usual status line.
+const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\n";
 
 thread_local! {
     static DATE: DateCache = const {
         DateCache {
             current: Cell::new(false),
             second: Cell::new(u64::MAX),
-            text: RefCell::new([0; DATE_LINE]),
+            text: RefCell::new([0; OK_LINE.len() + DATE_LINE]),
         }
     };
 }
@@ -180,6 +198,18 @@ pub(crate) fn date(out: &mut Vec<u8>) {
         if !date.current.replace(true) {
             refresh_date(date);
         }
+        out.extend_from_slice(&date.text.borrow()[OK_LINE.len()..]);
+    });
+}
+
+/// Appends `HTTP/1.1 200 OK` and a `Date` field (as [`status_line`] and [`date`] would), in
+/// one copy.
+#[inline(always)]
+pub(crate) fn ok_and_date(out: &mut Vec<u8>) {
+    DATE.with(|date| {
+        if !date.current.replace(true) {
+            refresh_date(date);
+        }
         out.extend_from_slice(&*date.text.borrow());
     });
 }
@@ -189,7 +219,10 @@ pub(crate) fn date(out: &mut Vec<u8>) {
 fn refresh_date(date: &DateCache) {
     let second = clock_seconds();
     if second != date.second.get() {
-        date.text.replace(format_date(second));
+        let mut text = [0; OK_LINE.len() + DATE_LINE];
+        text[..OK_LINE.len()].copy_from_slice(OK_LINE);
+        text[OK_LINE.len()..].copy_from_slice(&format_date(second));
+        date.text.replace(text);
         date.second.set(second);
     }
 }

@@ -1050,6 +1050,103 @@ fn every_value_of_a_response_field_is_written() {
     });
 }
 
+/// The config's default fields: on every response whose handler did not set the name
+/// (all values of a repeated one), the handler's own winning otherwise; the fields the
+/// server writes itself are not taken; the server's own error answers get none.
+fn default_fields_fill_in_what_the_handler_left_out(shape: Shape) {
+    run_clean(|| {
+        let mut config = quick();
+        let defaults = &mut config.default_headers;
+        defaults.insert("content-type", HeaderValue::from_static("text/html"));
+        defaults.append("x-default", HeaderValue::from_static("one"));
+        defaults.append("x-default", HeaderValue::from_static("two"));
+        for (name, value) in [
+            ("content-length", "99"),
+            ("transfer-encoding", "chunked"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=1"),
+            ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("server", "other"),
+        ] {
+            defaults.insert(name, HeaderValue::from_static(value));
+        }
+        let (server, addr) = serve_as(shape, config, |request, response| {
+            match request.uri().path() {
+                // Sets the content type itself.
+                "/own" => {
+                    let json = HeaderValue::from_static("application/json");
+                    response.headers_mut().insert("content-type", json);
+                    response
+                        .headers_mut()
+                        .insert("x-other", HeaderValue::from(1));
+                    *response.body_mut() = Body::from("{}");
+                }
+                "/repeat" => {
+                    let own = HeaderValue::from_static("mine");
+                    response.headers_mut().insert("x-default", own);
+                    *response.body_mut() = Body::from("r");
+                }
+                _ => *response.body_mut() = Body::from("hello"),
+            }
+        });
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        conn.write_all(
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /own HTTP/1.1\r\nHost: x\r\n\r\n\
+              HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /repeat HTTP/1.1\r\nHost: x\r\n\r\n\
+              GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+        let methods = [
+            Method::GET,
+            Method::GET,
+            Method::HEAD,
+            Method::GET,
+            Method::GET,
+        ];
+        let answers: Vec<_> = methods
+            .into_iter()
+            .map(|method| reader.next(&mut conn, method).unwrap().unwrap())
+            .collect();
+        let values = |answer: &support::Answer, name: &str| -> Vec<String> {
+            let all = answer.headers.get_all(name).iter();
+            all.map(|v| v.to_str().unwrap().to_owned()).collect()
+        };
+        for answer in [&answers[0], &answers[2], &answers[4]] {
+            assert_eq!(values(answer, "content-type"), ["text/html"]);
+            assert_eq!(values(answer, "x-default"), ["one", "two"]);
+            assert_eq!(values(answer, "content-length"), ["5"]);
+            assert_eq!(values(answer, "server"), ["gruvi"]);
+            assert!(values(answer, "connection").is_empty());
+            assert!(values(answer, "keep-alive").is_empty());
+            assert!(values(answer, "transfer-encoding").is_empty());
+            assert_eq!(values(answer, "date").len(), 1);
+            assert_ne!(values(answer, "date"), ["Sun, 06 Nov 1994 08:49:37 GMT"]);
+            assert!(answer.keep_alive);
+        }
+        assert_eq!(answers[0].body, b"hello");
+        assert!(answers[2].body.is_empty());
+        let own = &answers[1];
+        assert_eq!(values(own, "content-type"), ["application/json"]);
+        assert_eq!(values(own, "x-default"), ["one", "two"]);
+        assert_eq!(values(own, "x-other"), ["1"]);
+        assert_eq!(own.body, b"{}");
+        let repeat = &answers[3];
+        assert_eq!(values(repeat, "x-default"), ["mine"]);
+        assert_eq!(values(repeat, "content-type"), ["text/html"]);
+        // The server's own error answer keeps its own fields only.
+        conn.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let error = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(error.status, 400);
+        assert_eq!(
+            values(&error, "content-type"),
+            ["text/plain; charset=utf-8"]
+        );
+        assert!(values(&error, "x-default").is_empty());
+        server.close().unwrap();
+    });
+}
+
 for_both_shapes!(
     keep_alive_serves_many_requests_on_one_connection,
     pipelined_requests_are_answered_in_order,
@@ -1069,4 +1166,5 @@ for_both_shapes!(
     a_request_arriving_while_the_handler_runs_is_answered,
     each_request_sees_only_its_own_header_fields,
     repeated_header_fields_come_through_exactly,
+    default_fields_fill_in_what_the_handler_left_out,
 );

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use http::HeaderMap;
+
 use crate::limits::Limits;
 
 /// A server's settings; every one has a default.
@@ -42,6 +44,24 @@ pub struct ServerConfig {
     /// The `Server` header added to responses that have none (default `gruvi`; `None`: no
     /// header).
     pub server_name: Option<String>,
+    /// Fields added to every response a handler gives that has no field of the same name
+    /// (default: none). A field most responses carry (a `Content-Type`, a `Cache-Control`)
+    /// set here costs the server a copy of bytes it encoded once, where a handler's
+    /// `insert` costs a hash and a map entry per response (written again by the server).
+    /// `Date`, `Server`, `Content-Length`, `Connection`, `Keep-Alive` and
+    /// `Transfer-Encoding` are not taken: the server writes those itself (see
+    /// [`server_name`](Self::server_name)). Error responses the server makes itself (400,
+    /// 408, 500...) do not get them.
+    ///
+    /// ```
+    /// use gruvi_http::ServerConfig;
+    /// use gruvi_http::http::header::{CONTENT_TYPE, HeaderValue};
+    ///
+    /// let mut config = ServerConfig::default();
+    /// let plain = HeaderValue::from_static("text/plain; charset=utf-8");
+    /// config.default_headers.insert(CONTENT_TYPE, plain);
+    /// ```
+    pub default_headers: HeaderMap,
     /// Serve HTTPS: every connection starts with a TLS handshake, in its own fiber within the
     /// config's handshake timeout (default `None`: plain HTTP); a connection wrapper set later
     /// replaces it. See [`crate::tls_server_builder`].
@@ -59,6 +79,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             max_discard: 64 * 1024,
             server_name: Some("gruvi".to_owned()),
+            default_headers: HeaderMap::new(),
             tls: None,
         }
     }

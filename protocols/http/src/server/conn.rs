@@ -156,6 +156,7 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         is_head,
         keep_alive,
         server_line,
+        defaults: &shared.defaults,
     };
     let (start, flushes) = (wire.out_len(), wire.flushes.get());
     // Drops what was queued of this response (after a send, everything queued is its).
@@ -255,6 +256,9 @@ thread_local! {
     /// that fails or panics does not give its pair back.
     #[expect(clippy::vec_box, reason = "a pair is large: taken and given back as a pointer")]
     static REUSED: RefCell<Vec<Box<Reused>>> = const { RefCell::new(Vec::new()) };
+    /// The pair given back last, out of [`REUSED`]: the usual exchange takes and gives back
+    /// only this one, a swap of a pointer rather than a `Vec`'s pop and push under a borrow.
+    static LAST_REUSED: Cell<Option<Box<Reused>>> = const { Cell::new(None) };
 }
 
 /// An in-place handler's request and response, reused from one exchange to the next.
@@ -277,6 +281,15 @@ impl Reused {
     /// Takes a pair from the thread's pool, or makes one.
     #[inline(always)]
     fn take() -> Box<Reused> {
+        match LAST_REUSED.take() {
+            Some(reused) => reused,
+            None => Reused::take_older(),
+        }
+    }
+
+    /// [`take`](Self::take) when the last pair given back is taken already.
+    #[inline(never)]
+    fn take_older() -> Box<Reused> {
         REUSED.with_borrow_mut(Vec::pop).unwrap_or_else(Reused::new)
     }
 
@@ -293,8 +306,17 @@ impl Reused {
         if !matches!(reused.response.body().kind, Kind::Empty) {
             *reused.response.body_mut() = Body::empty();
         }
+        if let Some(older) = LAST_REUSED.replace(Some(reused)) {
+            Reused::keep_older(older);
+        }
+    }
+
+    /// Keeps a pair given back before the last one, if the pool has room.
+    #[inline(never)]
+    fn keep_older(reused: Box<Reused>) {
         REUSED.with_borrow_mut(|pool| {
-            if pool.len() < KEEP_REUSED {
+            // The last pair is kept beside the pool.
+            if pool.len() < KEEP_REUSED - 1 {
                 pool.push(reused);
             }
         });

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use http::{Response, StatusCode, Version};
+use http::{HeaderMap, HeaderName, Response, StatusCode, Version};
 
 use crate::body::{Body, FLUSH_AT, Kind, OutFraming, write_body};
 use crate::encode;
@@ -16,6 +16,59 @@ pub(crate) struct Exchange<'a> {
     pub(crate) keep_alive: bool,
     /// The `Server` field, CRLF included.
     pub(crate) server_line: Option<&'a [u8]>,
+    /// The server's default fields.
+    pub(crate) defaults: &'a Defaults,
+}
+
+/// A server's default response fields ([`ServerConfig::default_headers`]), encoded once.
+///
+/// [`ServerConfig::default_headers`]: super::ServerConfig::default_headers
+#[derive(Default)]
+pub(crate) struct Defaults {
+    /// The `Server` field (if any) and all the defaults, for a response whose handler set
+    /// no fields: one copy.
+    tail: Vec<u8>,
+    /// Each name, with the lines of all its values.
+    fields: Vec<(HeaderName, Vec<u8>)>,
+}
+
+impl Defaults {
+    /// The fields of `headers` the server takes as defaults: every one but those it writes
+    /// or manages itself (`Date`, `Server`, `Content-Length`, and the framing and persistence
+    /// fields). `server_line` is the `Server` field, CRLF included.
+    pub(crate) fn new(headers: &HeaderMap, server_line: Option<&[u8]>) -> Defaults {
+        let mut defaults = Defaults::default();
+        defaults
+            .tail
+            .extend_from_slice(server_line.unwrap_or_default());
+        for name in headers.keys() {
+            if role(name.as_str()) != Role::Plain {
+                continue;
+            }
+            // Written here rather than by `encode::field`, which stays inlined where the
+            // handler's fields are written.
+            let mut lines = Vec::new();
+            for value in headers.get_all(name) {
+                lines.extend_from_slice(name.as_str().as_bytes());
+                lines.extend_from_slice(b": ");
+                lines.extend_from_slice(value.as_bytes());
+                lines.extend_from_slice(b"\r\n");
+            }
+            defaults.tail.extend_from_slice(&lines);
+            defaults.fields.push((name.clone(), lines));
+        }
+        defaults
+    }
+
+    /// Appends the defaults whose names `headers` (the handler's fields, not empty) lacks.
+    #[inline(never)]
+    fn write_some(&self, out: &mut Vec<u8>, headers: &HeaderMap) {
+        for (name, lines) in &self.fields {
+            if !headers.contains_key(name) {
+                out.extend_from_slice(lines);
+            }
+        }
+    }
 }
 
 /// What the server makes of a field of the handler's response.
@@ -66,35 +119,49 @@ pub(crate) fn write_response(
     // manages itself; then the server's own fields, under the same borrow of the output.
     let mut declared = None;
     let framing = wire.with_out(|out| {
-        encode::status_line(out, Version::HTTP_11, status);
-        let (mut has_date, mut has_server) = (false, false);
         // Drained: the map is emptied as it is read, for the next request head (an owned
-        // handler's response, see `conn::exchange`) or the next response (in place).
-        let mut last = None;
-        for (name, value) in headers.drain() {
-            // A name comes once, before all its values.
-            let name = match name {
-                Some(name) => last.insert(name),
-                None => match &last {
-                    Some(name) => name,
-                    None => continue,
-                },
-            };
-            let text = name.as_str();
-            match role(text) {
-                Role::ContentLength => {
-                    declared = value
-                        .to_str()
-                        .ok()
-                        .and_then(|v| v.trim().parse::<u64>().ok());
-                    continue;
+        // handler's response, see `conn::exchange`) or the next response (in place). An
+        // empty one is left as it is (a drain walks its index anyway), and gets the `Server`
+        // field and the defaults in one copy further on.
+        let no_fields = headers.is_empty();
+        // The usual start, `200 OK` and no `Date` of the handler's: one copy.
+        let (mut has_date, mut has_server) = (false, false);
+        if no_fields && status == StatusCode::OK {
+            encode::ok_and_date(out);
+            has_date = true;
+        } else {
+            encode::status_line(out, Version::HTTP_11, status);
+        }
+        if !no_fields && !exchange.defaults.fields.is_empty() {
+            exchange.defaults.write_some(out, headers);
+        }
+        if !no_fields {
+            let mut last = None;
+            for (name, value) in headers.drain() {
+                // A name comes once, before all its values.
+                let name = match name {
+                    Some(name) => last.insert(name),
+                    None => match &last {
+                        Some(name) => name,
+                        None => continue,
+                    },
+                };
+                let text = name.as_str();
+                match role(text) {
+                    Role::ContentLength => {
+                        declared = value
+                            .to_str()
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                        continue;
+                    }
+                    Role::Managed => continue,
+                    Role::Date => has_date = true,
+                    Role::Server => has_server = true,
+                    Role::Plain => {}
                 }
-                Role::Managed => continue,
-                Role::Date => has_date = true,
-                Role::Server => has_server = true,
-                Role::Plain => {}
+                encode::field(out, text.as_bytes(), value.as_bytes());
             }
-            encode::field(out, text.as_bytes(), value.as_bytes());
         }
         let framing = match &body.kind {
             _ if bodiless => OutFraming::Suppressed,
@@ -112,12 +179,21 @@ pub(crate) fn write_response(
         if !has_date {
             encode::date(out);
         }
-        if let Some(line) = exchange.server_line
+        if no_fields {
+            out.extend_from_slice(&exchange.defaults.tail);
+        } else if let Some(line) = exchange.server_line
             && !has_server
         {
             out.extend_from_slice(line);
         }
+        // The usual end of a head (kept alive on HTTP/1.1): its length and the empty line in
+        // one copy.
+        let ends_plainly = keep_alive && exchange.version != Version::HTTP_10;
         match framing {
+            OutFraming::Length(n) if ends_plainly => {
+                encode::content_length_end(out, n);
+                return framing;
+            }
             OutFraming::Length(n) => encode::content_length(out, n),
             OutFraming::Chunked => encode::field(out, b"transfer-encoding", b"chunked"),
             // A 304 keeps the length the GET would have had.
