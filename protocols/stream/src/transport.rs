@@ -418,6 +418,7 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
+    #[inline]
     fn add(&self, fiber: Fiber) {
         match self.first.take() {
             None => self.first.set(Some(fiber)),
@@ -429,19 +430,20 @@ impl Waiters {
     }
 
     /// Forgets `fiber` if it is still waiting (its wait ended otherwise than by a wake-up).
+    #[inline]
     fn remove(&self, fiber: &Fiber) {
         match self.first.take() {
             Some(first) if first == *fiber => {}
             first => self.first.set(first),
         }
-        let mut more = self.more.borrow_mut();
-        if !more.is_empty() {
-            more.retain(|f| f != fiber);
+        if !self.more.borrow().is_empty() {
+            self.more.borrow_mut().retain(|f| f != fiber);
         }
     }
 
     /// Wakes every waiter. Every read and write completion comes here: most find nobody
     /// waiting, or only the first.
+    #[inline]
     pub(crate) fn wake_all(&self) {
         let first = self.first.take();
         if !self.more.borrow().is_empty() {
