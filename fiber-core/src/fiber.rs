@@ -49,9 +49,10 @@ pub(crate) struct Scope {
 }
 
 /// A fiber's state, shared by the Hub, its [`JoinHandle`] and [`Fiber`] handles.
-// Laid out in declaration order: what every park, wake-up and resume touches comes first, so
-// that a hand-over touches as few of its cache lines as possible (with 100 connection fibers,
-// each fiber's record is cold again by its next event); the rest after.
+// Laid out in declaration order: what every park, wake-up and resume (and a sync primitive's
+// wait) touches comes first, so that a hand-over touches as few of its cache lines as
+// possible (with 100 connection fibers, each fiber's record is cold again by its next
+// event); the rest after.
 #[repr(C)]
 pub(crate) struct FiberInner {
     pub(crate) id: u64,
@@ -62,9 +63,15 @@ pub(crate) struct FiberInner {
     ///
     /// [`park`]: crate::park
     pub(crate) unpark_token: Cell<bool>,
+    /// Whether its wait in a sync primitive was served.
+    pub(crate) park_woken: Cell<bool>,
     pub(crate) wake: Cell<Wake>,
     /// Bumped by every park, so that a stale timer or callback cannot wake a later wait.
     pub(crate) wait_gen: Cell<u64>,
+    /// The number of its wait in a sync primitive (0: none); see `sync::parking`.
+    pub(crate) park_generation: Cell<u64>,
+    /// Its index in the Hub's registry (a sync primitive's waker names the fiber by it).
+    pub(crate) slot: Cell<usize>,
     /// What the fiber is blocked on, for the fiber dump.
     pub(crate) waiting_on: Cell<&'static str>,
     pub(crate) scopes: RefCell<Vec<Scope>>,
@@ -79,12 +86,6 @@ pub(crate) struct FiberInner {
     /// Called when the fiber finishes (its joiners' wake-ups).
     pub(crate) on_done: RefCell<Vec<Box<dyn FnOnce()>>>,
     pub(crate) locals: RefCell<HashMap<usize, Rc<dyn Any>>>,
-    /// Its index in the Hub's registry.
-    pub(crate) slot: Cell<usize>,
-    /// The number of its wait in a sync primitive (0: none); see `sync::parking`.
-    pub(crate) park_generation: Cell<u64>,
-    /// Whether that wait was served.
-    pub(crate) park_woken: Cell<bool>,
 }
 
 impl FiberInner {
