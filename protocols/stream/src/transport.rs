@@ -418,7 +418,7 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
-    #[inline]
+    #[inline(always)]
     fn add(&self, fiber: Fiber) {
         match self.first.take() {
             None => self.first.set(Some(fiber)),
@@ -429,15 +429,16 @@ impl Waiters {
         }
     }
 
-    /// Forgets `fiber` if it is still waiting (its wait ended otherwise than by a wake-up).
-    #[inline]
-    fn remove(&self, fiber: &Fiber) {
+    /// Forgets the fiber `id` if it is still waiting (its wait ended otherwise than by a
+    /// wake-up).
+    #[inline(always)]
+    fn remove(&self, id: u64) {
         match self.first.take() {
-            Some(first) if first == *fiber => {}
+            Some(first) if first.id() == id => {}
             first => self.first.set(first),
         }
         if !self.more.borrow().is_empty() {
-            self.more.borrow_mut().retain(|f| f != fiber);
+            self.more.borrow_mut().retain(|f| f.id() != id);
         }
     }
 
@@ -468,14 +469,16 @@ impl Waiters {
 /// one frame fewer on its stack (its lines are cold again when the fiber resumes).
 #[inline(always)]
 pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str) -> io::Result<()> {
+    // Known by its id afterwards: the list holds the one reference (no second clone).
     let me = fiber_core::current();
-    waiters.add(me.clone());
+    let id = me.id();
+    waiters.add(me);
     let result = match deadline {
         None => fiber_core::park(),
         Some(at) => fiber_core::park_timeout(at.saturating_duration_since(Instant::now())),
     };
     // A wake-up took us off the list; a timeout, a cancellation or a spurious return did not.
-    waiters.remove(&me);
+    waiters.remove(id);
     match result {
         Ok(()) => Ok(()),
         Err(FiberError::TimedOut) => Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned())),
