@@ -333,40 +333,54 @@ impl Hub {
             return Wake::Deadlock;
         }
         fiber.wait_gen.set(fiber.wait_gen.get() + 1);
-        // The clock is read only when some deadline applies.
-        let deadline = if timeout.is_some() || !fiber.scopes.borrow().is_empty() {
-            let now = Instant::now();
-            let own = timeout.map(|d| (crate::sync::waiter::deadline_after(now, d), None));
-            let scopes = fiber.scopes.borrow();
-            let scope = scopes.iter().map(|s| (s.deadline, Some(s.id))).min();
-            own.into_iter()
-                .chain(scope)
-                .min()
-                .map(|(at, source)| (at, source, now))
-        } else {
-            None
-        };
-        if let Some((at, source, now)) = deadline {
-            if at <= now {
-                self.mark_expired(fiber, source);
-                return Wake::TimedOut(source);
-            }
-            self.arm_timer(fiber, at, source);
+        // The clock is read only when some deadline applies; that path is out of line, so
+        // that the usual wait (no deadline) keeps a small frame on the fiber's stack.
+        let timed = timeout.is_some() || !fiber.scopes.borrow().is_empty();
+        if timed && let Some(expired) = self.arm_deadline(fiber, timeout) {
+            return expired;
         }
         fiber.waiting_on.set(what);
         fiber.state.set(FiberState::Waiting);
         self.switch_out(fiber);
         fiber.waiting_on.set("");
-        if deadline.is_some()
-            && let Some(timer) = &*fiber.timer.borrow()
-        {
-            let _ = timer.stop();
+        if timed {
+            self.disarm(fiber);
         }
         let wake = fiber.wake.get();
         if let Wake::TimedOut(source) = wake {
             self.mark_expired(fiber, source);
         }
         wake
+    }
+
+    /// Arms the fiber's timer for the nearest of `timeout` and its scopes' deadlines, or
+    /// returns the timed-out wake-up if that deadline has passed already.
+    #[cold]
+    #[inline(never)]
+    fn arm_deadline(&self, fiber: &Rc<FiberInner>, timeout: Option<Duration>) -> Option<Wake> {
+        let now = Instant::now();
+        let own = timeout.map(|d| (crate::sync::waiter::deadline_after(now, d), None));
+        let nearest = {
+            let scopes = fiber.scopes.borrow();
+            let scope = scopes.iter().map(|s| (s.deadline, Some(s.id))).min();
+            own.into_iter().chain(scope).min()
+        };
+        let (at, source) = nearest?;
+        if at <= now {
+            self.mark_expired(fiber, source);
+            return Some(Wake::TimedOut(source));
+        }
+        self.arm_timer(fiber, at, source);
+        None
+    }
+
+    /// Stops the fiber's timer after a wait with a deadline.
+    #[cold]
+    #[inline(never)]
+    fn disarm(&self, fiber: &FiberInner) {
+        if let Some(timer) = &*fiber.timer.borrow() {
+            let _ = timer.stop();
+        }
     }
 
     /// Requeues the current fiber behind the ready ones and lets them run.

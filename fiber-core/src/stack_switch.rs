@@ -100,7 +100,9 @@ pub struct Coroutine {
     stack: Option<Stack>,
 }
 
-/// The per-coroutine state shared by the two sides of the switch.
+/// The per-coroutine state shared by the two sides of the switch. The fields every switch
+/// touches follow the record (whose last field, `prev`, every resume writes), so that they
+/// share one cache line.
 #[repr(C)]
 struct Control {
     /// Must stay the first field: the overflow handler reads `CURRENT` as a `GuardRecord`.
@@ -116,6 +118,13 @@ struct Control {
     /// Drops the closure if the coroutine never starts; cleared when it starts.
     drop_entry: Cell<Option<unsafe fn(*mut Control)>>,
 }
+
+// The hot fields of `Control` share one line of a line-aligned frame (see `with_entry`).
+const _: () = assert!(
+    (mem::offset_of!(Control, record) + stack_overflow::GUARD_RECORD_PREV_OFFSET) / 64
+        == (mem::offset_of!(Control, unwinding)) / 64
+        && mem::offset_of!(Control, resumer) / 64 == mem::offset_of!(Control, unwinding) / 64
+);
 
 /// What `Coroutine::new` writes at the top of the stack.
 #[repr(C)]
@@ -175,7 +184,9 @@ impl Coroutine {
     {
         prepare_thread();
         let top = stack.top();
-        let align = mem::align_of::<Frame<F>>().max(16);
+        // Line-aligned, so that the control block's hot fields (the record's `prev`, then
+        // `resumer`, `finished` and `unwinding`, bytes 104-122) share one cache line.
+        let align = mem::align_of::<Frame<F>>().max(64);
         let frame_addr = (top as usize - mem::size_of::<Frame<F>>()) & !(align - 1);
         let frame = top.with_addr(frame_addr).cast::<Frame<F>>();
         assert!(
@@ -202,7 +213,7 @@ impl Coroutine {
         let frame_start = NonNull::new(frame.cast::<u8>()).expect("stack addresses are not null");
         let bottom = NonNull::new(stack.bottom()).expect("stack addresses are not null");
         // SAFETY: `frame_addr..top` holds the frame, and the context's frames go below it
-        // (`frame_addr` is 16-byte aligned), within the stack, which lives as long as the
+        // (`frame_addr` is 64-byte aligned), within the stack, which lives as long as the
         // coroutine holds `stack`; the coroutine never switches to the context after releasing
         // it.
         let context = unsafe { arch::new_context(frame_start, bottom, trampoline::<F>) };

@@ -17,13 +17,16 @@ type ReadCb<S> = dyn FnMut(&S, Result<Vec<u8>>);
 type ConnectionCb<S> = dyn FnMut(&S, Result<()>);
 
 /// The callbacks of a stream handle.
+// Laid out in declaration order: what every read event touches (the two read callbacks and
+// the buffer between them) is kept together, the listener's callback after it.
 #[doc(hidden)]
+#[repr(C)]
 pub struct StreamCbs<S> {
     alloc: Slot<AllocCb>,
-    read: Slot<ReadCb<S>>,
-    connection: Slot<ConnectionCb<S>>,
     /// The buffer handed to libuv by the allocation callback, until the read callback.
     pending: Cell<Option<Vec<u8>>>,
+    read: Slot<ReadCb<S>>,
+    connection: Slot<ConnectionCb<S>>,
 }
 
 impl<S> StreamCbs<S> {

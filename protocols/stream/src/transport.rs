@@ -4,7 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fiber_core::{Error as FiberError, Fiber, SwitchBack};
@@ -34,7 +34,8 @@ impl Default for Limits {
 
 /// What the libuv callbacks and the blocking side share.
 // Laid out in declaration order: what every request touches (reading, waiting, writing)
-// comes first, so that it shares as few cache lines as possible; the rest after.
+// comes first, so that it shares as few cache lines as possible (the buffer, its position and
+// the flags every read event looks at share the allocation's first line); the rest after.
 #[repr(C)]
 struct Shared {
     /// Received bytes; `buf[pos..]` is unread. An empty `buf` with room is lent to libuv and
@@ -42,12 +43,6 @@ struct Shared {
     /// read is copied here while a large read into an empty `buf` becomes `buf`.
     buf: RefCell<Vec<u8>>,
     pos: Cell<usize>,
-    readers: Waiters,
-    read_error: Cell<Option<UvError>>,
-    /// Writes submitted to libuv and not completed.
-    pending_writes: Cell<usize>,
-    write_error: Cell<Option<UvError>>,
-    read_timeout: Cell<Option<Duration>>,
     /// `buf` is lent to libuv for the read in progress (`buf` holds an empty stand-in).
     lent: Cell<bool>,
     /// The peer sends more than a lent buffer holds at a time (a lent buffer was filled):
@@ -58,6 +53,12 @@ struct Shared {
     reading: Cell<bool>,
     /// Reading was stopped because the buffer reached the high-water mark.
     paused: Cell<bool>,
+    readers: Waiters,
+    read_error: Cell<Option<UvError>>,
+    /// Writes submitted to libuv and not completed.
+    pending_writes: Cell<usize>,
+    write_error: Cell<Option<UvError>>,
+    read_timeout: Cell<Option<Duration>>,
     limits: Cell<Limits>,
     writers: Waiters,
     write_timeout: Cell<Option<Duration>>,
@@ -147,7 +148,9 @@ impl<S: Stream + 'static> Transport<S> {
         {
             return Ok(());
         }
-        let (for_alloc, for_read) = (Rc::downgrade(shared), Rc::downgrade(shared));
+        // Strong references: no upgrade per read event. No cycle outlives the handle: a
+        // handle's callbacks are dropped when it closes (also when its loop closes it).
+        let (for_alloc, for_read) = (shared.clone(), shared.clone());
         handle
             .read_start(
                 move |suggested| alloc(&for_alloc, suggested),
@@ -415,6 +418,7 @@ pub(crate) struct Waiters {
 }
 
 impl Waiters {
+    #[inline(always)]
     fn add(&self, fiber: Fiber) {
         match self.first.take() {
             None => self.first.set(Some(fiber)),
@@ -425,20 +429,22 @@ impl Waiters {
         }
     }
 
-    /// Forgets `fiber` if it is still waiting (its wait ended otherwise than by a wake-up).
-    fn remove(&self, fiber: &Fiber) {
+    /// Forgets the fiber `id` if it is still waiting (its wait ended otherwise than by a
+    /// wake-up).
+    #[inline(always)]
+    fn remove(&self, id: u64) {
         match self.first.take() {
-            Some(first) if first == *fiber => {}
+            Some(first) if first.id() == id => {}
             first => self.first.set(first),
         }
-        let mut more = self.more.borrow_mut();
-        if !more.is_empty() {
-            more.retain(|f| f != fiber);
+        if !self.more.borrow().is_empty() {
+            self.more.borrow_mut().retain(|f| f.id() != id);
         }
     }
 
     /// Wakes every waiter. Every read and write completion comes here: most find nobody
     /// waiting, or only the first.
+    #[inline]
     pub(crate) fn wake_all(&self) {
         let first = self.first.take();
         if !self.more.borrow().is_empty() {
@@ -459,16 +465,20 @@ impl Waiters {
 
 /// Parks the current fiber on `waiters` until woken (or spuriously: callers re-check their
 /// condition in a loop) or until `deadline`, mapping a timeout to `ErrorKind::TimedOut`.
-/// No allocation per wait: the fiber is the waiter.
+/// No allocation per wait: the fiber is the waiter. Inlined, so that a fiber parked here has
+/// one frame fewer on its stack (its lines are cold again when the fiber resumes).
+#[inline(always)]
 pub(crate) fn block_on(waiters: &Waiters, deadline: Option<Instant>, what: &str) -> io::Result<()> {
+    // Known by its id afterwards: the list holds the one reference (no second clone).
     let me = fiber_core::current();
-    waiters.add(me.clone());
+    let id = me.id();
+    waiters.add(me);
     let result = match deadline {
         None => fiber_core::park(),
         Some(at) => fiber_core::park_timeout(at.saturating_duration_since(Instant::now())),
     };
     // A wake-up took us off the list; a timeout, a cancellation or a spurious return did not.
-    waiters.remove(&me);
+    waiters.remove(id);
     match result {
         Ok(()) => Ok(()),
         Err(FiberError::TimedOut) => Err(io::Error::new(io::ErrorKind::TimedOut, what.to_owned())),
@@ -506,10 +516,7 @@ fn give_spare(mut buf: Vec<u8>) {
 /// or when this peer's messages came larger than that buffer (one read each, not two), the
 /// thread's spare buffer is lent, and the read callback copies or adopts what it got.
 /// Either way the lent buffer holds no unread data: libuv drops a buffer whose read fails.
-fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
-    let Some(shared) = shared.upgrade() else {
-        return Vec::new();
-    };
+fn alloc(shared: &Shared, suggested: usize) -> Vec<u8> {
     let mut buf = shared.buf.borrow_mut();
     let lend = shared.pos.get() == buf.len() && buf.capacity() >= LEND && !shared.large.get();
     shared.lent.set(lend);
@@ -527,10 +534,7 @@ fn alloc(shared: &Weak<Shared>, suggested: usize) -> Vec<u8> {
 
 /// libuv's read callback: takes the buffer back, pauses above the high-water mark, wakes
 /// readers.
-fn on_read<S: Stream>(shared: &Weak<Shared>, handle: &S, data: Result<Vec<u8>, UvError>) {
-    let Some(shared) = shared.upgrade() else {
-        return;
-    };
+fn on_read<S: Stream>(shared: &Shared, handle: &S, data: Result<Vec<u8>, UvError>) {
     // A failed read dropped a lent buffer (it held nothing unread): the empty stand-in stays.
     let lent = shared.lent.replace(false);
     match data {
