@@ -194,23 +194,25 @@ pub(crate) fn date_may_be_stale() {
 /// Appends a `Date` field with the current time (RFC 9110's IMF-fixdate).
 #[inline(always)]
 pub(crate) fn date(out: &mut Vec<u8>) {
-    DATE.with(|date| {
-        if !date.current.replace(true) {
-            refresh_date(date);
-        }
-        out.extend_from_slice(&date.text.borrow()[OK_LINE.len()..]);
-    });
+    with_date(|text| out.extend_from_slice(&text[OK_LINE.len()..]));
 }
 
 /// Appends `HTTP/1.1 200 OK` and a `Date` field (as [`status_line`] and [`date`] would), in
 /// one copy.
 #[inline(always)]
 pub(crate) fn ok_and_date(out: &mut Vec<u8>) {
+    with_date(|text| out.extend_from_slice(text));
+}
+
+/// Gives `f` the cached `HTTP/1.1 200 OK` and `Date` lines, refreshed first if they may be
+/// stale.
+#[inline(always)]
+fn with_date(f: impl FnOnce(&[u8])) {
     DATE.with(|date| {
         if !date.current.replace(true) {
             refresh_date(date);
         }
-        out.extend_from_slice(&*date.text.borrow());
+        f(&*date.text.borrow());
     });
 }
 

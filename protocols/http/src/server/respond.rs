@@ -45,14 +45,9 @@ impl Defaults {
             if role(name.as_str()) != Role::Plain {
                 continue;
             }
-            // Written here rather than by `encode::field`, which stays inlined where the
-            // handler's fields are written.
             let mut lines = Vec::new();
             for value in headers.get_all(name) {
-                lines.extend_from_slice(name.as_str().as_bytes());
-                lines.extend_from_slice(b": ");
-                lines.extend_from_slice(value.as_bytes());
-                lines.extend_from_slice(b"\r\n");
+                encode::field(&mut lines, name.as_str().as_bytes(), value.as_bytes());
             }
             defaults.tail.extend_from_slice(&lines);
             defaults.fields.push((name.clone(), lines));
@@ -132,10 +127,10 @@ pub(crate) fn write_response(
         } else {
             encode::status_line(out, Version::HTTP_11, status);
         }
-        if !no_fields && !exchange.defaults.fields.is_empty() {
-            exchange.defaults.write_some(out, headers);
-        }
         if !no_fields {
+            if !exchange.defaults.fields.is_empty() {
+                exchange.defaults.write_some(out, headers);
+            }
             let mut last = None;
             for (name, value) in headers.drain() {
                 // A name comes once, before all its values.
