@@ -6,14 +6,15 @@
 //! size has a limit ([`Limits`]). Messages are the `http` crate's types (re-exported as
 //! [`http`]).
 //!
-//! On top of it, blocking-style and one fiber per connection:
+//! On top of it, blocking-style, a fiber per connection while it has a request in progress:
 //!
 //! - [`Server`] calls a handler for each request in the connection's fiber, with the body as
 //!   a streaming [`Incoming`] reader, and sends the returned response's [`Body`] (bytes, a
 //!   reader, or a function writing through a [`BodyWriter`]), or fills in a response the
 //!   server reuses ([`Server::in_place`]); keep-alive, pipelining,
 //!   HEAD/1xx/204/304, `100 Continue`, an error status and a close for bad requests,
-//!   timeouts, a connection limit and graceful shutdown. [`Workers`] runs one per thread on a
+//!   timeouts, a connection limit and graceful shutdown. A kept-alive TCP or Unix connection
+//!   waiting for its next request holds no fiber. [`Workers`] runs one per thread on a
 //!   `SO_REUSEPORT` address.
 //! - [`Client`] sends requests on one connection (pipelined if wished) and reads responses
 //!   with streaming bodies; [`get`] fetches a URL in one call; [`Target`] is what a URL means

@@ -6,7 +6,7 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use gruvi_stream::Connection;
+use gruvi_stream::{Connection, FillNotify};
 
 use crate::error::Error;
 use crate::parser::{Event, Parser};
@@ -149,6 +149,16 @@ impl Wire {
         if used > 0 {
             self.conn.consume(used);
         }
+    }
+
+    /// Leaves the connection waiting for bytes without a fiber: `notify` is told when they
+    /// come (see [`Connection::notify_when_filled`]). `false` when the connection does not
+    /// support that, or bytes are there already: [`fill`](Self::fill) then.
+    pub(crate) fn detach(&self, notify: Rc<dyn FillNotify>) -> bool {
+        crate::encode::date_may_be_stale();
+        self.settle();
+        self.drained.set(false);
+        self.conn.notify_when_filled(notify).is_ok()
     }
 
     /// Waits for more bytes for at most `timeout`: `Ok(false)` at end of stream.

@@ -1008,6 +1008,107 @@ fn a_request_arriving_while_the_handler_runs_is_answered(shape: Shape) {
     });
 }
 
+/// A kept-alive connection waiting for its next request holds no fiber (nor its stack): with
+/// 50 connections idle, the Hub has only the few fibers serving whichever has bytes, and
+/// every connection is served again when it sends.
+fn idle_connections_hold_no_fiber(shape: Shape) {
+    run_clean(|| {
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
+        let before = fiber_core::dump().len();
+        let mut conns: Vec<_> = (0..50).map(|_| connect(&addr)).collect();
+        let mut reader = Reader::new();
+        for round in 0..3 {
+            for conn in &mut conns {
+                conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                    .unwrap();
+                let answer = reader.next(conn, Method::GET).unwrap().unwrap();
+                assert_eq!(answer.body, b"Hello, World!");
+                assert!(answer.keep_alive);
+            }
+            fiber_core::sleep(Duration::from_millis(10)).unwrap();
+            let fibers = fiber_core::dump().len();
+            // The sweeper, and at most 8 parked runners and one about to run.
+            assert!(
+                fibers <= before + 10,
+                "round {round}: {fibers} fibers with 50 idle connections ({before} before)"
+            );
+            assert_eq!(server.connection_count(), 50);
+        }
+        server.close().unwrap();
+        assert_eq!(server.connection_count(), 0);
+    });
+}
+
+/// Handlers that block hold up no other connection: 20 idle connections ask for `/sleep`
+/// (200 ms) at once and all are answered in about 200 ms, not 20 times that, while a 21st
+/// is answered at once; the fibers taken for them are let go afterwards.
+fn blocking_handlers_hold_up_no_other_connection(shape: Shape) {
+    run_clean(|| {
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
+        let mut reader = Reader::new();
+        let mut conns: Vec<_> = (0..21).map(|_| connect(&addr)).collect();
+        for conn in &mut conns {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(reader.next(conn, Method::GET).unwrap().unwrap().status, 200);
+        }
+        fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        let idle = fiber_core::dump().len();
+        let start = Instant::now();
+        for conn in &mut conns[..20] {
+            conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+        }
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        conns[20]
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let quick_one = reader.next(&mut conns[20], Method::GET).unwrap().unwrap();
+        assert_eq!(quick_one.body, b"Hello, World!");
+        let waited = start.elapsed();
+        assert!(waited < Duration::from_millis(150), "{waited:?}");
+        for conn in &mut conns[..20] {
+            let answer = reader.next(conn, Method::GET).unwrap().unwrap();
+            assert_eq!(answer.body, b"slept");
+        }
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        let after = fiber_core::dump().len();
+        assert!(
+            after <= idle + 8,
+            "{after} fibers after the burst ({idle} before)"
+        );
+        server.close().unwrap();
+    });
+}
+
+/// `close` cuts off a request whose handler blocks on a connection that had waited idle
+/// without a fiber (its runner is cancelled), and returns without waiting for the handler.
+fn close_cuts_off_a_blocked_handler_of_a_resumed_connection(shape: Shape) {
+    run_clean(|| {
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(
+            reader.next(&mut conn, Method::GET).unwrap().unwrap().status,
+            200
+        );
+        fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let start = Instant::now();
+        server.close().unwrap();
+        let took = start.elapsed();
+        assert!(took < Duration::from_millis(150), "{took:?}");
+        assert_eq!(server.connection_count(), 0);
+        assert!(is_closed(&mut conn));
+    });
+}
+
 /// A response's fields go out with every value of a name, in order, and without the fields
 /// the server manages itself (it writes its own framing).
 #[test]
@@ -1167,4 +1268,7 @@ for_both_shapes!(
     each_request_sees_only_its_own_header_fields,
     repeated_header_fields_come_through_exactly,
     default_fields_fill_in_what_the_handler_left_out,
+    idle_connections_hold_no_fiber,
+    blocking_handlers_hold_up_no_other_connection,
+    close_cuts_off_a_blocked_handler_of_a_resumed_connection,
 );

@@ -4,6 +4,7 @@
 
 use std::any::Any;
 use std::io;
+use std::rc::Rc;
 use std::time::Duration;
 
 use crate::address::Address;
@@ -60,6 +61,52 @@ pub trait Connection: 'static {
     /// The connection's error (`ConnectionReset`...), `TimedOut` after the read timeout (the
     /// connection stays usable), a cancelled fiber's error.
     fn fill(&self) -> io::Result<bool>;
+
+    /// Arranges for `notify` to be told, once, as soon as [`fill`](Self::fill) would return
+    /// without blocking (bytes arrived, end of stream, an error, or the connection was
+    /// closed): a wait for bytes that holds no fiber. A server can leave an idle keep-alive
+    /// connection this way and serve it from whatever fiber is free when bytes come, rather
+    /// than keep a fiber (and its stack) per connection. The read timeout does not apply.
+    /// Never switches.
+    ///
+    /// Gives `notify` back when it was not registered: `fill` would return at once, a
+    /// notification is registered already, the connection is closed, or the connection does
+    /// not support this (the default; TCP and Unix sockets do). The caller then waits with
+    /// [`fill`](Self::fill).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    /// use gruvi_stream::{Connection, FillNotify, TcpListener, TcpStream};
+    ///
+    /// struct Flag(Cell<bool>);
+    /// impl FillNotify for Flag {
+    ///     fn filled(self: Rc<Self>) {
+    ///         self.0.set(true);
+    ///     }
+    /// }
+    ///
+    /// fiber_core::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let client = TcpStream::connect(listener.local_addr()?)?;
+    ///     let (conn, _) = listener.accept()?;
+    ///     let flag = Rc::new(Flag(Cell::new(false)));
+    ///     assert!(conn.notify_when_filled(flag.clone()).is_ok());
+    ///     client.send(b"ping")?;
+    ///     while !flag.0.get() {
+    ///         fiber_core::sleep(std::time::Duration::from_millis(1)).unwrap();
+    ///     }
+    ///     // Told: `fill` returns at once now.
+    ///     assert!(conn.fill()?);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn notify_when_filled(&self, notify: Rc<dyn FillNotify>) -> Result<(), Rc<dyn FillNotify>> {
+        Err(notify)
+    }
 
     /// Calls `f` on the buffered, unconsumed bytes (possibly none). Never switches; `f` must not
     /// switch either.
@@ -143,6 +190,14 @@ pub trait Connection: 'static {
     fn as_any(&self) -> &dyn Any;
 }
 
+/// What [`Connection::notify_when_filled`] tells.
+pub trait FillNotify {
+    /// The connection's [`fill`](Connection::fill) would return without blocking now. Called
+    /// once per registration, from the event loop or from the fiber that closed the
+    /// connection: it must not switch (queue work, wake a fiber).
+    fn filled(self: Rc<Self>);
+}
+
 /// Implements [`Connection`] for a stream type with a `transport()` and std's timeout methods;
 /// `$peer` and `$local` map the stream to its addresses.
 macro_rules! impl_connection {
@@ -150,6 +205,13 @@ macro_rules! impl_connection {
         impl Connection for $t {
             fn fill(&self) -> io::Result<bool> {
                 self.transport().fill()
+            }
+
+            fn notify_when_filled(
+                &self,
+                notify: Rc<dyn FillNotify>,
+            ) -> Result<(), Rc<dyn FillNotify>> {
+                self.transport().notify_when_filled(notify)
             }
 
             fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
@@ -249,9 +311,13 @@ impl_connection!(
 /// })?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-impl<C: Connection + ?Sized> Connection for std::rc::Rc<C> {
+impl<C: Connection + ?Sized> Connection for Rc<C> {
     fn fill(&self) -> io::Result<bool> {
         (**self).fill()
+    }
+
+    fn notify_when_filled(&self, notify: Rc<dyn FillNotify>) -> Result<(), Rc<dyn FillNotify>> {
+        (**self).notify_when_filled(notify)
     }
 
     fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {

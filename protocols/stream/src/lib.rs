@@ -48,7 +48,7 @@ pub use address::{
     reverse_lookup,
 };
 pub use buffered::{Lines, Stream};
-pub use connection::Connection;
+pub use connection::{Connection, FillNotify};
 pub use dispatcher::{Dispatcher, QueueLimits};
 pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, Server, connect};
 pub use framing::Framer;

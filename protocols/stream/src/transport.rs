@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use fiber_core::{Error as FiberError, Fiber, SwitchBack};
 use uv_sys_wrap::{Error as UvError, Stream};
 
+use crate::connection::FillNotify;
+
 /// Buffer and queue limits of a stream; every one has a default and a setter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -54,6 +56,9 @@ struct Shared {
     /// Reading was stopped because the buffer reached the high-water mark.
     paused: Cell<bool>,
     readers: Waiters,
+    /// Told, instead of a waiting reader, when bytes (or the end) come
+    /// (`Connection::notify_when_filled`).
+    notify: Cell<Option<Rc<dyn FillNotify>>>,
     read_error: Cell<Option<UvError>>,
     /// Writes submitted to libuv and not completed.
     pending_writes: Cell<usize>,
@@ -70,6 +75,15 @@ struct Shared {
 impl Shared {
     fn buffered(&self) -> usize {
         self.buf.borrow().len() - self.pos.get()
+    }
+
+    /// Wakes the fibers waiting to read, and tells the registered notification.
+    #[inline]
+    fn wake_readers(&self) {
+        self.readers.wake_all();
+        if let Some(notify) = self.notify.take() {
+            notify.filled();
+        }
     }
 }
 
@@ -93,6 +107,7 @@ impl<S: Stream + 'static> Transport<S> {
                 reading: Cell::new(false),
                 paused: Cell::new(false),
                 readers: Waiters::default(),
+                notify: Cell::new(None),
                 pending_writes: Cell::new(0),
                 write_error: Cell::new(None),
                 writers: Waiters::default(),
@@ -188,6 +203,36 @@ impl<S: Stream + 'static> Transport<S> {
                 deadline = self.shared.read_timeout.get().map(|d| Instant::now() + d);
             }
             block_on(&shared.readers, deadline, "read timed out")?;
+        }
+    }
+
+    /// Registers `notify` for when [`fill`](Self::fill) would not block, unless it would not
+    /// now (`Connection::notify_when_filled`).
+    pub(crate) fn notify_when_filled(
+        &self,
+        notify: Rc<dyn FillNotify>,
+    ) -> Result<(), Rc<dyn FillNotify>> {
+        let shared = &self.shared;
+        if shared.buffered() > 0 || shared.eof.get() || shared.read_error.get().is_some() {
+            return Err(notify);
+        }
+        if !shared.reading.get() {
+            let Ok(handle) = self.handle() else {
+                return Err(notify);
+            };
+            if self.start_reading(&handle).is_err() {
+                return Err(notify);
+            }
+        }
+        match shared.notify.take() {
+            None => {
+                shared.notify.set(Some(notify));
+                Ok(())
+            }
+            registered => {
+                shared.notify.set(registered);
+                Err(notify)
+            }
         }
     }
 
@@ -379,14 +424,14 @@ impl<S: Stream + 'static> Transport<S> {
         {
             let _ = handle.read_stop();
         }
-        self.shared.readers.wake_all();
+        self.shared.wake_readers();
     }
 
     /// Closes the handle now; queued writes are cancelled.
     pub(crate) fn close(&self) {
         drop(self.handle.take());
         self.shared.eof.set(true);
-        self.shared.readers.wake_all();
+        self.shared.wake_readers();
         self.shared.writers.wake_all();
     }
 }
@@ -584,5 +629,5 @@ fn on_read<S: Stream>(shared: &Shared, handle: &S, data: Result<Vec<u8>, UvError
         shared.reading.set(false);
         shared.paused.set(true);
     }
-    shared.readers.wake_all();
+    shared.wake_readers();
 }

@@ -334,3 +334,65 @@ fn reads_into_empty_and_partly_read_buffers_keep_every_byte_in_order() {
         assert!(got == data, "received bytes differ");
     });
 }
+
+/// Counts what `notify_when_filled` tells.
+struct Told(std::cell::Cell<u32>);
+
+impl gruvi_stream::FillNotify for Told {
+    fn filled(self: Rc<Self>) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Sleeps in 1 ms steps until `told` was told `n` times (at most 5 s).
+fn wait_told(told: &Told, n: u32) {
+    let start = Instant::now();
+    while told.0.get() < n {
+        assert!(start.elapsed() < Duration::from_secs(5), "never told");
+        fiber_core::sleep(Duration::from_millis(1)).unwrap();
+    }
+}
+
+#[test]
+fn a_wait_without_a_fiber_is_told_of_bytes_the_end_and_a_close_once_each() {
+    use gruvi_stream::Connection;
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (conn, _) = listener.accept().unwrap();
+        let told = Rc::new(Told(std::cell::Cell::new(0)));
+
+        // Bytes: told once; with bytes buffered, not registered (`fill` returns at once).
+        assert!(conn.notify_when_filled(told.clone()).is_ok());
+        // One registration at a time.
+        assert!(conn.notify_when_filled(told.clone()).is_err());
+        client.send(b"ping").unwrap();
+        wait_told(&told, 1);
+        assert!(conn.notify_when_filled(told.clone()).is_err());
+        assert!(Connection::fill(&conn).unwrap());
+        conn.with_buffered(&mut |data| assert_eq!(data, b"ping"));
+        conn.consume(4);
+
+        // End of stream: told; afterwards not registered (`fill` says end at once).
+        assert!(conn.notify_when_filled(told.clone()).is_ok());
+        client.shutdown(Shutdown::Write).unwrap();
+        wait_told(&told, 2);
+        assert!(!Connection::fill(&conn).unwrap());
+        assert!(conn.notify_when_filled(told.clone()).is_err());
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        assert_eq!(told.0.get(), 2, "told once per registration");
+
+        // A close: told at once, from the closing fiber.
+        let (other, _) = {
+            let _second = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            listener.accept().unwrap()
+        };
+        let told_close = Rc::new(Told(std::cell::Cell::new(0)));
+        assert!(other.notify_when_filled(told_close.clone()).is_ok());
+        Connection::close(&other);
+        assert_eq!(told_close.0.get(), 1);
+        assert!(other.notify_when_filled(told_close.clone()).is_err());
+        // The registration was let go: only the test holds the counter.
+        assert_eq!(Rc::strong_count(&told_close), 1);
+    });
+}

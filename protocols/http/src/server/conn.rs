@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::respond::{Exchange, write_error, write_response};
+use super::runner::Task;
 use super::{Handler, InPlaceHandler, OwnedHandler, Shared};
 use crate::body::{Body, Kind};
 use crate::error::Error;
@@ -47,18 +48,26 @@ enum NoHead {
     TimedOut,
     /// The head broke the protocol or a limit.
     Invalid(Error),
+    /// The connection waits idle without a fiber: it is told when bytes come.
+    Detached,
 }
 
-/// Serves `conn` until it closes.
-pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
+/// Serves the task's connection until it closes, or until it waits idle for its next request
+/// without a fiber (see [`runner`](super::runner)). `resumed`: it was waiting so, and bytes or
+/// the end came.
+pub(crate) fn serve(task: &Rc<Task>, resumed: bool) {
+    let (shared, wire) = (&task.shared, &task.wire);
     let config = &shared.config;
     let server_line = shared.server_line.as_deref();
-    let _ = wire.conn.set_write_timeout(Some(config.write_timeout));
-    wire.body_timeout.set(Some(config.body_timeout));
-    let mut first = true;
+    if !resumed {
+        let _ = wire.conn.set_write_timeout(Some(config.write_timeout));
+        wire.body_timeout.set(Some(config.body_timeout));
+    }
+    let mut resumed = resumed;
     loop {
-        let head = match read_head(shared, wire, state, first) {
+        let head = match read_head(task, resumed) {
             Ok(head) => head,
+            Err(NoHead::Detached) => return,
             Err(NoHead::Quiet) => break,
             Err(NoHead::TimedOut) => {
                 write_error(wire, StatusCode::REQUEST_TIMEOUT, server_line);
@@ -69,7 +78,8 @@ pub(crate) fn serve(shared: &Rc<Shared>, wire: &Rc<Wire>, state: &ConnState) {
                 break;
             }
         };
-        first = false;
+        resumed = false;
+        task.first.set(false);
         match exchange(shared, wire, head) {
             Ok(true) => {}
             Ok(false) => break,
@@ -429,19 +439,17 @@ fn finish_body(wire: &Rc<Wire>, max_discard: u64) -> bool {
     matches!(body.discard(max_discard), Ok(true))
 }
 
-/// Waits for and parses the next request head.
+/// Waits for and parses the next request head. `resumed`: the connection waited idle without
+/// a fiber, and was told that bytes (or the end) came.
 #[inline(never)]
-fn read_head(
-    shared: &Shared,
-    wire: &Wire,
-    state: &ConnState,
-    first: bool,
-) -> Result<Box<RequestHead>, NoHead> {
+fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead> {
+    let (shared, wire, state) = (&*task.shared, &*task.wire, &*task.state);
     let config = &shared.config;
     let mut started: Option<Instant> = None;
     // The last parse used up the buffer (one request per read, without pipelining): a parse
     // before waiting would find nothing, unless bytes came during a switch since.
-    let mut parse = !wire.drained.get();
+    let mut parse = !wire.drained.get() && !resumed;
+    let mut resumed = resumed;
     loop {
         if parse {
             let step = wire.parse(0, |event| match event {
@@ -457,34 +465,47 @@ fn read_head(
                 Err(err) => return Err(NoHead::Invalid(err)),
             }
         }
-        // About to wait: what is answered so far goes out first (pipelined answers leave
-        // together, in one send).
-        if wire.flush().is_err() {
-            return Err(NoHead::Quiet);
-        }
-        let idle = wire.parser.borrow().is_idle();
-        let filled = if idle {
-            if shared.closing.get() {
-                if !parse {
-                    // Bytes that came during a switch are still answered.
-                    parse = true;
-                    continue;
-                }
+        let (idle, filled) = if std::mem::take(&mut resumed) {
+            // Told: this returns at once.
+            state.idle_until.set(0);
+            (true, wire.fill(None))
+        } else {
+            // About to wait: what is answered so far goes out first (pipelined answers leave
+            // together, in one send).
+            if wire.flush().is_err() {
                 return Err(NoHead::Quiet);
             }
-            // Nothing received yet: the sweeper closes the connection if it stays idle
-            // (head_timeout for the first head, keep_alive_timeout after).
-            state.idle_until.set(shared.idle_deadline_tick(first));
-            let filled = wire.fill(None);
-            state.idle_until.set(0);
-            filled
-        } else {
-            let start = *started.get_or_insert_with(Instant::now);
-            let left = config.head_timeout.saturating_sub(start.elapsed());
-            if left.is_zero() {
-                return Err(NoHead::TimedOut);
-            }
-            wire.fill(Some(left))
+            let idle = wire.parser.borrow().is_idle();
+            let filled = if idle {
+                if shared.closing.get() {
+                    if !parse {
+                        // Bytes that came during a switch are still answered.
+                        parse = true;
+                        continue;
+                    }
+                    return Err(NoHead::Quiet);
+                }
+                // Nothing received yet: the sweeper closes the connection if it stays idle
+                // (head_timeout for the first head, keep_alive_timeout after).
+                state
+                    .idle_until
+                    .set(shared.idle_deadline_tick(task.first.get()));
+                // Without a fiber, where the connection supports it.
+                if wire.detach(task.clone()) {
+                    return Err(NoHead::Detached);
+                }
+                let filled = wire.fill(None);
+                state.idle_until.set(0);
+                filled
+            } else {
+                let start = *started.get_or_insert_with(Instant::now);
+                let left = config.head_timeout.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    return Err(NoHead::TimedOut);
+                }
+                wire.fill(Some(left))
+            };
+            (idle, filled)
         };
         parse = true;
         match filled {

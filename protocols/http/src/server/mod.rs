@@ -1,8 +1,10 @@
-//! [`Server`]: an HTTP/1.1 server running a handler per request in each connection's fiber.
+//! [`Server`]: an HTTP/1.1 server running a handler per request in the fiber serving its
+//! connection.
 
 mod config;
 mod conn;
 mod respond;
+mod runner;
 mod workers;
 
 use std::cell::{Cell, RefCell};
@@ -51,7 +53,16 @@ pub(crate) type Wrapper = dyn Fn(Rc<dyn Connection>) -> io::Result<Rc<dyn Connec
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 
 /// An HTTP/1.1 server (Gruvi's `HttpServer`): listens on TCP and Unix sockets and serves each
-/// connection in its own fiber, calling the handler for each request in that fiber.
+/// connection in a fiber, calling the handler for each request in that fiber.
+///
+/// A connection has a fiber of its own from its accept to its first wait for a request head.
+/// From then on, a kept-alive TCP or Unix connection waiting for its next request with
+/// nothing received holds no fiber (nor a stack): when bytes come, one of a few runner fibers
+/// serves it until it waits idle again. A handler may block as it likes; the runner blocks
+/// with it and another serves the other connections. So idle connections cost only their
+/// buffers, and requests run on a stack still in cache. TLS connections (and connections
+/// whose [`Connection`] cannot wait without a fiber, see
+/// [`Connection::notify_when_filled`]) keep their fiber throughout.
 ///
 /// The handler gets an [`http::Request`] whose body ([`Incoming`]) is read as it arrives and
 /// returns an [`http::Response`] with a [`Body`]. Everything else is the server's: keep-alive
@@ -117,6 +128,8 @@ pub(crate) struct Shared {
     tick_len: Duration,
     /// The fiber closing connections idle for too long.
     sweeper: RefCell<Option<JoinHandle<()>>>,
+    /// The fibers serving connections that waited idle without one.
+    runners: runner::Runners,
 }
 
 struct Entry {
@@ -250,6 +263,7 @@ impl Server {
                 tick: Cell::new(1),
                 tick_len,
                 sweeper: RefCell::new(None),
+                runners: runner::Runners::default(),
                 wrapper: RefCell::new(wrapper),
                 closing: Cell::new(false),
                 listeners: RefCell::new(Vec::new()),
@@ -374,6 +388,15 @@ impl Server {
                 fiber.cancel();
             }
         }
+        // The connections that waited idle were queued by their close: dropped with the
+        // queue; those being served are cut off with their runner.
+        for runner in self.shared.runners.stop() {
+            if let Err(err) = runner.join()
+                && let Some(wait) = err.wait_error()
+            {
+                return Err(wait.into());
+            }
+        }
         for (_, entry) in connections {
             if let Some(fiber) = entry.fiber
                 && let Err(err) = fiber.join()
@@ -463,6 +486,7 @@ impl Drop for Server {
                 fiber.cancel();
             }
         }
+        drop(self.shared.runners.stop());
     }
 }
 
@@ -476,7 +500,8 @@ impl fmt::Debug for Server {
 }
 
 impl Shared {
-    /// Serves a new connection in its own fiber, or closes it when the server is full.
+    /// Serves a new connection in a fiber of its own (until it first waits idle, see
+    /// `runner`), or closes it when the server is full.
     fn start(self: &Rc<Shared>, conn: Rc<dyn Connection>) {
         if self.connections.borrow().len() >= self.config.max_connections || self.closing.get() {
             conn.close();
@@ -489,8 +514,8 @@ impl Shared {
         });
         let (shared, c, s) = (self.clone(), conn.clone(), state.clone());
         let spawned = Builder::new().spawn(move || {
-            let _finished = Finished {
-                shared: shared.clone(),
+            let finished = Finished {
+                shared: Some(shared.clone()),
                 id,
             };
             let wrapper = shared.wrapper.borrow().clone();
@@ -508,7 +533,16 @@ impl Shared {
                 entry.conn = conn.clone();
             }
             let wire = Rc::new(Wire::new(conn, conn::parser(&shared)));
-            conn::serve(&shared, &wire, &s);
+            // From here the task forgets the connection when it is dropped.
+            finished.disarm();
+            let task = Rc::new(runner::Task {
+                shared,
+                wire,
+                state: s,
+                first: Cell::new(true),
+                id,
+            });
+            task.run(false);
         });
         match spawned {
             Ok(fiber) => {
@@ -565,19 +599,36 @@ impl Shared {
     }
 }
 
-/// Closes a connection and forgets it when its fiber ends, however it ends.
+/// Closes a connection and forgets it when its fiber ends before it has a task (see
+/// `runner::Task`, which does the same when dropped).
 struct Finished {
-    shared: Rc<Shared>,
+    /// `None` once disarmed.
+    shared: Option<Rc<Shared>>,
     id: u64,
+}
+
+impl Finished {
+    fn disarm(mut self) {
+        self.shared = None;
+    }
 }
 
 impl Drop for Finished {
     fn drop(&mut self) {
-        let entry = self.shared.connections.borrow_mut().remove(&self.id);
+        if let Some(shared) = &self.shared {
+            shared.forget(self.id);
+        }
+    }
+}
+
+impl Shared {
+    /// Closes the connection `id` and forgets it: it is over.
+    pub(crate) fn forget(&self, id: u64) {
+        let entry = self.connections.borrow_mut().remove(&id);
         if let Some(entry) = entry {
             entry.conn.close();
         }
-        for waiter in self.shared.drained.take() {
+        for waiter in self.drained.take() {
             waiter.unpark();
         }
     }

@@ -1,0 +1,170 @@
+//! Serving idle connections without a fiber each: a connection waiting for its next request
+//! head with nothing received holds no fiber (and no stack). When bytes come, the connection
+//! is queued, and one of a few runner fibers serves it until it is idle again, then takes the
+//! next. Runners are reused last-in first-out, so the stack a request runs on is one that ran
+//! a request a moment ago, still in cache, where a fiber per connection would run each request
+//! on a stack that went cold while the other connections were served.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+
+use fiber_core::{Builder, Fiber, JoinHandle};
+use gruvi_stream::FillNotify;
+
+use super::Shared;
+use super::conn::{self, ConnState};
+use crate::wire::Wire;
+
+/// The most runners kept parked for the next requests; more exit once idle.
+const MAX_IDLE: usize = 8;
+
+/// One connection being served, by whichever fiber is serving it.
+pub(crate) struct Task {
+    pub(crate) shared: Rc<Shared>,
+    pub(crate) wire: Rc<Wire>,
+    pub(crate) state: Rc<ConnState>,
+    /// No request head was read yet: the idle wait is the first head's.
+    pub(crate) first: Cell<bool>,
+    pub(crate) id: u64,
+}
+
+impl Drop for Task {
+    /// The connection is over (however it ended): closed and forgotten.
+    fn drop(&mut self) {
+        self.shared.forget(self.id);
+    }
+}
+
+impl FillNotify for Task {
+    /// Bytes (or the end) came for an idle connection: queued for a runner.
+    fn filled(self: Rc<Self>) {
+        let shared = self.shared.clone();
+        shared.runners.push(self, &shared);
+    }
+}
+
+impl Task {
+    /// Serves the connection until it closes or waits idle without a fiber; `resumed`: it was
+    /// waiting so.
+    pub(crate) fn run(self: Rc<Self>, resumed: bool) {
+        conn::serve(&self, resumed);
+    }
+}
+
+/// A server's queue of connections to serve and the fibers serving them.
+#[derive(Default)]
+pub(crate) struct Runners {
+    jobs: RefCell<VecDeque<Rc<Task>>>,
+    /// Parked runners, the last parked last.
+    idle: RefCell<Vec<Fiber>>,
+    /// Runners woken or started that have not looked at the queue yet.
+    ready: Cell<usize>,
+    /// Every runner started (finished ones are dropped when the next starts).
+    all: RefCell<Vec<JoinHandle<()>>>,
+    /// The server closed: nothing is queued any more.
+    stopped: Cell<bool>,
+}
+
+impl Runners {
+    /// Queues `task`, making sure a runner will look at the queue.
+    fn push(&self, task: Rc<Task>, shared: &Rc<Shared>) {
+        if self.stopped.get() {
+            // Dropped: the connection closes.
+            return;
+        }
+        self.jobs.borrow_mut().push_back(task);
+        self.ensure_ready(shared);
+    }
+
+    /// Wakes or starts a runner unless one is about to look at the queue.
+    fn ensure_ready(&self, shared: &Rc<Shared>) {
+        if self.ready.get() > 0 {
+            return;
+        }
+        let parked = self.idle.borrow_mut().pop();
+        if let Some(runner) = parked {
+            self.ready.set(self.ready.get() + 1);
+            runner.unpark();
+            return;
+        }
+        self.start(shared);
+    }
+
+    /// Starts a runner.
+    #[cold]
+    #[inline(never)]
+    fn start(&self, shared: &Rc<Shared>) {
+        let weak = Rc::downgrade(shared);
+        let Ok(runner) = Builder::new().name("http runner").spawn(move || run(&weak)) else {
+            // No stack to be had: the queued connections wait for a running runner.
+            return;
+        };
+        self.ready.set(self.ready.get() + 1);
+        let mut all = self.all.borrow_mut();
+        all.retain(|runner| !runner.is_finished());
+        all.push(runner);
+    }
+
+    /// Takes the next queued connection.
+    fn pop(&self) -> Option<Rc<Task>> {
+        self.jobs.borrow_mut().pop_front()
+    }
+
+    /// Cancels every runner and drops the queued connections (they close): the server is
+    /// closing. Returns the runners to join.
+    pub(crate) fn stop(&self) -> Vec<JoinHandle<()>> {
+        self.stopped.set(true);
+        let all = std::mem::take(&mut *self.all.borrow_mut());
+        for runner in &all {
+            runner.cancel();
+        }
+        let jobs = std::mem::take(&mut *self.jobs.borrow_mut());
+        drop(jobs);
+        all
+    }
+}
+
+/// A runner: serves queued connections, parks when there are none.
+fn run(weak: &Weak<Shared>) {
+    let me = fiber_core::current();
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let runners = &shared.runners;
+        runners.ready.set(runners.ready.get().saturating_sub(1));
+        while let Some(task) = runners.pop() {
+            // This one may block in the handler: the rest are not left waiting for it.
+            if !runners.jobs.borrow().is_empty() {
+                runners.ensure_ready(&shared);
+            }
+            task.run(true);
+        }
+        if runners.idle.borrow().len() >= MAX_IDLE {
+            return;
+        }
+        runners.idle.borrow_mut().push(me.clone());
+        drop(shared);
+        loop {
+            let parked = fiber_core::park();
+            let Some(shared) = weak.upgrade() else { return };
+            let mut idle = shared.runners.idle.borrow_mut();
+            // Still on the idle list: not woken by `ensure_ready` (cancelled, or a spurious
+            // return).
+            if let Some(at) = idle.iter().position(|f| f.id() == me.id()) {
+                if parked.is_err() {
+                    idle.remove(at);
+                    return;
+                }
+                continue;
+            }
+            drop(idle);
+            if parked.is_err() {
+                // Woken and counted, then cancelled: no longer about to look at the queue.
+                let ready = &shared.runners.ready;
+                ready.set(ready.get().saturating_sub(1));
+                return;
+            }
+            break;
+        }
+    }
+}
