@@ -13,8 +13,8 @@
 //!   reader, or a function writing through a [`BodyWriter`]), or fills in a response the
 //!   server reuses ([`Server::in_place`]); keep-alive, pipelining,
 //!   HEAD/1xx/204/304, `100 Continue`, an error status and a close for bad requests,
-//!   timeouts, a connection limit and graceful shutdown. A kept-alive TCP or Unix connection
-//!   waiting for its next request holds no fiber. [`Workers`] runs one per thread on a
+//!   timeouts, a connection limit and graceful shutdown. A kept-alive connection waiting for its
+//!   next request holds no fiber. [`Workers`] runs one per thread on a
 //!   `SO_REUSEPORT` address.
 //! - [`Client`] sends requests on one connection (pipelined if wished) and reads responses
 //!   with streaming bodies; [`get`] fetches a URL in one call; [`Target`] is what a URL means

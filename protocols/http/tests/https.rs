@@ -347,3 +347,40 @@ fn after_the_server_closes_the_client_reconnects_with_tls() {
         server.close().unwrap();
     });
 }
+
+/// An idle kept-alive TLS connection holds no fiber on the server either: with 20 clients
+/// idle between requests, the server's Hub has only a few fibers more than before they came,
+/// and each client's next request on its TLS connection is answered.
+#[test]
+fn idle_tls_connections_hold_no_fiber_and_are_served_again() {
+    let certs = certs::make();
+    run_clean(|| {
+        let (server, port) = tls_server(&certs.good, None);
+        let before = fiber_core::dump().len();
+        let target = Target::parse(&format!("https://localhost:{port}/")).unwrap();
+        let clients: Vec<Client> = (0..20).map(|_| trusting(&certs)).collect();
+        for client in &clients {
+            client.connect_target(&target).unwrap();
+        }
+        for round in 0..3 {
+            for (i, client) in clients.iter().enumerate() {
+                let sent = format!("r{round}c{i}");
+                let request = Request::post("/").body(Body::from(sent.clone())).unwrap();
+                let answer = text(client.request(request).unwrap());
+                assert!(answer.ends_with(&format!(" {sent}")), "{answer}");
+            }
+            fiber_core::sleep(Duration::from_millis(10)).unwrap();
+            let fibers = fiber_core::dump().len();
+            // The sweeper, and at most 8 parked runners and one about to run.
+            assert!(
+                fibers <= before + 10,
+                "round {round}: {fibers} fibers with 20 idle TLS connections ({before} before)"
+            );
+            assert_eq!(server.connection_count(), 20);
+        }
+        for client in &clients {
+            client.close();
+        }
+        server.close().unwrap();
+    });
+}

@@ -71,8 +71,8 @@ pub trait Connection: 'static {
     ///
     /// Gives `notify` back when it was not registered: `fill` would return at once, a
     /// notification is registered already, the connection is closed, or the connection does
-    /// not support this (the default; TCP and Unix sockets do). The caller then waits with
-    /// [`fill`](Self::fill).
+    /// not support this (the default; TCP and Unix sockets do, and so do `gruvi_tls`'s TLS
+    /// streams over them). The caller then waits with [`fill`](Self::fill).
     ///
     /// # Examples
     ///

@@ -56,13 +56,13 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// connection in a fiber, calling the handler for each request in that fiber.
 ///
 /// A connection has a fiber of its own from its accept to its first wait for a request head.
-/// From then on, a kept-alive TCP or Unix connection waiting for its next request with
-/// nothing received holds no fiber (nor a stack): when bytes come, one of a few runner fibers
-/// serves it until it waits idle again. A handler may block as it likes; the runner blocks
-/// with it and another serves the other connections. So idle connections cost only their
-/// buffers, and requests run on a stack still in cache. TLS connections (and connections
-/// whose [`Connection`] cannot wait without a fiber, see
-/// [`Connection::notify_when_filled`]) keep their fiber throughout.
+/// From then on, a kept-alive connection (TCP, Unix, or TLS over either) waiting for its next
+/// request with nothing received holds no fiber (nor a stack): when bytes come, one of a few
+/// runner fibers serves it until it waits idle again. A handler may block as it likes; the
+/// runner blocks with it and another serves the other connections. So idle connections cost
+/// only their buffers, and requests run on a stack still in cache. A connection whose
+/// [`Connection`] cannot wait without a fiber (see [`Connection::notify_when_filled`]: a
+/// custom wrapper, say) keeps its fiber throughout.
 ///
 /// The handler gets an [`http::Request`] whose body ([`Incoming`]) is read as it arrives and
 /// returns an [`http::Response`] with a [`Body`]. Everything else is the server's: keep-alive

@@ -3,9 +3,10 @@
 use std::any::Any;
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::rc::Rc;
 use std::time::Duration;
 
-use gruvi_stream::{Address, Connection};
+use gruvi_stream::{Address, Connection, FillNotify};
 
 use super::{SEND_CHUNK, TlsStream, release};
 
@@ -29,6 +30,23 @@ impl Connection for TlsStream {
             }
             self.receive()?;
         }
+    }
+
+    /// Registered with the connection underneath while the session is quiet: no plaintext or
+    /// end to report, no handshake running, no failure, no ciphertext waiting to be sent.
+    /// Anything else is left to [`fill`](Connection::fill), which does it at once (or blocks
+    /// for a handshake run by another fiber). Told when ciphertext (or the end) comes: `fill`
+    /// then decrypts, and may still wait for the rest of a record.
+    fn notify_when_filled(&self, notify: Rc<dyn FillNotify>) -> Result<(), Rc<dyn FillNotify>> {
+        if self.buffered() > 0
+            || self.eof.get()
+            || !self.ready.is_set()
+            || self.failed.borrow().is_some()
+            || self.pipe.borrow().has_ssldata()
+        {
+            return Err(notify);
+        }
+        self.inner.notify_when_filled(notify)
     }
 
     fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
