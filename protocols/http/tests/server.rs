@@ -1109,6 +1109,56 @@ fn close_cuts_off_a_blocked_handler_of_a_resumed_connection(shape: Shape) {
     });
 }
 
+/// A handler may close its own server: the server stops (every connection closed, the
+/// runners let go) and `close` returns `Ok` rather than failing on the handler's own fiber.
+#[test]
+fn a_handler_can_close_its_own_server() {
+    run_clean(|| {
+        let slot: Rc<std::cell::RefCell<Option<Rc<gruvi_http::Server>>>> = Rc::default();
+        let closed = Rc::new(Cell::new(None));
+        let (s, c) = (slot.clone(), closed.clone());
+        let handler = move |request: Request<Incoming>| {
+            if request.uri().path() == "/close" {
+                let server = s.borrow().clone().expect("the server is in its slot");
+                c.set(Some(server.close().map_err(|e| e.to_string())));
+            }
+            Response::new(Body::from("bye"))
+        };
+        let server = Rc::new(gruvi_http::Server::with_config(handler, quick()));
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        *slot.borrow_mut() = Some(server.clone());
+        let addr = server.addresses()[0].to_string();
+        let mut reader = Reader::new();
+        let (mut idle, mut closer) = (connect(&addr), connect(&addr));
+        for conn in [&mut idle, &mut closer] {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(reader.next(conn, Method::GET).unwrap().unwrap().status, 200);
+        }
+        // Both wait idle now; the second request comes to a runner.
+        fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        closer
+            .write_all(b"GET /close HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let start = Instant::now();
+        let result = loop {
+            if let Some(result) = closed.take() {
+                break result;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the handler never ran"
+            );
+            fiber_core::sleep(Duration::from_millis(1)).unwrap();
+        };
+        assert_eq!(result, Ok(()));
+        assert_eq!(server.connection_count(), 0);
+        assert!(is_closed(&mut idle));
+        assert!(is_closed(&mut closer));
+        drop(slot.borrow_mut().take());
+    });
+}
+
 /// A response's fields go out with every value of a name, in order, and without the fields
 /// the server manages itself (it writes its own framing).
 #[test]

@@ -369,7 +369,8 @@ impl Server {
     }
 
     /// Stops accepting and closes every connection at once (requests in progress are cut
-    /// off), then waits for their fibers.
+    /// off), then waits for their fibers. A handler may close its own server: its own fiber
+    /// is neither cancelled nor waited for.
     ///
     /// # Switchpoint
     ///
@@ -380,37 +381,35 @@ impl Server {
     /// The calling fiber's own cancellation; the server is stopped anyway.
     pub fn close(&self) -> io::Result<()> {
         self.shared.closing.set(true);
-        self.stop_accepting()?;
+        let accepting = self.stop_accepting();
         let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
-        for entry in connections.values() {
+        let me = fiber_core::current().id();
+        // Everything is cancelled before anything is waited for, so that the server is stopped
+        // even when a wait fails (the caller cancelled). The calling fiber (a handler closing
+        // its own server) is not cancelled or waited for.
+        let mut fibers: Vec<JoinHandle<()>> = Vec::new();
+        for (_, entry) in connections {
             entry.conn.close();
-            if let Some(fiber) = &entry.fiber {
-                fiber.cancel();
-            }
+            fibers.extend(entry.fiber);
         }
         // The connections that waited idle were queued by their close: dropped with the
         // queue; those being served are cut off with their runner.
-        for runner in self.shared.runners.stop() {
-            if let Err(err) = runner.join()
+        fibers.extend(self.shared.runners.stop());
+        fibers.extend(self.shared.sweeper.borrow_mut().take());
+        fibers.retain(|fiber| fiber.fiber().id() != me);
+        for fiber in &fibers {
+            fiber.cancel();
+        }
+        let mut result = accepting;
+        for fiber in fibers {
+            if let Err(err) = fiber.join()
                 && let Some(wait) = err.wait_error()
+                && result.is_ok()
             {
-                return Err(wait.into());
+                result = Err(wait.into());
             }
         }
-        for (_, entry) in connections {
-            if let Some(fiber) = entry.fiber
-                && let Err(err) = fiber.join()
-                && let Some(wait) = err.wait_error()
-            {
-                return Err(wait.into());
-            }
-        }
-        let sweeper = self.shared.sweeper.borrow_mut().take();
-        if let Some(sweeper) = sweeper {
-            sweeper.cancel();
-            let _ = sweeper.join();
-        }
-        Ok(())
+        result
     }
 
     /// Graceful shutdown: stops accepting, closes idle kept-alive connections at once, lets
@@ -479,14 +478,19 @@ impl Drop for Server {
         if let Some(sweeper) = self.shared.sweeper.borrow_mut().take() {
             sweeper.cancel();
         }
+        // Not the calling fiber, should a handler drop its server.
+        let me = fiber_core::current().id();
+        let cancel = |fiber: &JoinHandle<()>| {
+            if fiber.fiber().id() != me {
+                fiber.cancel();
+            }
+        };
         let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
         for entry in connections.values() {
             entry.conn.close();
-            if let Some(fiber) = &entry.fiber {
-                fiber.cancel();
-            }
+            entry.fiber.iter().for_each(cancel);
         }
-        drop(self.shared.runners.stop());
+        self.shared.runners.stop().iter().for_each(cancel);
     }
 }
 

@@ -111,14 +111,11 @@ impl Runners {
         self.jobs.borrow_mut().pop_front()
     }
 
-    /// Cancels every runner and drops the queued connections (they close): the server is
-    /// closing. Returns the runners to join.
+    /// Drops the queued connections (they close) and queues no more: the server is closing.
+    /// Returns the runners, to cancel and join.
     pub(crate) fn stop(&self) -> Vec<JoinHandle<()>> {
         self.stopped.set(true);
         let all = std::mem::take(&mut *self.all.borrow_mut());
-        for runner in &all {
-            runner.cancel();
-        }
         let jobs = std::mem::take(&mut *self.jobs.borrow_mut());
         drop(jobs);
         all
