@@ -108,7 +108,7 @@ fn body_error(wire: &Wire, has_body: bool) -> Option<Error> {
 struct Abort;
 
 /// Runs one request: the handler, then the response. `Ok(keep_alive)`.
-#[inline(never)]
+#[inline]
 fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Result<bool, Abort> {
     let config = &shared.config;
     let server_line = shared.server_line.as_deref();
@@ -239,10 +239,11 @@ impl Drop for Slot {
 /// Runs the handler on the request of `head`, its response into `slot`: `false` if it
 /// panicked.
 ///
-/// Not inlined, and neither is [`write_response`]: their stack frames then overlap, and a
-/// connection fiber touches fewer stack lines per request (each is a cache miss after the
-/// other connections ran).
-#[inline(never)]
+/// Inlined, as are [`exchange`], [`call_in_place`] and [`write_response`]: requests run on a
+/// runner's stack, still in cache (see `runner`), so the frames' size matters less than the
+/// calls (when each connection had a fiber, these were kept out of line so that their frames
+/// overlapped on its cold stack).
+#[inline]
 fn call_handler(
     handler: &OwnedHandler,
     wire: &Rc<Wire>,
@@ -365,8 +366,8 @@ impl Reused {
 
 /// Takes a request and a response from the thread's pool, refills them (see
 /// [`Reused::refill`]) and runs an in-place handler on them: `None` if it panicked (the pair
-/// is dropped). Not inlined, as [`call_handler`].
-#[inline(never)]
+/// is dropped). Inlined, as [`call_handler`].
+#[inline]
 fn call_in_place(
     handler: &InPlaceHandler,
     wire: &Rc<Wire>,

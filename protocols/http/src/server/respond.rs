@@ -97,7 +97,7 @@ fn role(text: &str) -> Role {
 /// connection can stay open afterwards.
 ///
 /// Switchpoint: sends when the pending output grows large, and for reader and writer bodies.
-#[inline(never)]
+#[inline]
 pub(crate) fn write_response(
     wire: &Wire,
     response: &mut Response<Body>,
