@@ -74,7 +74,7 @@ pub use error::{Error, Result};
 pub use fiber::{Builder, Fiber, FiberState, current, spawn};
 pub use hub::{Hub, run};
 pub use join::{JoinError, JoinHandle};
-pub use local::FiberLocal;
+pub use local::{FiberLocal, clear_locals};
 pub use no_switch::{NoSwitch, no_switch};
 pub use park::{park, park_timeout};
 pub use pool::{

@@ -1159,6 +1159,39 @@ fn a_handler_can_close_its_own_server() {
     });
 }
 
+/// What a handler leaves in a fiber-local never reaches another connection's handler, although
+/// one runner fiber serves many connections.
+#[test]
+fn fiber_locals_do_not_carry_over_to_another_connection() {
+    static LAST_PATH: fiber_core::FiberLocal<std::cell::RefCell<Option<String>>> =
+        fiber_core::FiberLocal::new(|| std::cell::RefCell::new(None));
+    run_clean(|| {
+        let handler = |request: Request<Incoming>| {
+            let path = request.uri().path().to_owned();
+            let before = LAST_PATH.with(|last| last.replace(Some(path)));
+            Response::new(Body::from(before.unwrap_or_else(|| "none".into())))
+        };
+        let (server, addr) = serve(quick(), handler);
+        let mut reader = Reader::new();
+        let (mut a, mut b) = (connect(&addr), connect(&addr));
+        let mut ask = |conn: &mut gruvi_stream::TcpStream, path: &str| {
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+            conn.write_all(request.as_bytes()).unwrap();
+            let answer = reader.next(conn, Method::GET).unwrap().unwrap();
+            String::from_utf8(answer.body).unwrap()
+        };
+        for round in 0..3 {
+            let a_saw = ask(&mut a, &format!("/a{round}"));
+            fiber_core::sleep(Duration::from_millis(5)).unwrap();
+            let b_saw = ask(&mut b, &format!("/b{round}"));
+            fiber_core::sleep(Duration::from_millis(5)).unwrap();
+            assert!(!a_saw.starts_with("/b"), "round {round}: a saw {a_saw}");
+            assert!(!b_saw.starts_with("/a"), "round {round}: b saw {b_saw}");
+        }
+        server.close().unwrap();
+    });
+}
+
 /// A response's fields go out with every value of a name, in order, and without the fields
 /// the server manages itself (it writes its own framing).
 #[test]

@@ -60,7 +60,9 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// request with nothing received holds no fiber (nor a stack): when bytes come, one of a few
 /// runner fibers serves it until it waits idle again. A handler may block as it likes; the
 /// runner blocks with it and another serves the other connections. So idle connections cost
-/// only their buffers, and requests run on a stack still in cache. A connection whose
+/// only their buffers, and requests run on a stack still in cache. Fiber-locals
+/// ([`fiber_core::FiberLocal`]) a handler sets last until its connection next waits idle, at
+/// the latest: they never reach another connection's handler. A connection whose
 /// [`Connection`] cannot wait without a fiber (see [`Connection::notify_when_filled`]: a
 /// custom wrapper, say) keeps its fiber throughout.
 ///

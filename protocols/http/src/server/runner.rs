@@ -135,6 +135,8 @@ fn run(weak: &Weak<Shared>) {
                 runners.ensure_ready(&shared);
             }
             task.run(true);
+            // Nothing a handler left in a fiber-local reaches another connection.
+            fiber_core::clear_locals();
         }
         if runners.idle.borrow().len() >= MAX_IDLE {
             return;
