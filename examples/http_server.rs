@@ -1,4 +1,5 @@
-//! An HTTP/1.1 server: one fiber per connection, on one thread unless told otherwise.
+//! An HTTP/1.1 server: a fiber per connection while it has a request in progress (idle
+//! keep-alive connections hold none), on one thread unless told otherwise.
 //!
 //! ```text
 //! http_server [--listen ADDR]... [--workers N] [--tls-cert FILE --tls-key FILE]

@@ -1,6 +1,6 @@
-//! The tour's HTTP step: a server whose handler runs in each connection's fiber, a client
-//! pipelining requests on one connection, a request-smuggling attempt turned away, and one
-//! request over HTTPS.
+//! The tour's HTTP step: a server whose handler runs in the fiber serving its connection, a
+//! client pipelining requests on one connection, a request-smuggling attempt turned away, idle
+//! keep-alive connections that hold no fiber, and one request over HTTPS.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -48,7 +48,7 @@ fn certificate() -> Result<(Vec<u8>, Vec<u8>), Error> {
 fn handler(mut request: Request<Incoming>) -> Response<Body> {
     match request.uri().path() {
         "/slow" => {
-            // Blocks only this connection's fiber.
+            // Blocks only the fiber serving this connection.
             fiber::sleep(Duration::from_millis(50)).ok();
             Response::new(Body::from("slow answer"))
         }
@@ -69,7 +69,9 @@ fn handler(mut request: Request<Incoming>) -> Response<Body> {
 
 /// Serves, pipelines, streams, refuses a smuggled request, and serves HTTPS.
 pub fn tour() -> Result<(), Error> {
-    println!("[http] HTTP/1.1: one fiber per connection, blocking-style handlers");
+    println!(
+        "[http] HTTP/1.1: blocking-style handlers, a fiber per connection while it has a request"
+    );
     let hub = Hub::current();
     let server = Server::new(handler);
     server.listen(&"127.0.0.1:0".parse()?)?;
@@ -114,11 +116,39 @@ pub fn tour() -> Result<(), Error> {
     );
 
     drop(raw);
+    idle_connections(&addr.to_string())?;
     server.shutdown(Duration::from_secs(1))?;
     drop(server);
     https()?;
     let left = hub.close();
     println!("  server shut down; hub closed, {left} handles left open");
+    Ok(())
+}
+
+/// Opens 50 keep-alive connections that make one request each and then wait: they hold no
+/// fiber while they wait.
+fn idle_connections(addr: &str) -> Result<(), Error> {
+    let before = fiber::dump().len();
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        let mut conn = TcpStream::connect(addr)?;
+        conn.write_all(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")?;
+        let (mut got, mut chunk) = (Vec::new(), [0; 512]);
+        while !got.ends_with(b"not here") {
+            match conn.read(&mut chunk)? {
+                0 => return Err("the server closed a kept-alive connection".into()),
+                n => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+        idle.push(conn);
+    }
+    fiber::sleep(Duration::from_millis(10))?;
+    println!(
+        "  {} idle keep-alive connections, {} fibers on this thread before them and {} now: an idle connection holds no fiber",
+        idle.len(),
+        before,
+        fiber::dump().len()
+    );
     Ok(())
 }
 
