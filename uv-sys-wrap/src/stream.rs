@@ -205,9 +205,7 @@ pub trait Stream: Handle + sealed::StreamImpl {
         if let Some(fd) = direct_write_fd(raw, buf.len()) {
             return write_fd(fd, buf);
         }
-        let bs = [buf::for_read(buf)];
-        // SAFETY: stream open; uv_try_write only reads the buffer during the call.
-        Error::check(unsafe { sys::uv_try_write(raw, bs.as_ptr(), 1) }).map(|n| n as usize)
+        try_write_uv(raw, buf)
     }
 
     /// Vectored [`Stream::try_write`] (`uv_try_write` with `nbufs > 1`).
@@ -319,24 +317,47 @@ fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<RawFd> {
 #[cfg(target_os = "linux")]
 #[inline(always)]
 fn write_fd(fd: RawFd, buf: &[u8]) -> Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length during the call; `fd` is the stream's
+    // open descriptor.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    write_fd_failed(fd, buf)
+}
+
+/// [`write_fd`] after a failed `write(2)`: retried on `EINTR`, else the error as libuv
+/// reports it. Out of line: the usual write takes the bytes.
+#[cfg(target_os = "linux")]
+#[cold]
+#[inline(never)]
+fn write_fd_failed(fd: RawFd, buf: &[u8]) -> Result<usize> {
     loop {
-        // SAFETY: `buf` is valid for reads of its length during the call; `fd` is the
-        // stream's open descriptor.
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK || errno == libc::ENOBUFS {
+            return Err(Error::EAGAIN);
+        }
+        if errno != libc::EINTR {
+            return Err(Error::from_code(-errno));
+        }
+        // SAFETY: as in `write_fd`.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
         if n >= 0 {
             return Ok(n as usize);
         }
-        let errno = std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO);
-        if errno == libc::EINTR {
-            continue;
-        }
-        if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK || errno == libc::ENOBUFS {
-            return Err(Error::EAGAIN);
-        }
-        return Err(Error::from_code(-errno));
     }
+}
+
+/// `uv_try_write` of one buffer. Out of line: the usual write takes [`write_fd`]'s path.
+#[cold]
+#[inline(never)]
+fn try_write_uv(raw: *mut sys::uv_stream_t, buf: &[u8]) -> Result<usize> {
+    let bs = [buf::for_read(buf)];
+    // SAFETY: `raw` is an open stream (checked by the caller); uv_try_write only reads the
+    // buffer during the call.
+    Error::check(unsafe { sys::uv_try_write(raw, bs.as_ptr(), 1) }).map(|n| n as usize)
 }
 
 fn shutdown_impl<S: Stream>(s: &S, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {

@@ -489,21 +489,29 @@ impl Waiters {
 
     /// Wakes every waiter. Every read and write completion comes here: most find nobody
     /// waiting, or only the first.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wake_all(&self) {
         let first = self.first.take();
         if !self.more.borrow().is_empty() {
-            let mut more = std::mem::take(&mut *self.more.borrow_mut());
-            for waiter in first.into_iter().chain(more.drain(..)) {
-                waiter.unpark();
-            }
-            // Keep the allocation for the next waits, unless a waiter was added meanwhile.
-            let mut slot = self.more.borrow_mut();
-            if slot.is_empty() {
-                *slot = more;
-            }
+            self.wake_more(first);
         } else if let Some(first) = first {
             first.unpark();
+        }
+    }
+
+    /// [`wake_all`](Self::wake_all) with more than one waiter: out of line, so that the
+    /// usual wake-up (nobody or one) needs no registers of its own.
+    #[cold]
+    #[inline(never)]
+    fn wake_more(&self, first: Option<Fiber>) {
+        let mut more = std::mem::take(&mut *self.more.borrow_mut());
+        for waiter in first.into_iter().chain(more.drain(..)) {
+            waiter.unpark();
+        }
+        // Keep the allocation for the next waits, unless a waiter was added meanwhile.
+        let mut slot = self.more.borrow_mut();
+        if slot.is_empty() {
+            *slot = more;
         }
     }
 }
