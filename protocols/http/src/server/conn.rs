@@ -81,6 +81,14 @@ pub(crate) fn serve(task: &Rc<Task>, resumed: bool) {
         resumed = false;
         task.first.set(false);
         match exchange(shared, wire, head) {
+            // The usual keep-alive turn (without pipelining): all that came was answered,
+            // and the connection waits idle without a fiber, as `read_head` would have it
+            // wait, without that call.
+            Ok(true) if wire.drained.get() => match wait_idle(task) {
+                Some(NoHead::Detached) => return,
+                Some(_) => break,
+                None => {}
+            },
             Ok(true) => {}
             Ok(false) => break,
             Err(Abort) => {
@@ -437,6 +445,26 @@ fn finish_body(wire: &Rc<Wire>, max_discard: u64) -> bool {
     // handler stopped.
     let mut body = Incoming::new(wire.clone(), true);
     matches!(body.discard(max_discard), Ok(true))
+}
+
+/// After an exchange that used up what was received: sends the answers and leaves the
+/// connection waiting idle without a fiber. `Some(Detached)` when it does, `Some(Quiet)` when
+/// the send failed; `None` when it cannot (bytes came meanwhile, the server is closing, the
+/// connection does not support the wait): [`read_head`] then, which finds nothing to send.
+#[inline(always)]
+fn wait_idle(task: &Rc<Task>) -> Option<NoHead> {
+    let (shared, wire, state) = (&*task.shared, &*task.wire, &*task.state);
+    if wire.flush().is_err() {
+        return Some(NoHead::Quiet);
+    }
+    if !wire.parser.borrow().is_idle() || shared.closing.get() {
+        return None;
+    }
+    // As in `read_head`: the sweeper closes the connection if it stays idle.
+    state
+        .idle_until
+        .set(shared.idle_deadline_tick(task.first.get()));
+    wire.detach(task.clone()).then_some(NoHead::Detached)
 }
 
 /// Waits for and parses the next request head. `resumed`: the connection waited idle without
