@@ -425,7 +425,12 @@ unsafe extern "C" fn on_alloc<S: Stream>(
     s.stream_catch(|| {
         if let Some(mut vec) = s.stream_cbs().alloc.with(|alloc| alloc(suggested)) {
             b = buf::spare(&mut vec);
-            s.stream_cbs().pending.set(Some(vec));
+            // Empty: each read callback takes the buffer of the allocation before it, and
+            // libuv calls the read callback after every allocation. Forgotten rather than
+            // dropped: no drop code for a buffer that cannot be there.
+            let empty = s.stream_cbs().pending.replace(Some(vec));
+            debug_assert!(empty.is_none());
+            std::mem::forget(empty);
         }
     });
     // SAFETY: `out` is libuv's out parameter for this call.
