@@ -216,13 +216,8 @@ impl<S: Stream + 'static> Transport<S> {
         if shared.buffered() > 0 || shared.eof.get() || shared.read_error.get().is_some() {
             return Err(notify);
         }
-        if !shared.reading.get() {
-            let Ok(handle) = self.handle() else {
-                return Err(notify);
-            };
-            if self.start_reading(&handle).is_err() {
-                return Err(notify);
-            }
+        if !shared.reading.get() && !self.start_reading_now() {
+            return Err(notify);
         }
         match shared.notify.take() {
             None => {
@@ -234,6 +229,16 @@ impl<S: Stream + 'static> Transport<S> {
                 Err(notify)
             }
         }
+    }
+
+    /// Starts reading for [`notify_when_filled`](Self::notify_when_filled): `false` if the
+    /// transport is closed or libuv refused. Out of line: reading is started already between
+    /// two requests.
+    #[cold]
+    #[inline(never)]
+    fn start_reading_now(&self) -> bool {
+        self.handle()
+            .is_ok_and(|handle| self.start_reading(&handle).is_ok())
     }
 
     /// Reads buffered bytes into `out`, waiting for some if none are buffered.
@@ -272,11 +277,17 @@ impl<S: Stream + 'static> Transport<S> {
         } else {
             shared.pos.set(pos);
         }
-        if shared.paused.get()
-            && shared.buffered() < shared.limits.get().read_low_water
-            && let Ok(handle) = self.handle()
-        {
-            shared.paused.set(false);
+        if shared.paused.get() && shared.buffered() < shared.limits.get().read_low_water {
+            self.resume_reading();
+        }
+    }
+
+    /// Resumes reading paused at the high-water mark. Out of line: rarely needed.
+    #[cold]
+    #[inline(never)]
+    fn resume_reading(&self) {
+        if let Ok(handle) = self.handle() {
+            self.shared.paused.set(false);
             let _ = self.start_reading(&handle);
         }
     }
@@ -308,6 +319,14 @@ impl<S: Stream + 'static> Transport<S> {
             };
             return self.write_now(handle, data);
         }
+        self.write_queued(data)
+    }
+
+    /// [`write`](Self::write) with writes queued or failed: waits while the queue is over its
+    /// limit. Out of line: the usual write finds nothing queued.
+    #[cold]
+    #[inline(never)]
+    fn write_queued(&self, data: &[u8]) -> io::Result<usize> {
         let handle = self.handle()?;
         self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
         if handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0 {
@@ -327,9 +346,17 @@ impl<S: Stream + 'static> Transport<S> {
             Err(err) => return Err(err.into()),
         };
         if written < data.len() {
-            self.submit(handle, data[written..].to_vec())?;
+            self.queue_rest(handle, &data[written..])?;
         }
         Ok(data.len())
+    }
+
+    /// Copies what the kernel did not take into libuv's queue. Out of line: the usual write
+    /// is taken whole.
+    #[cold]
+    #[inline(never)]
+    fn queue_rest(&self, handle: &S, rest: &[u8]) -> io::Result<()> {
+        self.submit(handle, rest.to_vec())
     }
 
     /// Hands an owned buffer to libuv's write queue.
