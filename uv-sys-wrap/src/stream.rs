@@ -301,16 +301,12 @@ fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<RawFd> {
             (*raw).io_watcher.fd,
         )
     };
-    // SAFETY: as above; `uv_is_writable` reads the stream's flags.
-    if connecting
-        || queued != 0
-        || fd < 0
-        || len > IO_MAX_BYTES
-        || unsafe { sys::uv_is_writable(raw) } == 0
-    {
+    if connecting || queued != 0 || fd < 0 || len > IO_MAX_BYTES {
         return None;
     }
-    Some(fd)
+    // SAFETY: as above; `uv_is_writable` reads the stream's flags.
+    let writable = unsafe { sys::uv_is_writable(raw) } != 0;
+    writable.then_some(fd)
 }
 
 /// One `write(2)` of `buf` to `fd`, as libuv's `uv__try_write` makes it.
