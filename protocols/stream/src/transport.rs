@@ -261,6 +261,12 @@ impl<S: Stream + 'static> Transport<S> {
         f(&buf[self.shared.pos.get()..])
     }
 
+    /// The unread bytes, borrowed.
+    pub(crate) fn buffered(&self) -> std::cell::Ref<'_, [u8]> {
+        let pos = self.shared.pos.get();
+        std::cell::Ref::map(self.shared.buf.borrow(), |buf| &buf[pos..])
+    }
+
     /// Marks `n` buffered bytes as read, resuming reading below the low-water mark.
     pub(crate) fn consume(&self, n: usize) {
         let shared = &self.shared;
