@@ -41,7 +41,13 @@ impl<F: ?Sized> Slot<F> {
         let generation = self.generation.get();
         let ret = f(&mut cb);
         if self.generation.get() == generation {
-            self.cb.set(Some(cb));
+            // Unchanged since the take, so still empty (`set` and `clear` bump the
+            // generation): nothing to drop. Forgotten rather than dropped, so that no drop code
+            // runs for a value that cannot be there (were it there, it would leak, never be
+            // used after free).
+            let empty = self.cb.replace(Some(cb));
+            debug_assert!(empty.is_none());
+            std::mem::forget(empty);
         }
         Some(ret)
     }

@@ -194,11 +194,18 @@ pub trait Stream: Handle + sealed::StreamImpl {
     /// # Errors
     ///
     /// `EAGAIN` when nothing could be written (also while earlier writes are queued).
+    ///
+    /// With nothing queued, a writable stream and an open descriptor (the usual case), this
+    /// is what `uv_try_write` does after its checks: one `write(2)` on the descriptor, retried
+    /// on `EINTR`, `EAGAIN`/`EWOULDBLOCK`/`ENOBUFS` mapped to `EAGAIN` and other failures to
+    /// their libuv codes. Any other case goes through `uv_try_write` itself, for its errors.
     fn try_write(&self, buf: &[u8]) -> Result<usize> {
         let raw = self.stream()?;
-        let bs = [buf::for_read(buf)];
-        // SAFETY: stream open; uv_try_write only reads the buffer during the call.
-        Error::check(unsafe { sys::uv_try_write(raw, bs.as_ptr(), 1) }).map(|n| n as usize)
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = direct_write_fd(raw, buf.len()) {
+            return write_fd(fd, buf);
+        }
+        try_write_uv(raw, buf)
     }
 
     /// Vectored [`Stream::try_write`] (`uv_try_write` with `nbufs > 1`).
@@ -273,6 +280,82 @@ pub trait Stream: Handle + sealed::StreamImpl {
     }
 }
 
+/// The most bytes libuv writes in one call (`UV__IO_MAX_BYTES`): longer writes fail with
+/// `EINVAL` there, so they take libuv's path.
+#[cfg(target_os = "linux")]
+const IO_MAX_BYTES: usize = 0x7fff_f000;
+
+/// The descriptor `uv_try_write` would write `len` bytes to, if all of its checks pass: no
+/// connect in progress, nothing queued, a descriptor, the stream writable and `len` within
+/// libuv's limit (`uv_try_write2` and `uv__check_before_write` in libuv's `unix/stream.c`).
+/// `None` when one fails: libuv's own call then gives the same error it always did.
+#[cfg(target_os = "linux")]
+#[inline(always)]
+fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<RawFd> {
+    // SAFETY: `raw` is an open stream of ours (the caller checked it is not closing); these
+    // read plain fields libuv keeps in it (only the loop's thread, this one, writes them).
+    let (connecting, queued, fd) = unsafe {
+        (
+            !(*raw).connect_req.is_null(),
+            (*raw).write_queue_size,
+            (*raw).io_watcher.fd,
+        )
+    };
+    if connecting || queued != 0 || fd < 0 || len > IO_MAX_BYTES {
+        return None;
+    }
+    // SAFETY: as above; `uv_is_writable` reads the stream's flags.
+    let writable = unsafe { sys::uv_is_writable(raw) } != 0;
+    writable.then_some(fd)
+}
+
+/// One `write(2)` of `buf` to `fd`, as libuv's `uv__try_write` makes it.
+#[cfg(target_os = "linux")]
+#[inline(always)]
+fn write_fd(fd: RawFd, buf: &[u8]) -> Result<usize> {
+    // SAFETY: `buf` is valid for reads of its length during the call; `fd` is the stream's
+    // open descriptor.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n >= 0 {
+        return Ok(n as usize);
+    }
+    write_fd_failed(fd, buf)
+}
+
+/// [`write_fd`] after a failed `write(2)`: retried on `EINTR`, else the error as libuv
+/// reports it. Out of line: the usual write takes the bytes.
+#[cfg(target_os = "linux")]
+#[cold]
+#[inline(never)]
+fn write_fd_failed(fd: RawFd, buf: &[u8]) -> Result<usize> {
+    loop {
+        let errno = std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
+        if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK || errno == libc::ENOBUFS {
+            return Err(Error::EAGAIN);
+        }
+        if errno != libc::EINTR {
+            return Err(Error::from_code(-errno));
+        }
+        // SAFETY: as in `write_fd`.
+        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+    }
+}
+
+/// `uv_try_write` of one buffer. Out of line: the usual write takes [`write_fd`]'s path.
+#[cold]
+#[inline(never)]
+fn try_write_uv(raw: *mut sys::uv_stream_t, buf: &[u8]) -> Result<usize> {
+    let bs = [buf::for_read(buf)];
+    // SAFETY: `raw` is an open stream (checked by the caller); uv_try_write only reads the
+    // buffer during the call.
+    Error::check(unsafe { sys::uv_try_write(raw, bs.as_ptr(), 1) }).map(|n| n as usize)
+}
+
 fn shutdown_impl<S: Stream>(s: &S, cb: impl FnOnce(Result<()>) + 'static) -> Result<()> {
     let raw = s.stream()?;
     submit_status(s, cb, |req, done| {
@@ -338,7 +421,12 @@ unsafe extern "C" fn on_alloc<S: Stream>(
     s.stream_catch(|| {
         if let Some(mut vec) = s.stream_cbs().alloc.with(|alloc| alloc(suggested)) {
             b = buf::spare(&mut vec);
-            s.stream_cbs().pending.set(Some(vec));
+            // Empty: each read callback takes the buffer of the allocation before it, and
+            // libuv calls the read callback after every allocation. Forgotten rather than
+            // dropped: no drop code for a buffer that cannot be there.
+            let empty = s.stream_cbs().pending.replace(Some(vec));
+            debug_assert!(empty.is_none());
+            std::mem::forget(empty);
         }
     });
     // SAFETY: `out` is libuv's out parameter for this call.

@@ -278,3 +278,113 @@ fn socket_options_and_names() {
     drop((server, client, conns, lonely));
     close_clean(lp);
 }
+
+/// Calls `try_write` with `chunk` until the kernel takes no more (`EAGAIN`), returning the
+/// bytes it took (with a bound: a socket's buffers hold a few MiB at most).
+fn try_write_until_full(client: &Tcp, chunk: &[u8], sent: &mut Vec<u8>) {
+    for _ in 0..100_000 {
+        match client.try_write(chunk) {
+            Ok(n) => {
+                assert!(n > 0 && n <= chunk.len(), "try_write took {n} bytes");
+                sent.extend_from_slice(&chunk[..n]);
+            }
+            Err(err) => {
+                assert_eq!(err, Error::EAGAIN, "a full socket buffer is EAGAIN");
+                return;
+            }
+        }
+    }
+    panic!("the socket buffer never filled");
+}
+
+#[test]
+fn try_write_fills_the_socket_buffer_then_reports_eagain_and_loses_nothing() {
+    let lp = Loop::new().unwrap();
+    let (server, addr, conns, received) = server(&lp);
+    let client = connected_client(&lp, addr, &conns);
+    let mut sent = Vec::new();
+    // Distinct bytes per chunk, so that a lost or repeated part shows.
+    for round in 0..2u8 {
+        let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 253) as u8 ^ round).collect();
+        try_write_until_full(&client, &chunk, &mut sent);
+        assert!(!sent.is_empty());
+        // Nothing was queued: try_write never queues.
+        assert_eq!(client.write_queue_size(), 0);
+        // The peer reads it all, after which the kernel takes bytes again.
+        let expected = sent.len();
+        run_until(&lp, LIMIT, || received.borrow().len() == expected);
+    }
+    assert!(*received.borrow() == sent, "bytes lost or reordered");
+    assert_eq!(client.try_write(b"more").unwrap(), 4);
+    drop((server, client, conns));
+    close_clean(lp);
+}
+
+#[test]
+fn try_write_is_eagain_while_writes_are_queued_and_epipe_after_shutdown() {
+    let lp = Loop::new().unwrap();
+    let (server, addr, conns, received) = server(&lp);
+    let client = connected_client(&lp, addr, &conns);
+    let mut sent = Vec::new();
+    try_write_until_full(&client, &[7u8; 64 * 1024], &mut sent);
+    // Queued behind the full buffer: try_write must not jump the queue, also once the
+    // kernel has room again (the peer read some) while libuv still holds queued bytes.
+    const QUEUED: usize = 32 * 1024 * 1024;
+    let written = shared(false);
+    let w = written.clone();
+    client
+        .write(vec![9u8; QUEUED], move |r| {
+            r.unwrap();
+            *w.borrow_mut() = true
+        })
+        .unwrap();
+    assert!(client.write_queue_size() > 0);
+    assert_eq!(client.try_write(b"x"), Err(Error::EAGAIN));
+    let before = sent.len();
+    run_until(&lp, LIMIT, || received.borrow().len() > before);
+    assert!(
+        client.write_queue_size() > 0,
+        "the queued write is still going out"
+    );
+    assert_eq!(client.try_write(b"x"), Err(Error::EAGAIN));
+    run_until(&lp, LIMIT, || *written.borrow());
+    sent.resize(sent.len() + QUEUED, 9);
+    // With the queue empty again, try_write writes.
+    assert_eq!(client.try_write(b"end").unwrap(), 3);
+    sent.extend_from_slice(b"end");
+    run_until(&lp, LIMIT, || received.borrow().len() == sent.len());
+    assert!(*received.borrow() == sent);
+    // No longer writable once shut down.
+    let shut = shared(None);
+    let s = shut.clone();
+    client.shutdown(move |r| *s.borrow_mut() = Some(r)).unwrap();
+    assert_eq!(client.try_write(b"late"), Err(Error::EPIPE));
+    run_until(&lp, LIMIT, || shut.borrow().is_some());
+    assert_eq!(client.try_write(b"late"), Err(Error::EPIPE));
+    drop((server, client, conns));
+    close_clean(lp);
+}
+
+#[test]
+fn try_write_to_a_closed_peer_fails_with_a_reset_or_broken_pipe() {
+    let lp = Loop::new().unwrap();
+    let (server, addr, conns, _) = server(&lp);
+    let client = connected_client(&lp, addr, &conns);
+    conns.borrow_mut().pop().unwrap().close_reset().unwrap();
+    let mut failure = None;
+    // The first writes may still be taken; the reset comes back within a few tries.
+    run_until(&lp, LIMIT, || {
+        match client.try_write(&[0u8; 4096]) {
+            Ok(_) => {}
+            Err(err) => failure = Some(err),
+        }
+        failure.is_some()
+    });
+    let err = failure.unwrap();
+    assert!(
+        [Error::EPIPE, Error::from_code(-libc::ECONNRESET)].contains(&err),
+        "unexpected error {err}"
+    );
+    drop((server, client, conns));
+    close_clean(lp);
+}

@@ -114,21 +114,29 @@ impl Wire {
         max_data: usize,
         mut f: impl FnMut(Event<'_>) -> T,
     ) -> Result<Step<T>, Error> {
-        let mut result = None;
         let skip = self.used.get();
-        self.conn.with_buffered(&mut |data| {
+        let mut step_over = |data: &[u8]| {
             let data = data.get(skip..).unwrap_or_default();
             let mut parser = self.parser.borrow_mut();
-            result = Some(
-                parser
-                    .parse(data, max_data)
-                    .map(|(used, event)| match event {
-                        Event::NeedMore => (used, data.len(), Step::NeedMore),
-                        event => (used, data.len(), Step::Got(f(event))),
-                    }),
-            );
-        });
-        let (used, len, step) = result.expect("with_buffered calls its function")?;
+            parser
+                .parse(data, max_data)
+                .map(|(used, event)| match event {
+                    Event::NeedMore => (used, data.len(), Step::NeedMore),
+                    event => (used, data.len(), Step::Got(f(event))),
+                })
+        };
+        // The buffer borrowed where the connection lends it (no `dyn FnMut` call), and the
+        // borrow over before `consume`.
+        let result = match self.conn.buffered() {
+            Some(data) => step_over(&data),
+            None => {
+                let mut result = None;
+                self.conn
+                    .with_buffered(&mut |data| result = Some(step_over(data)));
+                result.expect("with_buffered calls its function")
+            }
+        };
+        let (used, len, step) = result?;
         let drained = used == len;
         self.drained.set(drained);
         if drained {

@@ -3,6 +3,7 @@
 //! (TCP, a Unix socket, later TLS).
 
 use std::any::Any;
+use std::cell::Ref;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -112,6 +113,37 @@ pub trait Connection: 'static {
     /// switch either.
     fn with_buffered(&self, f: &mut dyn FnMut(&[u8]));
 
+    /// The buffered, unconsumed bytes (possibly none), borrowed: a cheaper
+    /// [`with_buffered`](Self::with_buffered) for connections that keep them in a `RefCell`.
+    /// `None` (the default) when the connection offers only `with_buffered`. Never switches;
+    /// the borrow must be dropped before the next call of another method of the connection
+    /// (which may panic while it is held) and before a switch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gruvi_stream::{Connection, TcpListener, TcpStream};
+    ///
+    /// fiber_core::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind("127.0.0.1:0")?;
+    ///     let client = TcpStream::connect(listener.local_addr()?)?;
+    ///     let (server, _) = listener.accept()?;
+    ///     client.send(b"hello")?;
+    ///     assert!(server.fill()?);
+    ///     let n = {
+    ///         let data = server.buffered().expect("a TCP stream lends its buffer");
+    ///         assert_eq!(&data[..], b"hello");
+    ///         data.len()
+    ///     };
+    ///     server.consume(n);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    fn buffered(&self) -> Option<Ref<'_, [u8]>> {
+        None
+    }
+
     /// Marks the first `n` buffered bytes as consumed. Reading from the peer resumes once the
     /// buffer drains below its low-water mark.
     ///
@@ -218,6 +250,10 @@ macro_rules! impl_connection {
                 self.transport().with_buffered(f)
             }
 
+            fn buffered(&self) -> Option<Ref<'_, [u8]>> {
+                Some(self.transport().buffered())
+            }
+
             fn consume(&self, n: usize) {
                 self.transport().consume(n)
             }
@@ -322,6 +358,10 @@ impl<C: Connection + ?Sized> Connection for Rc<C> {
 
     fn with_buffered(&self, f: &mut dyn FnMut(&[u8])) {
         (**self).with_buffered(f)
+    }
+
+    fn buffered(&self) -> Option<Ref<'_, [u8]>> {
+        (**self).buffered()
     }
 
     fn consume(&self, n: usize) {

@@ -216,13 +216,8 @@ impl<S: Stream + 'static> Transport<S> {
         if shared.buffered() > 0 || shared.eof.get() || shared.read_error.get().is_some() {
             return Err(notify);
         }
-        if !shared.reading.get() {
-            let Ok(handle) = self.handle() else {
-                return Err(notify);
-            };
-            if self.start_reading(&handle).is_err() {
-                return Err(notify);
-            }
+        if !shared.reading.get() && !self.start_reading_now() {
+            return Err(notify);
         }
         match shared.notify.take() {
             None => {
@@ -234,6 +229,16 @@ impl<S: Stream + 'static> Transport<S> {
                 Err(notify)
             }
         }
+    }
+
+    /// Starts reading for [`notify_when_filled`](Self::notify_when_filled): `false` if the
+    /// transport is closed or libuv refused. Out of line: reading is started already between
+    /// two requests.
+    #[cold]
+    #[inline(never)]
+    fn start_reading_now(&self) -> bool {
+        self.handle()
+            .is_ok_and(|handle| self.start_reading(&handle).is_ok())
     }
 
     /// Reads buffered bytes into `out`, waiting for some if none are buffered.
@@ -256,6 +261,12 @@ impl<S: Stream + 'static> Transport<S> {
         f(&buf[self.shared.pos.get()..])
     }
 
+    /// The unread bytes, borrowed.
+    pub(crate) fn buffered(&self) -> std::cell::Ref<'_, [u8]> {
+        let pos = self.shared.pos.get();
+        std::cell::Ref::map(self.shared.buf.borrow(), |buf| &buf[pos..])
+    }
+
     /// Marks `n` buffered bytes as read, resuming reading below the low-water mark.
     pub(crate) fn consume(&self, n: usize) {
         let shared = &self.shared;
@@ -272,11 +283,17 @@ impl<S: Stream + 'static> Transport<S> {
         } else {
             shared.pos.set(pos);
         }
-        if shared.paused.get()
-            && shared.buffered() < shared.limits.get().read_low_water
-            && let Ok(handle) = self.handle()
-        {
-            shared.paused.set(false);
+        if shared.paused.get() && shared.buffered() < shared.limits.get().read_low_water {
+            self.resume_reading();
+        }
+    }
+
+    /// Resumes reading paused at the high-water mark. Out of line: rarely needed.
+    #[cold]
+    #[inline(never)]
+    fn resume_reading(&self) {
+        if let Ok(handle) = self.handle() {
+            self.shared.paused.set(false);
             let _ = self.start_reading(&handle);
         }
     }
@@ -308,6 +325,14 @@ impl<S: Stream + 'static> Transport<S> {
             };
             return self.write_now(handle, data);
         }
+        self.write_queued(data)
+    }
+
+    /// [`write`](Self::write) with writes queued or failed: waits while the queue is over its
+    /// limit. Out of line: the usual write finds nothing queued.
+    #[cold]
+    #[inline(never)]
+    fn write_queued(&self, data: &[u8]) -> io::Result<usize> {
         let handle = self.handle()?;
         self.wait_for_queue(&handle, self.shared.limits.get().write_high_water)?;
         if handle.write_queue_size() == 0 && self.shared.pending_writes.get() == 0 {
@@ -327,9 +352,17 @@ impl<S: Stream + 'static> Transport<S> {
             Err(err) => return Err(err.into()),
         };
         if written < data.len() {
-            self.submit(handle, data[written..].to_vec())?;
+            self.queue_rest(handle, &data[written..])?;
         }
         Ok(data.len())
+    }
+
+    /// Copies what the kernel did not take into libuv's queue. Out of line: the usual write
+    /// is taken whole.
+    #[cold]
+    #[inline(never)]
+    fn queue_rest(&self, handle: &S, rest: &[u8]) -> io::Result<()> {
+        self.submit(handle, rest.to_vec())
     }
 
     /// Hands an owned buffer to libuv's write queue.
@@ -489,21 +522,29 @@ impl Waiters {
 
     /// Wakes every waiter. Every read and write completion comes here: most find nobody
     /// waiting, or only the first.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wake_all(&self) {
         let first = self.first.take();
         if !self.more.borrow().is_empty() {
-            let mut more = std::mem::take(&mut *self.more.borrow_mut());
-            for waiter in first.into_iter().chain(more.drain(..)) {
-                waiter.unpark();
-            }
-            // Keep the allocation for the next waits, unless a waiter was added meanwhile.
-            let mut slot = self.more.borrow_mut();
-            if slot.is_empty() {
-                *slot = more;
-            }
+            self.wake_more(first);
         } else if let Some(first) = first {
             first.unpark();
+        }
+    }
+
+    /// [`wake_all`](Self::wake_all) with more than one waiter: out of line, so that the
+    /// usual wake-up (nobody or one) needs no registers of its own.
+    #[cold]
+    #[inline(never)]
+    fn wake_more(&self, first: Option<Fiber>) {
+        let mut more = std::mem::take(&mut *self.more.borrow_mut());
+        for waiter in first.into_iter().chain(more.drain(..)) {
+            waiter.unpark();
+        }
+        // Keep the allocation for the next waits, unless a waiter was added meanwhile.
+        let mut slot = self.more.borrow_mut();
+        if slot.is_empty() {
+            *slot = more;
         }
     }
 }

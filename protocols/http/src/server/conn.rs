@@ -81,6 +81,14 @@ pub(crate) fn serve(task: &Rc<Task>, resumed: bool) {
         resumed = false;
         task.first.set(false);
         match exchange(shared, wire, head) {
+            // The usual keep-alive turn (without pipelining): all that came was answered,
+            // and the connection waits idle without a fiber, as `read_head` would have it
+            // wait, without that call.
+            Ok(true) if wire.drained.get() => match wait_idle(task) {
+                Some(NoHead::Detached) => return,
+                Some(_) => break,
+                None => {}
+            },
             Ok(true) => {}
             Ok(false) => break,
             Err(Abort) => {
@@ -440,6 +448,26 @@ fn finish_body(wire: &Rc<Wire>, max_discard: u64) -> bool {
     matches!(body.discard(max_discard), Ok(true))
 }
 
+/// After an exchange that used up what was received: sends the answers and leaves the
+/// connection waiting idle without a fiber. `Some(Detached)` when it does, `Some(Quiet)` when
+/// the send failed; `None` when it cannot (bytes came meanwhile, the server is closing, the
+/// connection does not support the wait): [`read_head`] then, which finds nothing to send.
+#[inline(always)]
+fn wait_idle(task: &Rc<Task>) -> Option<NoHead> {
+    let (shared, wire, state) = (&*task.shared, &*task.wire, &*task.state);
+    if wire.flush().is_err() {
+        return Some(NoHead::Quiet);
+    }
+    if !wire.parser.borrow().is_idle() || shared.closing.get() {
+        return None;
+    }
+    // As in `read_head`: the sweeper closes the connection if it stays idle.
+    state
+        .idle_until
+        .set(shared.idle_deadline_tick(task.first.get()));
+    wire.detach(task.clone()).then_some(NoHead::Detached)
+}
+
 /// Waits for and parses the next request head. `resumed`: the connection waited idle without
 /// a fiber, and was told that bytes (or the end) came.
 #[inline(never)]
@@ -448,9 +476,15 @@ fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead>
     let config = &shared.config;
     let mut started: Option<Instant> = None;
     // The last parse used up the buffer (one request per read, without pipelining): a parse
-    // before waiting would find nothing, unless bytes came during a switch since.
-    let mut parse = !wire.drained.get() && !resumed;
-    let mut resumed = resumed;
+    // before waiting would find nothing, unless bytes came during a switch since. Told that
+    // bytes (or the end) came, parse at once: the `fill` that would return at once is left
+    // out (a parse that needs more, at the end of stream too, goes on as after any parse).
+    let mut parse = resumed || !wire.drained.get();
+    if resumed {
+        state.idle_until.set(0);
+        // Time passed while the connection waited.
+        crate::encode::date_may_be_stale();
+    }
     loop {
         if parse {
             let step = wire.parse(0, |event| match event {
@@ -466,47 +500,40 @@ fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead>
                 Err(err) => return Err(NoHead::Invalid(err)),
             }
         }
-        let (idle, filled) = if std::mem::take(&mut resumed) {
-            // Told: this returns at once.
-            state.idle_until.set(0);
-            (true, wire.fill(None))
-        } else {
-            // About to wait: what is answered so far goes out first (pipelined answers leave
-            // together, in one send).
-            if wire.flush().is_err() {
+        // About to wait: what is answered so far goes out first (pipelined answers leave
+        // together, in one send).
+        if wire.flush().is_err() {
+            return Err(NoHead::Quiet);
+        }
+        let idle = wire.parser.borrow().is_idle();
+        let filled = if idle {
+            if shared.closing.get() {
+                if !parse {
+                    // Bytes that came during a switch are still answered.
+                    parse = true;
+                    continue;
+                }
                 return Err(NoHead::Quiet);
             }
-            let idle = wire.parser.borrow().is_idle();
-            let filled = if idle {
-                if shared.closing.get() {
-                    if !parse {
-                        // Bytes that came during a switch are still answered.
-                        parse = true;
-                        continue;
-                    }
-                    return Err(NoHead::Quiet);
-                }
-                // Nothing received yet: the sweeper closes the connection if it stays idle
-                // (head_timeout for the first head, keep_alive_timeout after).
-                state
-                    .idle_until
-                    .set(shared.idle_deadline_tick(task.first.get()));
-                // Without a fiber, where the connection supports it.
-                if wire.detach(task.clone()) {
-                    return Err(NoHead::Detached);
-                }
-                let filled = wire.fill(None);
-                state.idle_until.set(0);
-                filled
-            } else {
-                let start = *started.get_or_insert_with(Instant::now);
-                let left = config.head_timeout.saturating_sub(start.elapsed());
-                if left.is_zero() {
-                    return Err(NoHead::TimedOut);
-                }
-                wire.fill(Some(left))
-            };
-            (idle, filled)
+            // Nothing received yet: the sweeper closes the connection if it stays idle
+            // (head_timeout for the first head, keep_alive_timeout after).
+            state
+                .idle_until
+                .set(shared.idle_deadline_tick(task.first.get()));
+            // Without a fiber, where the connection supports it.
+            if wire.detach(task.clone()) {
+                return Err(NoHead::Detached);
+            }
+            let filled = wire.fill(None);
+            state.idle_until.set(0);
+            filled
+        } else {
+            let start = *started.get_or_insert_with(Instant::now);
+            let left = config.head_timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(NoHead::TimedOut);
+            }
+            wire.fill(Some(left))
         };
         parse = true;
         match filled {

@@ -77,11 +77,18 @@ impl Runners {
         self.ensure_ready(shared);
     }
 
-    /// Wakes or starts a runner unless one is about to look at the queue.
+    /// Wakes or starts a runner unless one is about to look at the queue. Inlined: the usual
+    /// call finds a runner about to look.
+    #[inline(always)]
     fn ensure_ready(&self, shared: &Rc<Shared>) {
-        if self.ready.get() > 0 {
-            return;
+        if self.ready.get() == 0 {
+            self.make_ready(shared);
         }
+    }
+
+    /// [`ensure_ready`](Self::ensure_ready) when no runner is about to look at the queue.
+    #[inline(never)]
+    fn make_ready(&self, shared: &Rc<Shared>) {
         let parked = self.idle.borrow_mut().pop();
         if let Some(runner) = parked {
             self.ready.set(self.ready.get() + 1);
