@@ -43,6 +43,9 @@ pub(crate) struct Wire {
     pub(crate) message: Cell<u64>,
     /// Counts the sends of pending output.
     pub(crate) flushes: Cell<u64>,
+    /// Server side: the client asked to close after the last request, which was read whole,
+    /// so it sends nothing more (RFC 9112 section 9.6): the close needs no lingering.
+    pub(crate) client_done: Cell<bool>,
     /// The last parse used up the receive buffer, and no wait for bytes came since: a parse
     /// now would find nothing new (unless bytes came during a switch in between).
     pub(crate) drained: Cell<bool>,
@@ -65,6 +68,7 @@ impl Wire {
             body_error: RefCell::new(None),
             message: Cell::new(0),
             flushes: Cell::new(0),
+            client_done: Cell::new(false),
             drained: Cell::new(false),
             read_timeout: Cell::new(None),
             used: Cell::new(0),

@@ -212,6 +212,42 @@ fn connection_close_is_honoured(shape: Shape) {
     });
 }
 
+/// A client that asked to close, and sent nothing more, is let go right after its answer,
+/// even while it keeps its own side open: the server does not linger (up to 2 s) reading
+/// from a client that has said it is done. One that sent more than it asked for is still
+/// lingered on.
+fn a_client_that_asked_to_close_is_let_go_at_once(shape: Shape) {
+    run_clean(|| {
+        let (server, addr) = serve_as(shape, quick(), app_in_place);
+        let gone_within = |conn: &mut gruvi_stream::TcpStream, wire: &[u8], limit: Duration| {
+            conn.write_all(wire).unwrap();
+            let answer = String::from_utf8(support::read_all(conn)).unwrap();
+            assert!(answer.starts_with("HTTP/1."), "{answer}");
+            // The client's side stays open: only the server's close ends the connection.
+            let start = Instant::now();
+            while server.connection_count() > 0 && start.elapsed() < limit {
+                fiber_core::sleep(Duration::from_millis(5)).unwrap();
+            }
+            server.connection_count() == 0
+        };
+        for wire in [
+            &b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        ] {
+            let mut conn = connect(&addr);
+            let gone = gone_within(&mut conn, wire, Duration::from_millis(1000));
+            assert!(gone, "{}", String::from_utf8_lossy(wire));
+        }
+        // Bytes after the request that asked to close: lingered on (the close waits).
+        let mut conn = connect(&addr);
+        let wire = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nmore";
+        assert!(!gone_within(&mut conn, wire, Duration::from_millis(300)));
+        drop(conn);
+        server.close().unwrap();
+    });
+}
+
 fn head_has_the_headers_of_get_and_no_body(shape: Shape) {
     run_clean(|| {
         let (server, addr) = serve_as(shape, quick(), app_in_place);
@@ -1354,4 +1390,5 @@ for_both_shapes!(
     idle_connections_hold_no_fiber,
     blocking_handlers_hold_up_no_other_connection,
     close_cuts_off_a_blocked_handler_of_a_resumed_connection,
+    a_client_that_asked_to_close_is_let_go_at_once,
 );

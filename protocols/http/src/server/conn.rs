@@ -161,10 +161,14 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
         return Ok(false);
     };
+    let requested = keep_alive;
     let mut keep_alive = keep_alive && !shared.closing.get();
+    let mut body_done = true;
     if has_body && !finish_body(wire, config.max_discard) {
         keep_alive = false;
+        body_done = false;
     }
+    wire.client_done.set(!requested && body_done);
     if let Some(err) = body_error(wire, has_body) {
         write_error(wire, err.status(), server_line);
         return Ok(false);
@@ -552,11 +556,22 @@ fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead>
 
 /// Sends what is pending, shuts down the sending side, and reads what the client still sends
 /// for a while, so that a client still writing gets the last response rather than a reset.
+/// No lingering when the client asked to close and everything it sent was read: it sends
+/// nothing more (RFC 9112 section 9.6), and a close with nothing unread sends no reset.
 #[inline(never)]
 fn close_gracefully(wire: &Wire) {
     if wire.flush().is_err() || wire.conn.shutdown_write().is_err() {
         wire.conn.close();
         return;
+    }
+    if wire.client_done.get() && wire.parser.borrow().is_idle() {
+        wire.settle();
+        let mut unread = 0;
+        wire.conn.with_buffered(&mut |data| unread = data.len());
+        if unread == 0 {
+            wire.conn.close();
+            return;
+        }
     }
     let deadline = Instant::now() + LINGER;
     let mut dropped = 0;
