@@ -267,6 +267,14 @@ impl TcpListener {
     /// An accept error (e.g. out of file descriptors), `NotConnected` once the listener is
     /// closed, a cancelled fiber's error.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let stream = self.accept_stream()?;
+        let peer = stream.peer_addr()?;
+        Ok((stream, peer))
+    }
+
+    /// [`accept`](Self::accept) without the peer's address (libuv gives none with the
+    /// connection: it costs a `getpeername` call).
+    fn accept_stream(&self) -> io::Result<TcpStream> {
         loop {
             if let Some(err) = self.incoming.error.take() {
                 return Err(err.into());
@@ -283,18 +291,21 @@ impl TcpListener {
                     self.incoming.ready.set(self.incoming.ready.get() - 1);
                     let conn = Tcp::new(&server.loop_handle())?;
                     server.accept(&conn)?;
-                    let stream = TcpStream::from_handle(conn);
-                    let peer = stream.peer_addr()?;
-                    return Ok((stream, peer));
+                    return Ok(TcpStream::from_handle(conn));
                 }
             }
             block_on(&self.incoming.acceptors, None, "accept timed out")?;
         }
     }
 
-    /// An endless iterator of accepted connections (std's `incoming`).
+    /// An endless iterator of accepted connections (std's `incoming`), without their peers'
+    /// addresses (which cost a system call each; [`TcpStream::peer_addr`] has them).
+    ///
+    /// # Switchpoint
+    ///
+    /// Each `next` blocks the fiber until a connection arrives, as [`accept`](Self::accept).
     pub fn incoming(&self) -> impl Iterator<Item = io::Result<TcpStream>> + '_ {
-        std::iter::repeat_with(move || self.accept().map(|(stream, _)| stream))
+        std::iter::repeat_with(move || self.accept_stream())
     }
 
     /// The local address.

@@ -396,3 +396,14 @@ fn a_wait_without_a_fiber_is_told_of_bytes_the_end_and_a_close_once_each() {
         assert_eq!(Rc::strong_count(&told_close), 1);
     });
 }
+
+#[test]
+fn incoming_connections_know_their_peer_when_asked() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let conn = listener.incoming().next().unwrap().unwrap();
+        assert_eq!(conn.peer_addr().unwrap(), client.local_addr().unwrap());
+        assert_eq!(conn.local_addr().unwrap(), client.peer_addr().unwrap());
+    });
+}

@@ -8,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use gruvi_stream::{TcpStream, UnixStream};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::respond::{Exchange, write_error, write_response};
@@ -560,7 +561,7 @@ fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead>
 /// nothing more (RFC 9112 section 9.6), and a close with nothing unread sends no reset.
 #[inline(never)]
 fn close_gracefully(wire: &Wire) {
-    if wire.flush().is_err() || wire.conn.shutdown_write().is_err() {
+    if wire.flush().is_err() {
         wire.conn.close();
         return;
     }
@@ -569,9 +570,22 @@ fn close_gracefully(wire: &Wire) {
         let mut unread = 0;
         wire.conn.with_buffered(&mut |data| unread = data.len());
         if unread == 0 {
+            // A plain socket's close sends its FIN after what the kernel holds: only the
+            // queue of writes not handed to it yet must drain. Others shut down first (TLS
+            // sends its close_notify).
+            let any = wire.conn.as_any();
+            if any.is::<TcpStream>() || any.is::<UnixStream>() {
+                let _ = wire.conn.flush_queue();
+            } else {
+                let _ = wire.conn.shutdown_write();
+            }
             wire.conn.close();
             return;
         }
+    }
+    if wire.conn.shutdown_write().is_err() {
+        wire.conn.close();
+        return;
     }
     let deadline = Instant::now() + LINGER;
     let mut dropped = 0;

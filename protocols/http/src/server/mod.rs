@@ -644,7 +644,8 @@ impl Listener {
     fn accept(&self) -> io::Result<Rc<dyn Connection>> {
         match self {
             Listener::Tcp(listener) => {
-                let (conn, _) = listener.accept()?;
+                // Without the peer's address: a handler asks the connection when it wants it.
+                let conn = listener.incoming().next().expect("an endless iterator")?;
                 // Request-response traffic would stall on delayed acknowledgements otherwise.
                 let _ = conn.set_nodelay(true);
                 Ok(Rc::new(conn))
