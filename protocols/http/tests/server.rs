@@ -1192,6 +1192,14 @@ fn a_handler_can_close_its_own_server() {
         assert!(is_closed(&mut idle));
         assert!(is_closed(&mut closer));
         drop(slot.borrow_mut().take());
+        drop(server);
+        // The runner whose handler closed the server does not stay parked.
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let runners = fiber_core::dump()
+            .into_iter()
+            .filter(|fiber| fiber.name == "http runner")
+            .count();
+        assert_eq!(runners, 0);
     });
 }
 
@@ -1225,6 +1233,38 @@ fn fiber_locals_do_not_carry_over_to_another_connection() {
             assert!(!b_saw.starts_with("/a"), "round {round}: b saw {b_saw}");
         }
         server.close().unwrap();
+    });
+}
+
+/// A request that arrives while the handler of the one before runs is not taken for an idle
+/// connection: neither the sweeper (keep-alive timeout 100 ms, the handlers sleep 200 ms) nor
+/// a graceful shutdown closes the connection under it.
+fn a_request_that_came_during_the_last_one_is_not_idle(shape: Shape) {
+    run_clean(|| {
+        let config = ServerConfig {
+            keep_alive_timeout: Duration::from_millis(100),
+            ..quick()
+        };
+        let (server, addr) = serve_as(shape, config, app_in_place);
+        let mut reader = Reader::new();
+        for shutdown in [false, true] {
+            let mut conn = connect(&addr);
+            conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            fiber_core::sleep(Duration::from_millis(50)).unwrap();
+            conn.write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            if shutdown {
+                // While the second request runs.
+                fiber_core::sleep(Duration::from_millis(250)).unwrap();
+                server.shutdown(Duration::from_secs(5)).unwrap();
+            }
+            for n in 0..2 {
+                let answer = reader.next(&mut conn, Method::GET).unwrap();
+                let answer = answer.unwrap_or_else(|| panic!("answer {n} (shutdown {shutdown})"));
+                assert_eq!(answer.body, b"slept");
+            }
+        }
     });
 }
 
@@ -1391,4 +1431,5 @@ for_both_shapes!(
     blocking_handlers_hold_up_no_other_connection,
     close_cuts_off_a_blocked_handler_of_a_resumed_connection,
     a_client_that_asked_to_close_is_let_go_at_once,
+    a_request_that_came_during_the_last_one_is_not_idle,
 );

@@ -65,7 +65,9 @@ pub trait Connection: 'static {
 
     /// Arranges for `notify` to be told, once, as soon as [`fill`](Self::fill) would return
     /// without blocking (bytes arrived, end of stream, an error, or the connection was
-    /// closed): a wait for bytes that holds no fiber. A server can leave an idle keep-alive
+    /// closed): a wait for bytes that holds no fiber. The connection holds `notify` until
+    /// then: a `notify` that holds the connection makes a cycle that only the notification
+    /// (or a close) ends, and a connection dropped without a close drops `notify` untold. A server can leave an idle keep-alive
     /// connection this way and serve it from whatever fiber is free when bytes come, rather
     /// than keep a fiber (and its stack) per connection. The read timeout does not apply.
     /// Never switches.
@@ -191,6 +193,26 @@ pub trait Connection: 'static {
     /// (readers see end of stream). Never switches.
     fn close(&self);
 
+    /// Closes the connection once everything sent has been handed on: the peer reads all of
+    /// it, then the end of stream; nothing more is read. The default shuts the sending side
+    /// down first ([`shutdown_write`](Self::shutdown_write)), then closes; a TCP or Unix
+    /// socket only waits for its send queue to drain, since closing it sends the end of
+    /// stream after what the kernel holds (one system call and one wait less).
+    ///
+    /// # Switchpoint
+    ///
+    /// Waits for the send queue to drain (and, by default, for the shutdown).
+    ///
+    /// # Errors
+    ///
+    /// As [`flush_queue`](Self::flush_queue) and [`shutdown_write`](Self::shutdown_write); the
+    /// connection is closed either way.
+    fn close_when_sent(&self) -> io::Result<()> {
+        let sent = self.shutdown_write();
+        self.close();
+        sent
+    }
+
     /// Sets how long [`fill`](Self::fill) may block (`None`: forever).
     ///
     /// # Errors
@@ -274,6 +296,12 @@ macro_rules! impl_connection {
 
             fn close(&self) {
                 <$t>::close(self)
+            }
+
+            fn close_when_sent(&self) -> io::Result<()> {
+                let sent = self.transport().flush();
+                <$t>::close(self);
+                sent
             }
 
             fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -382,6 +410,10 @@ impl<C: Connection + ?Sized> Connection for Rc<C> {
 
     fn close(&self) {
         (**self).close()
+    }
+
+    fn close_when_sent(&self) -> io::Result<()> {
+        (**self).close_when_sent()
     }
 
     fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {

@@ -8,7 +8,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use gruvi_stream::{TcpStream, UnixStream};
 use http::{Method, Request, Response, StatusCode, Version};
 
 use super::respond::{Exchange, write_error, write_response};
@@ -470,7 +469,12 @@ fn wait_idle(task: &Rc<Task>) -> Option<NoHead> {
     state
         .idle_until
         .set(shared.idle_deadline_tick(task.first.get()));
-    wire.detach(task.clone()).then_some(NoHead::Detached)
+    if wire.detach(task.clone()) {
+        return Some(NoHead::Detached);
+    }
+    // Bytes came meanwhile: not idle (the sweeper and a shutdown would close it).
+    state.idle_until.set(0);
+    None
 }
 
 /// Waits for and parses the next request head. `resumed`: the connection waited idle without
@@ -565,21 +569,14 @@ fn close_gracefully(wire: &Wire) {
         wire.conn.close();
         return;
     }
+    // Before lingering would start: the write shutdown comes with the close.
     if wire.client_done.get() && wire.parser.borrow().is_idle() {
         wire.settle();
         let mut unread = 0;
         wire.conn.with_buffered(&mut |data| unread = data.len());
         if unread == 0 {
-            // A plain socket's close sends its FIN after what the kernel holds: only the
-            // queue of writes not handed to it yet must drain. Others shut down first (TLS
-            // sends its close_notify).
-            let any = wire.conn.as_any();
-            if any.is::<TcpStream>() || any.is::<UnixStream>() {
-                let _ = wire.conn.flush_queue();
-            } else {
-                let _ = wire.conn.shutdown_write();
-            }
-            wire.conn.close();
+            // A TCP or Unix socket without a write shutdown (TLS still sends close_notify).
+            let _ = wire.conn.close_when_sent();
             return;
         }
     }

@@ -389,14 +389,13 @@ impl Server {
         // Everything is cancelled before anything is waited for, so that the server is stopped
         // even when a wait fails (the caller cancelled). The calling fiber (a handler closing
         // its own server) is not cancelled or waited for.
-        let mut fibers: Vec<JoinHandle<()>> = Vec::new();
+        // The runners stop first: a connection waiting idle that its close below tells is
+        // dropped then, not queued; those being served are cut off with their runner.
+        let mut fibers: Vec<JoinHandle<()>> = self.shared.runners.stop();
         for (_, entry) in connections {
             entry.conn.close();
             fibers.extend(entry.fiber);
         }
-        // The connections that waited idle were queued by their close: dropped with the
-        // queue; those being served are cut off with their runner.
-        fibers.extend(self.shared.runners.stop());
         fibers.extend(self.shared.sweeper.borrow_mut().take());
         fibers.retain(|fiber| fiber.fiber().id() != me);
         for fiber in &fibers {
@@ -487,12 +486,13 @@ impl Drop for Server {
                 fiber.cancel();
             }
         };
+        // The runners stop first, as in `close`.
+        self.shared.runners.stop().iter().for_each(cancel);
         let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
         for entry in connections.values() {
             entry.conn.close();
             entry.fiber.iter().for_each(cancel);
         }
-        self.shared.runners.stop().iter().for_each(cancel);
     }
 }
 
@@ -542,13 +542,18 @@ impl Shared {
             // From here the task forgets the connection when it is dropped.
             finished.disarm();
             let task = Rc::new(runner::Task {
-                shared,
+                shared: shared.clone(),
                 wire,
                 state: s,
                 first: Cell::new(true),
                 id,
             });
             task.run(false);
+            // Over, or waiting without a fiber: this one ends, and its record need not stay
+            // with the connection.
+            if let Some(entry) = shared.connections.borrow_mut().get_mut(&id) {
+                entry.fiber = None;
+            }
         });
         match spawned {
             Ok(fiber) => {

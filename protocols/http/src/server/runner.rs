@@ -39,6 +39,9 @@ impl Drop for Task {
 impl FillNotify for Task {
     /// Bytes (or the end) came for an idle connection: queued for a runner.
     fn filled(self: Rc<Self>) {
+        // Bytes came: no longer idle, though a runner has yet to take it (neither the sweeper
+        // nor a shutdown closes it meanwhile).
+        self.state.idle_until.set(0);
         let shared = self.shared.clone();
         shared.runners.push(self, &shared);
     }
@@ -122,6 +125,7 @@ impl Runners {
     /// Returns the runners, to cancel and join.
     pub(crate) fn stop(&self) -> Vec<JoinHandle<()>> {
         self.stopped.set(true);
+        self.idle.borrow_mut().clear();
         let all = std::mem::take(&mut *self.all.borrow_mut());
         let jobs = std::mem::take(&mut *self.jobs.borrow_mut());
         drop(jobs);
@@ -145,7 +149,8 @@ fn run(weak: &Weak<Shared>) {
             // Nothing a handler left in a fiber-local reaches another connection.
             fiber_core::clear_locals();
         }
-        if runners.idle.borrow().len() >= MAX_IDLE {
+        // The server closed (a handler of this runner's closed it), or enough are parked.
+        if runners.stopped.get() || runners.idle.borrow().len() >= MAX_IDLE {
             return;
         }
         runners.idle.borrow_mut().push(me.clone());
