@@ -465,16 +465,22 @@ fn wait_idle(task: &Rc<Task>) -> Option<NoHead> {
     if !wire.parser.borrow().is_idle() || shared.closing.get() {
         return None;
     }
-    // As in `read_head`: the sweeper closes the connection if it stays idle.
-    state
-        .idle_until
-        .set(shared.idle_deadline_tick(task.first.get()));
-    if wire.detach(task.clone()) {
+    if detach_idle(task) {
         return Some(NoHead::Detached);
     }
     // Bytes came meanwhile: not idle (the sweeper and a shutdown would close it).
     state.idle_until.set(0);
     None
+}
+
+/// Marks the connection idle, nothing received yet (the sweeper closes it if it stays so:
+/// head_timeout for the first head, keep_alive_timeout after), and leaves it waiting without a
+/// fiber where the connection supports that: `true` then. Else the caller waits, or unmarks.
+#[inline(always)]
+fn detach_idle(task: &Rc<Task>) -> bool {
+    let deadline = task.shared.idle_deadline_tick(task.first.get());
+    task.state.idle_until.set(deadline);
+    task.wire.detach(task.clone())
 }
 
 /// Waits for and parses the next request head. `resumed`: the connection waited idle without
@@ -524,15 +530,10 @@ fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead>
                 }
                 return Err(NoHead::Quiet);
             }
-            // Nothing received yet: the sweeper closes the connection if it stays idle
-            // (head_timeout for the first head, keep_alive_timeout after).
-            state
-                .idle_until
-                .set(shared.idle_deadline_tick(task.first.get()));
-            // Without a fiber, where the connection supports it.
-            if wire.detach(task.clone()) {
+            if detach_idle(task) {
                 return Err(NoHead::Detached);
             }
+            // Waits in this fiber, still marked idle.
             let filled = wire.fill(None);
             state.idle_until.set(0);
             filled
