@@ -1203,6 +1203,79 @@ fn a_handler_can_close_its_own_server() {
     });
 }
 
+/// A handler may shut down its own server gracefully: the shutdown waits for the other
+/// request in progress, not for the handler's own (which could not finish meanwhile), and the
+/// handler's response still goes out, saying `Connection: close`, before its connection closes.
+#[test]
+fn a_handler_can_shut_down_its_own_server() {
+    run_clean(|| {
+        let slot: Rc<std::cell::RefCell<Option<Rc<gruvi_http::Server>>>> = Rc::default();
+        let shut = Rc::new(Cell::new(None));
+        let (s, done) = (slot.clone(), shut.clone());
+        let handler = move |request: Request<Incoming>| match request.uri().path() {
+            "/shutdown" => {
+                let server = s.borrow().clone().expect("the server is in its slot");
+                let start = Instant::now();
+                let result = server.shutdown(Duration::from_secs(5));
+                done.set(Some((result.map_err(|e| e.to_string()), start.elapsed())));
+                Response::new(Body::from("bye"))
+            }
+            "/sleep" => {
+                fiber_core::sleep(Duration::from_millis(200)).unwrap();
+                Response::new(Body::from("slept"))
+            }
+            _ => Response::new(Body::from("hello")),
+        };
+        let server = Rc::new(gruvi_http::Server::with_config(handler, quick()));
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        *slot.borrow_mut() = Some(server.clone());
+        let addr = server.addresses()[0].to_string();
+        let mut reader = Reader::new();
+        let (mut idle, mut sleeper, mut closer) = (connect(&addr), connect(&addr), connect(&addr));
+        for conn in [&mut idle, &mut closer] {
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(reader.next(conn, Method::GET).unwrap().unwrap().status, 200);
+        }
+        fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        sleeper
+            .write_all(b"GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        closer
+            .write_all(b"GET /shutdown HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let slept = reader.next(&mut sleeper, Method::GET).unwrap().unwrap();
+        assert_eq!(slept.body, b"slept");
+        assert!(!slept.keep_alive);
+        // Let go at once: the server's lingering close of it ends.
+        drop(sleeper);
+        let answer = reader.next(&mut closer, Method::GET).unwrap().unwrap();
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"bye"[..]));
+        assert!(!answer.keep_alive, "{:?}", answer.headers);
+        assert_eq!(answer.headers["connection"], "close");
+        assert!(is_closed(&mut closer));
+        let (result, took) = shut.take().expect("the shutdown returned");
+        assert_eq!(result, Ok(()));
+        // It waited for the sleeping request (about 180 ms left of it), not for its grace.
+        assert!(took >= Duration::from_millis(100), "{took:?}");
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        assert!(is_closed(&mut idle));
+        // The server lingers on a connection it closed until the client closes it too.
+        drop((closer, idle));
+        let start = Instant::now();
+        while server.connection_count() > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(2),
+                "a connection stays"
+            );
+            fiber_core::sleep(Duration::from_millis(1)).unwrap();
+        }
+        drop(slot.borrow_mut().take());
+        drop(server);
+    });
+}
+
 /// What a handler leaves in a fiber-local never reaches another connection's handler, although
 /// one runner fiber serves many connections.
 #[test]

@@ -32,6 +32,9 @@ pub(crate) struct ConnState {
     /// on shutdown), the sweeper tick at which it is closed; 0 otherwise. The sweeper's
     /// coarse clock spares each request a timer and a clock read.
     pub(crate) idle_until: Cell<u64>,
+    /// The id of the fiber serving the connection (0 while none does): a handler that shuts
+    /// its own server down does not wait for its own request.
+    pub(crate) fiber: Cell<u64>,
 }
 
 impl ConnState {

@@ -382,6 +382,12 @@ impl Server {
     ///
     /// The calling fiber's own cancellation; the server is stopped anyway.
     pub fn close(&self) -> io::Result<()> {
+        self.stop(false)
+    }
+
+    /// [`close`](Self::close); with `spare_own`, the connection whose handler calls this (a
+    /// graceful shutdown from a handler) is left to finish its response.
+    fn stop(&self, spare_own: bool) -> io::Result<()> {
         self.shared.closing.set(true);
         let accepting = self.stop_accepting();
         let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
@@ -392,7 +398,12 @@ impl Server {
         // The runners stop first: a connection waiting idle that its close below tells is
         // dropped then, not queued; those being served are cut off with their runner.
         let mut fibers: Vec<JoinHandle<()>> = self.shared.runners.stop();
-        for (_, entry) in connections {
+        for (id, entry) in connections {
+            if spare_own && entry.state.fiber.get() == me {
+                // Closed and forgotten when its exchange ends (`closing` makes it the last).
+                self.shared.connections.borrow_mut().insert(id, entry);
+                continue;
+            }
             entry.conn.close();
             fibers.extend(entry.fiber);
         }
@@ -417,6 +428,11 @@ impl Server {
     /// requests in progress finish (their responses say `Connection: close`) for up to
     /// `grace`, then closes what is left as [`close`](Self::close) does.
     ///
+    /// A handler may shut down its own server: its own request is not waited for (it could
+    /// not finish while the handler waits), and it is not cut off either. Its response goes
+    /// out, with `Connection: close`, after the handler returns, and then its connection
+    /// closes.
+    ///
     /// # Switchpoint
     ///
     /// Blocks for at most `grace`, then as [`close`](Self::close).
@@ -428,17 +444,22 @@ impl Server {
         self.shared.closing.set(true);
         self.stop_accepting()?;
         let deadline = Instant::now() + grace;
+        let me = fiber_core::current().id();
         loop {
-            let mut busy = false;
+            let (mut busy, mut own) = (false, false);
             for entry in self.shared.connections.borrow().values() {
                 if entry.state.is_idle() {
                     entry.conn.close();
+                } else if entry.state.fiber.get() == me {
+                    // The calling handler's own request: it finishes after this returns.
+                    own = true;
                 } else {
                     busy = true;
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if !busy && self.shared.connections.borrow().is_empty() || left.is_zero() {
+            let open = self.shared.connections.borrow().len();
+            if !busy && open == usize::from(own) || left.is_zero() {
                 break;
             }
             self.shared.drained.borrow_mut().push(fiber_core::current());
@@ -448,7 +469,7 @@ impl Server {
                 Err(err) => return Err(err.into()),
             }
         }
-        self.close()
+        self.stop(true)
     }
 
     fn stop_accepting(&self) -> io::Result<()> {
@@ -517,6 +538,7 @@ impl Shared {
         let id = self.next_id.replace(self.next_id.get() + 1);
         let state = Rc::new(ConnState {
             idle_until: Cell::new(0),
+            fiber: Cell::new(0),
         });
         let (shared, c, s) = (self.clone(), conn.clone(), state.clone());
         let spawned = Builder::new().spawn(move || {
@@ -548,7 +570,7 @@ impl Shared {
                 first: Cell::new(true),
                 id,
             });
-            task.run(false);
+            task.run(fiber_core::current().id(), false);
             // Over, or waiting without a fiber: this one ends, and its record need not stay
             // with the connection.
             if let Some(entry) = shared.connections.borrow_mut().get_mut(&id) {
@@ -596,6 +618,7 @@ impl Shared {
                 let Some(shared) = weak.upgrade() else { return };
                 let now = shared.tick.get() + 1;
                 shared.tick.set(now);
+                shared.runners.retry(&shared);
                 for entry in shared.connections.borrow().values() {
                     let until = entry.state.idle_until.get();
                     if until != 0 && now >= until {

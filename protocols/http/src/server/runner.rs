@@ -48,10 +48,12 @@ impl FillNotify for Task {
 }
 
 impl Task {
-    /// Serves the connection until it closes or waits idle without a fiber; `resumed`: it was
-    /// waiting so.
-    pub(crate) fn run(self: Rc<Self>, resumed: bool) {
+    /// Serves the connection in the fiber `fiber` (the calling one) until it closes or waits
+    /// idle without a fiber; `resumed`: it was waiting so.
+    pub(crate) fn run(self: Rc<Self>, fiber: u64, resumed: bool) {
+        self.state.fiber.set(fiber);
         conn::serve(&self, resumed);
+        self.state.fiber.set(0);
     }
 }
 
@@ -105,15 +107,29 @@ impl Runners {
     #[cold]
     #[inline(never)]
     fn start(&self, shared: &Rc<Shared>) {
+        #[cfg(test)]
+        if tests::refuse_start() {
+            return;
+        }
         let weak = Rc::downgrade(shared);
         let Ok(runner) = Builder::new().name("http runner").spawn(move || run(&weak)) else {
-            // No stack to be had: the queued connections wait for a running runner.
+            // No stack to be had: the queued connections wait for a runner that is busy, or
+            // for the sweeper's next tick to try again (`retry`).
             return;
         };
         self.ready.set(self.ready.get() + 1);
         let mut all = self.all.borrow_mut();
         all.retain(|runner| !runner.is_finished());
         all.push(runner);
+    }
+
+    /// Makes sure a runner will look at the queue if connections are queued: a runner that
+    /// could not be started (no stack to be had) is tried again. The sweeper calls this on
+    /// every tick.
+    pub(crate) fn retry(&self, shared: &Rc<Shared>) {
+        if !self.jobs.borrow().is_empty() {
+            self.ensure_ready(shared);
+        }
     }
 
     /// Takes the next queued connection.
@@ -145,7 +161,7 @@ fn run(weak: &Weak<Shared>) {
             if !runners.jobs.borrow().is_empty() {
                 runners.ensure_ready(&shared);
             }
-            task.run(true);
+            task.run(me.id(), true);
             // Nothing a handler left in a fiber-local reaches another connection.
             fiber_core::clear_locals();
         }
@@ -177,5 +193,82 @@ fn run(weak: &Weak<Shared>) {
             }
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use gruvi_stream::TcpStream;
+    use http::{Request, Response};
+
+    use crate::{Body, Incoming, Server, ServerConfig};
+
+    thread_local! {
+        /// How many runner starts to refuse, as if no stack could be had.
+        static REFUSED: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Whether this start is refused (counting it).
+    pub(super) fn refuse_start() -> bool {
+        REFUSED.with(|refused| {
+            let left = refused.get();
+            refused.set(left.saturating_sub(1));
+            left > 0
+        })
+    }
+
+    fn exchange(conn: &mut TcpStream) -> Vec<u8> {
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut chunk = [0; 1024];
+        while !answer.ends_with(b"hello") {
+            match conn.read(&mut chunk) {
+                Ok(n) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+                other => panic!("no answer: {other:?} after {answer:?}"),
+            }
+        }
+        answer
+    }
+
+    /// A connection queued when no runner could be started is not stranded: the sweeper tries
+    /// again on its next tick. (Before, it waited for other traffic to start a runner: here
+    /// there is none, and the read timed out.)
+    #[test]
+    fn a_runner_that_could_not_be_started_is_tried_again() {
+        let hub = fiber_core::Hub::current();
+        fiber_core::run(|| {
+            let config = ServerConfig {
+                // A sweeper tick of 50 ms.
+                keep_alive_timeout: Duration::from_millis(400),
+                ..ServerConfig::default()
+            };
+            let handler = |_: Request<Incoming>| Response::new(Body::from("hello"));
+            let server = Server::with_config(handler, config);
+            server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = server.addresses()[0].to_string();
+            // No runner exists yet: the first start, whichever request asks for it, fails.
+            REFUSED.with(|refused| refused.set(1));
+            let mut conn = TcpStream::connect(addr.as_str()).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            for _ in 0..2 {
+                let start = Instant::now();
+                assert!(exchange(&mut conn).starts_with(b"HTTP/1.1 200"));
+                assert!(
+                    start.elapsed() < Duration::from_secs(2),
+                    "{:?}",
+                    start.elapsed()
+                );
+                fiber_core::sleep(Duration::from_millis(10)).unwrap();
+            }
+            assert_eq!(REFUSED.with(Cell::get), 0, "no runner start was refused");
+            drop(conn);
+            server.close().unwrap();
+        });
+        assert_eq!(hub.close(), 0, "libuv handles left open");
     }
 }
