@@ -842,3 +842,159 @@ fn repeated_targets_are_parsed_alike_and_changes_are_seen() {
         assert_eq!(target_of("GET /d?y"), parts("/d?y", "/d", Some("y")));
     }
 }
+
+/// What a parsed request head says, as text: everything a handler could look at.
+fn summary(head: &gruvi_http::RequestHead) -> String {
+    let request = &head.request;
+    let uri = request.uri();
+    let fields: Vec<_> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes(), value.is_sensitive()))
+        .collect();
+    format!(
+        "{} {uri} path={:?} query={:?} {:?} {fields:?} {:?} keep_alive={} continue={}",
+        request.method(),
+        uri.path(),
+        uri.query(),
+        request.version(),
+        head.framing,
+        head.keep_alive,
+        head.expect_continue,
+    )
+}
+
+/// The per-thread caches of the request parser (targets, fields, whole field sections, the
+/// recycled head box with an in-place handler's map in it) never change what a head says:
+/// random sequences of heads that mostly repeat or nearly repeat the one before, each head
+/// given back after a random change to it (as an in-place handler may make), parse exactly as
+/// `parse_request_head` parses each alone, without any cache.
+#[test]
+fn cached_parses_agree_with_uncached_ones() {
+    use gruvi_http::Framing;
+    use gruvi_http::http::{HeaderValue, Uri};
+    const METHODS: &[&str] = &["GET", "GET", "POST", "HEAD", "OPTIONS"];
+    const TARGETS: &[&str] = &["/", "/", "/a?x=1", "/a?x=2", "*", "http://h/x?y", "/b#f"];
+    const FIELDS: &[(&str, &[&str])] = &[
+        ("Host", &["h", "example.com", "h:80"]),
+        ("host", &["h"]),
+        ("User-Agent", &["wrk", "curl/8.5"]),
+        ("Accept", &["*/*", "text/html"]),
+        (
+            "Connection",
+            &["close", "keep-alive", "Keep-Alive, Upgrade"],
+        ),
+        ("Content-Length", &["0", "3", "03", "3, 3", "x"]),
+        ("Transfer-Encoding", &["chunked", "gzip", "gzip, chunked"]),
+        ("Expect", &["100-continue", "other"]),
+        ("X-Id", &["1", "2", ""]),
+        ("Authorization", &["Basic eA=="]),
+    ];
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let random_head = |rng: &mut Rng| -> Vec<String> {
+        let mut lines = vec![format!(
+            "{} {} HTTP/1.{}",
+            METHODS[rng.below(METHODS.len())],
+            TARGETS[rng.below(TARGETS.len())],
+            usize::from(rng.below(4) != 0)
+        )];
+        if rng.below(8) != 0 {
+            lines.push("Host: h".into());
+        }
+        for _ in 0..rng.below(5) {
+            let (name, values) = FIELDS[rng.below(FIELDS.len())];
+            lines.push(format!("{name}: {}", values[rng.below(values.len())]));
+        }
+        lines
+    };
+    for sequence in 0..300 {
+        let mut parser = Parser::requests(Limits::default());
+        let mut lines = random_head(&mut rng);
+        for turn in 0..12 {
+            match rng.below(8) {
+                // The same head again (the usual keep-alive client).
+                0..=3 => {}
+                // One line changed, added or dropped.
+                4 => {
+                    let at = 1 + rng.below(lines.len());
+                    let (name, values) = FIELDS[rng.below(FIELDS.len())];
+                    let line = format!("{name}: {}", values[rng.below(values.len())]);
+                    if at < lines.len() && rng.below(2) == 0 {
+                        lines[at] = line;
+                    } else {
+                        lines.insert(at.min(lines.len()), line);
+                    }
+                }
+                5 if lines.len() > 1 => {
+                    lines.remove(1 + rng.below(lines.len() - 1));
+                }
+                // The start line changed.
+                6 => lines[0] = random_head(&mut rng).swap_remove(0),
+                _ => lines = random_head(&mut rng),
+            }
+            let head = lines.join("\r\n") + "\r\n\r\n";
+            let context = format!("sequence {sequence} turn {turn}: {head:?}");
+            let expected = gruvi_http::parse_request_head(head.as_bytes(), &Limits::default());
+            let mut wire = head.clone().into_bytes();
+            match &expected {
+                Ok(Some((_, head))) => match head.framing {
+                    Framing::Length(n) => wire.extend(std::iter::repeat_n(b'x', n as usize)),
+                    Framing::Chunked => wire.extend_from_slice(b"0\r\n\r\n"),
+                    Framing::UntilEof => panic!("{context}: a request delimited by EOF"),
+                },
+                Ok(None) => panic!("{context}: incomplete"),
+                Err(_) => {}
+            }
+            let got = match parser.parse(&wire, usize::MAX) {
+                Ok((_, Event::Request(head))) => Ok(head),
+                Ok((_, event)) => panic!("{context}: {event:?}"),
+                Err(err) => Err(err),
+            };
+            match (expected, got) {
+                (Ok(Some((_, expected))), Ok(mut got)) => {
+                    assert_eq!(summary(&got), summary(&expected), "{context}");
+                    // The body, then the end.
+                    let mut rest = &wire[head.len()..];
+                    loop {
+                        let (used, event) = parser.parse(rest, usize::MAX).unwrap();
+                        rest = &rest[used..];
+                        if matches!(event, Event::End) {
+                            break;
+                        }
+                        assert!(!matches!(event, Event::NeedMore), "{context}");
+                    }
+                    // What an in-place handler may do to the head before it comes back.
+                    let request = &mut got.request;
+                    match rng.below(8) {
+                        0 => {
+                            let value = HeaderValue::from_static("added");
+                            request.headers_mut().insert("x-added", value);
+                        }
+                        1 => {
+                            request.headers_mut().remove("host");
+                        }
+                        2 => {
+                            // Another value of the same length.
+                            if let Some((_, value)) = request.headers_mut().iter_mut().next() {
+                                let other = "z".repeat(value.len());
+                                *value = HeaderValue::from_str(&other).unwrap();
+                            }
+                        }
+                        3 => request.headers_mut().clear(),
+                        4 => *request.uri_mut() = Uri::from_static("/changed"),
+                        5 => *request.method_mut() = Method::PUT,
+                        _ => {}
+                    }
+                    parser.recycle(got);
+                }
+                (Err(expected), Err(got)) => {
+                    assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{context}");
+                    // A parser that failed stays failed: the next head needs a new one (the
+                    // per-thread caches stay).
+                    parser = Parser::requests(Limits::default());
+                }
+                (expected, got) => panic!("{context}: expected {expected:?}, got {got:?}"),
+            }
+        }
+    }
+}
