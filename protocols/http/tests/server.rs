@@ -1145,6 +1145,45 @@ fn close_cuts_off_a_blocked_handler_of_a_resumed_connection(shape: Shape) {
     });
 }
 
+/// Trailers a handler adds while it writes its body follow the last chunk on HTTP/1.1; an
+/// HTTP/1.0 response, which cannot be chunked, is delimited by the close and carries none
+/// (Gruvi decided on the response's own Transfer-Encoding, not on the request's version).
+#[test]
+fn response_trailers_follow_a_chunked_body_and_are_dropped_on_http_1_0() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), |_request| {
+            Response::new(Body::from_writer(|w| {
+                w.write_all(b"abc")?;
+                w.write_all(b"defg")?;
+                w.add_trailer("x-sum".parse().unwrap(), HeaderValue::from_static("700"));
+                Ok(())
+            }))
+        });
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n")
+            .unwrap();
+        let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+        assert_eq!(answer.headers["transfer-encoding"], "chunked");
+        assert_eq!(answer.body, b"abcdefg");
+        let trailers = answer.trailers.expect("trailers after the last chunk");
+        assert_eq!(trailers["x-sum"], "700");
+        assert!(answer.keep_alive);
+        let mut old = connect(&addr);
+        old.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let raw = support::read_all(&mut old);
+        let text = String::from_utf8(raw).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("transfer-encoding"),
+            "{head}"
+        );
+        assert_eq!(body, "abcdefg");
+        server.close().unwrap();
+    });
+}
+
 /// A handler may close its own server: the server stops (every connection closed, the
 /// runners let go) and `close` returns `Ok` rather than failing on the handler's own fiber.
 #[test]

@@ -64,6 +64,32 @@ fn connect_resolves_localhost_and_reports_refusal() {
     });
 }
 
+/// `connect` tries the addresses in turn: one that refuses is passed over for the next, and
+/// with every one refusing the last refusal is the error.
+#[test]
+fn connect_falls_back_to_the_next_address_when_one_refuses() {
+    run_clean(|| {
+        // A port nobody listens on any more.
+        let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = gone.local_addr().unwrap();
+        gone.close();
+        drop(gone);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let live = listener.local_addr().unwrap();
+        let server = echo_once(listener);
+        let mut client = TcpStream::connect(&[refused, live][..]).unwrap();
+        assert_eq!(client.peer_addr().unwrap(), live);
+        client.write_all(b"y").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut back = Vec::new();
+        client.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"y");
+        server.join().unwrap().unwrap();
+        let err = TcpStream::connect(&[refused, refused][..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
+
 #[test]
 fn a_read_timeout_fails_with_timed_out_and_the_stream_stays_usable() {
     run_clean(|| {

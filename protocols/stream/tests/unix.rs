@@ -210,6 +210,23 @@ fn an_accepted_tcp_connection_passes_to_another_thread_with_its_own_hub() {
     worker.join().unwrap().unwrap();
 }
 
+/// `IpcPipe::connect` reaches an IPC peer listening on a path (here a plain std listener on
+/// another thread, whose accepted socket becomes that thread's `IpcPipe`), and connections pass
+/// over it as over a pair.
+#[test]
+fn an_ipc_pipe_connects_to_a_listening_path_and_passes_a_connection() {
+    let path = socket_path("ipc-listen");
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let worker = std::thread::spawn(move || {
+        let (accepted, _) = listener.accept()?;
+        run_clean(|| serve_passed_connection(&IpcPipe::from_std(accepted)?, "listener"))
+    });
+    run_clean(|| pass_a_connection(IpcPipe::connect(&path).unwrap(), "listener"));
+    worker.join().unwrap().unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
+
 /// Set in the child process of the test below, which then plays the receiving side.
 const CHILD_ENV: &str = "GRUVI_TEST_IPC_CHILD";
 const CHILD_TEST: &str = "an_accepted_tcp_connection_passes_to_a_child_process";
