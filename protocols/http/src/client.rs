@@ -33,8 +33,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// The `User-Agent` sent when a request has none (default `gruvi-http`; `None`: no header).
     pub user_agent: Option<String>,
-    /// The most bytes of an unread response body skipped to reach the next response; a longer
-    /// rest closes the connection instead (default 1 MiB).
+    /// The most bytes of an unread response body skipped to reach the next response (default
+    /// 1 MiB). With a longer rest the connection is closed instead: the next request goes on
+    /// a new connection, and a response already requested behind it (pipelining) is an error.
     pub max_discard: u64,
     /// The TLS settings for `https` ([`Client::connect_tls`], [`Client::connect_target`]);
     /// default `None`: [`tls_client_builder`](crate::tls_client_builder)'s (the system trust
@@ -481,7 +482,17 @@ impl Client {
     fn connection(&self) -> io::Result<Rc<ClientConn>> {
         let current = self.state.borrow().conn.clone();
         if let Some(conn) = current {
-            if conn.reusable.get() || !conn.in_flight.borrow().is_empty() {
+            let idle = conn.in_flight.borrow().is_empty();
+            if idle && conn.reusable.get() && conn.wire.parser.borrow().in_body() {
+                // The last response's body was left unread: skipped if it is short enough
+                // (`max_discard`), else this request goes on a new connection rather than
+                // failing on the old one.
+                let mut rest = Incoming::new(conn.wire.clone(), true);
+                if !matches!(rest.discard(self.config.max_discard), Ok(true)) {
+                    conn.reusable.set(false);
+                }
+            }
+            if conn.reusable.get() || !idle {
                 return Ok(conn);
             }
             self.close();

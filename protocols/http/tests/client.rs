@@ -455,3 +455,69 @@ fn expect_continue_against_raw_servers() {
         client.close();
     });
 }
+
+/// A response body left unread is skipped before the next request when it is at most
+/// `max_discard` bytes (the connection is reused); a longer one sends the next request on a
+/// new connection instead of failing it.
+#[test]
+fn an_unread_body_up_to_max_discard_is_skipped_and_a_longer_one_means_a_new_connection() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), |request| {
+            let len: usize = request.uri().query().unwrap_or("0").parse().unwrap();
+            let port = match request.body().peer_address().unwrap() {
+                Address::Tcp(_, port) => port,
+                other => panic!("{other:?}"),
+            };
+            let mut response = Response::new(Body::from(vec![b'x'; len]));
+            response
+                .headers_mut()
+                .insert("x-port", port.to_string().parse().unwrap());
+            response
+        });
+        let config = ClientConfig {
+            max_discard: 1000,
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let port = |response: &Response<Incoming>| response.headers()["x-port"].clone();
+        let first = client.request(get_request("/?1000")).unwrap();
+        let first_port = port(&first);
+        drop(first);
+        let second = client.request(get_request("/?1001")).unwrap();
+        assert_eq!(port(&second), first_port, "1000 unread bytes were skipped");
+        drop(second);
+        let mut third = client.request(get_request("/?5")).unwrap();
+        assert_ne!(
+            port(&third),
+            first_port,
+            "1001 unread bytes: a new connection"
+        );
+        assert_eq!(third.body_mut().read_to_vec(100).unwrap(), b"xxxxx");
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+/// The connect timeout bounds the whole connect, the name lookup included.
+#[test]
+fn the_connect_timeout_bounds_the_connect() {
+    run_clean(|| {
+        let (server, addr) = serve(ServerConfig::default(), echo);
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let config = ClientConfig {
+            connect_timeout: Duration::from_nanos(1),
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        let target = Address::Tcp("localhost".into(), port);
+        let err = client.connect(&target).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        // With the default the same address connects.
+        let client = Client::new();
+        client.connect(&target).unwrap();
+        assert_eq!(text(client.request(get_request("/t")).unwrap()), "GET /t");
+        client.close();
+        server.close().unwrap();
+    });
+}

@@ -789,6 +789,51 @@ fn a_stalled_body_times_out_and_the_connection_closes(shape: Shape) {
     });
 }
 
+/// A client that stops reading while its response is sent: once the socket buffers are full,
+/// the server's send waits `write_timeout` for room, then gives the connection up (it closes,
+/// and the server lives on).
+#[test]
+fn a_client_that_stops_reading_is_dropped_after_the_write_timeout() {
+    run_clean(|| {
+        let config = ServerConfig {
+            write_timeout: Duration::from_millis(200),
+            ..quick()
+        };
+        let (server, addr) = serve(config, |_request| {
+            // An endless body: the sends stop only when the client's buffers are full.
+            Response::new(Body::from_reader(std::io::repeat(b'x')))
+        });
+        let mut conn = connect(&addr);
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let start = Instant::now();
+        while server.connection_count() > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the connection stays"
+            );
+            fiber_core::sleep(Duration::from_millis(5)).unwrap();
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(200), "{took:?}");
+        // What was sent can still be read, then the connection is over.
+        let sent = support::read_all(&mut conn);
+        assert!(sent.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        assert!(sent.len() > 64 * 1024, "{} bytes", sent.len());
+        // The server serves others.
+        let mut other = connect(&addr);
+        other
+            .write_all(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let answer = Reader::new()
+            .next(&mut other, Method::HEAD)
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        server.close().unwrap();
+    });
+}
+
 /// A connection type of the test's own, wrapping the accepted one: the server runs over any
 /// `Connection` (this is how TLS plugs in).
 struct Counting {
