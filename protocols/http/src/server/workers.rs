@@ -53,6 +53,10 @@ impl Workers {
     /// Starts `n` worker threads (at least one) serving `addr` (port 0: one port the system
     /// picks, shared by all).
     ///
+    /// Not a switchpoint: it blocks the calling thread (and any other fibers of its Hub) until
+    /// every worker listens or one failed, so call it from a thread's own code rather than
+    /// from a fiber that shares its Hub with other work.
+    ///
     /// # Errors
     ///
     /// The first worker's error binding the address or starting.
@@ -72,6 +76,10 @@ impl Workers {
 
     /// Starts `n` worker threads (at least one) serving `addr` (port 0: one port the system
     /// picks, shared by all) with in-place handlers (see [`Server::in_place`]).
+    ///
+    /// Not a switchpoint: it blocks the calling thread (and any other fibers of its Hub) until
+    /// every worker listens or one failed, so call it from a thread's own code rather than
+    /// from a fiber that shares its Hub with other work.
     ///
     /// # Errors
     ///
@@ -162,6 +170,9 @@ impl Workers {
 
     /// Shuts every worker's server down gracefully (see [`Server::shutdown`]) and waits for
     /// the threads.
+    ///
+    /// Not a switchpoint: it blocks the calling thread (and any other fibers of its Hub) for
+    /// up to `grace` and the threads' ends.
     ///
     /// # Errors
     ///
