@@ -266,10 +266,11 @@ impl Parser {
         let old = self.pending.len();
         self.pending.extend_from_slice(input);
         if !input.contains(&b'\n') {
+            // The start line's limit first, as for a head parsed whole.
+            self.check_line()?;
             if self.pending.len() > self.limits.max_head_size {
                 return Err(Error::HeadTooLarge);
             }
-            self.check_line()?;
             return Ok((input.len(), Event::NeedMore));
         }
         let pending = std::mem::take(&mut self.pending);

@@ -998,3 +998,31 @@ fn cached_parses_agree_with_uncached_ones() {
         }
     }
 }
+
+/// A start line over its limit is reported as such (414) however the bytes arrive, also when
+/// one piece takes a head in pieces past the head size limit as well (a fuzzer found the
+/// pieces giving 431 where the whole gave 414).
+#[test]
+fn a_long_start_line_is_uri_too_long_whole_and_in_pieces() {
+    let wire = format!("GET /{} HTTP/1.1", "a".repeat(300));
+    let outcome = |pieces: &[&[u8]]| {
+        let mut parser = small();
+        for piece in pieces {
+            match parser.parse(piece, usize::MAX) {
+                Ok((used, Event::NeedMore)) => assert_eq!(used, piece.len()),
+                Ok((_, event)) => panic!("{event:?}"),
+                Err(err) => return format!("{err:?}"),
+            }
+        }
+        "incomplete".to_owned()
+    };
+    let bytes = wire.as_bytes();
+    assert_eq!(outcome(&[bytes]), "UriTooLong");
+    for at in [1, 10, 20, 40, 200] {
+        assert_eq!(
+            outcome(&[&bytes[..at], &bytes[at..]]),
+            "UriTooLong",
+            "split at {at}"
+        );
+    }
+}
