@@ -50,7 +50,7 @@ pub use address::{
 pub use buffered::{Lines, Stream};
 pub use connection::{Connection, FillNotify};
 pub use dispatcher::{Dispatcher, QueueLimits};
-pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, Server, connect};
+pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server, connect};
 pub use framing::Framer;
 pub use process::{Child, ChildPipe, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 pub use tcp::{TcpListener, TcpStream};
