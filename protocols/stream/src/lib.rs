@@ -47,7 +47,7 @@ pub use address::{
     Address, DEFAULT_LOOKUP_TIMEOUT, ToSocketAddrs, lookup_host, lookup_host_timeout,
     reverse_lookup,
 };
-pub use buffered::{Lines, Stream};
+pub use buffered::{DEFAULT_MAX_LINE, Lines, Stream};
 pub use connection::{Connection, FillNotify};
 pub use dispatcher::{Dispatcher, QueueLimits};
 pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server, connect};
