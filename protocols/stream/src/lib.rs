@@ -57,4 +57,4 @@ pub use tcp::{TcpListener, TcpStream};
 pub use transport::Limits;
 pub use tty::{Stdin, StdioKind, Stdout, Tty, TtyMode, stdin, stdout};
 pub use udp::{DEFAULT_RECV_QUEUE, UdpSocket};
-pub use unix::{IpcPipe, IpcSend, Received, UnixListener, UnixStream};
+pub use unix::{DEFAULT_LISTEN_BACKLOG, IpcPipe, IpcSend, Received, UnixListener, UnixStream};
