@@ -161,9 +161,17 @@ fn flood(socket: &UdpSocket, count: u8) -> UdpSocket {
     for i in 0..count {
         sender.send_to(&[i; 3], to).unwrap();
     }
-    // The kernel has them all (loopback delivers at once); the loop polls the socket.
-    fiber_core::sleep(Duration::from_millis(20)).unwrap();
+    // The kernel has them all (loopback delivers at once).
+    let_the_loop_receive();
     sender
+}
+
+/// Lets the loop poll the socket several times: libuv receives at most 32 datagrams per poll,
+/// and every sleep polls at least once, however loaded the machine.
+fn let_the_loop_receive() {
+    for _ in 0..10 {
+        fiber_core::sleep(Duration::from_millis(2)).unwrap();
+    }
 }
 
 #[test]
@@ -178,11 +186,11 @@ fn a_full_receive_queue_holds_exactly_its_limit_and_resumes_as_it_drains() {
         // Paused at 3: the other 7 wait in the kernel.
         assert_eq!(take_queued(&receiver), [0, 1, 2]);
         // Taking them made room: receiving resumed and paused again at 3.
-        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let_the_loop_receive();
         assert_eq!(take_queued(&receiver), [3, 4, 5]);
-        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let_the_loop_receive();
         assert_eq!(take_queued(&receiver), [6, 7, 8]);
-        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let_the_loop_receive();
         assert_eq!(take_queued(&receiver), [9]);
     });
 }
@@ -197,7 +205,7 @@ fn the_receive_queue_holds_the_default_number_of_datagrams() {
         let _sender = flood(&receiver, count);
         let first: Vec<u8> = (0..count).take(DEFAULT_RECV_QUEUE).collect();
         assert_eq!(take_queued(&receiver), first);
-        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let_the_loop_receive();
         let rest: Vec<u8> = (0..count).skip(DEFAULT_RECV_QUEUE).collect();
         assert_eq!(take_queued(&receiver), rest);
     });
