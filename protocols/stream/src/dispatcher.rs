@@ -14,6 +14,10 @@ use crate::buffered::Stream;
 use crate::connection::Connection;
 use crate::framing::{Framer, Partial, decode_batch};
 
+/// How many bytes a message may have unless [`Dispatcher::max_message_size`] says otherwise:
+/// 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
+
 /// How many decoded messages may wait for the handler: the reader stops reading when
 /// `high_water` are queued and goes on when the handler has brought them down to `low_water`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,7 +106,7 @@ impl<F: Framer + 'static> Dispatcher<F> {
         Dispatcher {
             framer,
             limits: QueueLimits::default(),
-            max_message_size: 1 << 20,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             route: None,
         }
     }
@@ -122,7 +126,7 @@ impl<F: Framer + 'static> Dispatcher<F> {
     }
 
     /// Sets how many bytes a message may have, all that the framer takes for it (default
-    /// 1 MiB): a message of exactly that many passes, one byte more is an `InvalidData` error
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]): a message of exactly that many passes, one byte more is an `InvalidData` error
     /// after the messages before it were handled.
     pub fn max_message_size(mut self, bytes: usize) -> Dispatcher<F> {
         self.max_message_size = bytes;

@@ -49,7 +49,7 @@ pub use address::{
 };
 pub use buffered::{DEFAULT_MAX_LINE, Lines, Stream};
 pub use connection::{Connection, FillNotify};
-pub use dispatcher::{Dispatcher, QueueLimits};
+pub use dispatcher::{DEFAULT_MAX_MESSAGE_SIZE, Dispatcher, QueueLimits};
 pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server, connect};
 pub use framing::Framer;
 pub use process::{Child, ChildPipe, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};

@@ -9,7 +9,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fiber_core::{SwitchBack, spawn, yield_now};
-use gruvi_stream::{Dispatcher, Framer, QueueLimits, Stream, TcpListener, TcpStream};
+use gruvi_stream::{
+    DEFAULT_MAX_MESSAGE_SIZE, Dispatcher, Framer, QueueLimits, Stream, TcpListener, TcpStream,
+};
 use support::run_clean;
 
 /// Newline-terminated lines, without the newline; a line starting with `!` is bad input.
@@ -264,6 +266,25 @@ fn a_message_of_exactly_the_limit_passes_and_one_byte_more_is_rejected() {
             assert_eq!(seen, [9_999], "chunk {chunk}");
         });
     }
+}
+
+#[test]
+fn the_default_message_limit_passes_a_message_of_exactly_its_size() {
+    run_clean(|| {
+        let (client, server) = tcp_pair();
+        let mut data = line_of(DEFAULT_MAX_MESSAGE_SIZE, b'a');
+        data.extend(line_of(DEFAULT_MAX_MESSAGE_SIZE + 1, b'b'));
+        send(client, data, 64 * 1024);
+        let mut seen = Vec::new();
+        let err = Dispatcher::new(Lines)
+            .run(server, |line| {
+                seen.push(line.len());
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(seen, [DEFAULT_MAX_MESSAGE_SIZE - 1]);
+    });
 }
 
 #[test]
