@@ -23,9 +23,10 @@ pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
 ///
 /// Every method takes `&self`, so an `Rc<Stream>` can be read by one fiber and written by
 /// another. `Read`, `Write` and `BufRead` are implemented too (`Read` and `Write` also on
-/// `&Stream`; std's `BufRead::read_line` and `lines` are std's own, without a line limit). Flow control comes from the connection: reading from the peer pauses while the
-/// receive buffer is above its high-water mark, and writers block while the send queue is above
-/// its own.
+/// `&Stream`; std's `BufRead::read_line` and `lines` are std's own, without a line limit).
+/// Flow control comes from the connection: reading from the peer pauses while the receive
+/// buffer is above its high-water mark, and writers block while the send queue is above its
+/// own.
 ///
 /// Lines read by iteration ([`iter_lines`](Self::iter_lines), [`readlines`](Self::readlines),
 /// `for line in &stream`) are capped at [`max_line`](Self::max_line) bytes (default
