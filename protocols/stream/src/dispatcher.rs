@@ -126,8 +126,8 @@ impl<F: Framer + 'static> Dispatcher<F> {
     }
 
     /// Sets how many bytes a message may have, all that the framer takes for it (default
-    /// [`DEFAULT_MAX_MESSAGE_SIZE`]): a message of exactly that many passes, one byte more is an `InvalidData` error
-    /// after the messages before it were handled.
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]): a message of exactly that many passes, one byte more is
+    /// an `InvalidData` error after the messages before it were handled.
     pub fn max_message_size(mut self, bytes: usize) -> Dispatcher<F> {
         self.max_message_size = bytes;
         self

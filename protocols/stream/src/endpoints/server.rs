@@ -30,9 +30,10 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 ///
 /// When the handler returns (an error too) or panics, its connection is closed; nothing else
 /// is affected. Connections beyond [`max_connections`](Self::max_connections) (default
-/// [`DEFAULT_MAX_CONNECTIONS`]) are closed as soon as they are accepted. [`close`](Self::close) stops accepting,
-/// closes every connection and waits for the handlers; [`shutdown`](Self::shutdown) first gives
-/// them a grace period to finish on their own. Dropping the server stops it without waiting.
+/// [`DEFAULT_MAX_CONNECTIONS`]) are closed as soon as they are accepted.
+/// [`close`](Self::close) stops accepting, closes every connection and waits for the handlers;
+/// [`shutdown`](Self::shutdown) first gives them a grace period to finish on their own.
+/// Dropping the server stops it without waiting.
 ///
 /// TCP connections have Nagle's algorithm off (`TCP_NODELAY`).
 ///
