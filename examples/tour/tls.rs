@@ -20,6 +20,7 @@ pub fn tour() -> Result<(), Error> {
         .alpn_protocols(&[b"shout/1"])
         .build()?;
     let server = gruvi::tls::server(server_config.clone(), |stream: Rc<Stream>| {
+        // Each line at most stream.max_line() bytes (64 KiB): a longer one ends the handler.
         for line in &*stream {
             stream.write_all(&line?.to_ascii_uppercase())?;
         }
@@ -80,9 +81,10 @@ fn starttls(server_config: &ServerConfig, client_config: &ClientConfig) -> Resul
     let server = fiber::spawn(move || -> std::io::Result<()> {
         let (tcp, _) = listener.accept()?;
         let stream = Stream::new(TlsStream::server_unwrapped(tcp, &config));
-        stream.readline(None)?; // "STARTTLS"
+        // Server-side reads are capped: a client cannot make the server buffer without end.
+        stream.readline(Some(64))?; // "STARTTLS"
         stream.connection().start_tls()?;
-        let secret = stream.readline(None)?;
+        let secret = stream.readline(Some(1024))?;
         stream.write_all(&secret.to_ascii_uppercase())?;
         stream.read_bytes(1)?; // the client's close_notify
         stream.connection().unwrap()?;

@@ -7,6 +7,10 @@ use std::io::{self, BufRead, Read, Write};
 
 use crate::connection::Connection;
 
+/// The longest line, newline included, that [`Stream::iter_lines`], [`Stream::readlines`] and
+/// `for line in &stream` return unless [`Stream::set_max_line`] says otherwise: 64 KiB.
+pub const DEFAULT_MAX_LINE: usize = 64 * 1024;
+
 /// A buffered byte stream over a [`Connection`] (Gruvi's `Stream`): read exactly `n` bytes or
 /// up to end of stream, read what is there, read lines with a limit and a delimiter, write, and
 /// send end of stream.
@@ -19,9 +23,16 @@ use crate::connection::Connection;
 ///
 /// Every method takes `&self`, so an `Rc<Stream>` can be read by one fiber and written by
 /// another. `Read`, `Write` and `BufRead` are implemented too (`Read` and `Write` also on
-/// `&Stream`). Flow control comes from the connection: reading from the peer pauses while the
-/// receive buffer is above its high-water mark, and writers block while the send queue is above
-/// its own.
+/// `&Stream`; std's `BufRead::read_line` and `lines` are std's own, without a line limit).
+/// Flow control comes from the connection: reading from the peer pauses while the receive
+/// buffer is above its high-water mark, and writers block while the send queue is above its
+/// own.
+///
+/// Lines read by iteration ([`iter_lines`](Self::iter_lines), [`readlines`](Self::readlines),
+/// `for line in &stream`) are capped at [`max_line`](Self::max_line) bytes (default
+/// [`DEFAULT_MAX_LINE`]): a longer line is an `InvalidData` error, so a peer that never sends
+/// a newline cannot make the stream buffer without end. [`readline`](Self::readline) takes its
+/// limit as an argument instead.
 ///
 /// `Stream` is `Stream<dyn Connection>`, the type a [`Server`](crate::Server) hands its
 /// handler; `Stream<TcpStream>` and the like are the concrete forms, and an
@@ -54,6 +65,8 @@ pub struct Stream<C: Connection + ?Sized = dyn Connection> {
     /// slice it owns, and an interrupted read puts back what it had collected.
     held: RefCell<Vec<u8>>,
     held_pos: Cell<usize>,
+    /// The longest line iteration returns, newline included.
+    max_line: Cell<usize>,
     conn: C,
 }
 
@@ -63,6 +76,7 @@ impl<C: Connection> Stream<C> {
         Stream {
             held: RefCell::new(Vec::new()),
             held_pos: Cell::new(0),
+            max_line: Cell::new(DEFAULT_MAX_LINE),
             conn,
         }
     }
@@ -72,6 +86,47 @@ impl<C: Connection + ?Sized> Stream<C> {
     /// The connection, e.g. for its addresses and timeouts.
     pub fn connection(&self) -> &C {
         &self.conn
+    }
+
+    /// The longest line, newline included, that iteration over lines returns (default
+    /// [`DEFAULT_MAX_LINE`]).
+    pub fn max_line(&self) -> usize {
+        self.max_line.get()
+    }
+
+    /// Sets the longest line, newline included, that [`iter_lines`](Self::iter_lines),
+    /// [`readlines`](Self::readlines) and `for line in &stream` return; a longer one is an
+    /// `InvalidData` error. `usize::MAX` sets no limit. [`readline`](Self::readline) is not
+    /// affected: it takes its own limit.
+    ///
+    /// # Panics
+    ///
+    /// If `bytes` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gruvi_stream::{DEFAULT_MAX_LINE, Stream, UnixStream};
+    ///
+    /// fiber_core::run(|| -> std::io::Result<()> {
+    ///     let (a, b) = UnixStream::pair()?;
+    ///     let (a, b) = (Stream::new(a), Stream::new(b));
+    ///     assert_eq!(b.max_line(), DEFAULT_MAX_LINE);
+    ///     b.set_max_line(6);
+    ///     a.write_all(b"short\nrather long\n")?;
+    ///     let mut lines = b.iter_lines();
+    ///     assert_eq!(lines.next().unwrap()?, b"short\n");
+    ///     let err = lines.next().unwrap().unwrap_err();
+    ///     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    ///     // The long line is still there, for a read that expects it.
+    ///     assert_eq!(b.readline(None)?, b"rather long\n");
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn set_max_line(&self, bytes: usize) {
+        assert!(bytes > 0, "the line limit must not be 0");
+        self.max_line.set(bytes);
     }
 
     fn held_len(&self) -> usize {
@@ -169,7 +224,9 @@ impl<C: Connection + ?Sized> Stream<C> {
     }
 
     /// Reads a line ending in `\n`, the newline included; see
-    /// [`readline_delim`](Self::readline_delim).
+    /// [`readline_delim`](Self::readline_delim). `limit` is this call's own: `None` reads
+    /// however long the line is (iteration over lines is capped at
+    /// [`max_line`](Self::max_line) instead).
     ///
     /// # Switchpoint
     ///
@@ -200,7 +257,8 @@ impl<C: Connection + ?Sized> Stream<C> {
         Ok(out)
     }
 
-    /// Reads lines until end of stream (Gruvi's `readlines`).
+    /// Reads lines until end of stream (Gruvi's `readlines`), each at most
+    /// [`max_line`](Self::max_line) bytes long.
     ///
     /// # Switchpoint
     ///
@@ -208,18 +266,29 @@ impl<C: Connection + ?Sized> Stream<C> {
     ///
     /// # Errors
     ///
-    /// As [`fill`](Self::fill); the lines read before an error are lost with it, so use
-    /// [`iter_lines`](Self::iter_lines) to keep them.
+    /// As [`iter_lines`](Self::iter_lines); the lines read before an error are lost with it,
+    /// so use [`iter_lines`](Self::iter_lines) to keep them.
     pub fn readlines(&self) -> io::Result<Vec<Vec<u8>>> {
         self.iter_lines().collect()
     }
 
     /// An iterator over lines (newline included) until end of stream (Gruvi's iteration over a
-    /// stream, also `for line in &stream`). It ends after the first error.
+    /// stream, also `for line in &stream`). It ends after the first error. The last line may
+    /// lack its newline.
+    ///
+    /// Each line may have at most [`max_line`](Self::max_line) bytes, newline included: a line
+    /// of exactly that many is returned, a longer one is an error. The bytes of the long line
+    /// stay buffered (at most `max_line` of them, plus what the connection buffers), so memory
+    /// stays bounded whatever the peer sends, and a read after the error starts at the line.
     ///
     /// # Switchpoint
     ///
     /// Each `next()` blocks as [`readline`](Self::readline) does.
+    ///
+    /// # Errors
+    ///
+    /// Each `next()`: `InvalidData` for a line longer than [`max_line`](Self::max_line); as
+    /// [`readline`](Self::readline) otherwise.
     pub fn iter_lines(&self) -> Lines<'_, C> {
         Lines {
             stream: self,
@@ -294,6 +363,37 @@ impl<C: Connection + ?Sized> Stream<C> {
         self.conn.close()
     }
 
+    /// Reads a line of at most [`max_line`](Self::max_line) bytes; a longer one is put back and
+    /// is an `InvalidData` error.
+    fn read_capped_line(&self) -> io::Result<Vec<u8>> {
+        let max = self.max_line.get();
+        let mut out = Vec::new();
+        self.collect(&mut out, max, Some(b'\n'))?;
+        if out.len() < max || out.last() == Some(&b'\n') {
+            return Ok(out);
+        }
+        // `max` bytes without a newline: too long, unless the stream ends right here.
+        match self.fill() {
+            Ok(false) => Ok(out),
+            Ok(true) => {
+                self.unread(out);
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("a line is longer than the limit of {max} bytes"),
+                ))
+            }
+            Err(err) => self.interrupted(&mut out, err).map(|()| out),
+        }
+    }
+
+    /// Puts `bytes` back in front of what is buffered, for the next read.
+    fn unread(&self, mut bytes: Vec<u8>) {
+        let mut held = self.held.borrow_mut();
+        bytes.extend_from_slice(&held[self.held_pos.get()..]);
+        *held = bytes;
+        self.held_pos.set(0);
+    }
+
     /// Appends bytes to `out` until it holds `max` bytes, ends in `delim`, or the stream ends.
     fn collect(&self, out: &mut Vec<u8>, max: usize, delim: Option<u8>) -> io::Result<()> {
         while out.len() < max {
@@ -362,7 +462,7 @@ impl<C: Connection + ?Sized> Iterator for Lines<'_, C> {
         if self.done {
             return None;
         }
-        match self.stream.readline(None) {
+        match self.stream.read_capped_line() {
             Ok(line) if line.is_empty() => {
                 self.done = true;
                 None

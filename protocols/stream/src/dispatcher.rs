@@ -14,6 +14,10 @@ use crate::buffered::Stream;
 use crate::connection::Connection;
 use crate::framing::{Framer, Partial, decode_batch};
 
+/// How many bytes a message may have unless [`Dispatcher::max_message_size`] says otherwise:
+/// 1 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 1 << 20;
+
 /// How many decoded messages may wait for the handler: the reader stops reading when
 /// `high_water` are queued and goes on when the handler has brought them down to `low_water`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +49,10 @@ type Route<M> = Box<dyn FnMut(M) -> Option<M>>;
 ///
 /// Flow control by queue depth: the reader stops at [`QueueLimits::high_water`] queued
 /// messages, so the connection's receive buffer fills, reading from the socket pauses, and TCP
-/// pushes back on the peer. A message that is still incomplete after
-/// [`max_message_size`](Self::max_message_size) bytes is an error. Memory stays bounded
-/// whatever the peer sends.
+/// pushes back on the peer. A message longer than
+/// [`max_message_size`](Self::max_message_size) bytes is an error, as soon as it is known to
+/// be: once it is whole, or while it is still incomplete after that many bytes. Memory stays
+/// bounded whatever the peer sends.
 ///
 /// # Examples
 ///
@@ -101,7 +106,7 @@ impl<F: Framer + 'static> Dispatcher<F> {
         Dispatcher {
             framer,
             limits: QueueLimits::default(),
-            max_message_size: 1 << 20,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             route: None,
         }
     }
@@ -120,7 +125,9 @@ impl<F: Framer + 'static> Dispatcher<F> {
         self
     }
 
-    /// Sets how many bytes a message may have before it is complete (default 1 MiB).
+    /// Sets how many bytes a message may have, all that the framer takes for it (default
+    /// [`DEFAULT_MAX_MESSAGE_SIZE`]): a message of exactly that many passes, one byte more is
+    /// an `InvalidData` error after the messages before it were handled.
     pub fn max_message_size(mut self, bytes: usize) -> Dispatcher<F> {
         self.max_message_size = bytes;
         self

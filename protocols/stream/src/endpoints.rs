@@ -8,4 +8,4 @@ mod listener;
 mod server;
 
 pub use client::{Client, DEFAULT_CONNECT_TIMEOUT, connect};
-pub use server::Server;
+pub use server::{DEFAULT_MAX_CONNECTIONS, Server};

@@ -73,7 +73,8 @@ pub trait Framer {
 /// The bytes of a message split across reads, kept between calls of [`decode_batch`].
 pub(crate) struct Partial {
     bytes: Vec<u8>,
-    /// The most bytes a message may have before it is complete.
+    /// The most bytes a message may have: a whole one that took more, or an incomplete one
+    /// that already has more, is an error.
     max: usize,
 }
 
@@ -116,7 +117,7 @@ pub(crate) fn decode_batch<F: Framer>(
     out: &mut Vec<F::Message>,
 ) -> Result<usize, F::Error> {
     if partial.bytes.is_empty() {
-        let used = decode_from(framer, data, limit, out)?;
+        let used = decode_from(framer, data, limit, partial.max, out)?;
         if used < data.len() && out.len() < limit {
             partial.bytes.extend_from_slice(&data[used..]);
             partial.check()?;
@@ -125,7 +126,7 @@ pub(crate) fn decode_batch<F: Framer>(
         return Ok(used);
     }
     partial.bytes.extend_from_slice(data);
-    let used = decode_from(framer, &partial.bytes, limit, out)?;
+    let used = decode_from(framer, &partial.bytes, limit, partial.max, out)?;
     partial.bytes.drain(..used);
     if out.len() < limit {
         partial.check()?;
@@ -137,20 +138,27 @@ impl Partial {
     /// An incomplete message may not grow past `max`.
     fn check(&self) -> io::Result<()> {
         if self.bytes.len() > self.max {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("a message is longer than the limit of {} bytes", self.max),
-            ));
+            return Err(too_long(self.max));
         }
         Ok(())
     }
 }
 
-/// Decodes whole messages from the front of `buf`; returns the bytes they took.
+fn too_long(max: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("a message is longer than the limit of {max} bytes"),
+    )
+}
+
+/// Decodes whole messages from the front of `buf`; returns the bytes they took. A message
+/// that took more than `max` bytes is an error: whether it came in one read or in several
+/// does not matter.
 fn decode_from<F: Framer>(
     framer: &mut F,
     buf: &[u8],
     limit: usize,
+    max: usize,
     out: &mut Vec<F::Message>,
 ) -> Result<usize, F::Error> {
     let mut pos = 0;
@@ -164,6 +172,9 @@ fn decode_from<F: Framer>(
             "Framer::decode took {n} bytes of {}",
             rest.len()
         );
+        if n > max {
+            return Err(too_long(max).into());
+        }
         out.push(message);
         pos += n;
     }
@@ -237,6 +248,26 @@ mod tests {
         decode_batch(&mut framer, &mut partial, b"abc", 10, &mut out).unwrap();
         let err = decode_batch(&mut framer, &mut partial, b"def", 10, &mut out).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    fn a_whole_message_of_exactly_the_limit_passes_and_one_byte_more_is_invalid_data() {
+        let (mut framer, mut partial, mut out) = (Lines, Partial::new(4), Vec::new());
+        // In one read: 4 bytes with the newline, then 5.
+        let used = decode_batch(&mut framer, &mut partial, b"abc\n", 10, &mut out).unwrap();
+        assert_eq!((used, out.len()), (4, 1));
+        let err = decode_batch(&mut framer, &mut partial, b"abcd\n", 10, &mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            err.to_string(),
+            "a message is longer than the limit of 4 bytes"
+        );
+        // Split before its last byte, the same 5-byte message is refused once whole.
+        let (mut partial, mut out) = (Partial::new(4), Vec::new());
+        decode_batch(&mut framer, &mut partial, b"abcd", 10, &mut out).unwrap();
+        let err = decode_batch(&mut framer, &mut partial, b"\n", 10, &mut out).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(out.is_empty());
     }
 
     #[test]

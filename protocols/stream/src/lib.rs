@@ -47,14 +47,14 @@ pub use address::{
     Address, DEFAULT_LOOKUP_TIMEOUT, ToSocketAddrs, lookup_host, lookup_host_timeout,
     reverse_lookup,
 };
-pub use buffered::{Lines, Stream};
+pub use buffered::{DEFAULT_MAX_LINE, Lines, Stream};
 pub use connection::{Connection, FillNotify};
-pub use dispatcher::{Dispatcher, QueueLimits};
-pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, Server, connect};
+pub use dispatcher::{DEFAULT_MAX_MESSAGE_SIZE, Dispatcher, QueueLimits};
+pub use endpoints::{Client, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Server, connect};
 pub use framing::Framer;
 pub use process::{Child, ChildPipe, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 pub use tcp::{TcpListener, TcpStream};
 pub use transport::Limits;
 pub use tty::{Stdin, StdioKind, Stdout, Tty, TtyMode, stdin, stdout};
 pub use udp::{DEFAULT_RECV_QUEUE, UdpSocket};
-pub use unix::{IpcPipe, IpcSend, Received, UnixListener, UnixStream};
+pub use unix::{DEFAULT_LISTEN_BACKLOG, IpcPipe, IpcSend, Received, UnixListener, UnixStream};

@@ -25,7 +25,7 @@ use crate::address::waited;
 use crate::transport::Transport;
 
 pub use ipc::{IpcPipe, IpcSend, Received};
-pub use listener::UnixListener;
+pub use listener::{DEFAULT_LISTEN_BACKLOG, UnixListener};
 
 /// A connected Unix-domain stream socket (like `std::os::unix::net::UnixStream`) on a libuv
 /// pipe, whose blocking calls block only the calling fiber.

@@ -8,7 +8,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use fiber_core::{Hub, SwitchBack, spawn, yield_now};
-use gruvi_stream::{Limits, Stream, TcpListener, TcpStream, UnixStream};
+use gruvi_stream::{
+    Connection, DEFAULT_MAX_LINE, Limits, Stream, TcpListener, TcpStream, UnixStream,
+};
 use support::{random_bytes, run_clean};
 use uv_sys_wrap::{Stream as _, Tcp};
 
@@ -210,6 +212,131 @@ fn readlines_and_iteration_yield_every_line() {
         server.write_all(b"a\nb\n").unwrap();
         server.write_eof().unwrap();
         assert_eq!(client.readlines().unwrap(), [b"a\n", b"b\n"]);
+    });
+}
+
+/// The next line of `stream`'s iteration (a new iterator each time, as a handler would make).
+fn next_line<C: Connection + ?Sized>(stream: &Stream<C>) -> Option<io::Result<Vec<u8>>> {
+    stream.iter_lines().next()
+}
+
+#[test]
+fn iteration_returns_a_line_of_exactly_max_line_bytes_and_rejects_one_byte_more() {
+    run_clean(|| {
+        let (client, server) = tcp_pair();
+        client.set_max_line(10);
+        assert_eq!(client.max_line(), 10);
+        // 10 bytes with the newline, then 11.
+        server.write_all(b"123456789\n1234567890\nnext\n").unwrap();
+        assert_eq!(next_line(&client).unwrap().unwrap(), b"123456789\n");
+        let err = next_line(&client).unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            err.to_string(),
+            "a line is longer than the limit of 10 bytes"
+        );
+        // Nothing is lost: the long line is still there, and so is what follows.
+        assert_eq!(client.readline(None).unwrap(), b"1234567890\n");
+        assert_eq!(next_line(&client).unwrap().unwrap(), b"next\n");
+
+        // 10 bytes without a newline: the reader waits to see whether the line goes on.
+        server.write_all(b"0123456789").unwrap();
+        server.flush().unwrap();
+        let s = Rc::new(server);
+        let late = {
+            let s = s.clone();
+            spawn(move || -> io::Result<()> {
+                fiber_core::sleep(Duration::from_millis(20)).unwrap();
+                s.write_all(b"\n")
+            })
+        };
+        let err = next_line(&client).unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        late.join().unwrap().unwrap();
+        assert_eq!(client.readline(None).unwrap(), b"0123456789\n");
+
+        // A last line without its newline: exactly 10 bytes is a line, at end of stream.
+        s.write_all(b"abcdefghij").unwrap();
+        s.write_eof().unwrap();
+        let rest: Vec<Vec<u8>> = client.iter_lines().map(Result::unwrap).collect();
+        assert_eq!(rest, [b"abcdefghij"]);
+
+        // 11 bytes and end of stream: too long.
+        let (client, server) = tcp_pair();
+        client.set_max_line(10);
+        server.write_all(b"abcdefghijk").unwrap();
+        server.write_eof().unwrap();
+        let err = client.readlines().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(client.read_bytes(100).unwrap(), b"abcdefghijk");
+    });
+}
+
+#[test]
+fn the_default_line_limit_is_max_line_bytes_newline_included() {
+    run_clean(|| {
+        let (client, server) = tcp_pair();
+        assert_eq!(client.max_line(), DEFAULT_MAX_LINE);
+        let mut at_limit = vec![b'a'; DEFAULT_MAX_LINE - 1];
+        at_limit.push(b'\n');
+        let mut over = vec![b'b'; DEFAULT_MAX_LINE];
+        over.push(b'\n');
+        let s = Rc::new(server);
+        let writer = {
+            let (s, at_limit, over) = (s.clone(), at_limit.clone(), over.clone());
+            spawn(move || -> io::Result<()> {
+                s.write_all(&at_limit)?;
+                s.write_all(&over)?;
+                s.write_eof()
+            })
+        };
+        let mut lines = (&client).into_iter();
+        assert!(lines.next().unwrap().unwrap() == at_limit);
+        let err = lines.next().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(lines.next().is_none(), "iteration ends after an error");
+        writer.join().unwrap().unwrap();
+        assert!(client.readline(None).unwrap() == over);
+    });
+}
+
+#[test]
+fn ten_megabytes_without_a_newline_leave_the_buffer_near_max_line() {
+    run_clean(|| {
+        let (client, server) = tcp_pair();
+        let server = Rc::new(server);
+        let writer = {
+            let server = server.clone();
+            spawn(move || -> io::Result<()> {
+                let chunk = vec![b'x'; 64 * 1024];
+                for _ in 0..160 {
+                    server.write_all(&chunk)?;
+                }
+                server.write_eof()
+            })
+        };
+        let err = (&client).into_iter().next().unwrap().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        // The stream holds the first max_line bytes; the connection at most one read past its
+        // high-water mark. The rest waits in the kernel and the peer's queue.
+        assert_eq!(client.with_buffered(<[u8]>::len), DEFAULT_MAX_LINE);
+        let mut in_connection = 0;
+        client
+            .connection()
+            .with_buffered(&mut |data| in_connection = data.len());
+        let limit = client.connection().limits().read_high_water + 64 * 1024;
+        assert!(in_connection <= limit, "{in_connection} bytes buffered");
+        // Give the peer time to push more: the buffers stay where they are.
+        fiber_core::sleep(Duration::from_millis(50)).unwrap();
+        assert_eq!(client.with_buffered(<[u8]>::len), DEFAULT_MAX_LINE);
+        client
+            .connection()
+            .with_buffered(&mut |data| in_connection = data.len());
+        assert!(in_connection <= limit, "{in_connection} bytes buffered");
+        client.close();
+        server.close();
+        // The writer fails (or had finished): either way it ends.
+        let _ = writer.join().unwrap();
     });
 }
 

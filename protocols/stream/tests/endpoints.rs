@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fiber_core::{spawn, yield_now};
-use gruvi_stream::{Address, Client, Server, Stream, connect};
+use gruvi_stream::{Address, Client, DEFAULT_MAX_CONNECTIONS, Server, Stream, connect};
 use support::run_clean;
 
 /// A line echo handler: answers each line with itself until end of stream.
@@ -115,6 +115,26 @@ fn beyond_max_connections_extra_clients_are_closed_at_once() {
         }
         assert_eq!(served, 10);
         assert_eq!(server.connections().len(), 10);
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_server_limits_its_connections_by_default_and_none_lifts_the_limit() {
+    run_clean(|| {
+        let server = Server::new(echo_lines);
+        assert_eq!(server.max_connections(), Some(DEFAULT_MAX_CONNECTIONS));
+        server.set_max_connections(None);
+        assert_eq!(server.max_connections(), None);
+        server.listen(&local()).unwrap();
+        let addr = server.addresses()[0].clone();
+        // Without a limit, every client is served.
+        let clients: Vec<Rc<Stream>> = (0..20).map(|_| connect(&addr, None).unwrap()).collect();
+        for client in &clients {
+            client.write_all(b"hi\n").unwrap();
+            assert_eq!(client.readline(None).unwrap(), b"hi\n");
+        }
+        assert_eq!(server.connections().len(), 20);
         server.close().unwrap();
     });
 }

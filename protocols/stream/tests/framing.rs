@@ -6,9 +6,12 @@ mod support;
 use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use fiber_core::{SwitchBack, spawn, yield_now};
-use gruvi_stream::{Dispatcher, Framer, QueueLimits, Stream, TcpListener, TcpStream};
+use gruvi_stream::{
+    DEFAULT_MAX_MESSAGE_SIZE, Dispatcher, Framer, QueueLimits, Stream, TcpListener, TcpStream,
+};
 use support::run_clean;
 
 /// Newline-terminated lines, without the newline; a line starting with `!` is bad input.
@@ -123,6 +126,61 @@ fn the_reader_stops_while_the_queue_is_at_its_high_water_mark() {
     });
 }
 
+/// Waits until `stream` has buffered `len` bytes (and nothing more needs to be read for them).
+fn wait_buffered(stream: &Stream<TcpStream>, len: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The first fill starts reading; it goes on while the loop runs.
+    stream.fill().unwrap();
+    while stream.with_buffered(<[u8]>::len) < len {
+        assert!(Instant::now() < deadline, "the peer's bytes did not arrive");
+        fiber_core::sleep(Duration::from_millis(2)).unwrap();
+    }
+}
+
+#[test]
+fn the_reader_resumes_exactly_at_the_low_water_mark() {
+    run_clean(|| {
+        let (client, server) = tcp_pair();
+        let data = numbered(200);
+        client.write_all(&data).unwrap();
+        client.write_eof().unwrap();
+        // Everything is buffered before dispatching: the reader never waits for the socket,
+        // so only the queue limits decide when it reads.
+        wait_buffered(&server, data.len());
+        let limits = QueueLimits {
+            high_water: 8,
+            low_water: 2,
+        };
+        // How many messages were queued when each was decoded.
+        let depths = Rc::new(RefCell::new(Vec::new()));
+        let handled = Rc::new(Cell::new(0usize));
+        let (d, h) = (depths.clone(), handled.clone());
+        Dispatcher::new(Lines)
+            .queue_limits(limits)
+            .route(move |line| {
+                let decoded = d.borrow().len();
+                d.borrow_mut().push(decoded - h.get());
+                Some(line)
+            })
+            .run(server, |_| {
+                handled.set(handled.get() + 1);
+                // Let the reader run whenever it is allowed to.
+                yield_now().unwrap();
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(handled.get(), 200);
+        // The reader fills the queue to the high-water mark, then waits until the handler
+        // has brought it down to the low one (not lower, not higher), and fills it again.
+        let mut expected: Vec<usize> = (0..8).collect();
+        while expected.len() < 200 {
+            expected.extend(2..8);
+        }
+        expected.truncate(200);
+        assert_eq!(*depths.borrow(), expected);
+    });
+}
+
 #[test]
 fn bad_input_ends_the_dispatch_with_the_framers_error_after_the_good_messages() {
     run_clean(|| {
@@ -168,6 +226,101 @@ fn a_message_longer_than_the_limit_is_rejected() {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     });
+}
+
+/// A line of `len` bytes, newline included.
+fn line_of(len: usize, byte: u8) -> Vec<u8> {
+    let mut line = vec![byte; len - 1];
+    line.push(b'\n');
+    line
+}
+
+#[test]
+fn a_message_of_exactly_the_limit_passes_and_one_byte_more_is_rejected() {
+    // Sent whole, in pieces, and one byte at a time up to the last.
+    for chunk in [1 << 20, 4096, 1000] {
+        run_clean(|| {
+            let (client, server) = tcp_pair();
+            let mut data = line_of(10_000, b'a');
+            data.extend(line_of(10_001, b'b'));
+            data.extend(line_of(5, b'c'));
+            send(client, data, chunk);
+            let mut seen = Vec::new();
+            let err = Dispatcher::new(Lines)
+                .max_message_size(10_000)
+                .run(server, |line| {
+                    seen.push(line.len());
+                    Ok(())
+                })
+                .unwrap_err();
+            assert_eq!(
+                err.kind(),
+                io::ErrorKind::InvalidData,
+                "chunk {chunk}: {err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                "a message is longer than the limit of 10000 bytes"
+            );
+            // The message at the limit was handled (the framer drops the newline).
+            assert_eq!(seen, [9_999], "chunk {chunk}");
+        });
+    }
+}
+
+#[test]
+fn the_default_message_limit_passes_a_message_of_exactly_its_size() {
+    run_clean(|| {
+        let (client, server) = tcp_pair();
+        let mut data = line_of(DEFAULT_MAX_MESSAGE_SIZE, b'a');
+        data.extend(line_of(DEFAULT_MAX_MESSAGE_SIZE + 1, b'b'));
+        send(client, data, 64 * 1024);
+        let mut seen = Vec::new();
+        let err = Dispatcher::new(Lines)
+            .run(server, |line| {
+                seen.push(line.len());
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(seen, [DEFAULT_MAX_MESSAGE_SIZE - 1]);
+    });
+}
+
+#[test]
+fn an_incomplete_message_at_the_limit_waits_and_its_last_byte_decides() {
+    for (len, ok) in [(10_000, true), (10_001, false)] {
+        run_clean(|| {
+            // All but the newline, a pause, then the newline.
+            let (client, server) = tcp_pair();
+            let pause = Duration::from_millis(20);
+            let writer = spawn(move || -> io::Result<()> {
+                client.write_all(&vec![b'x'; len - 1])?;
+                client.flush()?;
+                fiber_core::sleep(pause).unwrap();
+                client.write_all(b"\n")?;
+                client.write_eof()
+            });
+            let start = Instant::now();
+            let mut seen = Vec::new();
+            let result = Dispatcher::new(Lines)
+                .max_message_size(10_000)
+                .run(server, |line| {
+                    seen.push(line.len());
+                    Ok(())
+                });
+            // Not refused before the last byte came.
+            assert!(start.elapsed() >= pause, "{len}: {result:?}");
+            if ok {
+                result.unwrap();
+                assert_eq!(seen, [9_999]);
+            } else {
+                assert_eq!(result.unwrap_err().kind(), io::ErrorKind::InvalidData);
+                assert!(seen.is_empty());
+            }
+            writer.join().unwrap().unwrap();
+        });
+    }
 }
 
 #[test]

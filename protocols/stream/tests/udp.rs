@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fiber_core::{spawn, yield_now};
-use gruvi_stream::UdpSocket;
+use gruvi_stream::{DEFAULT_RECV_QUEUE, UdpSocket};
 use support::run_clean;
 
 #[test]
@@ -134,6 +134,80 @@ fn a_full_receive_queue_pauses_without_losing_datagrams() {
             assert_eq!((n, from), (2, sender.local_addr().unwrap()));
             assert_eq!(buf, [i; 2]);
         }
+    });
+}
+
+/// Takes every datagram queued now, without switching (so none can arrive meanwhile), and
+/// returns their first bytes.
+fn take_queued(socket: &UdpSocket) -> Vec<u8> {
+    fiber_core::no_switch(|| {
+        let mut taken = Vec::new();
+        let mut buf = [0; 8];
+        loop {
+            match socket.try_recv_from(&mut buf) {
+                Ok(_) => taken.push(buf[0]),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return taken,
+                Err(err) => panic!("{err}"),
+            }
+        }
+    })
+}
+
+/// Sends datagrams `0..count` (their first byte) to `socket`, then lets the loop receive
+/// for a while, as long as it is willing to.
+fn flood(socket: &UdpSocket, count: u8) -> UdpSocket {
+    let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = socket.local_addr().unwrap();
+    for i in 0..count {
+        sender.send_to(&[i; 3], to).unwrap();
+    }
+    // The kernel has them all (loopback delivers at once).
+    let_the_loop_receive();
+    sender
+}
+
+/// Lets the loop poll the socket several times: libuv receives at most 32 datagrams per poll,
+/// and every sleep polls at least once, however loaded the machine.
+fn let_the_loop_receive() {
+    for _ in 0..10 {
+        fiber_core::sleep(Duration::from_millis(2)).unwrap();
+    }
+}
+
+#[test]
+fn a_full_receive_queue_holds_exactly_its_limit_and_resumes_as_it_drains() {
+    run_clean(|| {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        receiver.set_recv_queue_limit(3);
+        assert_eq!(receiver.recv_queue_limit(), 3);
+        // The first receive starts receiving.
+        assert!(take_queued(&receiver).is_empty());
+        let _sender = flood(&receiver, 10);
+        // Paused at 3: the other 7 wait in the kernel.
+        assert_eq!(take_queued(&receiver), [0, 1, 2]);
+        // Taking them made room: receiving resumed and paused again at 3.
+        let_the_loop_receive();
+        assert_eq!(take_queued(&receiver), [3, 4, 5]);
+        let_the_loop_receive();
+        assert_eq!(take_queued(&receiver), [6, 7, 8]);
+        let_the_loop_receive();
+        assert_eq!(take_queued(&receiver), [9]);
+    });
+}
+
+#[test]
+fn the_receive_queue_holds_the_default_number_of_datagrams() {
+    run_clean(|| {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(receiver.recv_queue_limit(), DEFAULT_RECV_QUEUE);
+        assert!(take_queued(&receiver).is_empty());
+        let count = u8::try_from(DEFAULT_RECV_QUEUE + 10).unwrap();
+        let _sender = flood(&receiver, count);
+        let first: Vec<u8> = (0..count).take(DEFAULT_RECV_QUEUE).collect();
+        assert_eq!(take_queued(&receiver), first);
+        let_the_loop_receive();
+        let rest: Vec<u8> = (0..count).skip(DEFAULT_RECV_QUEUE).collect();
+        assert_eq!(take_queued(&receiver), rest);
     });
 }
 

@@ -102,7 +102,14 @@ pub fn connect_with_name(
 /// accepting fiber or other clients, and is dropped after the timeout. A failed handshake
 /// closes the connection (the client gets the alert). When the handler returns `Ok`, the
 /// server sends `close_notify` (if the handler did not) and waits up to the config's close
-/// timeout for it to go out. Listen, limits, `close` and `shutdown` are the [`Server`]'s.
+/// timeout for it to go out. Listen, limits, `close` and `shutdown` are the [`Server`]'s: it
+/// serves at most [`DEFAULT_MAX_CONNECTIONS`](gruvi_stream::DEFAULT_MAX_CONNECTIONS)
+/// connections at once unless [`set_max_connections`](Server::set_max_connections) says
+/// otherwise, counting those still in their handshake.
+///
+/// Iterating over the handler's stream (`for line in &*stream`, as below) caps each line at
+/// the stream's [`max_line`](Stream::max_line), so a peer that never sends a newline cannot
+/// make the server buffer without end.
 ///
 /// The handler gets a [`Stream`] over a [`TlsStream`]; for TLS details (ALPN, the client's
 /// certificate, SNI) downcast its connection:

@@ -40,7 +40,8 @@
 //! fiber_core::run(|| -> std::io::Result<()> {
 //!     let config = ServerConfig::builder(CertifiedKey::from_pem(&cert, &key)?).build()?;
 //!     let server = gruvi_tls::server(config, |stream: Rc<Stream>| {
-//!         let line = stream.readline(None)?;
+//!         // A line, or its first KiB: a client cannot make the server buffer more.
+//!         let line = stream.readline(Some(1024))?;
 //!         stream.write_all(&line.to_ascii_uppercase())
 //!     });
 //!     server.listen(&"127.0.0.1:0".parse()?)?;

@@ -7,13 +7,13 @@ use std::io;
 use std::net::TcpListener as StdListener;
 use std::sync::{Mutex, mpsc};
 
-use gruvi_stream::{Connection, TcpStream};
+use gruvi_stream::{Connection, DEFAULT_MAX_CONNECTIONS, TcpStream};
 use gruvi_tls::openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
 use gruvi_tls::{
     ClientConfig, DEFAULT_AFTER_CLOSE_NOTIFY_LIMIT, DEFAULT_READER_OUTPUT_LIMIT, PipeState,
     ServerConfig, SslPipe, TlsError, TlsStream,
 };
-use support::{certs, client_config, run_clean, server_config};
+use support::{certs, client_config, echo, listen, run_clean, server_config};
 
 /// A TLS server on a plain thread (OpenSSL's blocking API) that completes the handshake, reads
 /// nothing, and when told closes its socket with the client's data unread: the kernel answers
@@ -166,6 +166,40 @@ fn limits_have_defaults_and_are_configurable_on_both_sides() {
         ),
         (10, 20)
     );
+}
+
+#[test]
+fn a_tls_server_limits_its_connections_by_default() {
+    let certs = certs::make();
+    let server = gruvi_tls::server(server_config(&certs.good), |_| Ok(()));
+    assert_eq!(server.max_connections(), Some(DEFAULT_MAX_CONNECTIONS));
+    server.set_max_connections(None);
+    assert_eq!(server.max_connections(), None);
+}
+
+#[test]
+fn a_tls_server_at_its_connection_limit_closes_the_next_client() {
+    let certs = certs::make();
+    run_clean(|| {
+        let server = gruvi_tls::server(server_config(&certs.good), echo);
+        server.set_max_connections(Some(2));
+        let addr = listen(&server, "127.0.0.1:0");
+        let config = client_config(&certs);
+        let connect = || gruvi_tls::connect_with_name(&addr, "localhost", &config);
+        let first = connect().unwrap();
+        let second = connect().unwrap();
+        // The third is closed as soon as it is accepted: its handshake fails, quickly.
+        let third = connect();
+        let err = third.as_ref().map(|_| ()).unwrap_err();
+        assert_ne!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        for (stream, word) in [(&first, &b"one\n"[..]), (&second, b"two\n")] {
+            stream.write_all(word).unwrap();
+            assert_eq!(stream.readline(None).unwrap(), word);
+        }
+        assert_eq!(server.connections().len(), 2);
+        drop((first, second, third));
+        server.close().unwrap();
+    });
 }
 
 /// Collects log messages (this test binary's logger).

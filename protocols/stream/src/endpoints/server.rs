@@ -16,6 +16,11 @@ use crate::buffered::Stream;
 /// What a server runs for each connection.
 type Handler = dyn Fn(Rc<Stream>) -> io::Result<()>;
 
+/// How many connections a [`Server`] serves at once unless told otherwise (as the HTTP
+/// server's `ServerConfig::max_connections`): enough for any ordinary service, and below the
+/// file descriptors a peer could otherwise take until none are left.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
 /// The first and the longest pause after an accept error such as running out of descriptors.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 
@@ -24,10 +29,11 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration
 /// [`Stream`].
 ///
 /// When the handler returns (an error too) or panics, its connection is closed; nothing else
-/// is affected. With [`set_max_connections`](Self::set_max_connections), connections beyond
-/// the limit are closed as soon as they are accepted. [`close`](Self::close) stops accepting,
-/// closes every connection and waits for the handlers; [`shutdown`](Self::shutdown) first gives
-/// them a grace period to finish on their own. Dropping the server stops it without waiting.
+/// is affected. Connections beyond [`max_connections`](Self::max_connections) (default
+/// [`DEFAULT_MAX_CONNECTIONS`]) are closed as soon as they are accepted.
+/// [`close`](Self::close) stops accepting, closes every connection and waits for the handlers;
+/// [`shutdown`](Self::shutdown) first gives them a grace period to finish on their own.
+/// Dropping the server stops it without waiting.
 ///
 /// TCP connections have Nagle's algorithm off (`TCP_NODELAY`).
 ///
@@ -83,7 +89,7 @@ impl Server {
         Server {
             inner: Rc::new(Inner {
                 handler: Rc::new(handler),
-                max_connections: Cell::new(None),
+                max_connections: Cell::new(Some(DEFAULT_MAX_CONNECTIONS)),
                 listeners: RefCell::new(Vec::new()),
                 acceptors: RefCell::new(Vec::new()),
                 connections: RefCell::new(BTreeMap::new()),
@@ -93,14 +99,26 @@ impl Server {
         }
     }
 
-    /// Limits how many connections are served at once (`None`: no limit, the default).
+    /// Limits how many connections are served at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]; `None`: no limit, until file descriptors run out).
     /// Connections accepted beyond it are closed at once; the peer reads end of stream or gets
-    /// a reset.
+    /// a reset. Lowering it closes no connection already served.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gruvi_stream::{DEFAULT_MAX_CONNECTIONS, Server};
+    ///
+    /// let server = Server::new(|_stream| Ok(()));
+    /// assert_eq!(server.max_connections(), Some(DEFAULT_MAX_CONNECTIONS));
+    /// server.set_max_connections(Some(100));
+    /// assert_eq!(server.max_connections(), Some(100));
+    /// ```
     pub fn set_max_connections(&self, max: Option<usize>) {
         self.inner.max_connections.set(max);
     }
 
-    /// The connection limit.
+    /// The connection limit (`None`: no limit).
     pub fn max_connections(&self) -> Option<usize> {
         self.inner.max_connections.get()
     }

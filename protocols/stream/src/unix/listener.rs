@@ -12,8 +12,10 @@ use uv_sys_wrap::{Error as UvError, Handle, Pipe, Stream as _};
 
 use super::{UnixStream, path_error, path_of, socket_addr};
 
-/// The listen backlog.
-const BACKLOG: i32 = 1024;
+/// How many connections the kernel queues for a listener before they are accepted, unless
+/// [`UnixListener::bind_with_backlog`] says otherwise (the kernel caps it at
+/// `net.core.somaxconn`).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 
 /// What the listener's connection callback and `accept` share.
 struct Incoming {
@@ -66,6 +68,32 @@ impl UnixListener {
     /// `InvalidInput` for a path too long for `sockaddr_un`, `NotFound` or
     /// `PermissionDenied` for its directory.
     pub fn bind(path: impl AsRef<Path>) -> io::Result<UnixListener> {
+        UnixListener::bind_with_backlog(path, DEFAULT_LISTEN_BACKLOG)
+    }
+
+    /// [`bind`](Self::bind) with a listen backlog of `backlog` instead of
+    /// [`DEFAULT_LISTEN_BACKLOG`]: how many connections the kernel queues until they are
+    /// accepted (Linux takes one more; further ones fail to connect with `WouldBlock`). The
+    /// kernel caps it at `net.core.somaxconn`.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gruvi_stream::UnixListener;
+    ///
+    /// fiber_core::run(|| -> std::io::Result<()> {
+    ///     let path = std::env::temp_dir().join(format!("gruvi-bl-{}.sock", std::process::id()));
+    ///     let listener = UnixListener::bind_with_backlog(&path, 16)?;
+    ///     assert_eq!(listener.local_addr()?.as_pathname(), Some(path.as_path()));
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_with_backlog(path: impl AsRef<Path>, backlog: u32) -> io::Result<UnixListener> {
         let hub = Hub::current();
         let pipe = Pipe::new(&hub.loop_handle())?;
         pipe.bind(path.as_ref()).map_err(path_error)?;
@@ -75,7 +103,8 @@ impl UnixListener {
             acceptors: RefCell::new(Vec::new()),
         });
         let weak: Weak<Incoming> = Rc::downgrade(&incoming);
-        pipe.listen(BACKLOG, move |_, status| {
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        pipe.listen(backlog, move |_, status| {
             if let Some(incoming) = weak.upgrade() {
                 match status {
                     Ok(()) => incoming.ready.set(incoming.ready.get() + 1),
@@ -146,6 +175,10 @@ impl UnixListener {
     }
 
     /// An endless iterator of accepted connections (std's `incoming`).
+    ///
+    /// # Switchpoint
+    ///
+    /// Each `next` blocks the fiber until a connection arrives, as [`accept`](Self::accept).
     pub fn incoming(&self) -> impl Iterator<Item = io::Result<UnixStream>> + '_ {
         std::iter::repeat_with(move || self.accept().map(|(stream, _)| stream))
     }
