@@ -197,9 +197,6 @@ pub struct TcpListener {
     incoming: Rc<Incoming>,
 }
 
-/// The listen backlog.
-const BACKLOG: i32 = 1024;
-
 impl TcpListener {
     /// Binds to the first address of `addr` that works and listens.
     ///
@@ -211,9 +208,39 @@ impl TcpListener {
     ///
     /// `AddrInUse`, `AddrNotAvailable`, a lookup error.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        TcpListener::bind_with_backlog(addr, crate::DEFAULT_LISTEN_BACKLOG)
+    }
+
+    /// [`bind`](Self::bind) with a listen backlog of `backlog` instead of
+    /// [`DEFAULT_LISTEN_BACKLOG`](crate::DEFAULT_LISTEN_BACKLOG): how many connections the
+    /// kernel completes and queues until they are accepted (the kernel caps it at
+    /// `net.core.somaxconn`; with the queue full, Linux drops new connection attempts and the
+    /// clients retry).
+    ///
+    /// # Switchpoint
+    ///
+    /// Names are looked up through libuv.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind`](Self::bind).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use gruvi_stream::TcpListener;
+    ///
+    /// fiber_core::run(|| -> std::io::Result<()> {
+    ///     let listener = TcpListener::bind_with_backlog("127.0.0.1:0", 16)?;
+    ///     assert!(listener.local_addr()?.port() != 0);
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn bind_with_backlog(addr: impl ToSocketAddrs, backlog: u32) -> io::Result<TcpListener> {
         let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to");
         for addr in addr.to_socket_addrs()? {
-            match TcpListener::bind_one(addr, false) {
+            match TcpListener::bind_one(addr, false, backlog) {
                 Ok(listener) => return Ok(listener),
                 Err(err) => last = err,
             }
@@ -224,10 +251,10 @@ impl TcpListener {
     /// Binds with `SO_REUSEPORT`, so that several listeners (one per thread and Hub) share the
     /// address and the kernel spreads connections over them.
     pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<TcpListener> {
-        TcpListener::bind_one(addr, true)
+        TcpListener::bind_one(addr, true, crate::DEFAULT_LISTEN_BACKLOG)
     }
 
-    fn bind_one(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
+    fn bind_one(addr: SocketAddr, reuse_port: bool, backlog: u32) -> io::Result<TcpListener> {
         let hub = Hub::current();
         let tcp = Tcp::new(&hub.loop_handle())?;
         let flags = uv_sys_wrap::TcpBindFlags {
@@ -241,7 +268,8 @@ impl TcpListener {
             acceptors: Waiters::default(),
         });
         let weak: Weak<Incoming> = Rc::downgrade(&incoming);
-        tcp.listen(BACKLOG, move |_, status| {
+        let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
+        tcp.listen(backlog, move |_, status| {
             if let Some(incoming) = weak.upgrade() {
                 match status {
                     Ok(()) => incoming.ready.set(incoming.ready.get() + 1),

@@ -82,3 +82,35 @@ fn a_unix_listener_bound_without_a_backlog_takes_the_default() {
         assert_eq!(connected as u64, backlog + 2);
     });
 }
+
+/// A TCP listener bound with a backlog queues that many connections (and, as for Unix
+/// sockets, Linux one more and libuv one ahead of `accept`); past that, the kernel drops the
+/// attempts (the client would retry), so a connect with a timeout times out.
+#[test]
+fn a_tcp_listener_queues_its_backlog_and_drops_attempts_past_it() {
+    use std::time::Duration;
+
+    use gruvi_stream::{TcpListener, TcpStream};
+    run_clean(|| {
+        for backlog in [1, 3] {
+            let listener = TcpListener::bind_with_backlog("127.0.0.1:0", backlog).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let mut pending = Vec::new();
+            let err = loop {
+                match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                    Ok(stream) => pending.push(stream),
+                    Err(err) => break err,
+                }
+                assert!(
+                    pending.len() <= backlog as usize + 10,
+                    "the backlog is not applied"
+                );
+            };
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+            assert_eq!(pending.len(), backlog as usize + 2, "backlog {backlog}");
+            for _ in &pending {
+                listener.accept().unwrap();
+            }
+        }
+    });
+}

@@ -13,8 +13,10 @@ use uv_sys_wrap::{Error as UvError, Handle, Pipe, Stream as _};
 use super::{UnixStream, path_error, path_of, socket_addr};
 
 /// How many connections the kernel queues for a listener before they are accepted, unless
-/// [`UnixListener::bind_with_backlog`] says otherwise (the kernel caps it at
-/// `net.core.somaxconn`).
+/// [`UnixListener::bind_with_backlog`] or [`TcpListener::bind_with_backlog`] says otherwise
+/// (the kernel caps it at `net.core.somaxconn`).
+///
+/// [`TcpListener::bind_with_backlog`]: crate::TcpListener::bind_with_backlog
 pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 
 /// What the listener's connection callback and `accept` share.
