@@ -13,12 +13,6 @@ use gruvi_stream::Stream;
 use crate::error::Error;
 use crate::framing::SPEC_MAX_MESSAGE_SIZE;
 
-/// Senders wait while this much is queued and not yet handed to the stream.
-const HIGH_WATER: usize = 1 << 20;
-
-/// How long the last messages may take to go out when the connection is closed locally.
-const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Open,
@@ -35,10 +29,20 @@ pub(crate) struct Outbox {
     writer: RefCell<Option<Callback<()>>>,
     senders: RefCell<Vec<Callback<()>>>,
     state: Cell<State>,
+    /// Senders wait while this much is queued and not yet handed to the stream
+    /// (`Config::write_buffer_limit`).
+    high_water: usize,
+    /// How long the last messages may take to go out when the connection is closed locally
+    /// (`Config::close_flush_timeout`).
+    flush_timeout: Duration,
 }
 
 impl Outbox {
-    pub(crate) fn new(stream: Rc<Stream>) -> Rc<Outbox> {
+    pub(crate) fn new(
+        stream: Rc<Stream>,
+        high_water: usize,
+        flush_timeout: Duration,
+    ) -> Rc<Outbox> {
         Rc::new(Outbox {
             stream,
             buf: RefCell::new(Vec::new()),
@@ -46,6 +50,8 @@ impl Outbox {
             writer: RefCell::new(None),
             senders: RefCell::new(Vec::new()),
             state: Cell::new(State::Open),
+            high_water,
+            flush_timeout,
         })
     }
 
@@ -68,7 +74,7 @@ impl Outbox {
 
     /// Marshals `message` into the buffer; waits first while the buffer is over its limit.
     pub(crate) fn push(&self, message: &Message) -> Result<(), Error> {
-        while self.state.get() == State::Open && self.buf.borrow().len() >= HIGH_WATER {
+        while self.state.get() == State::Open && self.buf.borrow().len() >= self.high_water {
             let sb = SwitchBack::new();
             self.senders.borrow_mut().push(sb.callback());
             sb.wait()?;
@@ -94,7 +100,7 @@ impl Outbox {
         Ok(())
     }
 
-    /// Closes after sending what is queued (for at most a few seconds). Never switches.
+    /// Closes after sending what is queued (for at most the flush timeout). Never switches.
     pub(crate) fn close_after_flush(&self) {
         if self.state.get() == State::Open {
             self.state.set(State::Closing);
@@ -146,8 +152,7 @@ impl Outbox {
             let written = match self.state.get() {
                 State::Open => self.stream.write_all(&data),
                 State::Closing => {
-                    match fiber_core::timeout(CLOSE_FLUSH_TIMEOUT, || self.stream.write_all(&data))
-                    {
+                    match fiber_core::timeout(self.flush_timeout, || self.stream.write_all(&data)) {
                         Ok(result) => result,
                         Err(_) => return Ok(()),
                     }
