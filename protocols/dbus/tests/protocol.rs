@@ -427,7 +427,8 @@ fn said_hello(path: &PathBuf) -> Rc<Stream<UnixStream>> {
 }
 
 #[test]
-fn a_client_trickling_a_message_is_closed_after_message_timeout_while_others_are_answered() {
+fn clients_trickling_or_stopping_inside_a_message_are_closed_after_message_timeout_while_others_are_answered()
+ {
     run_clean(|| {
         let (server, path, _dir) = server(message_timeout_config());
         let slow = said_hello(&path);
@@ -435,6 +436,10 @@ fn a_client_trickling_a_message_is_closed_after_message_timeout_while_others_are
         let stop = Rc::new(Cell::new(false));
         // The fixed header and a little more, then a byte every 50 ms (12 s for the rest).
         let (started, trickler) = trickle(&slow, &message[..20], message[20..].to_vec(), &stop);
+        // And one that sends half a message and then nothing.
+        let silent = said_hello(&path);
+        silent.write_all(&message[..message.len() / 2]).unwrap();
+        let silent_started = Instant::now();
         // Another client is answered meanwhile, more than once.
         let other = said_hello(&path);
         for serial in 2..5 {
@@ -446,6 +451,10 @@ fn a_client_trickling_a_message_is_closed_after_message_timeout_while_others_are
         let took = started.elapsed();
         stop.set(true);
         trickler.join().unwrap();
+        assert!(took >= MESSAGE_TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        assert_eq!(read_to_close(&silent), b"");
+        let took = silent_started.elapsed();
         assert!(took >= MESSAGE_TIMEOUT, "closed after {took:?}");
         assert!(took < Duration::from_secs(2), "closed after {took:?}");
         other.write_all(&echo("after", 5)).unwrap();
@@ -482,6 +491,23 @@ fn messages_sent_in_pieces_within_the_timeout_are_answered_each_with_its_own_clo
         }
         assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "first");
         assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "second");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_message_timeout_of_duration_max_is_no_limit() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.message_timeout = Duration::MAX;
+        let (server, path, _dir) = server(config);
+        let stream = said_hello(&path);
+        let message = echo("slow", 2);
+        for piece in message.chunks(message.len() / 6) {
+            stream.write_all(piece).unwrap();
+            fiber_core::sleep(Duration::from_millis(30)).unwrap();
+        }
+        assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "slow");
         server.close().unwrap();
     });
 }

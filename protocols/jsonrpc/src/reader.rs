@@ -13,6 +13,10 @@ use crate::rules::{Incoming, Invalid, parse};
 use crate::splitter::{SplitError, Splitter};
 use crate::workers::{BatchReplies, Job};
 
+/// The longest read timeout set: a longer idle or message timeout is no limit (an instant
+/// this far ahead still fits the clock).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// How the reading ended.
 enum End {
     /// The other end closed its side.
@@ -54,15 +58,16 @@ pub(crate) fn run(inner: &Rc<Inner>, mut splitter: Splitter) {
 fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     // The bytes of a message split across reads (at most max_message_size of them).
     let mut partial = Vec::new();
-    let at_least_1ms = |t: Duration| t.max(Duration::from_millis(1));
-    let idle_timeout = inner.config.idle_timeout.map(at_least_1ms);
-    let message_timeout = inner.config.message_timeout.map(at_least_1ms);
+    // A timeout is at least 1 ms (0 is refused) and at most FOREVER (a longer one could not
+    // be added to the clock).
+    let bounded = |t: Duration| t.clamp(Duration::from_millis(1), FOREVER);
+    let idle_timeout = inner.config.idle_timeout.map(bounded);
+    let message_timeout = inner.config.message_timeout.map(bounded);
     // When the first byte of the message in progress arrived; `None` while no message is in
     // progress (the clock is read only when a read ends inside a message).
     let mut message_start: Option<Instant> = None;
     // The read timeout in force: the idle timeout, or what is left of it since the connection
-    // was last busy (bytes read, or a job that ended while nothing was read); or what is left
-    // of the message timeout, if that is sooner.
+    // was last busy (bytes read, or a job that ended while nothing was read).
     let mut read_timeout = None;
     let mut last_read = Instant::now();
     let quiet_for = |last_read: Instant| {
@@ -75,18 +80,10 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     loop {
         // A fill's timeout counts from its start; only a job that ended after the last read
         // makes the quiet time start earlier than that.
-        let idle_wanted = idle_timeout.map(|idle| match inner.workers.last_done() {
-            Some(done) if done > last_read => at_least_1ms(idle.saturating_sub(done.elapsed())),
+        let wanted = idle_timeout.map(|idle| match inner.workers.last_done() {
+            Some(done) if done > last_read => bounded(idle.saturating_sub(done.elapsed())),
             _ => idle,
         });
-        let message_left = match (message_start, message_timeout) {
-            (Some(start), Some(limit)) => Some(at_least_1ms(limit.saturating_sub(start.elapsed()))),
-            _ => None,
-        };
-        let wanted = match (idle_wanted, message_left) {
-            (Some(idle), Some(left)) => Some(idle.min(left)),
-            (idle, left) => idle.or(left),
-        };
         if wanted != read_timeout {
             if let Err(err) = inner.stream.connection().set_read_timeout(wanted) {
                 return End::Error(err);
@@ -101,7 +98,24 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         {
             return End::Error(err.into());
         }
-        match inner.stream.fill() {
+        // While a message is in progress, the fill may take only what is left of its time: a
+        // timeout scope rather than the read timeout, so that it also bounds a fill that waits
+        // for the rest of a TLS record whose bytes trickle in (each of which would restart a
+        // read timeout).
+        let filled = match (message_start, message_timeout) {
+            (Some(start), Some(limit)) => {
+                let left = limit.saturating_sub(start.elapsed());
+                match fiber_core::timeout(left, || inner.stream.fill()) {
+                    Ok(filled) => filled,
+                    Err(fiber_core::Error::TimedOut) => {
+                        return End::Violation(RpcError::message_timeout(limit));
+                    }
+                    Err(err) => return End::Error(err.into()),
+                }
+            }
+            _ => inner.stream.fill(),
+        };
+        match filled {
             Ok(true) => {
                 if idle_timeout.is_some() {
                     last_read = Instant::now();
@@ -109,11 +123,6 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
             }
             Ok(false) => return End::Eof,
             Err(err) if err.kind() == io::ErrorKind::TimedOut && read_timeout.is_some() => {
-                if let (Some(start), Some(limit)) = (message_start, message_timeout)
-                    && start.elapsed() >= limit
-                {
-                    return End::Violation(RpcError::message_timeout(limit));
-                }
                 // Idle only if the last job also ended a whole timeout ago: one that ended
                 // just now, with nothing read meanwhile, kept the connection busy until now.
                 let quiet = idle_timeout.is_some_and(|idle| quiet_for(last_read) >= idle);

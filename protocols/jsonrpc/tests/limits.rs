@@ -105,12 +105,17 @@ fn add(a: i64, b: i64, id: i64) -> Vec<u8> {
 }
 
 #[test]
-fn a_client_trickling_a_message_is_closed_after_message_timeout_while_others_are_answered() {
+fn clients_trickling_or_stopping_inside_a_message_are_closed_after_message_timeout_while_others_are_answered()
+ {
     run_clean(|| {
         let server = server(config());
         let slow = raw(&server);
         let stop = Rc::new(Cell::new(false));
         let (started, trickler) = trickle(&slow, br#"{"jsonrpc": "2.0", "method": "add","#, &stop);
+        // And one that sends half a message and then nothing.
+        let silent = raw(&server);
+        silent.write_all(br#"{"jsonrpc": "2.0", "#).unwrap();
+        let silent_started = Instant::now();
         // Another client is served meanwhile, more than once.
         let other = connect(&server.addresses()[0], Methods::new(), config()).unwrap();
         for i in 0..3 {
@@ -125,6 +130,13 @@ fn a_client_trickling_a_message_is_closed_after_message_timeout_while_others_are
         assert_eq!(values.next(&slow), None, "the connection was not closed");
         stop.set(true);
         trickler.join().unwrap();
+        assert!(took >= TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        let mut values = Values::default();
+        let answer = values.next(&silent).expect("an error answer");
+        let took = silent_started.elapsed();
+        assert_eq!(answer["error"]["code"], MESSAGE_TIMEOUT, "{answer}");
+        assert_eq!(values.next(&silent), None, "the connection was not closed");
         assert!(took >= TIMEOUT, "closed after {took:?}");
         assert!(took < Duration::from_secs(2), "closed after {took:?}");
         // The other client was not affected.
@@ -236,22 +248,25 @@ fn a_server_trickling_an_answer_is_cut_off_by_the_clients_message_timeout() {
 }
 
 #[test]
-fn without_a_message_timeout_a_trickled_message_is_waited_for() {
-    run_clean(|| {
-        let mut config = Config::default();
-        config.message_timeout = None;
-        let server = server(config);
-        let stream = raw(&server);
-        let message = add(2, 3, 1);
-        for piece in message.chunks(message.len() / 8) {
-            stream.write_all(piece).unwrap();
-            fiber_core::sleep(Duration::from_millis(50)).unwrap();
-        }
-        let mut values = Values::default();
-        assert_eq!(values.next(&stream).unwrap()["result"], 5);
-        drop(stream);
-        server.close().unwrap();
-    });
+fn without_a_message_timeout_or_with_the_longest_a_trickled_message_is_waited_for() {
+    for timeout in [None, Some(Duration::MAX)] {
+        run_clean(|| {
+            let mut config = Config::default();
+            config.message_timeout = timeout;
+            config.idle_timeout = timeout;
+            let server = server(config);
+            let stream = raw(&server);
+            let message = add(2, 3, 1);
+            for piece in message.chunks(message.len() / 8) {
+                stream.write_all(piece).unwrap();
+                fiber_core::sleep(Duration::from_millis(50)).unwrap();
+            }
+            let mut values = Values::default();
+            assert_eq!(values.next(&stream).unwrap()["result"], 5, "{timeout:?}");
+            drop(stream);
+            server.close().unwrap();
+        });
+    }
 }
 
 #[test]
