@@ -6,6 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
+use std::time::Duration;
 
 use dbus::arg::AppendAll;
 use dbus::{Message, MessageType};
@@ -14,7 +15,7 @@ use gruvi_stream::{Dispatcher, Stream};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::framing::{Frame, MessageFramer, SPEC_MAX_MESSAGE_SIZE};
+use crate::framing::{Frame, MessageFramer, SPEC_MAX_MESSAGE_SIZE, message_timeout_reason};
 use crate::message::signal;
 use crate::objects::Objects;
 use crate::outbox::Outbox;
@@ -106,7 +107,11 @@ impl Connection {
         peer_uid: Option<u32>,
         objects: Rc<Objects>,
     ) -> Result<Connection, Error> {
-        let outbox = Outbox::new(stream.clone());
+        let outbox = Outbox::new(
+            stream.clone(),
+            config.write_buffer_limit,
+            config.close_flush_timeout,
+        );
         let inner = Rc::new(Inner {
             outbox: outbox.clone(),
             writer: RefCell::new(None),
@@ -129,9 +134,10 @@ impl Connection {
         });
         let weak = Rc::downgrade(&inner);
         let max = inner.config.max_message_size.min(SPEC_MAX_MESSAGE_SIZE);
+        let message_timeout = inner.config.message_timeout;
         let reader = Builder::new()
             .name("dbus reader")
-            .spawn(move || read_loop(weak, stream, max))
+            .spawn(move || read_loop(weak, stream, max, message_timeout))
             .map_err(Error::Io)?;
         *inner.reader.borrow_mut() = Some(reader);
         let weak = Rc::downgrade(&inner);
@@ -172,7 +178,8 @@ impl Connection {
     }
 
     /// Closes the connection: pending calls fail with [`Error::Disconnected`], the reader
-    /// fiber stops, messages already sent go out (for at most a few seconds) before the
+    /// fiber stops, messages already sent go out (for at most
+    /// [`Config::close_flush_timeout`]) before the
     /// socket closes. Never switches.
     pub fn close(&self) {
         self.inner.shutdown("closed by this side".into(), true);
@@ -373,9 +380,10 @@ impl Drop for ForgetPending<'_> {
 
 /// The reader fiber: decodes messages until the stream ends or breaks the protocol, then
 /// closes the connection with the reason.
-fn read_loop(weak: Weak<Inner>, stream: Rc<Stream>, max: usize) {
+fn read_loop(weak: Weak<Inner>, stream: Rc<Stream>, max: usize, message_timeout: Duration) {
     let route = weak.clone();
-    let dispatcher = Dispatcher::new(MessageFramer::new(max))
+    let framer = MessageFramer::new(max).with_timeout(stream.clone(), message_timeout);
+    let dispatcher = Dispatcher::new(framer)
         .max_message_size(max)
         .route(move |frame| route.upgrade().and_then(|inner| inner.route(frame)));
     let result = dispatcher.run(stream, |frame| match weak.upgrade() {
@@ -385,6 +393,10 @@ fn read_loop(weak: Weak<Inner>, stream: Rc<Stream>, max: usize) {
     if let Some(inner) = weak.upgrade() {
         let reason = match result {
             Ok(()) => "the peer closed the connection".to_owned(),
+            // The message timeout is the only read timeout of an authenticated connection.
+            Err(Error::TimedOut) => {
+                Error::Protocol(message_timeout_reason(message_timeout)).to_string()
+            }
             Err(err) => err.to_string(),
         };
         inner.shutdown(reason, false);

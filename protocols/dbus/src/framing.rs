@@ -2,8 +2,11 @@
 //! version, serial, lengths) and the declared size is held against the limit *before* the
 //! message is buffered; whole messages are demarshalled by libdbus (`dbus::Message`).
 
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
 use dbus::Message;
-use gruvi_stream::Framer;
+use gruvi_stream::{Framer, Stream};
 
 use crate::error::Error;
 
@@ -91,18 +94,91 @@ pub(crate) enum Frame {
     Ignored,
 }
 
+/// The longest read timeout set: a longer message timeout is no limit (an instant this far
+/// ahead still fits the clock).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// The [`Framer`] of D-Bus messages on an authenticated connection.
 #[derive(Debug)]
 pub(crate) struct MessageFramer {
     max: usize,
+    clock: Option<MessageClock>,
+}
+
+/// The message timeout: the stream's read timeout is what is left of it while a message is
+/// in progress, and unset otherwise.
+#[derive(Debug)]
+struct MessageClock {
+    stream: Rc<Stream>,
+    limit: Duration,
+    /// When the first byte of the message in progress arrived; `None` while none is.
+    start: Option<Instant>,
+    /// The stream's read timeout is set.
+    armed: bool,
 }
 
 impl MessageFramer {
     pub(crate) fn new(max_message_size: usize) -> MessageFramer {
         MessageFramer {
             max: max_message_size,
+            clock: None,
         }
     }
+
+    /// Gives each message `limit` to arrive whole from its first byte: while one is in
+    /// progress, `stream`'s read timeout is set to what is left of it (the reader then fails
+    /// with `TimedOut`), and a message still incomplete when it is up is an error.
+    pub(crate) fn with_timeout(mut self, stream: Rc<Stream>, limit: Duration) -> MessageFramer {
+        self.clock = Some(MessageClock {
+            stream,
+            limit: limit.max(Duration::from_millis(1)),
+            start: None,
+            armed: false,
+        });
+        self
+    }
+}
+
+impl MessageClock {
+    /// A message ended `rest` bytes before the end of the buffer.
+    #[inline]
+    fn ended(&mut self, rest: usize) {
+        self.start = None;
+        // With bytes left the next decode sees them: it sets the timeout again or unsets it.
+        if self.armed && rest == 0 {
+            self.armed = false;
+            let _ = self.stream.connection().set_read_timeout(None);
+        }
+    }
+
+    /// A message is in progress: starts its clock or checks it, and sets the read timeout to
+    /// what is left.
+    #[cold]
+    fn in_progress(&mut self) -> Result<(), Error> {
+        let left = match self.start {
+            None => {
+                self.start = Some(Instant::now());
+                self.limit
+            }
+            Some(start) => self
+                .limit
+                .checked_sub(start.elapsed())
+                .ok_or_else(|| Error::Protocol(message_timeout_reason(self.limit)))?,
+        };
+        self.armed = true;
+        let left = left.clamp(Duration::from_millis(1), FOREVER);
+        self.stream
+            .connection()
+            .set_read_timeout(Some(left))
+            .map_err(Error::Io)
+    }
+}
+
+/// Why a connection closed when a message did not arrive whole in time.
+pub(crate) fn message_timeout_reason(limit: Duration) -> String {
+    format!(
+        "a message did not arrive whole within {limit:?} of its first byte (the message timeout)"
+    )
 }
 
 impl Framer for MessageFramer {
@@ -110,6 +186,19 @@ impl Framer for MessageFramer {
     type Error = Error;
 
     fn decode(&mut self, buf: &[u8]) -> Result<Option<(Frame, usize)>, Error> {
+        let decoded = self.decode_message(buf)?;
+        if let Some(clock) = &mut self.clock {
+            match &decoded {
+                Some((_, used)) => clock.ended(buf.len() - used),
+                None => clock.in_progress()?,
+            }
+        }
+        Ok(decoded)
+    }
+}
+
+impl MessageFramer {
+    fn decode_message(&mut self, buf: &[u8]) -> Result<Option<(Frame, usize)>, Error> {
         if buf.len() < FIXED_HEADER {
             return Ok(None);
         }

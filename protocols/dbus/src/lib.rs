@@ -96,7 +96,10 @@ pub use bus::{
     BUS_NAME, BUS_PATH, NAME_FLAG_ALLOW_REPLACEMENT, NAME_FLAG_DO_NOT_QUEUE,
     NAME_FLAG_REPLACE_EXISTING, ReleaseNameReply, RequestNameReply,
 };
-pub use config::{Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CONNECT_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CLOSE_FLUSH_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MESSAGE_TIMEOUT, DEFAULT_WRITE_BUFFER_LIMIT,
+};
 pub use connection::Connection;
 pub use error::{Error, MethodError, names};
 pub use framing::{DEFAULT_MAX_MESSAGE_SIZE, SPEC_MAX_MESSAGE_SIZE};

@@ -1,14 +1,18 @@
 //! The server's side of the wire, driven with raw bytes (Gruvi's protocol tests): the
 //! credentials byte, auth line rules, rejections, the auth timeout, pipelined auth, the
-//! missing Hello, the message size limit at its boundary, garbage, and a message fed one byte
-//! at a time. Every violation ends in a clean disconnect.
+//! missing Hello, the message size limit at its boundary, garbage, a message fed one byte at a
+//! time, and the message timeout (slowloris: a message or an authentication trickled byte by
+//! byte is cut off, on the server and on a client). Every violation ends in a clean
+//! disconnect.
 
 mod support;
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use gruvi_dbus::{Config, Endpoint, Interface, Message, Server, parse_address};
+use gruvi_dbus::{Config, Connection, Endpoint, Interface, Message, Server, parse_address};
 use gruvi_stream::{Stream, UnixStream};
 use support::run_clean;
 
@@ -379,5 +383,203 @@ fn calls_without_an_interface_reach_the_standard_and_exported_methods() {
         let err = reply.as_result().unwrap_err();
         assert_eq!(err.name(), Some("org.freedesktop.DBus.Error.InvalidArgs"));
         server.close().unwrap();
+    });
+}
+
+const MESSAGE_TIMEOUT: Duration = Duration::from_millis(300);
+
+fn message_timeout_config() -> Config {
+    let mut config = Config::default();
+    config.message_timeout = MESSAGE_TIMEOUT;
+    config.call_timeout = Duration::from_secs(5);
+    config
+}
+
+/// Writes `head`, then one byte of `tail` every 50 ms until `stop` is set, `tail` runs out
+/// or writing fails; returns when `head` went out, and the trickling fiber.
+fn trickle(
+    stream: &Rc<Stream<UnixStream>>,
+    head: &[u8],
+    tail: Vec<u8>,
+    stop: &Rc<Cell<bool>>,
+) -> (Instant, fiber_core::JoinHandle<()>) {
+    stream.write_all(head).unwrap();
+    let started = Instant::now();
+    let (s, stop) = (stream.clone(), stop.clone());
+    let fiber = fiber_core::spawn(move || {
+        for byte in tail {
+            fiber_core::sleep(Duration::from_millis(50)).unwrap();
+            if stop.get() || s.write_all(&[byte]).is_err() {
+                break;
+            }
+        }
+    });
+    (started, fiber)
+}
+
+/// An authenticated raw client that said Hello.
+fn said_hello(path: &PathBuf) -> Rc<Stream<UnixStream>> {
+    let stream = Rc::new(connect(path));
+    authenticate(&stream);
+    stream.write_all(&hello()).unwrap();
+    assert_eq!(read_message(&stream).get_reply_serial(), Some(1));
+    stream
+}
+
+#[test]
+fn clients_trickling_or_stopping_inside_a_message_are_closed_after_message_timeout_while_others_are_answered()
+ {
+    run_clean(|| {
+        let (server, path, _dir) = server(message_timeout_config());
+        let slow = said_hello(&path);
+        let message = echo(&"x".repeat(200), 2);
+        let stop = Rc::new(Cell::new(false));
+        // The fixed header and a little more, then a byte every 50 ms (12 s for the rest).
+        let (started, trickler) = trickle(&slow, &message[..20], message[20..].to_vec(), &stop);
+        // And one that sends half a message and then nothing.
+        let silent = said_hello(&path);
+        silent.write_all(&message[..message.len() / 2]).unwrap();
+        let silent_started = Instant::now();
+        // Another client is answered meanwhile, more than once.
+        let other = said_hello(&path);
+        for serial in 2..5 {
+            other.write_all(&echo("meanwhile", serial)).unwrap();
+            assert_eq!(read_message(&other).read1::<&str>().unwrap(), "meanwhile");
+            fiber_core::sleep(Duration::from_millis(50)).unwrap();
+        }
+        assert_eq!(read_to_close(&slow), b"");
+        let took = started.elapsed();
+        stop.set(true);
+        trickler.join().unwrap();
+        assert!(took >= MESSAGE_TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        assert_eq!(read_to_close(&silent), b"");
+        let took = silent_started.elapsed();
+        assert!(took >= MESSAGE_TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        other.write_all(&echo("after", 5)).unwrap();
+        assert_eq!(read_message(&other).read1::<&str>().unwrap(), "after");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn messages_sent_in_pieces_within_the_timeout_are_answered_each_with_its_own_clock() {
+    run_clean(|| {
+        let (server, path, _dir) = server(message_timeout_config());
+        let stream = said_hello(&path);
+        // Two messages, each in four pieces over about 200 ms (400 ms in all, more than the
+        // timeout): the end of the first and the start of the second come in one write.
+        let (first, second) = (echo("first", 2), echo("second", 3));
+        let cut = |m: &[u8]| {
+            let q = m.len() / 4;
+            [&m[..q], &m[q..2 * q], &m[2 * q..3 * q], &m[3 * q..]].map(<[u8]>::to_vec)
+        };
+        let (a, b) = (cut(&first), cut(&second));
+        let pieces = [
+            a[0].clone(),
+            a[1].clone(),
+            a[2].clone(),
+            [a[3].clone(), b[0].clone()].concat(),
+            b[1].clone(),
+            b[2].clone(),
+            b[3].clone(),
+        ];
+        for piece in &pieces {
+            stream.write_all(piece).unwrap();
+            fiber_core::sleep(Duration::from_millis(65)).unwrap();
+        }
+        assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "first");
+        assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "second");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_message_timeout_of_duration_max_is_no_limit() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.message_timeout = Duration::MAX;
+        let (server, path, _dir) = server(config);
+        let stream = said_hello(&path);
+        let message = echo("slow", 2);
+        for piece in message.chunks(message.len() / 6) {
+            stream.write_all(piece).unwrap();
+            fiber_core::sleep(Duration::from_millis(30)).unwrap();
+        }
+        assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "slow");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn an_idle_client_with_no_message_in_progress_stays_connected_past_the_timeout() {
+    run_clean(|| {
+        let (server, path, _dir) = server(message_timeout_config());
+        let stream = said_hello(&path);
+        stream.write_all(&echo("before", 2)).unwrap();
+        assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "before");
+        fiber_core::sleep(MESSAGE_TIMEOUT * 3).unwrap();
+        stream.write_all(&echo("after", 3)).unwrap();
+        assert_eq!(read_message(&stream).read1::<&str>().unwrap(), "after");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_client_trickling_its_authentication_is_dropped_after_the_auth_timeout() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.auth_timeout = MESSAGE_TIMEOUT;
+        let (server, path, _dir) = server(config);
+        let slow = Rc::new(connect(&path));
+        let stop = Rc::new(Cell::new(false));
+        // An auth line that never ends: a hex digit every 50 ms, well within the line limit.
+        let (started, trickler) = trickle(&slow, b"\0AUTH EXTERNAL ", vec![b'3'; 200], &stop);
+        let other = said_hello(&path);
+        other.write_all(&echo("meanwhile", 2)).unwrap();
+        assert_eq!(read_message(&other).read1::<&str>().unwrap(), "meanwhile");
+        assert_eq!(read_to_close(&slow), b"");
+        let took = started.elapsed();
+        stop.set(true);
+        trickler.join().unwrap();
+        assert!(took >= MESSAGE_TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        server.close().unwrap();
+    });
+}
+
+#[test]
+fn a_server_trickling_a_reply_is_cut_off_by_the_clients_message_timeout() {
+    run_clean(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bus");
+        let listener = gruvi_stream::UnixListener::bind(&path).unwrap();
+        let stop = Rc::new(Cell::new(false));
+        let s = stop.clone();
+        // A server that authenticates the client, then trickles the reply to its Hello.
+        let evil = fiber_core::spawn(move || {
+            let stream = Rc::new(Stream::new(listener.accept().unwrap().0));
+            assert_eq!(stream.read_bytes(1).unwrap(), b"\0");
+            assert!(line(&stream).starts_with("AUTH EXTERNAL "));
+            stream
+                .write_all(b"OK 0123456789abcdef0123456789abcdef\r\n")
+                .unwrap();
+            assert_eq!(line(&stream), "BEGIN\r\n");
+            let hello = read_message(&stream);
+            let reply = marshal(hello.return_with_args((":1.1",)), 1);
+            let (started, trickler) = trickle(&stream, &reply[..20], reply[20..].to_vec(), &s);
+            assert_eq!(read_to_close(&stream), b"");
+            let took = started.elapsed();
+            s.set(true);
+            trickler.join().unwrap();
+            took
+        });
+        let address = format!("unix:path={}", path.display());
+        let err = Connection::connect_with(&address, message_timeout_config()).unwrap_err();
+        assert!(err.to_string().contains("message timeout"), "{err}");
+        let took = evil.join().unwrap();
+        assert!(took >= MESSAGE_TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
     });
 }

@@ -8,6 +8,12 @@ use crate::splitter::{DEFAULT_MAX_DEPTH, DEFAULT_MAX_MESSAGE_SIZE};
 /// How long a call waits for its answer by default (30 s, as Gruvi).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a message may take to arrive whole, from its first byte, by default (30 s).
+pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most entries a received batch may have by default.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
+
 /// The settings and limits of a [`Peer`](crate::Peer): every limit has a default and can be
 /// changed.
 ///
@@ -40,7 +46,13 @@ pub struct Config {
     pub max_concurrency: usize,
     /// How many received requests may wait for a free handler fiber (default 1024); beyond
     /// that, reading from the connection pauses (TCP pushes back on the peer). 0 counts as 1.
+    /// A batch is queued whole, so the queue may hold up to `max_queued + max_batch - 1`
+    /// requests.
     pub max_queued: usize,
+    /// The most entries a received batch may have (default [`DEFAULT_MAX_BATCH`]). A larger
+    /// batch is not run: it is answered with one `-32600` (Invalid Request) error response
+    /// with id null, and the connection goes on. 0 refuses every batch.
+    pub max_batch: usize,
     /// How long a call waits for its answer (default [`DEFAULT_CALL_TIMEOUT`]; `None`: forever).
     pub call_timeout: Option<Duration>,
     /// How many bytes may wait to be sent before callers and handlers block (default 1 MiB).
@@ -60,6 +72,17 @@ pub struct Config {
     /// other end is waited for forever (a server's connection limit still bounds how many
     /// can wait). A zero duration counts as 1 ms.
     pub idle_timeout: Option<Duration>,
+    /// How long a message may take to arrive whole once its first byte arrived (default
+    /// [`DEFAULT_MESSAGE_TIMEOUT`]; `None`: no limit). The clock starts at the first byte of
+    /// each message (its opening bracket: whitespace between messages is no message) and is
+    /// not reset by the bytes that follow, so a peer that sends the start of a message and
+    /// then a byte now and then (slowloris) cannot hold the connection: when the time is
+    /// up, it gets a `-32002` (Message timeout) error response with id null and the
+    /// connection is closed, as after other protocol violations. A connection with no
+    /// message in progress is not affected (that is [`idle_timeout`](Self::idle_timeout)).
+    /// It costs nothing while messages arrive whole: the clock is read only when a read
+    /// ends inside a message. A zero duration counts as 1 ms.
+    pub message_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -75,6 +98,8 @@ impl Default for Config {
             linger_time: Duration::from_secs(2),
             linger_bytes: 1 << 20,
             idle_timeout: None,
+            message_timeout: Some(DEFAULT_MESSAGE_TIMEOUT),
+            max_batch: DEFAULT_MAX_BATCH,
         }
     }
 }

@@ -21,6 +21,9 @@ pub const INTERNAL_ERROR: i64 = -32603;
 pub const SERVER_ERROR: i64 = -32000;
 /// A message was larger than the receiver's limit (Gruvi's code, from the server-error range).
 pub const MESSAGE_TOO_LARGE: i64 = -32001;
+/// A message did not arrive whole within the receiver's message timeout (from the
+/// server-error range).
+pub const MESSAGE_TIMEOUT: i64 = -32002;
 
 /// The standard message of a code, as the 2.0 specification words it; `None` for other codes.
 pub fn strerror(code: i64) -> Option<&'static str> {
@@ -32,6 +35,7 @@ pub fn strerror(code: i64) -> Option<&'static str> {
         INTERNAL_ERROR => "Internal error",
         SERVER_ERROR => "Server error",
         MESSAGE_TOO_LARGE => "Message too large",
+        MESSAGE_TIMEOUT => "Message timeout",
         _ => return None,
     })
 }
@@ -116,6 +120,14 @@ impl RpcError {
         RpcError::standard(
             MESSAGE_TOO_LARGE,
             format!("message larger than {max} bytes"),
+        )
+    }
+
+    /// -32002 `Message timeout`, with the limit in the data.
+    pub fn message_timeout(limit: std::time::Duration) -> RpcError {
+        RpcError::standard(
+            MESSAGE_TIMEOUT,
+            format!("a message did not arrive whole within {limit:?} of its first byte"),
         )
     }
 }

@@ -49,13 +49,13 @@ mod splitter;
 mod workers;
 
 pub use batch::Batch;
-pub use config::{Config, DEFAULT_CALL_TIMEOUT};
+pub use config::{Config, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MESSAGE_TIMEOUT};
 pub use endpoints::{
     DEFAULT_MAX_CONNECTIONS, Server, connect, connect_tls, connect_tls_with_name, serve,
 };
 pub use error::{
-    Error, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, MESSAGE_TOO_LARGE, METHOD_NOT_FOUND,
-    PARSE_ERROR, RpcError, SERVER_ERROR, strerror,
+    Error, INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, MESSAGE_TIMEOUT, MESSAGE_TOO_LARGE,
+    METHOD_NOT_FOUND, PARSE_ERROR, RpcError, SERVER_ERROR, strerror,
 };
 pub use handler::{Handler, Methods};
 pub use message::{Id, Message, Params, Request, Response, Version};

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use crate::error::RpcError;
 use crate::message::{Id, Message, Response};
@@ -11,6 +12,10 @@ use crate::peer::Inner;
 use crate::rules::{Incoming, Invalid, parse};
 use crate::splitter::{SplitError, Splitter};
 use crate::workers::{BatchReplies, Job};
+
+/// The longest read timeout set: a longer idle or message timeout is no limit (an instant
+/// this far ahead still fits the clock).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How the reading ended.
 enum End {
@@ -53,15 +58,19 @@ pub(crate) fn run(inner: &Rc<Inner>, mut splitter: Splitter) {
 fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     // The bytes of a message split across reads (at most max_message_size of them).
     let mut partial = Vec::new();
-    let idle_timeout = inner
-        .config
-        .idle_timeout
-        .map(|t| t.max(std::time::Duration::from_millis(1)));
+    // A timeout is at least 1 ms (0 is refused) and at most FOREVER (a longer one could not
+    // be added to the clock).
+    let bounded = |t: Duration| t.clamp(Duration::from_millis(1), FOREVER);
+    let idle_timeout = inner.config.idle_timeout.map(bounded);
+    let message_timeout = inner.config.message_timeout.map(bounded);
+    // When the first byte of the message in progress arrived; `None` while no message is in
+    // progress (the clock is read only when a read ends inside a message).
+    let mut message_start: Option<Instant> = None;
     // The read timeout in force: the idle timeout, or what is left of it since the connection
     // was last busy (bytes read, or a job that ended while nothing was read).
     let mut read_timeout = None;
-    let mut last_read = std::time::Instant::now();
-    let quiet_for = |last_read: std::time::Instant| {
+    let mut last_read = Instant::now();
+    let quiet_for = |last_read: Instant| {
         let since_read = last_read.elapsed();
         match inner.workers.last_done() {
             Some(done) => since_read.min(done.elapsed()),
@@ -72,9 +81,7 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         // A fill's timeout counts from its start; only a job that ended after the last read
         // makes the quiet time start earlier than that.
         let wanted = idle_timeout.map(|idle| match inner.workers.last_done() {
-            Some(done) if done > last_read => idle
-                .saturating_sub(done.elapsed())
-                .max(std::time::Duration::from_millis(1)),
+            Some(done) if done > last_read => bounded(idle.saturating_sub(done.elapsed())),
             _ => idle,
         });
         if wanted != read_timeout {
@@ -91,18 +98,35 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         {
             return End::Error(err.into());
         }
-        match inner.stream.fill() {
+        // While a message is in progress, the fill may take only what is left of its time: a
+        // timeout scope rather than the read timeout, so that it also bounds a fill that waits
+        // for the rest of a TLS record whose bytes trickle in (each of which would restart a
+        // read timeout).
+        let filled = match (message_start, message_timeout) {
+            (Some(start), Some(limit)) => {
+                let left = limit.saturating_sub(start.elapsed());
+                match fiber_core::timeout(left, || inner.stream.fill()) {
+                    Ok(filled) => filled,
+                    Err(fiber_core::Error::TimedOut) => {
+                        return End::Violation(RpcError::message_timeout(limit));
+                    }
+                    Err(err) => return End::Error(err.into()),
+                }
+            }
+            _ => inner.stream.fill(),
+        };
+        match filled {
             Ok(true) => {
                 if idle_timeout.is_some() {
-                    last_read = std::time::Instant::now();
+                    last_read = Instant::now();
                 }
             }
             Ok(false) => return End::Eof,
-            Err(err) if err.kind() == io::ErrorKind::TimedOut && idle_timeout.is_some() => {
+            Err(err) if err.kind() == io::ErrorKind::TimedOut && read_timeout.is_some() => {
                 // Idle only if the last job also ended a whole timeout ago: one that ended
                 // just now, with nothing read meanwhile, kept the connection busy until now.
                 let quiet = idle_timeout.is_some_and(|idle| quiet_for(last_read) >= idle);
-                if inner.calls.len() == 0 && inner.workers.is_idle() && quiet {
+                if quiet && inner.calls.len() == 0 && inner.workers.is_idle() {
                     return End::Idle;
                 }
                 continue;
@@ -110,27 +134,52 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
             Err(err) => return End::Error(err),
         }
         let room = inner.job_room();
-        let (used, violation) = inner
+        let (used, split) = inner
             .stream
             .with_buffered(|data| split(inner, splitter, &mut partial, data, room));
         inner.stream.consume(used);
-        if let Some(error) = violation {
-            return End::Violation(error);
+        match split {
+            Split::Violation(error) => return End::Violation(error),
+            // A message is in progress: its clock goes on, or starts if it is a new one.
+            Split::Started if message_timeout.is_some() && splitter.in_message() => {
+                message_start = Some(Instant::now())
+            }
+            Split::Continued if splitter.in_message() => match (message_start, message_timeout) {
+                // Bytes that keep coming faster than the read timeout do not extend it.
+                (Some(start), Some(limit)) if start.elapsed() >= limit => {
+                    return End::Violation(RpcError::message_timeout(limit));
+                }
+                (Some(_), _) => {}
+                (None, _) => message_start = Some(Instant::now()),
+            },
+            _ => message_start = None,
         }
     }
 }
 
+/// What [`split`] left behind.
+enum Split {
+    /// No message in progress was continued: any bytes of a message left over started with
+    /// this read (or what is left is still in the connection's buffer).
+    Started,
+    /// The message in progress before this read is still in progress.
+    Continued,
+    /// The bytes cannot be framed: answer with this error and close.
+    Violation(RpcError),
+}
+
 /// Dispatches the whole messages in `data`, until `room` requests were queued or the outbox
 /// is full (the rest stays in the connection's buffer, so reading pauses); keeps an
-/// incomplete tail in `partial`. Returns how many bytes of `data` it took and the error of a
-/// framing violation. Never switches (it runs on the connection's buffer in place).
+/// incomplete tail in `partial`. Returns how many bytes of `data` it took and whether a
+/// message in progress was continued (or a framing violation). Never switches (it runs on the
+/// connection's buffer in place).
 fn split(
     inner: &Rc<Inner>,
     splitter: &mut Splitter,
     partial: &mut Vec<u8>,
     data: &[u8],
     room: usize,
-) -> (usize, Option<RpcError>) {
+) -> (usize, Split) {
     let (mut used, mut jobs) = (0, 0);
     if !partial.is_empty() {
         let old = partial.len();
@@ -141,8 +190,8 @@ fn split(
                 partial.clear();
                 used = end - old;
             }
-            Ok(None) => return (data.len(), None),
-            Err(err) => return (data.len(), Some(violation(err))),
+            Ok(None) => return (data.len(), Split::Continued),
+            Err(err) => return (data.len(), Split::Violation(violation(err))),
         }
     }
     // Stops at a full outbox too: answers to invalid messages are written by the reader.
@@ -155,12 +204,12 @@ fn split(
             }
             Ok(None) => {
                 partial.extend_from_slice(rest);
-                return (data.len(), None);
+                return (data.len(), Split::Started);
             }
-            Err(err) => return (data.len(), Some(violation(err))),
+            Err(err) => return (data.len(), Split::Violation(violation(err))),
         }
     }
-    (used, None)
+    (used, Split::Started)
 }
 
 fn violation(err: SplitError) -> RpcError {
@@ -198,6 +247,19 @@ fn dispatch(inner: &Rc<Inner>, bytes: &[u8]) -> usize {
                 Some(response) => inner.send_response(&response),
                 None => invalid_response(inner, invalid),
             }
+            0
+        }
+        Ok(Incoming::Batch(entries)) if entries.len() > inner.config.max_batch => {
+            // Refused whole (batches are 2.0 only); the stream is still in step.
+            inner.send_response(&Response {
+                version: crate::message::Version::V2,
+                id: Id::Null,
+                result: Err(RpcError::invalid_request(format!(
+                    "a batch of {} entries is over the limit of {}",
+                    entries.len(),
+                    inner.config.max_batch
+                ))),
+            });
             0
         }
         Ok(Incoming::Batch(entries)) => dispatch_batch(inner, entries),

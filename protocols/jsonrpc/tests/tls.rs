@@ -287,3 +287,116 @@ fn shutdown_ends_a_tls_connection_with_close_notify_and_close_does_not() {
         server.close().unwrap();
     });
 }
+
+/// A socket whose writes are kept instead of sent while `capture` is set: how a test gets the
+/// bytes of a TLS record to send them one at a time.
+#[derive(Debug)]
+struct Tap {
+    socket: std::net::TcpStream,
+    capture: Option<Vec<u8>>,
+}
+
+impl std::io::Read for Tap {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.socket.read(buf)
+    }
+}
+
+impl std::io::Write for Tap {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &mut self.capture {
+            Some(kept) => {
+                kept.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            None => self.socket.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.socket.flush()
+    }
+}
+
+/// A client (OpenSSL, in a thread) starts a message in one TLS record, then sends the next
+/// record one byte every 50 ms: the TLS layer waits for the whole record, each byte would
+/// restart a read timeout, yet the message timeout (a deadline) cuts it off. Returns how
+/// long after the first record the answer came, and the answer.
+fn trickle_a_tls_record(port: u16) -> (Duration, String) {
+    use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+    use std::io::{Read, Write};
+
+    let socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut builder = SslConnector::builder(SslMethod::tls()).unwrap();
+    builder.set_verify(SslVerifyMode::NONE);
+    // TLS 1.2: no session tickets arrive after the handshake, so the first bytes from the
+    // server are its answer.
+    builder
+        .set_max_proto_version(Some(openssl::ssl::SslVersion::TLS1_2))
+        .unwrap();
+    let tap = Tap {
+        socket: socket.try_clone().unwrap(),
+        capture: None,
+    };
+    let mut tls = builder.build().connect("localhost", tap).unwrap();
+    tls.write_all(br#"{"jsonrpc": "2.0", "method": "add", "#)
+        .unwrap();
+    let started = std::time::Instant::now();
+    tls.get_mut().capture = Some(Vec::new());
+    tls.write_all(br#""params": [1, 2], "id": 1}"#).unwrap();
+    let record = tls.get_mut().capture.take().unwrap();
+    assert!(record.len() > 40, "a record of {} bytes", record.len());
+    socket.set_nonblocking(true).unwrap();
+    let mut answered = None;
+    for byte in &record {
+        std::thread::sleep(Duration::from_millis(50));
+        let mut peek = [0u8; 1];
+        // The answer (and the server's close) came: stop.
+        match socket.peek(&mut peek) {
+            Ok(_) => {
+                answered = Some(started.elapsed());
+                break;
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) => panic!("{err}"),
+        }
+        if (&socket).write_all(&[*byte]).is_err() {
+            break;
+        }
+    }
+    let took = answered.unwrap_or_else(|| started.elapsed());
+    socket.set_nonblocking(false).unwrap();
+    let mut answer = String::new();
+    // The answer, then close_notify (end of stream); the server may reset the connection
+    // after that, which is fine.
+    let _ = tls.read_to_string(&mut answer);
+    (took, answer)
+}
+
+#[test]
+fn a_tls_record_trickled_byte_by_byte_is_cut_off_by_the_message_timeout() {
+    let certs = certs::make();
+    run_clean(|| {
+        let mut config = Config::default();
+        config.message_timeout = Some(Duration::from_millis(300));
+        let server = Server::with_tls(methods(), config, server_config(&certs.good));
+        let Address::Tcp(_, port) = listen_tcp(&server) else {
+            panic!("not TCP");
+        };
+        let client = std::thread::spawn(move || trickle_a_tls_record(port));
+        while !client.is_finished() {
+            fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        }
+        let (took, answer) = client.join().unwrap();
+        assert!(answer.contains("-32002"), "{answer:?}");
+        assert!(
+            took >= Duration::from_millis(300),
+            "answered after {took:?}"
+        );
+        assert!(took < Duration::from_secs(2), "answered after {took:?}");
+        server.close().unwrap();
+    });
+}
