@@ -92,7 +92,7 @@ pub use sync::{
 };
 #[doc(hidden)]
 pub use sync::{fence_every_release, refuse_barrier};
-pub use time::{sleep, timeout, yield_now};
+pub use time::{deadline_after, sleep, timeout, yield_now};
 pub use wait::{AsCompleted, as_completed, as_completed_timeout, wait, wait_timeout};
 pub use waitable::{CallbackId, DoneCallback, DoneCallbacks, Waitable};
 

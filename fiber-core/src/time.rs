@@ -7,6 +7,25 @@ use crate::error::{Error, Result};
 use crate::fiber::{Scope, Wake};
 use crate::hub::Hub;
 
+/// The instant `timeout` from now, or 100 years from now when that does not fit in an
+/// `Instant`: a deadline for a user's timeout that a huge one (`Duration::MAX` for "no
+/// limit") cannot make overflow, as `Instant::now() + timeout` would (a panic). The waits of
+/// this crate treat their timeouts so.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+///
+/// let soon = fiber_core::deadline_after(Duration::from_secs(1));
+/// assert!(soon > Instant::now());
+/// let never = fiber_core::deadline_after(Duration::MAX);
+/// assert!(never > Instant::now() + Duration::from_secs(99 * 365 * 24 * 3600));
+/// ```
+pub fn deadline_after(timeout: Duration) -> Instant {
+    crate::sync::waiter::deadline_after(Instant::now(), timeout)
+}
+
 /// Blocks the current fiber for at least `duration` (Gruvi's `sleep`). `sleep(0)` yields once.
 ///
 /// # Switchpoint

@@ -450,7 +450,7 @@ impl Client {
     fn await_continue(&self, conn: &ClientConn, method: &Method) -> io::Result<Continue> {
         let wire = &conn.wire;
         wire.parser.borrow_mut().set_request_method(method.clone());
-        let deadline = std::time::Instant::now() + self.config.continue_timeout;
+        let deadline = fiber_core::deadline_after(self.config.continue_timeout);
         loop {
             match next_head(wire)? {
                 Some(head) if head.response.status() == http::StatusCode::CONTINUE => {

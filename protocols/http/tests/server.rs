@@ -1229,6 +1229,38 @@ fn response_trailers_follow_a_chunked_body_and_are_dropped_on_http_1_0() {
     });
 }
 
+/// `shutdown(Duration::MAX)` waits for no longer than the requests in progress (it
+/// overflowed the clock and panicked).
+#[test]
+fn a_shutdown_with_the_longest_grace_ends_when_the_requests_do() {
+    run_clean(|| {
+        let (server, addr) = serve(quick(), |_request| {
+            fiber_core::sleep(Duration::from_millis(100)).unwrap();
+            Response::new(Body::from("done"))
+        });
+        let mut conn = connect(&addr);
+        conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        fiber_core::sleep(Duration::from_millis(20)).unwrap();
+        let reader = fiber_core::spawn(move || {
+            let answer = Reader::new().next(&mut conn, Method::GET).unwrap().unwrap();
+            // Let go, so that the server's lingering close ends.
+            drop(conn);
+            answer
+        });
+        let start = Instant::now();
+        server.shutdown(Duration::MAX).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        let answer = reader.join().unwrap();
+        assert_eq!(answer.body, b"done");
+        assert!(!answer.keep_alive);
+    });
+}
+
 /// A handler may close its own server: the server stops (every connection closed, the
 /// runners let go) and `close` returns `Ok` rather than failing on the handler's own fiber.
 #[test]

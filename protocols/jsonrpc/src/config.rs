@@ -14,6 +14,10 @@ pub const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The most entries a received batch may have by default.
 pub const DEFAULT_MAX_BATCH: usize = 1024;
 
+/// How long a send waits for the other end to take bytes, by default
+/// ([`Config::write_timeout`]).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The settings and limits of a [`Peer`](crate::Peer): every limit has a default and can be
 /// changed.
 ///
@@ -83,6 +87,12 @@ pub struct Config {
     /// It costs nothing while messages arrive whole: the clock is read only when a read
     /// ends inside a message. A zero duration counts as 1 ms.
     pub message_timeout: Option<Duration>,
+    /// How long a send may wait for the other end to take bytes (default
+    /// [`DEFAULT_WRITE_TIMEOUT`]; `None`: forever). A peer that sends requests and never reads
+    /// the answers cannot hold the connection: once the send queue is full and a send has
+    /// waited this long, the connection is closed. Set on the connection when the peer is
+    /// made ([`Connection::set_write_timeout`](gruvi_stream::Connection::set_write_timeout)).
+    pub write_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -100,6 +110,7 @@ impl Default for Config {
             idle_timeout: None,
             message_timeout: Some(DEFAULT_MESSAGE_TIMEOUT),
             max_batch: DEFAULT_MAX_BATCH,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
         }
     }
 }

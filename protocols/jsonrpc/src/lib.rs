@@ -49,7 +49,9 @@ mod splitter;
 mod workers;
 
 pub use batch::Batch;
-pub use config::{Config, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MESSAGE_TIMEOUT};
+pub use config::{
+    Config, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_BATCH, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+};
 pub use endpoints::{
     DEFAULT_MAX_CONNECTIONS, Server, connect, connect_tls, connect_tls_with_name, serve,
 };

@@ -114,7 +114,8 @@ impl Peer {
     ///
     /// # Errors
     ///
-    /// Spawning the fibers failed (out of stacks).
+    /// Spawning the fibers failed (out of stacks), or the connection refused
+    /// [`Config::write_timeout`].
     ///
     /// # Panics
     ///
@@ -135,6 +136,9 @@ impl Peer {
         config: Config,
     ) -> io::Result<Peer> {
         let splitter = crate::splitter::Splitter::new(config.max_message_size, config.max_depth);
+        stream
+            .connection()
+            .set_write_timeout(config.write_timeout)?;
         let inner = Rc::new(Inner {
             stream,
             handler,

@@ -311,3 +311,42 @@ fn a_batch_of_max_batch_entries_runs_and_one_more_entry_is_refused_whole() {
         server.close().unwrap();
     });
 }
+
+/// A client that sends requests and never reads the answers is closed once a send of the
+/// server's has waited `write_timeout` for room (it held its connection for ever), while
+/// another client is answered.
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout() {
+    run_clean(|| {
+        let mut deaf_config = config();
+        deaf_config.write_timeout = Some(TIMEOUT);
+        let mut m = Methods::new();
+        m.add("big", |_, (): ()| Ok("x".repeat(256 * 1024)));
+        m.add("add", |_, (a, b): (i64, i64)| Ok(a + b));
+        let server = Server::new(m, deaf_config);
+        server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+        let deaf = raw(&server);
+        let mut requests = Vec::new();
+        for id in 0..200 {
+            requests.extend_from_slice(
+                format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"big"}}"#).as_bytes(),
+            );
+        }
+        deaf.write_all(&requests).unwrap();
+        let start = Instant::now();
+        // Another client is answered meanwhile.
+        let client = connect(&server.addresses()[0], Methods::new(), config()).unwrap();
+        let sum: i64 = client.call("add", (2, 3)).unwrap();
+        assert_eq!(sum, 5);
+        while server.connection_count() > 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the deaf client stays"
+            );
+            fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        }
+        assert!(start.elapsed() >= TIMEOUT, "{:?}", start.elapsed());
+        client.close();
+        server.close().unwrap();
+    });
+}

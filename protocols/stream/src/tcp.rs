@@ -69,7 +69,7 @@ impl TcpStream {
     ///
     /// Blocks the fiber for at most `timeout`.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        connect_any(&[*addr], Some(Instant::now() + timeout))
+        connect_any(&[*addr], Some(fiber_core::deadline_after(timeout)))
     }
 
     pub(crate) fn from_handle(tcp: Tcp) -> TcpStream {

@@ -200,7 +200,11 @@ impl<S: Stream + 'static> Transport<S> {
                 self.start_reading(&*self.handle()?)?;
             }
             if deadline.is_none() {
-                deadline = self.shared.read_timeout.get().map(|d| Instant::now() + d);
+                deadline = self
+                    .shared
+                    .read_timeout
+                    .get()
+                    .map(fiber_core::deadline_after);
             }
             block_on(&shared.readers, deadline, "read timed out")?;
         }
@@ -391,7 +395,11 @@ impl<S: Stream + 'static> Transport<S> {
     /// Waits until at most `limit` bytes are queued (0: every write completed), reporting the
     /// first write error.
     fn wait_for_queue(&self, handle: &S, limit: usize) -> io::Result<()> {
-        let deadline = self.shared.write_timeout.get().map(|d| Instant::now() + d);
+        let deadline = self
+            .shared
+            .write_timeout
+            .get()
+            .map(fiber_core::deadline_after);
         loop {
             if let Some(err) = self.shared.write_error.get() {
                 return Err(err.into());

@@ -151,7 +151,7 @@ impl UdpSocket {
             Err(err) => return Err(err.into()),
         }
         // The send buffer is full (or earlier sends are queued): queue a copy and wait.
-        let deadline = self.queue.write_timeout().map(|d| Instant::now() + d);
+        let deadline = self.queue.write_timeout().map(fiber_core::deadline_after);
         let sb = SwitchBack::new();
         let done = sb.callback();
         udp.send(Box::<[u8]>::from(buf), addr, move |res| {

@@ -90,6 +90,34 @@ fn connect_falls_back_to_the_next_address_when_one_refuses() {
     });
 }
 
+/// `Duration::MAX` as a timeout means "no limit": connect, read and write waits do not
+/// overflow the clock (which panicked).
+#[test]
+fn the_longest_timeouts_mean_no_limit() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = echo_once(listener);
+        let client = Rc::new(TcpStream::connect_timeout(&addr, Duration::MAX).unwrap());
+        client.set_read_timeout(Some(Duration::MAX)).unwrap();
+        client.set_write_timeout(Some(Duration::MAX)).unwrap();
+        // In writes that wait for room, and reads that wait for bytes.
+        let data = random_bytes(4 << 20, 11);
+        let (c, d) = (client.clone(), data.clone());
+        let writer = spawn(move || -> io::Result<()> {
+            for chunk in d.chunks(256 * 1024) {
+                (&*c).write_all(chunk)?;
+            }
+            c.shutdown(Shutdown::Write)
+        });
+        let mut back = Vec::new();
+        (&*client).read_to_end(&mut back).unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(back == data, "the echo differs");
+        server.join().unwrap().unwrap();
+    });
+}
+
 #[test]
 fn a_read_timeout_fails_with_timed_out_and_the_stream_stays_usable() {
     run_clean(|| {

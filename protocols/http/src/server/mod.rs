@@ -443,7 +443,7 @@ impl Server {
     pub fn shutdown(&self, grace: Duration) -> io::Result<()> {
         self.shared.closing.set(true);
         self.stop_accepting()?;
-        let deadline = Instant::now() + grace;
+        let deadline = fiber_core::deadline_after(grace);
         let me = fiber_core::current().id();
         loop {
             let (mut busy, mut own) = (false, false);

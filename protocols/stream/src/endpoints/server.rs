@@ -200,7 +200,7 @@ impl Server {
     /// As [`close`](Self::close).
     pub fn shutdown(&self, grace: Duration) -> io::Result<()> {
         self.stop_accepting()?;
-        let deadline = Instant::now() + grace;
+        let deadline = fiber_core::deadline_after(grace);
         while !self.inner.connections.borrow().is_empty() {
             let sb = SwitchBack::new();
             self.inner.idle.borrow_mut().push(sb.callback());

@@ -164,7 +164,7 @@ impl Child {
     ///
     /// `TimedOut`, a cancelled fiber's error.
     pub fn wait_timeout(&self, timeout: Duration) -> io::Result<ExitStatus> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(Some(fiber_core::deadline_after(timeout)))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> io::Result<ExitStatus> {

@@ -80,7 +80,7 @@ impl RecvQueue {
         buf: &mut [u8],
         consume: bool,
     ) -> io::Result<(usize, SocketAddr)> {
-        let deadline = self.read_timeout.get().map(|d| Instant::now() + d);
+        let deadline = self.read_timeout.get().map(fiber_core::deadline_after);
         self.wanted.set(true);
         loop {
             let udp = handle.borrow().clone().ok_or_else(closed)?;
