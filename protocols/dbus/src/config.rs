@@ -21,6 +21,10 @@ pub const DEFAULT_WRITE_BUFFER_LIMIT: usize = 1 << 20;
 /// (5 s).
 pub const DEFAULT_CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a send waits for the other end to take bytes, by default
+/// ([`Config::write_timeout`]).
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Limits and timeouts of a connection (client or server side). Every limit has a default;
 /// change the fields of [`Config::default()`] to set others.
 ///
@@ -82,6 +86,11 @@ pub struct Config {
     /// How long the messages queued when this side closes the connection may take to go out
     /// (default [`DEFAULT_CLOSE_FLUSH_TIMEOUT`]); after it the socket is closed anyway.
     pub close_flush_timeout: Duration,
+    /// How long a send may wait for the other end to take bytes (default
+    /// [`DEFAULT_WRITE_TIMEOUT`]; `Duration::MAX`: no limit). A peer that sends calls and never
+    /// reads the replies cannot hold the connection: once the socket's buffers are full and
+    /// a send has waited this long, the connection is closed.
+    pub write_timeout: Duration,
 }
 
 impl Default for Config {
@@ -105,6 +114,7 @@ impl Default for Config {
             signal_queue: 256,
             write_buffer_limit: DEFAULT_WRITE_BUFFER_LIMIT,
             close_flush_timeout: DEFAULT_CLOSE_FLUSH_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }

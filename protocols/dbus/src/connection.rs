@@ -107,6 +107,9 @@ impl Connection {
         peer_uid: Option<u32>,
         objects: Rc<Objects>,
     ) -> Result<Connection, Error> {
+        stream
+            .connection()
+            .set_write_timeout(Some(config.write_timeout))?;
         let outbox = Outbox::new(
             stream.clone(),
             config.write_buffer_limit,

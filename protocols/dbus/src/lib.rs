@@ -98,7 +98,7 @@ pub use bus::{
 };
 pub use config::{
     Config, DEFAULT_CALL_TIMEOUT, DEFAULT_CLOSE_FLUSH_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_MESSAGE_TIMEOUT, DEFAULT_WRITE_BUFFER_LIMIT,
+    DEFAULT_MESSAGE_TIMEOUT, DEFAULT_WRITE_BUFFER_LIMIT, DEFAULT_WRITE_TIMEOUT,
 };
 pub use connection::Connection;
 pub use error::{Error, MethodError, names};

@@ -583,3 +583,35 @@ fn a_server_trickling_a_reply_is_cut_off_by_the_clients_message_timeout() {
         assert!(took < Duration::from_secs(2), "closed after {took:?}");
     });
 }
+
+/// A client that sends calls and never reads the replies is closed once a send of the
+/// server's has waited `write_timeout` for room (it held its connection for ever), while
+/// another client is answered.
+#[test]
+fn a_client_that_never_reads_its_replies_is_closed_after_the_write_timeout() {
+    run_clean(|| {
+        let mut config = Config::default();
+        config.write_timeout = MESSAGE_TIMEOUT;
+        let (server, path, _dir) = server(config);
+        let deaf = said_hello(&path);
+        let big = "x".repeat(200 * 1024);
+        // Before the server can begin to wait.
+        let start = Instant::now();
+        for serial in 2..12 {
+            deaf.write_all(&echo(&big, serial)).unwrap();
+        }
+        let other = said_hello(&path);
+        other.write_all(&echo("meanwhile", 2)).unwrap();
+        assert_eq!(read_message(&other).read1::<&str>().unwrap(), "meanwhile");
+        while server.connections().len() > 1 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "the deaf client stays"
+            );
+            fiber_core::sleep(Duration::from_millis(10)).unwrap();
+        }
+        assert!(start.elapsed() >= MESSAGE_TIMEOUT, "{:?}", start.elapsed());
+        drop(other);
+        server.close().unwrap();
+    });
+}

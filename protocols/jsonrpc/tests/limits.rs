@@ -332,8 +332,9 @@ fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout() {
                 format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"big"}}"#).as_bytes(),
             );
         }
-        deaf.write_all(&requests).unwrap();
+        // Before the server can begin to wait.
         let start = Instant::now();
+        deaf.write_all(&requests).unwrap();
         // Another client is answered meanwhile.
         let client = connect(&server.addresses()[0], Methods::new(), config()).unwrap();
         let sum: i64 = client.call("add", (2, 3)).unwrap();
