@@ -11,12 +11,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use fiber_core::JoinHandle;
-use gruvi_jsonrpc::{
-    Config, Error, INVALID_REQUEST, MESSAGE_TIMEOUT, Methods, Server, Splitter, connect,
-};
+use gruvi_jsonrpc::{Config, Error, INVALID_REQUEST, MESSAGE_TIMEOUT, Methods, Server, connect};
 use gruvi_stream::{Address, Stream, TcpListener, TcpStream};
 use serde_json::{Value, json};
-use support::run_clean;
+use support::{Values, run_clean};
 
 const TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -47,34 +45,6 @@ fn raw(server: &Server) -> Rc<Stream<TcpStream>> {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     Rc::new(stream)
-}
-
-/// Reads JSON values from a raw stream, keeping what follows a value for the next one.
-#[derive(Default)]
-struct Values {
-    pending: Vec<u8>,
-    splitter: Splitter,
-}
-
-impl Values {
-    /// The next value, or `None` at end of stream.
-    fn next(&mut self, stream: &Stream<TcpStream>) -> Option<Value> {
-        loop {
-            if let Some((value, end)) = self.splitter.split(&self.pending).unwrap() {
-                let parsed = serde_json::from_slice(&self.pending[value]).unwrap();
-                self.pending.drain(..end);
-                return Some(parsed);
-            }
-            if !stream.fill().unwrap() {
-                return None;
-            }
-            let n = stream.with_buffered(|data| {
-                self.pending.extend_from_slice(data);
-                data.len()
-            });
-            stream.consume(n);
-        }
-    }
 }
 
 /// Writes `head`, then one space (inside the message) every 50 ms until `stop` is set or

@@ -10,7 +10,7 @@ use std::time::Duration;
 use gruvi_jsonrpc::{Config, MESSAGE_TOO_LARGE, Methods, PARSE_ERROR, Params, Peer, Splitter};
 use gruvi_stream::{Stream, UnixStream};
 use serde_json::{Value, json};
-use support::{random_bytes, run_clean};
+use support::{Values, random_bytes, run_clean};
 
 /// A peer with a few methods on one end of a socket pair; the raw other end.
 fn peer(config: Config) -> (Peer, Rc<Stream>) {
@@ -28,38 +28,6 @@ fn peer(config: Config) -> (Peer, Rc<Stream>) {
     let (a, b) = UnixStream::pair().unwrap();
     let p = Peer::new(Rc::new(Stream::new(a)), m, config).unwrap();
     (p, Rc::new(Stream::new(b)))
-}
-
-/// Reads JSON values from a raw stream, keeping what follows a value for the next one.
-#[derive(Default)]
-struct Values {
-    pending: Vec<u8>,
-    splitter: Splitter,
-}
-
-impl Values {
-    /// The next value, or `None` at end of stream.
-    fn next(&mut self, stream: &Stream) -> Option<Value> {
-        loop {
-            if let Some((value, end)) = self.splitter.split(&self.pending).unwrap() {
-                let parsed = serde_json::from_slice(&self.pending[value]).unwrap();
-                self.pending.drain(..end);
-                return Some(parsed);
-            }
-            if !stream.fill().unwrap() {
-                assert!(
-                    self.pending.iter().all(u8::is_ascii_whitespace),
-                    "truncated"
-                );
-                return None;
-            }
-            let n = stream.with_buffered(|data| {
-                self.pending.extend_from_slice(data);
-                data.len()
-            });
-            stream.consume(n);
-        }
-    }
 }
 
 /// The next value from `stream`.
