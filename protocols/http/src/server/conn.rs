@@ -32,14 +32,22 @@ pub(crate) struct ConnState {
     /// on shutdown), the sweeper tick at which it is closed; 0 otherwise. The sweeper's
     /// coarse clock spares each request a timer and a clock read.
     pub(crate) idle_until: Cell<u64>,
-    /// The id of the fiber serving the connection (0 while none does): a handler that shuts
-    /// its own server down does not wait for its own request.
+    /// The id of the fiber serving the connection (0, the root fiber's, while none does: no
+    /// connection is served on the root fiber): a handler that shuts its own server down does
+    /// not wait for its own request.
     pub(crate) fiber: Cell<u64>,
 }
 
 impl ConnState {
     pub(crate) fn is_idle(&self) -> bool {
         self.idle_until.get() != 0
+    }
+
+    /// Whether `fiber` (the caller of a shutdown) is the one serving this connection: never
+    /// for the root fiber, whose id marks a connection no fiber serves (waiting for a runner,
+    /// or in its connection wrapper's handshake).
+    pub(crate) fn is_served_by(&self, fiber: &fiber_core::Fiber) -> bool {
+        !fiber.is_root() && self.fiber.get() == fiber.id()
     }
 }
 

@@ -391,7 +391,8 @@ impl Server {
         self.shared.closing.set(true);
         let accepting = self.stop_accepting();
         let connections = std::mem::take(&mut *self.shared.connections.borrow_mut());
-        let me = fiber_core::current().id();
+        let caller = fiber_core::current();
+        let me = caller.id();
         // Everything is cancelled before anything is waited for, so that the server is stopped
         // even when a wait fails (the caller cancelled). The calling fiber (a handler closing
         // its own server) is not cancelled or waited for.
@@ -399,7 +400,7 @@ impl Server {
         // dropped then, not queued; those being served are cut off with their runner.
         let mut fibers: Vec<JoinHandle<()>> = self.shared.runners.stop();
         for (id, entry) in connections {
-            if spare_own && entry.state.fiber.get() == me {
+            if spare_own && entry.state.is_served_by(&caller) {
                 // Closed and forgotten when its exchange ends (`closing` makes it the last).
                 self.shared.connections.borrow_mut().insert(id, entry);
                 continue;
@@ -444,13 +445,13 @@ impl Server {
         self.shared.closing.set(true);
         self.stop_accepting()?;
         let deadline = fiber_core::deadline_after(grace);
-        let me = fiber_core::current().id();
+        let caller = fiber_core::current();
         loop {
             let (mut busy, mut own) = (false, false);
             for entry in self.shared.connections.borrow().values() {
                 if entry.state.is_idle() {
                     entry.conn.close();
-                } else if entry.state.fiber.get() == me {
+                } else if entry.state.is_served_by(&caller) {
                     // The calling handler's own request: it finishes after this returns.
                     own = true;
                 } else {

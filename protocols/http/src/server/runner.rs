@@ -271,4 +271,40 @@ mod tests {
         });
         assert_eq!(hub.close(), 0, "libuv handles left open");
     }
+
+    /// A graceful shutdown from the root fiber counts a connection that no fiber serves (here
+    /// queued for a runner that cannot start) as busy, and closes it at the end. (The root
+    /// fiber's id is 0, which also marks "no fiber": such a connection was taken for the
+    /// caller's own, left open and unanswered, and the shutdown returned at once.)
+    #[test]
+    fn a_shutdown_from_the_root_closes_a_connection_no_fiber_serves() {
+        let hub = fiber_core::Hub::current();
+        fiber_core::run(|| {
+            let handler = |_: Request<Incoming>| Response::new(Body::from("hello"));
+            let server = Server::with_config(handler, ServerConfig::default());
+            server.listen(&"127.0.0.1:0".parse().unwrap()).unwrap();
+            let addr = server.addresses()[0].to_string();
+            // No runner can start: the request stays queued.
+            REFUSED.with(|refused| refused.set(usize::MAX));
+            let mut conn = TcpStream::connect(addr.as_str()).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            fiber_core::sleep(Duration::from_millis(20)).unwrap();
+            assert_eq!(server.connection_count(), 1);
+            let start = Instant::now();
+            server.shutdown(Duration::from_millis(300)).unwrap();
+            assert!(
+                start.elapsed() >= Duration::from_millis(300),
+                "{:?}",
+                start.elapsed()
+            );
+            assert_eq!(server.connection_count(), 0);
+            let mut rest = Vec::new();
+            conn.read_to_end(&mut rest).unwrap();
+            assert_eq!(rest, b"", "closed unanswered");
+            REFUSED.with(|refused| refused.set(0));
+        });
+        assert_eq!(hub.close(), 0, "libuv handles left open");
+    }
 }
