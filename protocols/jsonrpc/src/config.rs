@@ -53,9 +53,11 @@ pub struct Config {
     /// A batch is queued whole, so the queue may hold up to `max_queued + max_batch - 1`
     /// requests.
     pub max_queued: usize,
-    /// The most entries a received batch may have (default [`DEFAULT_MAX_BATCH`]). A larger
-    /// batch is not run: it is answered with one `-32600` (Invalid Request) error response
-    /// with id null, and the connection goes on. 0 refuses every batch.
+    /// The most entries of a received batch that need an answer (requests and invalid
+    /// entries; default [`DEFAULT_MAX_BATCH`]). A batch with more is not run: it is answered
+    /// with one `-32600` (Invalid Request) error response with id null, and the connection
+    /// goes on. 0 refuses every batch of requests. The responses in a batch (the answers to
+    /// this side's own batch) are delivered whatever their number.
     pub max_batch: usize,
     /// How long a call waits for its answer (default [`DEFAULT_CALL_TIMEOUT`]; `None`: forever).
     pub call_timeout: Option<Duration>,

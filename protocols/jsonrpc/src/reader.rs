@@ -249,23 +249,14 @@ fn dispatch(inner: &Rc<Inner>, bytes: &[u8]) -> usize {
             }
             0
         }
-        Ok(Incoming::Batch(entries)) if entries.len() > inner.config.max_batch => {
-            // Refused whole (batches are 2.0 only); the stream is still in step.
-            inner.send_response(&Response {
-                version: crate::message::Version::V2,
-                id: Id::Null,
-                result: Err(RpcError::invalid_request(format!(
-                    "a batch of {} entries is over the limit of {}",
-                    entries.len(),
-                    inner.config.max_batch
-                ))),
-            });
-            0
-        }
         Ok(Incoming::Batch(entries)) => dispatch_batch(inner, entries),
     }
 }
 
+/// Routes a batch's responses to this side's calls, and runs its requests (answered together
+/// in one batch) unless more than `max_batch` entries would need an answer: then the batch
+/// gets one `-32600` instead. A batch of responses answers this side's own batch, whatever
+/// its size, and is never answered.
 fn dispatch_batch(inner: &Rc<Inner>, entries: Vec<Result<Message, Invalid>>) -> usize {
     let (mut requests, mut responses) = (Vec::new(), Vec::new());
     for entry in entries {
@@ -277,6 +268,19 @@ fn dispatch_batch(inner: &Rc<Inner>, entries: Vec<Result<Message, Invalid>>) -> 
                 None => invalid_response(inner, invalid),
             },
         }
+    }
+    let answered = requests.len() + responses.len();
+    if answered > inner.config.max_batch {
+        // Refused whole (batches are 2.0 only); the stream is still in step.
+        inner.send_response(&Response {
+            version: crate::message::Version::V2,
+            id: Id::Null,
+            result: Err(RpcError::invalid_request(format!(
+                "a batch of {answered} entries to answer is over the limit of {}",
+                inner.config.max_batch
+            ))),
+        });
+        return 0;
     }
     if requests.is_empty() {
         inner.send_batch(&responses);

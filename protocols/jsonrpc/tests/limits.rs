@@ -271,7 +271,7 @@ fn a_batch_of_max_batch_entries_runs_and_one_more_entry_is_refused_whole() {
             refused["error"]["data"]
                 .as_str()
                 .unwrap()
-                .contains("4 entries is over the limit of 3"),
+                .contains("4 entries to answer is over the limit of 3"),
             "{refused}"
         );
         // The connection goes on.
@@ -317,6 +317,43 @@ fn a_client_that_never_reads_its_answers_is_closed_after_the_write_timeout() {
             fiber_core::sleep(Duration::from_millis(10)).unwrap();
         }
         assert!(start.elapsed() >= TIMEOUT, "{:?}", start.elapsed());
+        client.close();
+        server.close().unwrap();
+    });
+}
+
+/// `max_batch` bounds the batches this side must answer, not the answers to its own batch: a
+/// batch of more responses than `max_batch` reaches its calls (it was refused, and its calls
+/// hung until their timeout).
+#[test]
+fn a_batch_of_more_responses_than_max_batch_reaches_its_calls() {
+    run_clean(|| {
+        // A server that answers batches of any size.
+        let mut serving = Config::default();
+        serving.max_batch = 100;
+        let server = server(serving);
+        let mut calling = config();
+        calling.max_batch = 2;
+        let client = connect(&server.addresses()[0], Methods::new(), calling).unwrap();
+        let mut batch = client.batch();
+        for i in 0..5 {
+            batch.call("add", (i, 1)).unwrap();
+        }
+        let start = Instant::now();
+        let results = batch.send().unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        let sums: Vec<i64> = results
+            .into_iter()
+            .map(|r| serde_json::from_value(r.unwrap()).unwrap())
+            .collect();
+        assert_eq!(sums, [1, 2, 3, 4, 5]);
+        // The connection goes on.
+        let sum: i64 = client.call("add", (2, 3)).unwrap();
+        assert_eq!(sum, 5);
         client.close();
         server.close().unwrap();
     });
