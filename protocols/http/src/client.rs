@@ -294,7 +294,9 @@ impl Client {
     ///
     /// # Switchpoint
     ///
-    /// Blocks while the connection's send queue is full, and to reconnect.
+    /// Blocks while the connection's send queue is full, to reconnect, and to skip what is
+    /// left of an unread response body (at most [`ClientConfig::max_discard`] bytes; a longer
+    /// rest of known length means a new connection at once).
     ///
     /// # Errors
     ///
@@ -486,9 +488,16 @@ impl Client {
             if idle && conn.reusable.get() && conn.wire.parser.borrow().in_body() {
                 // The last response's body was left unread: skipped if it is short enough
                 // (`max_discard`), else this request goes on a new connection rather than
-                // failing on the old one.
-                let mut rest = Incoming::new(conn.wire.clone(), true);
-                if !matches!(rest.discard(self.config.max_discard), Ok(true)) {
+                // failing on the old one. A longer rest of known length is not read at all.
+                let known = conn.wire.parser.borrow().body_known_remaining();
+                let skip = match known {
+                    Some(left) if left > self.config.max_discard => false,
+                    _ => {
+                        let mut rest = Incoming::new(conn.wire.clone(), true);
+                        matches!(rest.discard(self.config.max_discard), Ok(true))
+                    }
+                };
+                if !skip {
                     conn.reusable.set(false);
                 }
             }

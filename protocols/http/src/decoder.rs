@@ -112,6 +112,16 @@ impl BodyDecoder {
         self.state == State::Done
     }
 
+    /// The bytes of a body with a `Content-Length` still to come (`Some(0)` once done);
+    /// `None` for a chunked or close-delimited body in progress.
+    pub(crate) fn known_remaining(&self) -> Option<u64> {
+        match self.state {
+            State::Length(n) => Some(n),
+            State::Done => Some(0),
+            _ => None,
+        }
+    }
+
     /// Body bytes decoded so far.
     pub fn decoded_len(&self) -> u64 {
         self.total

@@ -129,6 +129,13 @@ impl Parser {
         self.body.is_none() && !self.bodiless && self.pending.is_empty()
     }
 
+    /// The bytes still to come of the body in progress, when its length is known (a
+    /// `Content-Length`); `None` for a chunked or close-delimited one, or with no body in
+    /// progress.
+    pub(crate) fn body_known_remaining(&self) -> Option<u64> {
+        self.body.as_ref().and_then(BodyDecoder::known_remaining)
+    }
+
     /// Whether a body is being decoded.
     pub fn in_body(&self) -> bool {
         self.body.is_some() || self.bodiless

@@ -521,3 +521,51 @@ fn the_connect_timeout_bounds_the_connect() {
         server.close().unwrap();
     });
 }
+
+/// An unread body whose known rest is longer than `max_discard` is not waited for: the next
+/// request goes on a new connection at once, although the server holds the old one silently
+/// (it waited for the rest for up to the read timeout before).
+#[test]
+fn a_long_unread_body_of_known_length_is_not_waited_for() {
+    run_clean(|| {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = fiber_core::spawn(move || {
+            let mut buf = [0; 4096];
+            // The first connection: 10 bytes of a 5,000-byte body, then silence.
+            let (mut first, _) = listener.accept().unwrap();
+            let _ = first.read(&mut buf);
+            first
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n0123456789")
+                .unwrap();
+            // The second: a whole answer.
+            let (mut second, _) = listener.accept().unwrap();
+            let _ = second.read(&mut buf);
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .unwrap();
+            let _ = second.read(&mut buf);
+            drop(first);
+        });
+        let config = ClientConfig {
+            max_discard: 1000,
+            timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        };
+        let client = Client::with_config(config);
+        client.connect(&addr.parse().unwrap()).unwrap();
+        let first = client.request(get_request("/long")).unwrap();
+        assert_eq!(first.headers()["content-length"], "5000");
+        drop(first);
+        let start = std::time::Instant::now();
+        let second = client.request(get_request("/next")).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(text(second), "ok");
+        client.close();
+        server.join().unwrap();
+    });
+}
