@@ -94,10 +94,6 @@ pub(crate) enum Frame {
     Ignored,
 }
 
-/// The longest read timeout set: a longer message timeout is no limit (an instant this far
-/// ahead still fits the clock).
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// The [`Framer`] of D-Bus messages on an authenticated connection.
 #[derive(Debug)]
 pub(crate) struct MessageFramer {
@@ -166,7 +162,9 @@ impl MessageClock {
                 .ok_or_else(|| Error::Protocol(message_timeout_reason(self.limit)))?,
         };
         self.armed = true;
-        let left = left.clamp(Duration::from_millis(1), FOREVER);
+        // At least 1 ms (0 is refused); `Duration::MAX` is no limit (the stream's deadline
+        // saturates, see `fiber_core::deadline_after`).
+        let left = left.max(Duration::from_millis(1));
         self.stream
             .connection()
             .set_read_timeout(Some(left))

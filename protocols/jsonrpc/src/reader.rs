@@ -13,10 +13,6 @@ use crate::rules::{Incoming, Invalid, parse};
 use crate::splitter::{SplitError, Splitter};
 use crate::workers::{BatchReplies, Job};
 
-/// The longest read timeout set: a longer idle or message timeout is no limit (an instant
-/// this far ahead still fits the clock).
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
 /// How the reading ended.
 enum End {
     /// The other end closed its side.
@@ -58,9 +54,9 @@ pub(crate) fn run(inner: &Rc<Inner>, mut splitter: Splitter) {
 fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     // The bytes of a message split across reads (at most max_message_size of them).
     let mut partial = Vec::new();
-    // A timeout is at least 1 ms (0 is refused) and at most FOREVER (a longer one could not
-    // be added to the clock).
-    let bounded = |t: Duration| t.clamp(Duration::from_millis(1), FOREVER);
+    // A timeout is at least 1 ms (0 is refused); `Duration::MAX` is no limit (the stream's
+    // read deadline and `fiber_core::timeout` saturate, see `fiber_core::deadline_after`).
+    let bounded = |t: Duration| t.max(Duration::from_millis(1));
     let idle_timeout = inner.config.idle_timeout.map(bounded);
     let message_timeout = inner.config.message_timeout.map(bounded);
     // When the first byte of the message in progress arrived; `None` while no message is in
