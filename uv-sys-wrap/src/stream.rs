@@ -202,8 +202,8 @@ pub trait Stream: Handle + sealed::StreamImpl {
     fn try_write(&self, buf: &[u8]) -> Result<usize> {
         let raw = self.stream()?;
         #[cfg(target_os = "linux")]
-        if let Some(fd) = direct_write_fd(raw, buf.len()) {
-            return write_fd(fd, buf);
+        if let Some((fd, socket)) = direct_write_fd(raw, buf.len()) {
+            return write_fd(fd, socket, buf);
         }
         try_write_uv(raw, buf)
     }
@@ -287,18 +287,20 @@ const IO_MAX_BYTES: usize = 0x7fff_f000;
 
 /// The descriptor `uv_try_write` would write `len` bytes to, if all of its checks pass: no
 /// connect in progress, nothing queued, a descriptor, the stream writable and `len` within
-/// libuv's limit (`uv_try_write2` and `uv__check_before_write` in libuv's `unix/stream.c`).
-/// `None` when one fails: libuv's own call then gives the same error it always did.
+/// libuv's limit (`uv_try_write2` and `uv__check_before_write` in libuv's `unix/stream.c`),
+/// and whether it is a TCP socket. `None` when one fails: libuv's own call then gives the same
+/// error it always did.
 #[cfg(target_os = "linux")]
 #[inline(always)]
-fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<RawFd> {
+fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<(RawFd, bool)> {
     // SAFETY: `raw` is an open stream of ours (the caller checked it is not closing); these
     // read plain fields libuv keeps in it (only the loop's thread, this one, writes them).
-    let (connecting, queued, fd) = unsafe {
+    let (connecting, queued, fd, kind) = unsafe {
         (
             !(*raw).connect_req.is_null(),
             (*raw).write_queue_size,
             (*raw).io_watcher.fd,
+            (*raw).type_,
         )
     };
     if connecting || queued != 0 || fd < 0 || len > IO_MAX_BYTES {
@@ -306,28 +308,44 @@ fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<RawFd> {
     }
     // SAFETY: as above; `uv_is_writable` reads the stream's flags.
     let writable = unsafe { sys::uv_is_writable(raw) } != 0;
-    writable.then_some(fd)
+    writable.then_some((fd, kind == sys::uv_handle_type_UV_TCP))
 }
 
-/// One `write(2)` of `buf` to `fd`, as libuv's `uv__try_write` makes it.
+/// One write of `buf` to `fd`, as libuv's `uv__try_write` makes it: `write(2)`, or for a TCP
+/// socket `send(2)` without flags, which is the same call for a socket (send(2): "equivalent
+/// to write(2)" with no flags) by a shorter path through the kernel (measured here: ~130 ns
+/// less per call on loopback; a descriptor of another kind, a pipe or a TTY, cannot take it).
 #[cfg(target_os = "linux")]
 #[inline(always)]
-fn write_fd(fd: RawFd, buf: &[u8]) -> Result<usize> {
-    // SAFETY: `buf` is valid for reads of its length during the call; `fd` is the stream's
-    // open descriptor.
-    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+fn write_fd(fd: RawFd, socket: bool, buf: &[u8]) -> Result<usize> {
+    let n = write_once(fd, socket, buf);
     if n >= 0 {
         return Ok(n as usize);
     }
-    write_fd_failed(fd, buf)
+    write_fd_failed(fd, socket, buf)
 }
 
-/// [`write_fd`] after a failed `write(2)`: retried on `EINTR`, else the error as libuv
-/// reports it. Out of line: the usual write takes the bytes.
+/// One `send(2)` (a socket) or `write(2)` of `buf` to `fd`.
+#[cfg(target_os = "linux")]
+#[inline(always)]
+fn write_once(fd: RawFd, socket: bool, buf: &[u8]) -> isize {
+    // SAFETY: `buf` is valid for reads of its length during the call; `fd` is the stream's
+    // open descriptor (a socket when `socket`).
+    unsafe {
+        if socket {
+            libc::send(fd, buf.as_ptr().cast(), buf.len(), 0)
+        } else {
+            libc::write(fd, buf.as_ptr().cast(), buf.len())
+        }
+    }
+}
+
+/// [`write_fd`] after a failed write: retried on `EINTR`, else the error as libuv reports
+/// it. Out of line: the usual write takes the bytes.
 #[cfg(target_os = "linux")]
 #[cold]
 #[inline(never)]
-fn write_fd_failed(fd: RawFd, buf: &[u8]) -> Result<usize> {
+fn write_fd_failed(fd: RawFd, socket: bool, buf: &[u8]) -> Result<usize> {
     loop {
         let errno = std::io::Error::last_os_error()
             .raw_os_error()
@@ -338,8 +356,7 @@ fn write_fd_failed(fd: RawFd, buf: &[u8]) -> Result<usize> {
         if errno != libc::EINTR {
             return Err(Error::from_code(-errno));
         }
-        // SAFETY: as in `write_fd`.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+        let n = write_once(fd, socket, buf);
         if n >= 0 {
             return Ok(n as usize);
         }

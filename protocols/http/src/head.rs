@@ -108,7 +108,48 @@ pub(crate) struct FieldCache {
     /// client often asks for the same one again, and a clone of it spares the next request
     /// the parse (and a copy of its text).
     target: Option<Uri>,
+    /// The whole last head whose field section was the cached one.
+    last: LastHead,
 }
+
+/// The last request head whose field section was the cached one ([`CachedBlock`], parsed),
+/// whole: its bytes, the limits it was checked against, and, once a second head repeated
+/// them, its method and target parsed. A head that is these bytes again, under the same
+/// limits, is the same head (a client repeating its request on a kept-alive connection: a
+/// poller, a health check, a load generator), and httparse would parse it the same way to the
+/// same verdict: it is not parsed again, but compared. Forgotten whenever the section is.
+///
+/// What it costs a head that is not the kept one: a comparison that fails (most often in the
+/// first bytes of the target), and a copy of its bytes to be kept instead. After
+/// [`BLOCK_MISSES`] such heads in a row, only two heads in a row out of every
+/// [`BLOCK_PROBE`] are kept, as for the field section.
+#[derive(Debug, Default)]
+struct LastHead {
+    /// The whole head, up to and with the empty line that ends it.
+    bytes: Vec<u8>,
+    /// Its method and target (`None` for `/`), once a second head repeated the bytes.
+    parsed: Option<(Method, Option<Uri>)>,
+    limits: Option<Limits>,
+    /// Heads in a row that were not the one before (up to [`BLOCK_MISSES`]).
+    misses: u8,
+    /// Heads still to pass over before the next one is kept.
+    skip: u8,
+}
+
+impl LastHead {
+    /// Forgets the kept head (its field section is no longer the cached one); the count of
+    /// misses stays.
+    #[inline(always)]
+    fn forget(&mut self) {
+        if !self.bytes.is_empty() {
+            self.bytes.clear();
+            self.parsed = None;
+        }
+    }
+}
+
+/// The longest request line (with the empty lines before it) of a [`LastHead`].
+const CACHED_START: usize = 1024;
 
 /// The field section of recent request heads as a whole (its raw bytes, from the first
 /// field's name to the end of the head): a client on a kept-alive connection often
@@ -171,6 +212,65 @@ impl FieldCache {
                 skip: 0,
             },
             target: None,
+            last: LastHead {
+                bytes: Vec::new(),
+                parsed: None,
+                limits: None,
+                misses: 0,
+                skip: 0,
+            },
+        }
+    }
+
+    /// The length of the head at the start of `buf` if it is the [`LastHead`] again, under
+    /// the same `limits`.
+    #[inline(always)]
+    fn repeated(&self, buf: &[u8], limits: &Limits) -> Option<usize> {
+        let last = &self.last;
+        let bytes = &*last.bytes;
+        let same = last.parsed.is_some()
+            && buf.len() >= bytes.len()
+            && buf[..bytes.len()] == *bytes
+            && last.limits.is_some_and(|kept| same_limits(&kept, limits));
+        same.then_some(bytes.len())
+    }
+
+    /// Keeps the head `request` of `len` bytes, parsed from the start of `buf` under `limits`,
+    /// as the [`LastHead`] (it was not that one): its field section, from `fields_at` on, is
+    /// the cached one. Its method and target are kept too if the last head kept had the
+    /// same bytes.
+    #[inline(never)]
+    fn keep_last(
+        &mut self,
+        buf: &[u8],
+        (fields_at, len): (usize, usize),
+        request: &Request<()>,
+        limits: &Limits,
+    ) {
+        let last = &mut self.last;
+        if last.skip > 0 {
+            last.skip -= 1;
+            return;
+        }
+        let head = &buf[..len];
+        let same_limits = last.limits.is_some_and(|kept| same_limits(&kept, limits));
+        if last.parsed.is_none() && *last.bytes == *head && same_limits {
+            let target = (!is_root(request.uri())).then(|| request.uri().clone());
+            last.parsed = Some((request.method().clone(), target));
+            last.misses = 0;
+            return;
+        }
+        last.bytes.clear();
+        last.parsed = None;
+        if fields_at <= CACHED_START {
+            last.bytes.extend_from_slice(head);
+            last.limits = Some(*limits);
+        }
+        if last.misses < BLOCK_MISSES {
+            last.misses += 1;
+        } else {
+            last.skip = BLOCK_PROBE - 2;
+            last.misses = BLOCK_MISSES - 1;
         }
     }
 
@@ -235,6 +335,11 @@ fn request_with<'b>(
     storage: &mut [Slot<'b>],
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    if let Some(cache) = &spare.fields
+        && let Some(len) = cache.repeated(buf, limits)
+    {
+        return repeated_head(spare, limits).map(|head| Some((len, head)));
+    }
     let slots = storage.len();
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, storage);
@@ -288,8 +393,7 @@ fn request_with<'b>(
     match req.path.unwrap_or_default() {
         // The box's target is often `/` already (a request's default, left by the last one):
         // building a `Uri`, even from a static string, parses it.
-        "/" if is_root(head.request.uri()) => {}
-        "/" => *head.request.uri_mut() = Uri::from_static("/"),
+        "/" => set_root(head.request.uri_mut()),
         target => {
             *head.request.uri_mut() = match &mut spare.fields {
                 Some(cache) => cache.target(target)?,
@@ -299,36 +403,17 @@ fn request_with<'b>(
     }
     *head.request.version_mut() = version;
     let headers = head.request.headers_mut();
-    // A box given back usually got the last written response's map already (see
-    // `parser::recycle_request_headers`), else the spare map is used.
-    if headers.capacity() == 0
-        && let Some(reuse) = &mut spare.headers
-    {
-        // Swapped: the head's map (empty, taken by the last request) goes to the spare,
-        // where the next written response's map replaces it.
-        std::mem::swap(headers, reuse);
-        if reuse.capacity() > crate::parser::KEEP_HEADERS {
-            spare.headers = None;
-        }
-    }
+    take_spare_map(headers, &mut spare.headers);
     match &mut spare.fields {
-        // A head given back may still hold the fields of an earlier request (see
-        // `Parser::recycle`; an in-place handler's request map comes back that way): if they
-        // are these fields, the map is left as it is.
-        Some(cache) if hit => {
-            if !cache.block.holds(headers) {
-                if !headers.is_empty() {
-                    headers.clear();
-                }
-                cache.block.fill(headers);
-            }
-        }
+        Some(cache) if hit => cache.block.fill_or_keep(headers),
         fields => {
             if !headers.is_empty() {
                 headers.clear();
             }
             match fields {
                 Some(cache) => {
+                    // The section changes (or is new): a kept whole head no longer holds.
+                    cache.last.forget();
                     fill_cached(headers, req.headers, buf, cache, &slice)?;
                     cache
                         .block
@@ -338,6 +423,97 @@ fn request_with<'b>(
             }
         }
     }
+    decide(&mut head, &semantics, limits)?;
+    if hit && let Some(cache) = &mut spare.fields {
+        // Checked whole: kept for the next head to be compared with. The field section
+        // starts at the first field's name (`hit` means there are fields).
+        let fields_at = req.headers.first().map_or(0, |field| {
+            field.name.as_ptr() as usize - buf.as_ptr() as usize
+        });
+        cache.keep_last(buf, (fields_at, len), &head.request, limits);
+    }
+    Ok(Some((len, head)))
+}
+
+/// The head of [`FieldCache::repeated`] (under `limits`, the kept head's): the kept one's
+/// parts, cloned into the (possibly reused) box; what they say is decided again from the
+/// cached section's semantics (the same verdict as when the head was kept).
+#[inline(always)]
+fn repeated_head(spare: &mut Spare, limits: &Limits) -> Result<Box<RequestHead>, Error> {
+    let mut head = spare.head.take().unwrap_or_else(new_head);
+    let Some(cache) = &mut spare.fields else {
+        unreachable!("a repeated head is found in the cache");
+    };
+    let (last, block) = (&cache.last, &cache.block);
+    let (Some((method, target)), Some((_, semantics))) = (&last.parsed, &block.parsed) else {
+        unreachable!("a kept head and its section are parsed");
+    };
+    if head.request.method() != method {
+        *head.request.method_mut() = method.clone();
+    }
+    match target {
+        None => set_root(head.request.uri_mut()),
+        Some(target) => *head.request.uri_mut() = target.clone(),
+    }
+    *head.request.version_mut() = block.version;
+    let headers = head.request.headers_mut();
+    take_spare_map(headers, &mut spare.headers);
+    block.fill_or_keep(headers);
+    decide(&mut head, semantics, limits)?;
+    Ok(head)
+}
+
+/// Makes `uri` the target `/`; the box's target is often that already (a request's default,
+/// left by the last one), and building a `Uri`, even from a static string, parses it.
+#[inline(always)]
+fn set_root(uri: &mut Uri) {
+    if !is_root(uri) {
+        *uri = Uri::from_static("/");
+    }
+}
+
+/// `a == b`, without a branch per field.
+#[inline(always)]
+fn same_limits(a: &Limits, b: &Limits) -> bool {
+    let words = |l: &Limits| {
+        [
+            l.max_request_line as u64,
+            l.max_headers as u64,
+            l.max_head_size as u64,
+            l.max_chunk_extension as u64,
+            l.max_trailer_size as u64,
+            l.max_body_size,
+        ]
+    };
+    let differ = words(a)
+        .iter()
+        .zip(words(b))
+        .fold(0, |acc, (x, y)| acc | (x ^ y));
+    differ == 0
+}
+
+/// Gives a head's empty map the `spare` one's allocation. A box given back usually got the
+/// last written response's map already (see `parser::recycle_request_headers`), else the
+/// spare map is used: swapped, the head's map (empty, taken by the last request) goes to the
+/// spare, where the next written response's map replaces it.
+#[inline(always)]
+fn take_spare_map(headers: &mut HeaderMap, spare: &mut Option<HeaderMap>) {
+    if headers.capacity() == 0
+        && let Some(reuse) = spare
+    {
+        std::mem::swap(headers, reuse);
+        if reuse.capacity() > crate::parser::KEEP_HEADERS {
+            *spare = None;
+        }
+    }
+}
+
+/// Decides what the fields of `head` (which say `semantics`) mean for it under `limits`:
+/// the `Host` rules, the framing, keep-alive, `Expect`; every RFC 9112 smuggling defence of
+/// the fields is here.
+#[inline(always)]
+fn decide(head: &mut RequestHead, semantics: &Semantics, limits: &Limits) -> Result<(), Error> {
+    let version = head.request.version();
     if version == Version::HTTP_11 {
         match semantics.hosts {
             0 => return Err(Error::Malformed("missing Host header")),
@@ -376,7 +552,7 @@ fn request_with<'b>(
     head.framing = framing;
     head.keep_alive = semantics.keep_alive;
     head.expect_continue = expect_continue;
-    Ok(Some((len, head)))
+    Ok(())
 }
 
 /// Parses a response head at the start of `buf`, the answer to a request with `method`:
@@ -812,6 +988,18 @@ impl CachedBlock {
             }
         }
         true
+    }
+
+    /// Leaves `headers` with exactly the cached fields: as it is if it holds them already
+    /// (see [`holds`](Self::holds)), else emptied and filled.
+    #[inline(always)]
+    fn fill_or_keep(&self, headers: &mut HeaderMap) {
+        if !self.holds(headers) {
+            if !headers.is_empty() {
+                headers.clear();
+            }
+            self.fill(headers);
+        }
     }
 
     /// Fills the empty map `headers` with the cached fields.

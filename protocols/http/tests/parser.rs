@@ -864,11 +864,13 @@ fn summary(head: &gruvi_http::RequestHead) -> String {
     )
 }
 
-/// The per-thread caches of the request parser (targets, fields, whole field sections, the
-/// recycled head box with an in-place handler's map in it) never change what a head says:
-/// random sequences of heads that mostly repeat or nearly repeat the one before, each head
-/// given back after a random change to it (as an in-place handler may make), parse exactly as
-/// `parse_request_head` parses each alone, without any cache.
+/// The per-thread caches of the request parser (targets, fields, whole field sections, whole
+/// heads, the recycled head box with an in-place handler's map in it) never change what a head
+/// says: random sequences of heads that mostly repeat or nearly repeat the one before, each
+/// head given back after a random change to it (as an in-place handler may make), parse
+/// exactly as `parse_request_head` parses each alone, without any cache. Two parsers with
+/// different limits take turns on the thread (two servers' connections), so a head kept under
+/// one parser's limits is checked against the other's.
 #[test]
 fn cached_parses_agree_with_uncached_ones() {
     use gruvi_http::Framing;
@@ -907,10 +909,23 @@ fn cached_parses_agree_with_uncached_ones() {
         }
         lines
     };
+    // Tight enough that some heads break each limit (a start line of 22 bytes or more, more
+    // than 4 fields, 80 bytes of head, a body over 2 bytes).
+    let tight = Limits {
+        max_request_line: 21,
+        max_headers: 4,
+        max_head_size: 80,
+        max_body_size: 2,
+        ..Limits::default()
+    };
+    let limits = [Limits::default(), tight];
     for sequence in 0..300 {
-        let mut parser = Parser::requests(Limits::default());
+        let mut parsers = limits.map(Parser::requests);
         let mut lines = random_head(&mut rng);
         for turn in 0..12 {
+            // Mostly the default limits, as a server's connections would come.
+            let which = usize::from(rng.below(4) == 0);
+            let (parser, limits) = (&mut parsers[which], &limits[which]);
             match rng.below(8) {
                 // The same head again (the usual keep-alive client).
                 0..=3 => {}
@@ -933,8 +948,8 @@ fn cached_parses_agree_with_uncached_ones() {
                 _ => lines = random_head(&mut rng),
             }
             let head = lines.join("\r\n") + "\r\n\r\n";
-            let context = format!("sequence {sequence} turn {turn}: {head:?}");
-            let expected = gruvi_http::parse_request_head(head.as_bytes(), &Limits::default());
+            let context = format!("sequence {sequence} turn {turn} limits {which}: {head:?}");
+            let expected = gruvi_http::parse_request_head(head.as_bytes(), limits);
             let mut wire = head.clone().into_bytes();
             match &expected {
                 Ok(Some((_, head))) => match head.framing {
@@ -991,7 +1006,7 @@ fn cached_parses_agree_with_uncached_ones() {
                     assert_eq!(format!("{got:?}"), format!("{expected:?}"), "{context}");
                     // A parser that failed stays failed: the next head needs a new one (the
                     // per-thread caches stay).
-                    parser = Parser::requests(Limits::default());
+                    *parser = Parser::requests(*limits);
                 }
                 (expected, got) => panic!("{context}: expected {expected:?}, got {got:?}"),
             }
@@ -1025,4 +1040,98 @@ fn a_long_start_line_is_uri_too_long_whole_and_in_pieces() {
             "split at {at}"
         );
     }
+}
+
+/// A head repeated whole (the per-thread cache then compares it instead of parsing it) still
+/// says the same when it comes in pieces or with the next request behind it, is still held to
+/// each parser's own limits, and a change in its last field is seen.
+#[test]
+fn a_repeated_head_says_the_same_in_every_way_it_comes() {
+    const HEAD: &[u8] = b"GET /repeat?x=1 HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n";
+    let head_of = |parser: &mut Parser, wire: &[u8]| -> Result<(usize, String), Error> {
+        match parser.parse(wire, usize::MAX)? {
+            (used, Event::Request(head)) => {
+                let said = summary(&head);
+                parser.recycle(head);
+                assert!(matches!(parser.parse(&[], 0)?, (0, Event::End)));
+                Ok((used, said))
+            }
+            (used, event) => panic!("not a head: {used} {event:?}"),
+        }
+    };
+    let mut parser = Parser::requests(Limits::default());
+    let expected = {
+        let (_, head) = gruvi_http::parse_request_head(HEAD, &Limits::default())
+            .unwrap()
+            .unwrap();
+        summary(&head)
+    };
+    // Kept, then parsed into the cache, then found there.
+    for _ in 0..4 {
+        assert_eq!(
+            head_of(&mut parser, HEAD).unwrap(),
+            (HEAD.len(), expected.clone())
+        );
+    }
+    // With the next request behind it.
+    let two = [HEAD, HEAD].concat();
+    assert_eq!(
+        head_of(&mut parser, &two).unwrap(),
+        (HEAD.len(), expected.clone())
+    );
+    // In two pieces: the first is not a head yet, the second ends it.
+    for split in [1, 20, HEAD.len() - 1] {
+        let (first, second) = HEAD.split_at(split);
+        assert!(
+            matches!(parser.parse(first, usize::MAX).unwrap(), (n, Event::NeedMore) if n == first.len())
+        );
+        assert_eq!(
+            head_of(&mut parser, second).unwrap(),
+            (second.len(), expected.clone())
+        );
+    }
+    // Under another parser's tighter limits, on the same thread.
+    let tight = [
+        (
+            Limits {
+                max_request_line: 23,
+                ..Limits::default()
+            },
+            Error::UriTooLong,
+        ),
+        (
+            Limits {
+                max_headers: 1,
+                ..Limits::default()
+            },
+            Error::HeadTooLarge,
+        ),
+        (
+            Limits {
+                max_head_size: HEAD.len() - 1,
+                ..Limits::default()
+            },
+            Error::HeadTooLarge,
+        ),
+    ];
+    for (limits, error) in tight {
+        let mut strict = Parser::requests(limits);
+        let got = head_of(&mut strict, HEAD).unwrap_err();
+        assert_eq!(format!("{got:?}"), format!("{error:?}"), "{limits:?}");
+        assert_eq!(
+            head_of(&mut parser, HEAD).unwrap(),
+            (HEAD.len(), expected.clone())
+        );
+    }
+    // The last field changed (one byte before the end).
+    let changed = b"GET /repeat?x=1 HTTP/1.1\r\nHost: h\r\nAccept: */+\r\n\r\n";
+    let (_, head) = gruvi_http::parse_request_head(changed, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_ne!(summary(&head), expected);
+    assert_eq!(
+        head_of(&mut parser, changed).unwrap(),
+        (changed.len(), summary(&head))
+    );
+    assert_eq!(head_of(&mut parser, HEAD).unwrap(), (HEAD.len(), expected));
 }
