@@ -127,13 +127,25 @@ pub(crate) struct FieldCache {
 struct LastHead {
     /// The whole head, up to and with the empty line that ends it.
     bytes: Vec<u8>,
-    /// Its method and target (`None` for `/`), once a second head repeated the bytes.
-    parsed: Option<(Method, Option<Uri>)>,
+    /// What it says, once a second head repeated the bytes.
+    parsed: Option<KeptHead>,
     limits: Option<Limits>,
     /// Heads in a row that were not the one before (up to [`BLOCK_MISSES`]).
     misses: u8,
     /// Heads still to pass over before the next one is kept.
     skip: u8,
+}
+
+/// What a [`LastHead`] says: its method, target and what was decided from its fields (the
+/// same for the same bytes under the same limits).
+#[derive(Debug)]
+struct KeptHead {
+    method: Method,
+    /// `None` for `/`.
+    target: Option<Uri>,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
 }
 
 impl LastHead {
@@ -235,7 +247,7 @@ impl FieldCache {
         same.then_some(bytes.len())
     }
 
-    /// Keeps the head `request` of `len` bytes, parsed from the start of `buf` under `limits`,
+    /// Keeps the head `head` of `len` bytes, parsed from the start of `buf` under `limits`,
     /// as the [`LastHead`] (it was not that one): its field section, from `fields_at` on, is
     /// the cached one. Its method and target are kept too if the last head kept had the
     /// same bytes.
@@ -244,7 +256,7 @@ impl FieldCache {
         &mut self,
         buf: &[u8],
         (fields_at, len): (usize, usize),
-        request: &Request<()>,
+        head: &RequestHead,
         limits: &Limits,
     ) {
         let last = &mut self.last;
@@ -252,18 +264,24 @@ impl FieldCache {
             last.skip -= 1;
             return;
         }
-        let head = &buf[..len];
+        let bytes = &buf[..len];
         let same_limits = last.limits.is_some_and(|kept| same_limits(&kept, limits));
-        if last.parsed.is_none() && *last.bytes == *head && same_limits {
-            let target = (!is_root(request.uri())).then(|| request.uri().clone());
-            last.parsed = Some((request.method().clone(), target));
+        if last.parsed.is_none() && *last.bytes == *bytes && same_limits {
+            let request = &head.request;
+            last.parsed = Some(KeptHead {
+                method: request.method().clone(),
+                target: (!is_root(request.uri())).then(|| request.uri().clone()),
+                framing: head.framing,
+                keep_alive: head.keep_alive,
+                expect_continue: head.expect_continue,
+            });
             last.misses = 0;
             return;
         }
         last.bytes.clear();
         last.parsed = None;
         if fields_at <= CACHED_START {
-            last.bytes.extend_from_slice(head);
+            last.bytes.extend_from_slice(bytes);
             last.limits = Some(*limits);
         }
         if last.misses < BLOCK_MISSES {
@@ -312,6 +330,13 @@ pub(crate) fn request_head(
     limits: &Limits,
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    // Here rather than in the parse: a repeated head costs no entry into the parse's large
+    // frame.
+    if let Some(cache) = &spare.fields
+        && let Some(len) = cache.repeated(buf, limits)
+    {
+        return Ok(Some((len, repeated_head(spare))));
+    }
     let mut storage = [const { MaybeUninit::uninit() }; STACK_HEADERS];
     let small = limits.max_headers.min(STACK_HEADERS);
     request_with(buf, limits, &mut storage[..small], spare)
@@ -335,11 +360,6 @@ fn request_with<'b>(
     storage: &mut [Slot<'b>],
     spare: &mut Spare,
 ) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
-    if let Some(cache) = &spare.fields
-        && let Some(len) = cache.repeated(buf, limits)
-    {
-        return repeated_head(spare, limits).map(|head| Some((len, head)));
-    }
     let slots = storage.len();
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, storage);
@@ -430,28 +450,28 @@ fn request_with<'b>(
         let fields_at = req.headers.first().map_or(0, |field| {
             field.name.as_ptr() as usize - buf.as_ptr() as usize
         });
-        cache.keep_last(buf, (fields_at, len), &head.request, limits);
+        cache.keep_last(buf, (fields_at, len), &head, limits);
     }
     Ok(Some((len, head)))
 }
 
-/// The head of [`FieldCache::repeated`] (under `limits`, the kept head's): the kept one's
-/// parts, cloned into the (possibly reused) box; what they say is decided again from the
-/// cached section's semantics (the same verdict as when the head was kept).
+/// The head of [`FieldCache::repeated`]: the kept one's parts, cloned into the (possibly
+/// reused) box, with what was decided from its fields when it was kept (the same bytes under
+/// the same limits: the same verdict).
 #[inline(always)]
-fn repeated_head(spare: &mut Spare, limits: &Limits) -> Result<Box<RequestHead>, Error> {
+fn repeated_head(spare: &mut Spare) -> Box<RequestHead> {
     let mut head = spare.head.take().unwrap_or_else(new_head);
     let Some(cache) = &mut spare.fields else {
         unreachable!("a repeated head is found in the cache");
     };
     let (last, block) = (&cache.last, &cache.block);
-    let (Some((method, target)), Some((_, semantics))) = (&last.parsed, &block.parsed) else {
-        unreachable!("a kept head and its section are parsed");
+    let Some(kept) = &last.parsed else {
+        unreachable!("a repeated head is parsed");
     };
-    if head.request.method() != method {
-        *head.request.method_mut() = method.clone();
+    if *head.request.method() != kept.method {
+        *head.request.method_mut() = kept.method.clone();
     }
-    match target {
+    match &kept.target {
         None => set_root(head.request.uri_mut()),
         Some(target) => *head.request.uri_mut() = target.clone(),
     }
@@ -459,8 +479,11 @@ fn repeated_head(spare: &mut Spare, limits: &Limits) -> Result<Box<RequestHead>,
     let headers = head.request.headers_mut();
     take_spare_map(headers, &mut spare.headers);
     block.fill_or_keep(headers);
-    decide(&mut head, semantics, limits)?;
-    Ok(head)
+    head.request.extensions_mut().clear();
+    head.framing = kept.framing;
+    head.keep_alive = kept.keep_alive;
+    head.expect_continue = kept.expect_continue;
+    head
 }
 
 /// Makes `uri` the target `/`; the box's target is often that already (a request's default,
