@@ -184,6 +184,7 @@ impl Parser {
     ///
     /// An [`Error`] when the input breaks the protocol or a limit; every later call returns
     /// it again.
+    #[inline]
     pub fn parse<'a>(
         &mut self,
         input: &'a [u8],
