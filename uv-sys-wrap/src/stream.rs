@@ -340,12 +340,14 @@ fn write_once(fd: RawFd, socket: bool, buf: &[u8]) -> isize {
     }
 }
 
-/// [`write_fd`] after a failed write: retried on `EINTR`, else the error as libuv reports
-/// it. Out of line: the usual write takes the bytes.
+/// [`write_fd`] after a failed write: retried on `EINTR`, and with `write(2)` on
+/// `ENOTSOCK` (a TCP handle opened over a descriptor that is not a socket: `uv_tcp_open`
+/// takes any, and libuv's own writes use `write(2)`), else the error as libuv reports it. Out
+/// of line: the usual write takes the bytes.
 #[cfg(target_os = "linux")]
 #[cold]
 #[inline(never)]
-fn write_fd_failed(fd: RawFd, socket: bool, buf: &[u8]) -> Result<usize> {
+fn write_fd_failed(fd: RawFd, mut socket: bool, buf: &[u8]) -> Result<usize> {
     loop {
         let errno = std::io::Error::last_os_error()
             .raw_os_error()
@@ -353,7 +355,9 @@ fn write_fd_failed(fd: RawFd, socket: bool, buf: &[u8]) -> Result<usize> {
         if errno == libc::EAGAIN || errno == libc::EWOULDBLOCK || errno == libc::ENOBUFS {
             return Err(Error::EAGAIN);
         }
-        if errno != libc::EINTR {
+        if errno == libc::ENOTSOCK && socket {
+            socket = false;
+        } else if errno != libc::EINTR {
             return Err(Error::from_code(-errno));
         }
         let n = write_once(fd, socket, buf);

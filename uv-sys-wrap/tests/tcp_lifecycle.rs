@@ -388,3 +388,23 @@ fn try_write_to_a_closed_peer_fails_with_a_reset_or_broken_pipe() {
     drop((server, client, conns));
     close_clean(lp);
 }
+
+/// `uv_tcp_open` takes any descriptor: a TCP handle over a pipe still writes (libuv's own
+/// writes use `write(2)`; `try_write`'s `send(2)` for TCP falls back to it on `ENOTSOCK`).
+#[test]
+fn try_write_on_a_tcp_handle_over_a_pipe_writes() {
+    use std::io::Read;
+    use std::os::fd::IntoRawFd;
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    let lp = Loop::new().unwrap();
+    let tcp = Tcp::new(&lp).unwrap();
+    tcp.open(writer.into_raw_fd()).unwrap();
+    assert_eq!(tcp.try_write_vectored(&[b"a", b"b"]), Ok(2));
+    assert_eq!(tcp.try_write(b"xy"), Ok(2));
+    assert_eq!(tcp.try_write(b"z"), Ok(1));
+    let mut got = [0; 5];
+    reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"abxyz");
+    drop(tcp);
+    close_clean(lp);
+}
