@@ -114,7 +114,7 @@ pub(crate) struct FieldCache {
 
 /// The last request head whose field section was the cached one ([`CachedBlock`], parsed),
 /// whole: its bytes, the limits it was checked against, and, once a second head repeated
-/// them, its method and target parsed. A head that is these bytes again, under the same
+/// them, what it says ([`KeptHead`]). A head that is these bytes again, under the same
 /// limits, is the same head (a client repeating its request on a kept-alive connection: a
 /// poller, a health check, a load generator), and httparse would parse it the same way to the
 /// same verdict: it is not parsed again, but compared. Forgotten whenever the section is.
@@ -249,8 +249,8 @@ impl FieldCache {
 
     /// Keeps the head `head` of `len` bytes, parsed from the start of `buf` under `limits`,
     /// as the [`LastHead`] (it was not that one): its field section, from `fields_at` on, is
-    /// the cached one. Its method and target are kept too if the last head kept had the
-    /// same bytes.
+    /// the cached one. What it says is kept too if the last head kept had the same bytes
+    /// (under the same limits).
     #[inline(never)]
     fn keep_last(
         &mut self,
