@@ -294,7 +294,8 @@ const IO_MAX_BYTES: usize = 0x7fff_f000;
 #[inline(always)]
 fn direct_write_fd(raw: *mut sys::uv_stream_t, len: usize) -> Option<(RawFd, bool)> {
     // SAFETY: `raw` is an open stream of ours (the caller checked it is not closing); these
-    // read plain fields libuv keeps in it (only the loop's thread, this one, writes them).
+    // read plain fields libuv keeps in it (`connect_req`, `write_queue_size`, `io_watcher.fd`
+    // and the handle's `type_`; only the loop's thread, this one, writes them).
     let (connecting, queued, fd, kind) = unsafe {
         (
             !(*raw).connect_req.is_null(),
