@@ -8,6 +8,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 
 use crate::error::Error;
+use crate::incoming::Incoming;
 use crate::limits::Limits;
 
 /// How a message's body is delimited (RFC 9112 section 6.3).
@@ -24,8 +25,11 @@ pub enum Framing {
 /// A parsed request head and what it implies.
 #[derive(Debug)]
 pub struct RequestHead {
-    /// Method, target, version and header fields (the body comes separately).
-    pub request: Request<()>,
+    /// Method, target, version and header fields. The body comes separately: this one is
+    /// [`Incoming::empty`], a place for it, so that a server hands this very request to its
+    /// handler with the connection's body put in (a request is large, and every move of it
+    /// is a copy).
+    pub request: Request<Incoming>,
     /// How the body is delimited.
     pub framing: Framing,
     /// Whether the client wants the connection kept open after this exchange.
@@ -81,15 +85,43 @@ pub fn parse_request_head(
     Ok(request_head(buf, limits, &mut spare)?.map(|(len, head)| (len, *head)))
 }
 
-/// Allocations of earlier requests kept for the next head: the box of a head whose contents
-/// were taken, an emptied header map (a response's, once it is written), and the fields of
-/// recent heads.
+/// Allocations of earlier requests kept for the next head: the boxes of heads given back,
+/// an emptied header map (a response's, once it is written), and the fields of recent heads.
+///
+/// A box given back holds the last request it carried, body and extensions emptied (see
+/// `parser::recycle_head`): its method, target and map are often what the next head says
+/// again, and are then kept as they are.
 #[derive(Debug, Default)]
 pub(crate) struct Spare {
+    /// The box given back last: the usual head takes this one.
     pub(crate) head: Option<Box<RequestHead>>,
+    /// Boxes given back before it, while it was still here (requests whose handlers wait
+    /// meanwhile), up to `parser::KEEP_HEADS`.
+    #[expect(
+        clippy::vec_box,
+        reason = "a head is large: taken and given back as a pointer"
+    )]
+    pub(crate) older: Vec<Box<RequestHead>>,
     pub(crate) headers: Option<HeaderMap>,
     /// `None`: each field is built anew.
     pub(crate) fields: Option<FieldCache>,
+}
+
+impl Spare {
+    /// A box for the next head: the one given back last, else an older one, else a new one.
+    #[inline(always)]
+    fn take_head(&mut self) -> Box<RequestHead> {
+        match self.head.take() {
+            Some(head) => head,
+            None => self.take_older_head(),
+        }
+    }
+
+    /// [`take_head`](Self::take_head) when the box given back last is taken already.
+    #[inline(never)]
+    fn take_older_head(&mut self) -> Box<RequestHead> {
+        self.older.pop().unwrap_or_else(new_head)
+    }
 }
 
 /// The header fields of recent request heads by position (the first [`CACHED_FIELDS`]), so
@@ -402,7 +434,7 @@ fn request_with<'b>(
     // The fields go straight into the (possibly reused) box rather than through temporaries:
     // a head is large, every move of it is a copy, and every stack line a connection fiber
     // touches is a likely cache miss.
-    let mut head = spare.head.take().unwrap_or_else(new_head);
+    let mut head = spare.take_head();
     let method = req.method.unwrap_or_default();
     // The box's method is usually GET already (a request's default, left by the last one):
     // a GET then costs one comparison instead of a lookup and the old method's drop.
@@ -460,7 +492,7 @@ fn request_with<'b>(
 /// the same limits: the same verdict).
 #[inline(always)]
 fn repeated_head(spare: &mut Spare) -> Box<RequestHead> {
-    let mut head = spare.head.take().unwrap_or_else(new_head);
+    let mut head = spare.take_head();
     let Some(cache) = &mut spare.fields else {
         unreachable!("a repeated head is found in the cache");
     };
@@ -479,7 +511,6 @@ fn repeated_head(spare: &mut Spare) -> Box<RequestHead> {
     let headers = head.request.headers_mut();
     take_spare_map(headers, &mut spare.headers);
     block.fill_or_keep(headers);
-    head.request.extensions_mut().clear();
     head.framing = kept.framing;
     head.keep_alive = kept.keep_alive;
     head.expect_continue = kept.expect_continue;
@@ -580,7 +611,6 @@ fn decide(head: &mut RequestHead, semantics: &Semantics, limits: &Limits) -> Res
         Some(true) => version == Version::HTTP_11,
         Some(false) => return Err(Error::UnknownExpectation),
     };
-    head.request.extensions_mut().clear();
     head.framing = framing;
     head.keep_alive = semantics.keep_alive;
     head.expect_continue = expect_continue;
@@ -710,7 +740,7 @@ fn response_with<'b>(
 #[inline(never)]
 fn new_head() -> Box<RequestHead> {
     Box::new(RequestHead {
-        request: Request::new(()),
+        request: Request::new(Incoming::empty()),
         framing: Framing::Length(0),
         keep_alive: false,
         expect_continue: false,

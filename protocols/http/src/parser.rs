@@ -9,10 +9,16 @@ use crate::error::Error;
 use crate::head::{
     FieldCache, Framing, RequestHead, ResponseHead, Spare, request_head, response_head,
 };
+use crate::incoming::Incoming;
 use crate::limits::Limits;
 
 /// The largest header map (in fields it holds without growing) kept for the next request head.
 pub(crate) const KEEP_HEADERS: usize = 64;
+
+/// The most request head boxes a thread keeps for its next heads (one but in rare cases: a
+/// box is given back when its exchange is over, and another exchange takes it only when
+/// handlers wait meanwhile).
+pub(crate) const KEEP_HEADS: usize = 16;
 
 thread_local! {
     /// Allocations given back by the thread's request parsers, for the next head any of them
@@ -22,6 +28,7 @@ thread_local! {
     static SPARE: RefCell<Spare> = const {
         RefCell::new(Spare {
             head: None,
+            older: Vec::new(),
             headers: None,
             fields: Some(FieldCache::new()),
         })
@@ -146,8 +153,10 @@ impl Parser {
         self.body.as_ref().map_or(0, BodyDecoder::decoded_len)
     }
 
-    /// Gives back the box of a request head whose contents were taken, for the next head a
-    /// parser on this thread reads to reuse (saving an allocation per request).
+    /// Gives back the box of a request head that is no longer needed, for the next head a
+    /// parser on this thread reads to reuse (saving an allocation per request, and often the
+    /// header map's: a map that holds the next head's fields already is kept as it is). Its
+    /// body and extensions are dropped here.
     pub fn recycle(&mut self, head: Box<RequestHead>) {
         recycle_head(head);
     }
@@ -336,9 +345,29 @@ impl Parser {
 
 /// [`Parser::recycle`] without a parser at hand (the server's, whose parser is behind a
 /// `RefCell`). Inlined: both handler shapes call it once per request.
+///
+/// The request's body and extensions are emptied (the body may hold a connection, the
+/// extensions anything a handler put there); its method, target and map are left for the
+/// next head, which keeps what it says again.
 #[inline(always)]
-pub(crate) fn recycle_head(head: Box<RequestHead>) {
-    SPARE.with_borrow_mut(|spare| spare.head = Some(head));
+pub(crate) fn recycle_head(mut head: Box<RequestHead>) {
+    let request = &mut head.request;
+    *request.body_mut() = Incoming::empty();
+    request.extensions_mut().clear();
+    SPARE.with_borrow_mut(|spare| {
+        if let Some(older) = spare.head.replace(head) {
+            keep_older_head(spare, older);
+        }
+    });
+}
+
+/// Keeps a head box given back before the last one, if the thread keeps fewer than
+/// [`KEEP_HEADS`].
+#[inline(never)]
+fn keep_older_head(spare: &mut Spare, head: Box<RequestHead>) {
+    if spare.older.len() < KEEP_HEADS - 1 {
+        spare.older.push(head);
+    }
 }
 
 /// Gives back a header map that is no longer needed (a written response's), for the next

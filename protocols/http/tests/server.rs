@@ -1596,6 +1596,153 @@ fn default_fields_fill_in_what_the_handler_left_out(shape: Shape) {
     });
 }
 
+/// The usual head (`200 OK`, no field of the handler's, a known length, kept alive on 1.1),
+/// which the server keeps whole from one response to the next: each answer still says its
+/// own length, `Date` and defaults, whatever came between (another length, an answer the
+/// kept head does not fit, a new second).
+fn the_usual_head_says_each_answers_own_length_and_date(shape: Shape) {
+    run_clean(|| {
+        let mut config = quick();
+        let defaults = &mut config.default_headers;
+        defaults.insert("content-type", HeaderValue::from_static("text/plain"));
+        let (server, addr) = serve_as(shape, config, |request, response| {
+            let path = request.uri().path();
+            let len: usize = path.trim_start_matches('/').parse().unwrap_or(0);
+            if path == "/teapot" {
+                *response.status_mut() = StatusCode::IM_A_TEAPOT;
+            }
+            if len > 0 {
+                *response.body_mut() = Body::from(vec![b'a' + (len % 26) as u8; len]);
+            }
+        });
+        let mut conn = connect(&addr);
+        let mut reader = Reader::new();
+        // (target, HTTP/1.0, Connection: close) of each request, sent in one write.
+        let asks: [(&str, bool, bool); 9] = [
+            ("/5", false, false),
+            ("/5", false, false),
+            ("/17", false, false),
+            ("/0", false, false),
+            ("/5", true, false),
+            ("/teapot", false, false),
+            ("/5", false, false),
+            ("/1234", false, false),
+            ("/5", false, false),
+        ];
+        let mut wire = Vec::new();
+        for (target, old, _) in asks {
+            let version = if old { "1.0" } else { "1.1" };
+            let keep = if old {
+                "Connection: keep-alive\r\n"
+            } else {
+                ""
+            };
+            wire.extend_from_slice(
+                format!("GET {target} HTTP/{version}\r\nHost: x\r\n{keep}\r\n").as_bytes(),
+            );
+        }
+        conn.write_all(&wire).unwrap();
+        let check =
+            |reader: &mut Reader, conn: &mut gruvi_stream::TcpStream, target: &str, old: bool| {
+                let answer = reader.next(conn, Method::GET).unwrap().unwrap();
+                let len: usize = target.trim_start_matches('/').parse().unwrap_or(0);
+                let status = if target == "/teapot" { 418 } else { 200 };
+                assert_eq!(answer.status, status, "{target}");
+                assert_eq!(answer.body.len(), len, "{target}");
+                assert!(answer.body.iter().all(|&b| b == b'a' + (len % 26) as u8));
+                assert_eq!(answer.headers["content-length"], len.to_string().as_str());
+                assert_eq!(answer.headers["content-type"], "text/plain");
+                assert_eq!(answer.headers["server"], "gruvi");
+                // HTTP/1.0 kept alive says so.
+                let fields = if old { 5 } else { 4 };
+                assert_eq!(
+                    answer.headers.len(),
+                    fields,
+                    "{target}: {:?}",
+                    answer.headers
+                );
+                assert!(answer.keep_alive, "{target}");
+                if old {
+                    assert_eq!(answer.headers["connection"], "keep-alive");
+                }
+                date_of(&answer)
+            };
+        let mut first = 0;
+        for (target, old, _) in asks {
+            first = check(&mut reader, &mut conn, target, old);
+        }
+        // Past the next second's start (by more than a clock tick): the same request gets a
+        // new `Date`.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let wait = Duration::from_secs(now.as_secs() + 1) - now + Duration::from_millis(50);
+        fiber_core::sleep(wait).unwrap();
+        conn.write_all(b"GET /5 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let later = check(&mut reader, &mut conn, "/5", false);
+        assert!(later > first, "{later} {first}");
+        server.close().unwrap();
+    });
+}
+
+/// Whatever a handler does to its request stays with that request: an in-place handler's
+/// request is the parsed head's own, reused for the next heads on the thread (a repeated
+/// head is not even parsed again), and none of its changes may show in them.
+fn a_handlers_changes_to_its_request_do_not_reach_the_next(shape: Shape) {
+    #[derive(Clone)]
+    struct Mark;
+    fn change(request: &mut Request<Incoming>, response: &mut Response<Body>) {
+        let mut seen: Vec<String> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| format!("{name}={}", value.to_str().unwrap()))
+            .collect();
+        seen.sort();
+        let marked = request.extensions().get::<Mark>().is_some();
+        let body = request.body_mut().read_to_vec(100).unwrap();
+        *response.body_mut() = Body::from(format!(
+            "{} {} {:?} {} marked={marked} body={}",
+            request.method(),
+            request.uri(),
+            request.version(),
+            seen.join(","),
+            String::from_utf8_lossy(&body),
+        ));
+        *request.method_mut() = Method::PUT;
+        *request.uri_mut() = "/changed?x=1".parse().unwrap();
+        *request.version_mut() = gruvi_http::http::Version::HTTP_10;
+        request.headers_mut().remove("host");
+        let left = HeaderValue::from_static("left");
+        request.headers_mut().insert("x-left", left.clone());
+        request.headers_mut().append("a", left);
+        request.extensions_mut().insert(Mark);
+    }
+    run_clean(|| {
+        let (server, addr) = serve_as(shape, quick(), change);
+        let mut conn = connect(&addr);
+        let same = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+        let post = "POST /p HTTP/1.1\r\nHost: x\r\nA: 1\r\nContent-Length: 2\r\n\r\nhi";
+        // Enough of the same for the thread's cache to keep the whole head (see
+        // `parser.rs`'s `a_repeated_head_says_the_same_in_every_way_it_comes`), before and
+        // after another.
+        let mut asks = vec![same; 8];
+        asks.push(post);
+        asks.extend([same; 8]);
+        conn.write_all(asks.concat().as_bytes()).unwrap();
+        let mut reader = Reader::new();
+        for (i, &ask) in asks.iter().enumerate() {
+            let answer = reader.next(&mut conn, Method::GET).unwrap().unwrap();
+            let want = if ask == same {
+                "GET / HTTP/1.1 a=1,host=x marked=false body="
+            } else {
+                "POST /p HTTP/1.1 a=1,content-length=2,host=x marked=false body=hi"
+            };
+            assert_eq!(String::from_utf8(answer.body).unwrap(), want, "request {i}");
+            assert!(answer.keep_alive, "request {i}");
+        }
+        server.close().unwrap();
+    });
+}
+
 for_both_shapes!(
     keep_alive_serves_many_requests_on_one_connection,
     pipelined_requests_are_answered_in_order,
@@ -1614,8 +1761,10 @@ for_both_shapes!(
     a_stalled_body_times_out_and_the_connection_closes,
     a_request_arriving_while_the_handler_runs_is_answered,
     each_request_sees_only_its_own_header_fields,
+    a_handlers_changes_to_its_request_do_not_reach_the_next,
     repeated_header_fields_come_through_exactly,
     default_fields_fill_in_what_the_handler_left_out,
+    the_usual_head_says_each_answers_own_length_and_date,
     idle_connections_hold_no_fiber,
     blocking_handlers_hold_up_no_other_connection,
     close_cuts_off_a_blocked_handler_of_a_resumed_connection,

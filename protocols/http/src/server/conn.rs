@@ -145,15 +145,15 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
     // The handler's response is written into this slot and used in place: a response is
     // large, and every move of it is a copy to stack lines the fiber would not touch else.
     let mut slot = Slot(ManuallyDrop::new(None));
-    // An in-place handler's request and response, from the thread's pool.
-    let (handled, mut reused) = match &shared.handler {
+    // An in-place handler's request (the head's) and response (from the thread's pool).
+    let (handled, mut in_place) = match &shared.handler {
         Handler::Owned(handler) => {
             let handled = call_handler(handler, wire, head, has_body, &mut slot.0);
             (handled, None)
         }
         Handler::InPlace(handler) => {
-            let reused = call_in_place(handler, wire, head, has_body);
-            (reused.is_some(), reused)
+            let in_place = call_in_place(handler, wire, head, has_body);
+            (in_place.is_some(), in_place)
         }
     };
     // Only a body read can break the protocol here: a bodiless request's `Incoming` reads
@@ -163,10 +163,10 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         write_error(wire, err.status(), server_line);
         return Ok(false);
     }
-    // An owned handler's response is in the slot, an in-place handler's in `reused`.
+    // An owned handler's response is in the slot, an in-place handler's in `in_place`.
     let response = match &mut *slot.0 {
         Some(response) => Some(response),
-        None => reused.as_deref_mut().map(|reused| &mut reused.response),
+        None => in_place.as_mut().map(|(_, reused)| &mut reused.response),
     };
     let (true, Some(response)) = (handled, response) else {
         write_error(wire, StatusCode::INTERNAL_SERVER_ERROR, server_line);
@@ -205,8 +205,8 @@ fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Res
         write_response(wire, response, &exchange)
     })) {
         Ok(Ok(keep)) => {
-            match (reused, &mut *slot.0) {
-                (Some(reused), _) => Reused::give_back(reused),
+            match (in_place, &mut *slot.0) {
+                (Some((head, reused)), _) => Reused::give_back(head, reused),
                 // The written response's (emptied) map serves the next request head; an
                 // in-place response keeps its own.
                 (None, Some(response)) => {
@@ -280,39 +280,39 @@ fn call_handler(
     .is_ok()
 }
 
-/// The most in-place requests and responses a thread keeps for its next exchanges.
+/// The most in-place responses a thread keeps for its next exchanges.
 const KEEP_REUSED: usize = 16;
 
 thread_local! {
-    /// In-place requests and responses whose exchange is over, for the next exchange of any
-    /// connection on this thread: per thread rather than per connection, so that the memory
-    /// reused is the memory touched last, still in cache (see `parser::SPARE`). An exchange
-    /// that fails or panics does not give its pair back.
-    #[expect(clippy::vec_box, reason = "a pair is large: taken and given back as a pointer")]
+    /// In-place responses whose exchange is over, for the next exchange of any connection on
+    /// this thread: per thread rather than per connection, so that the memory reused is the
+    /// memory touched last, still in cache (see `parser::SPARE`, which keeps the requests'
+    /// boxes). An exchange that fails or panics does not give its response back.
+    #[expect(clippy::vec_box, reason = "a response is large: taken and given back as a pointer")]
     static REUSED: RefCell<Vec<Box<Reused>>> = const { RefCell::new(Vec::new()) };
-    /// The pair given back last, out of [`REUSED`]: the usual exchange takes and gives back
-    /// only this one, a swap of a pointer rather than a `Vec`'s pop and push under a borrow.
+    /// The response given back last, out of [`REUSED`]: the usual exchange takes and gives
+    /// back only this one, a swap of a pointer rather than a `Vec`'s pop and push under a
+    /// borrow.
     static LAST_REUSED: Cell<Option<Box<Reused>>> = const { Cell::new(None) };
 }
 
-/// An in-place handler's request and response, reused from one exchange to the next.
+/// An in-place handler's response, reused from one exchange to the next. Its request is the
+/// parsed head's own (see [`call_in_place`]).
 pub(crate) struct Reused {
-    request: Request<Incoming>,
     response: Response<Body>,
 }
 
 impl Reused {
-    /// Made when the thread's pool is empty, out of line (a request and a response are large).
+    /// Made when the thread's pool is empty, out of line (a response is large).
     #[cold]
     #[inline(never)]
     fn new() -> Box<Reused> {
         Box::new(Reused {
-            request: Request::new(Incoming::empty()),
             response: Response::new(Body::empty()),
         })
     }
 
-    /// Takes a pair from the thread's pool, or makes one.
+    /// Takes a response from the thread's pool, or makes one.
     #[inline(always)]
     fn take() -> Box<Reused> {
         match LAST_REUSED.take() {
@@ -321,21 +321,21 @@ impl Reused {
         }
     }
 
-    /// [`take`](Self::take) when the last pair given back is taken already.
+    /// [`take`](Self::take) when the last response given back is taken already.
     #[inline(never)]
     fn take_older() -> Box<Reused> {
         REUSED.with_borrow_mut(Vec::pop).unwrap_or_else(Reused::new)
     }
 
-    /// Gives a pair whose response was written back to the thread's pool, without what
-    /// must not outlive its exchange: the request's body (which holds the connection), the
-    /// response's (taken when written), and the extensions of both (which may hold anything
-    /// the handler put there). Pairs come only from here or [`new`](Self::new), so their
-    /// extensions are empty when the next exchange takes them.
+    /// Gives the box of an exchange's request head back to the parser (which empties the
+    /// request's body, holding the connection, and extensions) and its written response to
+    /// the thread's pool, without what must not outlive the exchange: the response's body
+    /// (taken when written) and extensions (which may hold anything the handler put there).
+    /// Responses come only from here or [`new`](Self::new), so their extensions are empty
+    /// when the next exchange takes them.
     #[inline(always)]
-    fn give_back(mut reused: Box<Reused>) {
-        *reused.request.body_mut() = Incoming::empty();
-        reused.request.extensions_mut().clear();
+    fn give_back(head: Box<RequestHead>, mut reused: Box<Reused>) {
+        crate::parser::recycle_head(head);
         reused.response.extensions_mut().clear();
         if !matches!(reused.response.body().kind, Kind::Empty) {
             *reused.response.body_mut() = Body::empty();
@@ -345,38 +345,27 @@ impl Reused {
         }
     }
 
-    /// Keeps a pair given back before the last one, if the pool has room.
+    /// Keeps a response given back before the last one, if the pool has room.
     #[inline(never)]
     fn keep_older(reused: Box<Reused>) {
         REUSED.with_borrow_mut(|pool| {
-            // The last pair is kept beside the pool.
+            // The last one is kept beside the pool.
             if pool.len() < KEEP_REUSED - 1 {
                 pool.push(reused);
             }
         });
     }
 
-    /// Refills the request with `head`'s parts (the head's box gets the last request's) and
-    /// this request's body, and resets the response to a fresh one (the extensions of both
-    /// were cleared when the pair was given back). Nothing of the last exchange is left in
-    /// either; the header maps keep their allocations.
-    fn refill(&mut self, wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) {
-        let request = &mut self.request;
-        // Swapped: the head's map (filled) becomes the request's, and the request's (the last
-        // request's fields) goes back with the head's box, to be filled next. It is not
-        // emptied here: the next head's parse leaves it as it is if it holds that head's
-        // fields already (a client often sends the same ones again), else empties it.
-        std::mem::swap(request.method_mut(), head.request.method_mut());
-        std::mem::swap(request.uri_mut(), head.request.uri_mut());
-        *request.version_mut() = head.request.version();
-        std::mem::swap(request.headers_mut(), head.request.headers_mut());
-        *request.body_mut() = Incoming::new(wire.clone(), has_body);
+    /// Resets the response to a fresh one (its extensions were cleared when it was given
+    /// back). Nothing of the last exchange is left; the header map keeps its allocation.
+    #[inline(always)]
+    fn reset(&mut self) {
         let response = &mut self.response;
         *response.status_mut() = StatusCode::OK;
         *response.version_mut() = Version::HTTP_11;
         // The map and the body are empty already (drained and taken when the response was
-        // written; a pair whose response was not is not given back): checked anyway, at the
-        // cost of two comparisons.
+        // written; a response that was not is not given back): checked anyway, at the cost
+        // of two comparisons.
         let headers = response.headers_mut();
         if !headers.is_empty() {
             headers.clear();
@@ -387,22 +376,24 @@ impl Reused {
     }
 }
 
-/// Takes a request and a response from the thread's pool, refills them (see
-/// [`Reused::refill`]) and runs an in-place handler on them: `None` if it panicked (the pair
-/// is dropped). Inlined, as [`call_handler`].
+/// Runs an in-place handler on the request of `head`, in its box (no part of it moves: the
+/// parse filled it where the handler reads it), with this request's body put in, and a
+/// response from the thread's pool, reset: the head and the response, unless the handler
+/// panicked (both are dropped then). Inlined, as [`call_handler`].
 #[inline]
 fn call_in_place(
     handler: &InPlaceHandler,
     wire: &Rc<Wire>,
     mut head: Box<RequestHead>,
     has_body: bool,
-) -> Option<Box<Reused>> {
+) -> Option<(Box<RequestHead>, Box<Reused>)> {
+    *head.request.body_mut() = Incoming::new(wire.clone(), has_body);
     let mut reused = Reused::take();
-    reused.refill(wire, &mut head, has_body);
-    crate::parser::recycle_head(head);
-    let Reused { request, response } = &mut *reused;
+    reused.reset();
+    let request = &mut head.request;
+    let response = &mut reused.response;
     let handled = catch_unwind(AssertUnwindSafe(|| handler(request, response))).is_ok();
-    handled.then_some(reused)
+    handled.then_some((head, reused))
 }
 
 /// What the server keeps of an owned handler: `run_handler` for its type, behind one dynamic
@@ -437,15 +428,12 @@ fn run_handler<H>(
     let _ = slot.insert(handler(request));
 }
 
-/// The request of `head`, whose fields move into it one by one (a whole head is a large copy).
+/// The request of `head`, taken out of its box (which gets a fresh one), with this request's
+/// body put in.
 #[inline(never)]
 fn request_of(wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) -> Request<Incoming> {
-    let mut request = Request::new(Incoming::new(wire.clone(), has_body));
-    // Swapped rather than taken: no default values to build and drop.
-    std::mem::swap(request.method_mut(), head.request.method_mut());
-    std::mem::swap(request.uri_mut(), head.request.uri_mut());
-    *request.version_mut() = head.request.version();
-    std::mem::swap(request.headers_mut(), head.request.headers_mut());
+    let mut request = std::mem::replace(&mut head.request, Request::new(Incoming::empty()));
+    *request.body_mut() = Incoming::new(wire.clone(), has_body);
     request
 }
 

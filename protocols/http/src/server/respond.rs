@@ -1,6 +1,7 @@
 //! Serializing a handler's response onto a connection: framing, HEAD, 1xx/204/304, `Date`,
 //! `Server`, `Connection`.
 
+use std::cell::RefCell;
 use std::io;
 
 use http::{HeaderMap, HeaderName, Response, StatusCode, Version};
@@ -30,6 +31,35 @@ pub(crate) struct Defaults {
     tail: Vec<u8>,
     /// Each name, with the lines of all its values.
     fields: Vec<(HeaderName, Vec<u8>)>,
+    /// The last usual head written, whole.
+    ok_head: RefCell<OkHead>,
+}
+
+/// The whole head of the usual response (`200 OK`, no field of the handler's, its length
+/// known, kept alive on HTTP/1.1): the status line, `Date`, the `Server` field and the
+/// defaults, and `Content-Length`, for the second of its `Date` and that length. The next
+/// such head in the same second with the same length (a server answering the same request
+/// again, or any fixed answer) is these bytes again: one copy, where the parts were four and
+/// the length was formatted each time.
+struct OkHead {
+    /// The second of its `Date` (`u64::MAX`: nothing kept yet).
+    second: u64,
+    /// The body length it declares.
+    len: u64,
+    /// Where the `Content-Length` field starts.
+    at_length: usize,
+    bytes: Vec<u8>,
+}
+
+impl Default for OkHead {
+    fn default() -> OkHead {
+        OkHead {
+            second: u64::MAX,
+            len: 0,
+            at_length: 0,
+            bytes: Vec::new(),
+        }
+    }
 }
 
 impl Defaults {
@@ -53,6 +83,36 @@ impl Defaults {
             defaults.fields.push((name.clone(), lines));
         }
         defaults
+    }
+
+    /// Appends the usual head (see [`OkHead`]) for a body of `len` bytes, refreshing the kept
+    /// one first if its second or its length is not this one's.
+    #[inline(always)]
+    fn write_ok_head(&self, out: &mut Vec<u8>, len: u64) {
+        let mut head = self.ok_head.borrow_mut();
+        encode::with_date(|ok_and_date, second| {
+            if head.second != second || head.len != len {
+                self.refresh_ok_head(&mut head, ok_and_date, second, len);
+            }
+        });
+        out.extend_from_slice(&head.bytes);
+    }
+
+    /// Makes `head` the usual head of the second `second` (whose status line and `Date` are
+    /// `ok_and_date`) for a body of `len` bytes: only its length if the second is the same.
+    #[inline(never)]
+    fn refresh_ok_head(&self, head: &mut OkHead, ok_and_date: &[u8], second: u64, len: u64) {
+        if head.second == second {
+            head.bytes.truncate(head.at_length);
+        } else {
+            head.bytes.clear();
+            head.bytes.extend_from_slice(ok_and_date);
+            head.bytes.extend_from_slice(&self.tail);
+            head.at_length = head.bytes.len();
+            head.second = second;
+        }
+        encode::content_length_end(&mut head.bytes, len);
+        head.len = len;
     }
 
     /// Appends the defaults whose names `headers` (the handler's fields, not empty) lacks.
@@ -119,6 +179,22 @@ pub(crate) fn write_response(
         // empty one is left as it is (a drain walks its index anyway), and gets the `Server`
         // field and the defaults in one copy further on.
         let no_fields = headers.is_empty();
+        // The usual head, whole: one copy.
+        if no_fields
+            && status == StatusCode::OK
+            && keep_alive
+            && exchange.version != Version::HTTP_10
+        {
+            let len = match &body.kind {
+                Kind::Empty => Some(0),
+                Kind::Bytes(bytes) => Some(bytes.len() as u64),
+                Kind::Reader(_) | Kind::Writer(_) => None,
+            };
+            if let Some(len) = len {
+                exchange.defaults.write_ok_head(out, len);
+                return OutFraming::Length(len);
+            }
+        }
         // The usual start, `200 OK` and no `Date` of the handler's: one copy.
         let (mut has_date, mut has_server) = (false, false);
         if no_fields && status == StatusCode::OK {
