@@ -216,6 +216,18 @@ pub(crate) fn with_date<R>(f: impl FnOnce(&[u8], u64) -> R) -> R {
     })
 }
 
+/// The second (since the epoch) of the cached `Date` line, refreshed first if it may be
+/// stale: the same second, the same line (see [`with_date`]).
+#[inline(always)]
+pub(crate) fn date_second() -> u64 {
+    DATE.with(|date| {
+        if !date.current.replace(true) {
+            refresh_date(date);
+        }
+        date.second.get()
+    })
+}
+
 /// Reads the clock for a new batch of responses, and formats the line if the second changed.
 #[inline(never)]
 fn refresh_date(date: &DateCache) {

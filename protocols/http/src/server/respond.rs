@@ -90,23 +90,22 @@ impl Defaults {
     #[inline(always)]
     fn write_ok_head(&self, out: &mut Vec<u8>, len: u64) {
         let mut head = self.ok_head.borrow_mut();
-        encode::with_date(|ok_and_date, second| {
-            if head.second != second || head.len != len {
-                self.refresh_ok_head(&mut head, ok_and_date, second, len);
-            }
-        });
+        let second = encode::date_second();
+        if head.second != second || head.len != len {
+            self.refresh_ok_head(&mut head, second, len);
+        }
         out.extend_from_slice(&head.bytes);
     }
 
-    /// Makes `head` the usual head of the second `second` (whose status line and `Date` are
-    /// `ok_and_date`) for a body of `len` bytes: only its length if the second is the same.
+    /// Makes `head` the usual head of the second `second` (the cached `Date`'s) for a body of
+    /// `len` bytes: only its length if the second is the same.
     #[inline(never)]
-    fn refresh_ok_head(&self, head: &mut OkHead, ok_and_date: &[u8], second: u64, len: u64) {
+    fn refresh_ok_head(&self, head: &mut OkHead, second: u64, len: u64) {
         if head.second == second {
             head.bytes.truncate(head.at_length);
         } else {
             head.bytes.clear();
-            head.bytes.extend_from_slice(ok_and_date);
+            encode::ok_and_date(&mut head.bytes);
             head.bytes.extend_from_slice(&self.tail);
             head.at_length = head.bytes.len();
             head.second = second;
