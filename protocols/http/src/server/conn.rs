@@ -484,7 +484,7 @@ fn detach_idle(task: &Rc<Task>) -> bool {
 
 /// Waits for and parses the next request head. `resumed`: the connection waited idle without
 /// a fiber, and was told that bytes (or the end) came.
-#[inline(never)]
+#[inline]
 fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead> {
     let (shared, wire, state) = (&*task.shared, &*task.wire, &*task.state);
     let config = &shared.config;
