@@ -1,6 +1,7 @@
 //! Feeds arbitrary bytes to the request parser, whole (three times: the per-thread caches are
 //! warm by the third) and split at a point the input chooses, and checks that every way gives
-//! the same events (and that nothing panics).
+//! the same events (and that nothing panics). Each head's box goes back to the parser changed,
+//! as a server's handler may change its request, and the next heads reuse it.
 #![no_main]
 
 mod common;

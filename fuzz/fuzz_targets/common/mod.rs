@@ -1,5 +1,6 @@
 //! What the parser targets share: a run of the parser over pieces of input, as text.
 
+use gruvi_http::http::{HeaderValue, Method, Uri};
 use gruvi_http::{Event, Limits, Parser};
 
 /// The events of one run, body data merged, as text.
@@ -30,8 +31,18 @@ pub fn run(make: impl Fn(Limits) -> Parser, pieces: &[&[u8]]) -> Vec<String> {
                         Event::NeedMore => break,
                         Event::Data(d) => data.extend_from_slice(d),
                         Event::End => out.push(format!("data {:?} end", std::mem::take(&mut data))),
-                        Event::Request(head) => {
-                            out.push(format!("{:?} {:?}", head.request, head.framing))
+                        Event::Request(mut head) => {
+                            // Nothing of an earlier request (changed below) shows.
+                            assert!(head.request.extensions().is_empty());
+                            out.push(format!("{:?} {:?}", head.request, head.framing));
+                            // As a server's handler may: changes to the request, then its
+                            // box back for the next head on the thread to reuse.
+                            let changed = HeaderValue::from_static("changed");
+                            head.request.headers_mut().append("x-fuzz", changed);
+                            head.request.extensions_mut().insert(1_u8);
+                            *head.request.method_mut() = Method::PATCH;
+                            *head.request.uri_mut() = Uri::from_static("/changed");
+                            parser.recycle(head);
                         }
                         Event::Response(head) => {
                             out.push(format!("{:?} {:?}", head.response, head.framing))

@@ -952,16 +952,22 @@ fn the_handler_knows_the_peer_and_local_addresses() {
     });
 }
 
+/// The request's header fields as `name=value`, sorted.
+fn sorted_fields(request: &Request<Incoming>) -> Vec<String> {
+    let mut seen: Vec<String> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| format!("{name}={}", value.to_str().unwrap()))
+        .collect();
+    seen.sort();
+    seen
+}
+
 /// The server reuses a written response's header map for the next request head: the next
 /// request must see only its own fields, whatever the response held (few or many fields).
 fn each_request_sees_only_its_own_header_fields(shape: Shape) {
     fn names(request: &mut Request<Incoming>, response: &mut Response<Body>) {
-        let mut seen: Vec<String> = request
-            .headers()
-            .iter()
-            .map(|(name, value)| format!("{name}={}", value.to_str().unwrap()))
-            .collect();
-        seen.sort();
+        let seen = sorted_fields(request);
         let fields: usize = request.uri().query().unwrap_or("0").parse().unwrap();
         *response.body_mut() = Body::from(seen.join(","));
         for i in 0..fields {
@@ -1691,12 +1697,7 @@ fn a_handlers_changes_to_its_request_do_not_reach_the_next(shape: Shape) {
     #[derive(Clone)]
     struct Mark;
     fn change(request: &mut Request<Incoming>, response: &mut Response<Body>) {
-        let mut seen: Vec<String> = request
-            .headers()
-            .iter()
-            .map(|(name, value)| format!("{name}={}", value.to_str().unwrap()))
-            .collect();
-        seen.sort();
+        let seen = sorted_fields(request);
         let marked = request.extensions().get::<Mark>().is_some();
         let body = request.body_mut().read_to_vec(100).unwrap();
         *response.body_mut() = Body::from(format!(
