@@ -8,7 +8,6 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 
 use crate::error::Error;
-use crate::incoming::Incoming;
 use crate::limits::Limits;
 
 /// How a message's body is delimited (RFC 9112 section 6.3).
@@ -23,13 +22,15 @@ pub enum Framing {
 }
 
 /// A parsed request head and what it implies.
+///
+/// `B` is the type of the request's body, which comes separately: `()` for the parser's
+/// users. (The crate's server parses its heads with its [`Incoming`](crate::Incoming) as `B`, so that it hands
+/// the parsed request itself to an in-place handler, the connection's body put in: a request
+/// is large, and every move of it is a copy.)
 #[derive(Debug)]
-pub struct RequestHead {
-    /// Method, target, version and header fields. The body comes separately: this one is
-    /// [`Incoming::empty`], a place for it, so that a server hands this very request to its
-    /// handler with the connection's body put in (a request is large, and every move of it
-    /// is a copy).
-    pub request: Request<Incoming>,
+pub struct RequestHead<B = ()> {
+    /// Method, target, version and header fields; the body is a placeholder (`()`).
+    pub request: Request<B>,
     /// How the body is delimited.
     pub framing: Framing,
     /// Whether the client wants the connection kept open after this exchange.
@@ -81,9 +82,12 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(usize, RequestHead)>, Error> {
-    let mut spare = Spare::default();
+    let mut spare = Spare::empty();
     Ok(request_head(buf, limits, &mut spare)?.map(|(len, head)| (len, *head)))
 }
+
+/// A request head parsed from the start of a buffer: its length in bytes, and the head.
+pub(crate) type Parsed<B> = (usize, Box<RequestHead<B>>);
 
 /// Allocations of earlier requests kept for the next head: the boxes of heads given back,
 /// an emptied header map (a response's, once it is written), and the fields of recent heads.
@@ -91,26 +95,45 @@ pub fn parse_request_head(
 /// A box given back holds the last request it carried, body and extensions emptied (see
 /// `parser::recycle_head`): its method, target and map are often what the next head says
 /// again, and are then kept as they are.
-#[derive(Debug, Default)]
-pub(crate) struct Spare {
+#[derive(Debug)]
+pub(crate) struct Spare<B> {
     /// The box given back last: the usual head takes this one.
-    pub(crate) head: Option<Box<RequestHead>>,
+    pub(crate) head: Option<Box<RequestHead<B>>>,
     /// Boxes given back before it, while it was still here (requests whose handlers wait
     /// meanwhile), up to `parser::KEEP_HEADS`.
-    #[expect(
-        clippy::vec_box,
-        reason = "a head is large: taken and given back as a pointer"
-    )]
-    pub(crate) older: Vec<Box<RequestHead>>,
+    pub(crate) older: Vec<Box<RequestHead<B>>>,
     pub(crate) headers: Option<HeaderMap>,
     /// `None`: each field is built anew.
     pub(crate) fields: Option<FieldCache>,
 }
 
-impl Spare {
+/// The body a request head's box carries until its request gets its own: what a [`Spare`]
+/// of such boxes is made with, and where the thread keeps its spare (see `parser.rs`: one
+/// per body type, so that the server's heads and the parser users' do not mix).
+pub(crate) trait HeadBody: Sized {
+    /// The placeholder body of a head just parsed.
+    fn placeholder() -> Self;
+
+    /// Runs `f` on the thread's spare for heads of this body type.
+    fn with_spare<R>(f: impl FnOnce(&mut Spare<Self>) -> R) -> R;
+}
+
+impl<B> Spare<B> {
+    /// Nothing kept, and no field cache (each field is built anew).
+    pub(crate) fn empty() -> Spare<B> {
+        Spare {
+            head: None,
+            older: Vec::new(),
+            headers: None,
+            fields: None,
+        }
+    }
+}
+
+impl<B: HeadBody> Spare<B> {
     /// A box for the next head: the one given back last, else an older one, else a new one.
     #[inline(always)]
-    fn take_head(&mut self) -> Box<RequestHead> {
+    fn take_head(&mut self) -> Box<RequestHead<B>> {
         match self.head.take() {
             Some(head) => head,
             None => self.take_older_head(),
@@ -119,7 +142,7 @@ impl Spare {
 
     /// [`take_head`](Self::take_head) when the box given back last is taken already.
     #[inline(never)]
-    fn take_older_head(&mut self) -> Box<RequestHead> {
+    fn take_older_head(&mut self) -> Box<RequestHead<B>> {
         self.older.pop().unwrap_or_else(new_head)
     }
 }
@@ -284,11 +307,11 @@ impl FieldCache {
     /// the cached one. What it says is kept too if the last head kept had the same bytes
     /// (under the same limits).
     #[inline(never)]
-    fn keep_last(
+    fn keep_last<B>(
         &mut self,
         buf: &[u8],
         (fields_at, len): (usize, usize),
-        head: &RequestHead,
+        head: &RequestHead<B>,
         limits: &Limits,
     ) {
         let last = &mut self.last;
@@ -357,11 +380,11 @@ impl FieldCache {
 ///
 /// `spare` holds allocations of earlier heads to reuse; what the head takes is taken from it,
 /// the rest stays for later.
-pub(crate) fn request_head(
+pub(crate) fn request_head<B: HeadBody>(
     buf: &[u8],
     limits: &Limits,
-    spare: &mut Spare,
-) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    spare: &mut Spare<B>,
+) -> Result<Option<Parsed<B>>, Error> {
     // Here rather than in the parse: a repeated head costs no entry into the parse's large
     // frame.
     if let Some(cache) = &spare.fields
@@ -378,20 +401,20 @@ pub(crate) fn request_head(
 /// [`STACK_HEADERS`].
 #[cold]
 #[inline(never)]
-fn request_on_heap(
+fn request_on_heap<B: HeadBody>(
     buf: &[u8],
     limits: &Limits,
-    spare: &mut Spare,
-) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    spare: &mut Spare<B>,
+) -> Result<Option<Parsed<B>>, Error> {
     request_with(buf, limits, &mut heap_slots(limits), spare)
 }
 
-fn request_with<'b>(
+fn request_with<'b, B: HeadBody>(
     buf: &'b [u8],
     limits: &Limits,
     storage: &mut [Slot<'b>],
-    spare: &mut Spare,
-) -> Result<Option<(usize, Box<RequestHead>)>, Error> {
+    spare: &mut Spare<B>,
+) -> Result<Option<Parsed<B>>, Error> {
     let slots = storage.len();
     let mut req = httparse::Request::new(&mut []);
     let parsed = req.parse_with_uninit_headers(buf, storage);
@@ -491,7 +514,7 @@ fn request_with<'b>(
 /// reused) box, with what was decided from its fields when it was kept (the same bytes under
 /// the same limits: the same verdict).
 #[inline(always)]
-fn repeated_head(spare: &mut Spare) -> Box<RequestHead> {
+fn repeated_head<B: HeadBody>(spare: &mut Spare<B>) -> Box<RequestHead<B>> {
     let mut head = spare.take_head();
     let Some(cache) = &mut spare.fields else {
         unreachable!("a repeated head is found in the cache");
@@ -575,7 +598,11 @@ fn take_spare_map(headers: &mut HeaderMap, spare: &mut Option<HeaderMap>) {
 /// the `Host` rules, the framing, keep-alive, `Expect`; every RFC 9112 smuggling defence of
 /// the fields is here.
 #[inline(always)]
-fn decide(head: &mut RequestHead, semantics: &Semantics, limits: &Limits) -> Result<(), Error> {
+fn decide<B>(
+    head: &mut RequestHead<B>,
+    semantics: &Semantics,
+    limits: &Limits,
+) -> Result<(), Error> {
     let version = head.request.version();
     if version == Version::HTTP_11 {
         match semantics.hosts {
@@ -738,9 +765,9 @@ fn response_with<'b>(
 /// frame, and every stack line a connection fiber touches is a likely cache miss.
 #[cold]
 #[inline(never)]
-fn new_head() -> Box<RequestHead> {
+fn new_head<B: HeadBody>() -> Box<RequestHead<B>> {
     Box::new(RequestHead {
-        request: Request::new(Incoming::empty()),
+        request: Request::new(B::placeholder()),
         framing: Framing::Length(0),
         keep_alive: false,
         expect_continue: false,

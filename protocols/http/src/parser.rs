@@ -7,7 +7,7 @@ use http::{HeaderMap, Method};
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
 use crate::head::{
-    FieldCache, Framing, RequestHead, ResponseHead, Spare, request_head, response_head,
+    FieldCache, Framing, HeadBody, RequestHead, ResponseHead, Spare, request_head, response_head,
 };
 use crate::incoming::Incoming;
 use crate::limits::Limits;
@@ -25,24 +25,51 @@ thread_local! {
     /// parses. Shared by the thread's connections rather than kept per connection: the memory
     /// reused is then the memory touched last, still in cache, where a connection's own would
     /// have gone cold while the other connections ran.
-    static SPARE: RefCell<Spare> = const {
-        RefCell::new(Spare {
-            head: None,
-            older: Vec::new(),
-            headers: None,
-            fields: Some(FieldCache::new()),
-        })
-    };
+    static SPARE: RefCell<Spare<()>> = const { RefCell::new(spare()) };
+    /// The same for the heads of the thread's servers, whose requests carry an [`Incoming`]
+    /// body (see [`RequestHead`]).
+    static SERVER_SPARE: RefCell<Spare<Incoming>> = const { RefCell::new(spare()) };
 }
 
-/// What [`Parser::parse`] found.
+/// A thread's spare at the start: nothing kept, an empty field cache.
+const fn spare<B>() -> Spare<B> {
+    Spare {
+        head: None,
+        older: Vec::new(),
+        headers: None,
+        fields: Some(FieldCache::new()),
+    }
+}
+
+impl HeadBody for () {
+    fn placeholder() {}
+
+    #[inline(always)]
+    fn with_spare<R>(f: impl FnOnce(&mut Spare<()>) -> R) -> R {
+        SPARE.with_borrow_mut(f)
+    }
+}
+
+impl HeadBody for Incoming {
+    fn placeholder() -> Incoming {
+        Incoming::empty()
+    }
+
+    #[inline(always)]
+    fn with_spare<R>(f: impl FnOnce(&mut Spare<Incoming>) -> R) -> R {
+        SERVER_SPARE.with_borrow_mut(f)
+    }
+}
+
+/// What [`Parser::parse`] found. (`B`, the body type of request heads, is `()` for the parser's
+/// users: see [`RequestHead`].)
 #[derive(Debug)]
-pub enum Event<'a> {
+pub enum Event<'a, B = ()> {
     /// The input was used up (possibly kept for later): feed more.
     NeedMore,
     /// A request head; its body (if any) follows as [`Data`](Event::Data) events and an
     /// [`End`](Event::End).
-    Request(Box<RequestHead>),
+    Request(Box<RequestHead<B>>),
     /// A response head; its body follows as for a request.
     Response(Box<ResponseHead>),
     /// Body data, a slice of the input.
@@ -199,6 +226,17 @@ impl Parser {
         input: &'a [u8],
         max_data: usize,
     ) -> Result<(usize, Event<'a>), Error> {
+        self.parse_as(input, max_data)
+    }
+
+    /// [`parse`](Self::parse) with request heads whose body type is `B` (the server's:
+    /// [`Incoming`]).
+    #[inline]
+    pub(crate) fn parse_as<'a, B: HeadBody>(
+        &mut self,
+        input: &'a [u8],
+        max_data: usize,
+    ) -> Result<(usize, Event<'a, B>), Error> {
         if let Some(err) = &self.failed {
             return Err(err.clone());
         }
@@ -232,7 +270,7 @@ impl Parser {
             None if self.pending.is_empty() => Ok(Event::NeedMore),
             None => {
                 let pending = std::mem::take(&mut self.pending);
-                match self.parse_head(&pending) {
+                match self.parse_head::<()>(&pending) {
                     Err(err) => Err(err),
                     Ok(_) => Err(Error::IncompleteMessage),
                 }
@@ -244,7 +282,11 @@ impl Parser {
         result
     }
 
-    fn step<'a>(&mut self, input: &'a [u8], max_data: usize) -> Result<(usize, Event<'a>), Error> {
+    fn step<'a, B: HeadBody>(
+        &mut self,
+        input: &'a [u8],
+        max_data: usize,
+    ) -> Result<(usize, Event<'a, B>), Error> {
         if self.bodiless {
             self.bodiless = false;
             self.trailers = None;
@@ -314,9 +356,12 @@ impl Parser {
     }
 
     /// Parses a head at the start of `buf`, entering its body.
-    fn parse_head<'a>(&mut self, buf: &[u8]) -> Result<Option<(usize, Event<'a>)>, Error> {
+    fn parse_head<'a, B: HeadBody>(
+        &mut self,
+        buf: &[u8],
+    ) -> Result<Option<(usize, Event<'a, B>)>, Error> {
         let (len, framing, event) = match &self.response_to {
-            None => match SPARE.with_borrow_mut(|spare| request_head(buf, &self.limits, spare))? {
+            None => match B::with_spare(|spare| request_head(buf, &self.limits, spare))? {
                 None => return Ok(None),
                 Some((len, head)) => (len, head.framing, Event::Request(head)),
             },
@@ -347,24 +392,34 @@ impl Parser {
 /// `RefCell`). Inlined: both handler shapes call it once per request.
 ///
 /// The request's body and extensions are emptied (the body may hold a connection, the
-/// extensions anything a handler put there); its method, target and map are left for the
-/// next head, which keeps what it says again.
+/// extensions anything a handler put there), and a map larger than a usual head's dropped;
+/// its method, target and map are left for the next head, which keeps what it says again.
 #[inline(always)]
-pub(crate) fn recycle_head(mut head: Box<RequestHead>) {
+pub(crate) fn recycle_head<B: HeadBody>(mut head: Box<RequestHead<B>>) {
     let request = &mut head.request;
-    *request.body_mut() = Incoming::empty();
+    *request.body_mut() = B::placeholder();
     request.extensions_mut().clear();
-    SPARE.with_borrow_mut(|spare| {
+    if request.headers().capacity() > KEEP_HEADERS {
+        drop_map(request.headers_mut());
+    }
+    B::with_spare(|spare| {
         if let Some(older) = spare.head.replace(head) {
             keep_older_head(spare, older);
         }
     });
 }
 
+/// Replaces `headers` with a map that holds no allocation.
+#[cold]
+#[inline(never)]
+fn drop_map(headers: &mut HeaderMap) {
+    *headers = HeaderMap::new();
+}
+
 /// Keeps a head box given back before the last one, if the thread keeps fewer than
 /// [`KEEP_HEADS`].
 #[inline(never)]
-fn keep_older_head(spare: &mut Spare, head: Box<RequestHead>) {
+fn keep_older_head<B>(spare: &mut Spare<B>, head: Box<RequestHead<B>>) {
     if spare.older.len() < KEEP_HEADS - 1 {
         spare.older.push(head);
     }
@@ -382,7 +437,7 @@ pub(crate) fn recycle_request_headers(headers: &mut HeaderMap) {
         if !headers.is_empty() {
             headers.clear();
         }
-        SPARE.with_borrow_mut(|spare| {
+        SERVER_SPARE.with_borrow_mut(|spare| {
             let kept = match (&mut spare.head, &mut spare.headers) {
                 (Some(head), _) if head.request.headers().capacity() == 0 => {
                     head.request.headers_mut()

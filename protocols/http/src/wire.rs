@@ -9,6 +9,7 @@ use std::time::Duration;
 use gruvi_stream::{Connection, FillNotify};
 
 use crate::error::Error;
+use crate::incoming::Incoming;
 use crate::parser::{Event, Parser};
 
 /// A sent output buffer up to this capacity is kept for the next answers.
@@ -116,14 +117,14 @@ impl Wire {
     pub(crate) fn parse<T>(
         &self,
         max_data: usize,
-        mut f: impl FnMut(Event<'_>) -> T,
+        mut f: impl FnMut(Event<'_, Incoming>) -> T,
     ) -> Result<Step<T>, Error> {
         let skip = self.used.get();
         let mut step_over = |data: &[u8]| {
             let data = data.get(skip..).unwrap_or_default();
             let mut parser = self.parser.borrow_mut();
             parser
-                .parse(data, max_data)
+                .parse_as(data, max_data)
                 .map(|(used, event)| match event {
                     Event::NeedMore => (used, data.len(), Step::NeedMore),
                     event => (used, data.len(), Step::Got(f(event))),

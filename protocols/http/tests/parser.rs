@@ -1135,3 +1135,28 @@ fn a_repeated_head_says_the_same_in_every_way_it_comes() {
     );
     assert_eq!(head_of(&mut parser, HEAD).unwrap(), (HEAD.len(), expected));
 }
+
+/// What the parser gives its users is plain data: it can go to another thread (the server's
+/// own heads carry a connection's body, but never reach the parser's users).
+#[test]
+fn parsed_heads_can_go_to_another_thread() {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<gruvi_http::RequestHead>();
+    send_and_sync::<gruvi_http::ResponseHead>();
+    send_and_sync::<Event<'static>>();
+    let wire = b"GET /there HTTP/1.1\r\nHost: x\r\n\r\n";
+    let (_, head) = gruvi_http::parse_request_head(wire, &Limits::default())
+        .unwrap()
+        .unwrap();
+    let mut parser = Parser::requests(Limits::default());
+    let Ok((_, Event::Request(boxed))) = parser.parse(wire, usize::MAX) else {
+        panic!("a head");
+    };
+    let paths = std::thread::spawn(move || {
+        [
+            head.request.uri().path().to_owned(),
+            boxed.request.uri().path().to_owned(),
+        ]
+    });
+    assert_eq!(paths.join().unwrap(), ["/there", "/there"]);
+}

@@ -128,7 +128,11 @@ struct Abort;
 
 /// Runs one request: the handler, then the response. `Ok(keep_alive)`.
 #[inline]
-fn exchange(shared: &Rc<Shared>, wire: &Rc<Wire>, head: Box<RequestHead>) -> Result<bool, Abort> {
+fn exchange(
+    shared: &Rc<Shared>,
+    wire: &Rc<Wire>,
+    head: Box<RequestHead<Incoming>>,
+) -> Result<bool, Abort> {
     let config = &shared.config;
     let server_line = shared.server_line.as_deref();
     let (framing, keep_alive, expect_continue) =
@@ -270,7 +274,7 @@ impl Drop for Slot {
 fn call_handler(
     handler: &OwnedHandler,
     wire: &Rc<Wire>,
-    head: Box<RequestHead>,
+    head: Box<RequestHead<Incoming>>,
     has_body: bool,
     slot: &mut Option<Response<Body>>,
 ) -> bool {
@@ -334,7 +338,7 @@ impl Reused {
     /// Responses come only from here or [`new`](Self::new), so their extensions are empty
     /// when the next exchange takes them.
     #[inline(always)]
-    fn give_back(head: Box<RequestHead>, mut reused: Box<Reused>) {
+    fn give_back(head: Box<RequestHead<Incoming>>, mut reused: Box<Reused>) {
         crate::parser::recycle_head(head);
         reused.response.extensions_mut().clear();
         if !matches!(reused.response.body().kind, Kind::Empty) {
@@ -384,9 +388,9 @@ impl Reused {
 fn call_in_place(
     handler: &InPlaceHandler,
     wire: &Rc<Wire>,
-    mut head: Box<RequestHead>,
+    mut head: Box<RequestHead<Incoming>>,
     has_body: bool,
-) -> Option<(Box<RequestHead>, Box<Reused>)> {
+) -> Option<(Box<RequestHead<Incoming>>, Box<Reused>)> {
     *head.request.body_mut() = Incoming::new(wire.clone(), has_body);
     let mut reused = Reused::take();
     reused.reset();
@@ -415,7 +419,7 @@ where
 fn run_handler<H>(
     handler: &H,
     wire: &Rc<Wire>,
-    mut head: Box<RequestHead>,
+    mut head: Box<RequestHead<Incoming>>,
     has_body: bool,
     slot: &mut Option<Response<Body>>,
 ) where
@@ -431,7 +435,11 @@ fn run_handler<H>(
 /// The request of `head`, taken out of its box (which gets a fresh one), with this request's
 /// body put in.
 #[inline(never)]
-fn request_of(wire: &Rc<Wire>, head: &mut RequestHead, has_body: bool) -> Request<Incoming> {
+fn request_of(
+    wire: &Rc<Wire>,
+    head: &mut RequestHead<Incoming>,
+    has_body: bool,
+) -> Request<Incoming> {
     let mut request = std::mem::replace(&mut head.request, Request::new(Incoming::empty()));
     *request.body_mut() = Incoming::new(wire.clone(), has_body);
     request
@@ -485,7 +493,7 @@ fn detach_idle(task: &Rc<Task>) -> bool {
 /// Waits for and parses the next request head. `resumed`: the connection waited idle without
 /// a fiber, and was told that bytes (or the end) came.
 #[inline]
-fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead>, NoHead> {
+fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead<Incoming>>, NoHead> {
     let (shared, wire, state) = (&*task.shared, &*task.wire, &*task.state);
     let config = &shared.config;
     let mut started: Option<Instant> = None;

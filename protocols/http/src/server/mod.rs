@@ -31,8 +31,7 @@ use conn::ConnState;
 pub(crate) enum Handler {
     /// Gets the request, returns the response ([`Server::new`]).
     Owned(Box<OwnedHandler>),
-    /// Fills the connection's reused response from its reused request
-    /// ([`Server::in_place`]).
+    /// Fills a reused response from the parsed request itself ([`Server::in_place`]).
     InPlace(Box<InPlaceHandler>),
 }
 
@@ -40,10 +39,11 @@ pub(crate) enum Handler {
 /// as the server calls it: on the head of a request, whether a body follows, and the slot for
 /// the response (see `conn::handler`).
 pub(crate) type OwnedHandler =
-    dyn Fn(&Rc<Wire>, Box<crate::head::RequestHead>, bool, &mut Option<Response<Body>>);
+    dyn Fn(&Rc<Wire>, Box<crate::head::RequestHead<Incoming>>, bool, &mut Option<Response<Body>>);
 
-/// An in-place handler as the user gave it: the connection's request and response are
-/// refilled around each call in non-generic code, and nothing is moved into or out of it.
+/// An in-place handler as the user gave it: the parsed request (its body put in) and a reused
+/// response are prepared around each call in non-generic code, and nothing is moved into or
+/// out of it.
 pub(crate) type InPlaceHandler = dyn Fn(&mut Request<Incoming>, &mut Response<Body>);
 
 /// Turns an accepted connection into the one to serve (TLS wraps it here).
@@ -163,20 +163,20 @@ impl Server {
     /// exchange to the next, with the default [`ServerConfig`]; the handler fills in the
     /// response.
     ///
-    /// The server keeps requests and responses for reuse: each exchange takes a pair (one
-    /// the thread's last exchange gave back, whose memory is likely still in cache) and gives
-    /// it back once its response is written. Before the call the request is refilled with
-    /// the new request's method, target, version and header fields (its header map keeps its
-    /// allocation, and is left as it is when it holds these very fields already), no
+    /// The server keeps requests and responses for reuse, per thread (the ones the thread's
+    /// last exchange gave back, whose memory is likely still in cache), and gives them back
+    /// once the response is written. The request is the one the server parsed the head into:
+    /// its method, target, version and header fields the new request's (its header map keeps
+    /// its allocation, and is left as it is when it holds these very fields already), no
     /// extensions, and its body the new request's [`Incoming`]; the response is a fresh one:
     /// `200 OK`, HTTP/1.1, no header fields (the map keeps its allocation), no extensions, an
     /// empty body. After the call the response is written exactly as a response returned by
     /// a [`Server::new`] handler would be, and the bodies and extensions of both are let go.
     /// Nothing of one exchange is seen by the next: whatever the handler leaves in either,
-    /// the next call gets them refilled and reset. A handler may also take or replace parts
+    /// the next call gets them rewritten and reset. A handler may also take or replace parts
     /// (`std::mem::take` the body or a header map, assign a whole new response): that works
     /// as well, only the allocation is not reused then. Exchanges that run at the same time
-    /// (handlers that wait) each have their own pair.
+    /// (handlers that wait) each have their own request and response.
     ///
     /// Everything else is as with [`Server::new`]: limits and error answers, `100 Continue`
     /// on the first read of the body, an unread body skipped, timeouts, graceful shutdown, and
