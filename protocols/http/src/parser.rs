@@ -7,7 +7,8 @@ use http::{HeaderMap, Method};
 use crate::decoder::BodyDecoder;
 use crate::error::Error;
 use crate::head::{
-    FieldCache, Framing, HeadBody, RequestHead, ResponseHead, Spare, request_head, response_head,
+    FieldCache, Framing, HeadBody, Parsed, RequestHead, ResponseHead, Spare, request_head,
+    response_head,
 };
 use crate::incoming::Incoming;
 use crate::limits::Limits;
@@ -370,13 +371,57 @@ impl Parser {
                 Some((len, head)) => (len, head.framing, Event::Response(head)),
             },
         };
+        self.enter_body(framing);
+        Ok(Some((len, event)))
+    }
+
+    /// Enters the body of a message whose head said `framing`.
+    #[inline(always)]
+    fn enter_body(&mut self, framing: Framing) {
         // A message without a body gets no decoder: its end is a flag.
         if framing == Framing::Length(0) {
             self.bodiless = true;
         } else {
             self.body = Some(BodyDecoder::new(framing, &self.limits));
         }
-        Ok(Some((len, event)))
+    }
+
+    /// The server's way to the next request head when the parser is between messages with
+    /// nothing kept (the usual case), without the layers of [`parse_as`](Self::parse_as)
+    /// and its [`Event`]: the head at the start of `input` and its length, `Ok(None)` when
+    /// `input` holds only part of one (kept, as `parse_as` keeps it: all of `input` is
+    /// used), exactly as `parse_as` would report them. `None` when the parser is not between
+    /// messages (or `input` is empty): `parse_as` then.
+    #[inline(always)]
+    pub(crate) fn next_request_head<B: HeadBody>(
+        &mut self,
+        input: &[u8],
+    ) -> Option<Result<Option<Parsed<B>>, Error>> {
+        let at_rest = self.failed.is_none()
+            && !self.bodiless
+            && self.body.is_none()
+            && self.pending.is_empty()
+            && self.response_to.is_none()
+            && !input.is_empty();
+        if !at_rest {
+            return None;
+        }
+        Some(
+            match B::with_spare(|spare| request_head(input, &self.limits, spare)) {
+                Ok(Some((len, head))) => {
+                    self.enter_body(head.framing);
+                    Ok(Some((len, head)))
+                }
+                Ok(None) => {
+                    self.pending.extend_from_slice(input);
+                    Ok(None)
+                }
+                Err(err) => {
+                    self.failed = Some(err.clone());
+                    Err(err)
+                }
+            },
+        )
     }
 
     fn end_message(&mut self) {
@@ -450,5 +495,103 @@ pub(crate) fn recycle_request_headers(headers: &mut HeaderMap) {
             };
             std::mem::swap(kept, headers);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Event, Parser};
+    use crate::limits::Limits;
+
+    /// The events of `pieces` as the server reads heads: the shortcut first, `parse_as` when
+    /// it declines (or `parse_as` only), as text; stops at the first error.
+    fn events(pieces: &[&[u8]], shortcut: bool) -> Vec<String> {
+        let limits = Limits {
+            max_request_line: 64,
+            max_headers: 8,
+            max_head_size: 256,
+            ..Limits::default()
+        };
+        let mut parser = Parser::requests(limits);
+        let mut out = Vec::new();
+        for piece in pieces {
+            let mut input = *piece;
+            loop {
+                if shortcut && let Some(found) = parser.next_request_head::<()>(input) {
+                    match found {
+                        Ok(Some((used, head))) => {
+                            out.push(format!("{used} {:?} {:?}", head.request, head.framing));
+                            input = &input[used..];
+                        }
+                        Ok(None) => {
+                            out.push(format!("{} more", input.len()));
+                            break;
+                        }
+                        Err(err) => {
+                            out.push(format!("error {err:?}"));
+                            return out;
+                        }
+                    }
+                } else {
+                    match parser.parse_as::<()>(input, usize::MAX) {
+                        Ok((used, Event::NeedMore)) => {
+                            out.push(format!("{used} more"));
+                            break;
+                        }
+                        Ok((used, Event::Request(head))) => {
+                            out.push(format!("{used} {:?} {:?}", head.request, head.framing));
+                            input = &input[used..];
+                        }
+                        Ok((used, Event::Data(data))) => {
+                            out.push(format!("data {data:?}"));
+                            input = &input[used..];
+                        }
+                        Ok((used, event)) => {
+                            out.push(format!("{event:?}"));
+                            input = &input[used..];
+                        }
+                        Err(err) => {
+                            out.push(format!("error {err:?}"));
+                            return out;
+                        }
+                    }
+                }
+                if input.is_empty() && !parser.in_body() {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The server's shortcut to the next head says exactly what `parse_as` says, however the
+    /// input is split: whole heads, heads in pieces, bodies between them, bad heads, limits.
+    #[test]
+    fn the_head_shortcut_says_what_the_parse_says() {
+        let inputs: [&[u8]; 9] = [
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET / HTTP/1.0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n\
+              GET / HTTP/1.1\r\nHost: y\r\n\r\n",
+            b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost x\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+            b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\nE: 5\r\nF: 6\r\nG: 7\r\n\
+              H: 8\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        ];
+        for input in inputs {
+            for at in 0..=input.len() {
+                let pieces = [&input[..at], &input[at..]];
+                let expected = events(&pieces, false);
+                assert_eq!(
+                    events(&pieces, true),
+                    expected,
+                    "{:?} split at {at}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
     }
 }

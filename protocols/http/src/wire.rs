@@ -9,6 +9,7 @@ use std::time::Duration;
 use gruvi_stream::{Connection, FillNotify};
 
 use crate::error::Error;
+use crate::head::RequestHead;
 use crate::incoming::Incoming;
 use crate::parser::{Event, Parser};
 
@@ -142,6 +143,45 @@ impl Wire {
             }
         };
         let (used, len, step) = result?;
+        self.advance(skip, used, len);
+        Ok(step)
+    }
+
+    /// [`parse`](Self::parse) for the next request head: the head, `Got(None)` if the parser
+    /// found something else. The usual case (a whole head, the parser between messages, the
+    /// buffer lent) takes the parser's shortcut, `Parser::next_request_head`.
+    #[inline(always)]
+    pub(crate) fn parse_request_head(
+        &self,
+    ) -> Result<Step<Option<Box<RequestHead<Incoming>>>>, Error> {
+        let skip = self.used.get();
+        let shortcut = self.conn.buffered().and_then(|data| {
+            let data = data.get(skip..).unwrap_or_default();
+            let found = self.parser.borrow_mut().next_request_head(data)?;
+            Some((found, data.len()))
+        });
+        match shortcut {
+            Some((found, len)) => match found? {
+                Some((used, head)) => {
+                    self.advance(skip, used, len);
+                    Ok(Step::Got(Some(head)))
+                }
+                None => {
+                    self.advance(skip, len, len);
+                    Ok(Step::NeedMore)
+                }
+            },
+            None => self.parse(0, |event| match event {
+                Event::Request(head) => Some(head),
+                _ => None,
+            }),
+        }
+    }
+
+    /// After a parse step that used `used` of the `len` bytes past the `skip` used before:
+    /// tells the connection, once the parser used all it had, of everything used.
+    #[inline(always)]
+    fn advance(&self, skip: usize, used: usize, len: usize) {
         let drained = used == len;
         self.drained.set(drained);
         if drained {
@@ -152,7 +192,6 @@ impl Wire {
         } else {
             self.used.set(skip + used);
         }
-        Ok(step)
     }
 
     /// Tells the connection of the bytes the parser used (before a wait, or before reading

@@ -17,7 +17,7 @@ use crate::body::{Body, Kind};
 use crate::error::Error;
 use crate::head::{Framing, RequestHead};
 use crate::incoming::Incoming;
-use crate::parser::{Event, Parser};
+use crate::parser::Parser;
 use crate::wire::{Step, Wire};
 
 /// How long a closing connection keeps reading (and dropping) what the client still sends,
@@ -509,10 +509,7 @@ fn read_head(task: &Rc<Task>, resumed: bool) -> Result<Box<RequestHead<Incoming>
     }
     loop {
         if parse {
-            let step = wire.parse(0, |event| match event {
-                Event::Request(head) => Some(head),
-                _ => None,
-            });
+            let step = wire.parse_request_head();
             match step {
                 Ok(Step::Got(Some(head))) => return Ok(head),
                 Ok(Step::Got(None)) => {
