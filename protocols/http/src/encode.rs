@@ -194,38 +194,37 @@ pub(crate) fn date_may_be_stale() {
 /// Appends a `Date` field with the current time (RFC 9110's IMF-fixdate).
 #[inline(always)]
 pub(crate) fn date(out: &mut Vec<u8>) {
-    with_date(|text, _| out.extend_from_slice(&text[OK_LINE.len()..]));
+    with_date(|text| out.extend_from_slice(&text[OK_LINE.len()..]));
 }
 
 /// Appends `HTTP/1.1 200 OK` and a `Date` field (as [`status_line`] and [`date`] would), in
 /// one copy.
 #[inline(always)]
 pub(crate) fn ok_and_date(out: &mut Vec<u8>) {
-    with_date(|text, _| out.extend_from_slice(text));
+    with_date(|text| out.extend_from_slice(text));
 }
 
 /// Gives `f` the cached `HTTP/1.1 200 OK` and `Date` lines, refreshed first if they may be
-/// stale, and the second they are for (the same second, the same lines).
+/// stale.
 #[inline(always)]
-pub(crate) fn with_date<R>(f: impl FnOnce(&[u8], u64) -> R) -> R {
-    DATE.with(|date| {
-        if !date.current.replace(true) {
-            refresh_date(date);
-        }
-        f(&*date.text.borrow(), date.second.get())
-    })
+fn with_date(f: impl FnOnce(&[u8])) {
+    DATE.with(|date| f(&*fresh(date).text.borrow()));
 }
 
 /// The second (since the epoch) of the cached `Date` line, refreshed first if it may be
-/// stale: the same second, the same line (see [`with_date`]).
+/// stale: the same second, the same line.
 #[inline(always)]
 pub(crate) fn date_second() -> u64 {
-    DATE.with(|date| {
-        if !date.current.replace(true) {
-            refresh_date(date);
-        }
-        date.second.get()
-    })
+    DATE.with(|date| fresh(date).second.get())
+}
+
+/// `date`, refreshed first if it may be stale.
+#[inline(always)]
+fn fresh(date: &DateCache) -> &DateCache {
+    if !date.current.replace(true) {
+        refresh_date(date);
+    }
+    date
 }
 
 /// Reads the clock for a new batch of responses, and formats the line if the second changed.

@@ -82,7 +82,7 @@ pub fn parse_request_head(
     buf: &[u8],
     limits: &Limits,
 ) -> Result<Option<(usize, RequestHead)>, Error> {
-    let mut spare = Spare::empty();
+    let mut spare = Spare::new(None);
     Ok(request_head(buf, limits, &mut spare)?.map(|(len, head)| (len, *head)))
 }
 
@@ -119,13 +119,13 @@ pub(crate) trait HeadBody: Sized {
 }
 
 impl<B> Spare<B> {
-    /// Nothing kept, and no field cache (each field is built anew).
-    pub(crate) fn empty() -> Spare<B> {
+    /// Nothing kept, with `fields` as the field cache (`None`: each field is built anew).
+    pub(crate) const fn new(fields: Option<FieldCache>) -> Spare<B> {
         Spare {
             head: None,
             older: Vec::new(),
             headers: None,
-            fields: None,
+            fields,
         }
     }
 }

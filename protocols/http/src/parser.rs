@@ -26,20 +26,11 @@ thread_local! {
     /// parses. Shared by the thread's connections rather than kept per connection: the memory
     /// reused is then the memory touched last, still in cache, where a connection's own would
     /// have gone cold while the other connections ran.
-    static SPARE: RefCell<Spare<()>> = const { RefCell::new(spare()) };
+    static SPARE: RefCell<Spare<()>> = const { RefCell::new(Spare::new(Some(FieldCache::new()))) };
     /// The same for the heads of the thread's servers, whose requests carry an [`Incoming`]
     /// body (see [`RequestHead`]).
-    static SERVER_SPARE: RefCell<Spare<Incoming>> = const { RefCell::new(spare()) };
-}
-
-/// A thread's spare at the start: nothing kept, an empty field cache.
-const fn spare<B>() -> Spare<B> {
-    Spare {
-        head: None,
-        older: Vec::new(),
-        headers: None,
-        fields: Some(FieldCache::new()),
-    }
+    static SERVER_SPARE: RefCell<Spare<Incoming>> =
+        const { RefCell::new(Spare::new(Some(FieldCache::new()))) };
 }
 
 impl HeadBody for () {
