@@ -74,7 +74,9 @@ pub struct Config {
     /// this long: nothing received and no request handled in that time, and nothing in
     /// progress (no call of this end waits for its answer, no received request is queued or
     /// being handled). The quiet time starts at the last bytes received or the end of the last
-    /// request handled, whichever is later. Default `None`: a quiet
+    /// request handled, whichever is later; whitespace between messages is not counted as
+    /// received, so a peer cannot keep a quiet connection open by sending a space now and
+    /// then. Default `None`: a quiet
     /// other end is waited for forever (a server's connection limit still bounds how many
     /// can wait). A zero duration counts as 1 ms.
     pub idle_timeout: Option<Duration>,

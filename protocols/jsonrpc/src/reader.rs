@@ -65,7 +65,11 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
     // The read timeout in force: the idle timeout, or what is left of it since the connection
     // was last busy (bytes read, or a job that ended while nothing was read).
     let mut read_timeout = None;
+    // The last bytes read that were not whitespace between messages (which does not count as
+    // activity: a peer sending a space now and then must not dodge the idle timeout), and
+    // whether whitespace came after them.
     let mut last_read = Instant::now();
+    let mut spaces_since = false;
     let quiet_for = |last_read: Instant| {
         let since_read = last_read.elapsed();
         match inner.workers.last_done() {
@@ -74,11 +78,14 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         }
     };
     loop {
-        // A fill's timeout counts from its start; only a job that ended after the last read
-        // makes the quiet time start earlier than that.
-        let wanted = idle_timeout.map(|idle| match inner.workers.last_done() {
-            Some(done) if done > last_read => bounded(idle.saturating_sub(done.elapsed())),
-            _ => idle,
+        // A fill's timeout counts from its start; only a job that ended after the last read,
+        // or whitespace read since, makes the quiet time start earlier than that.
+        let wanted = idle_timeout.map(|idle| {
+            let quiet_since = match inner.workers.last_done() {
+                Some(done) if done > last_read => Some(done),
+                _ => spaces_since.then_some(last_read),
+            };
+            quiet_since.map_or(idle, |since| bounded(idle.saturating_sub(since.elapsed())))
         });
         if wanted != read_timeout {
             if let Err(err) = inner.stream.connection().set_read_timeout(wanted) {
@@ -114,7 +121,16 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
         match filled {
             Ok(true) => {
                 if idle_timeout.is_some() {
-                    last_read = Instant::now();
+                    let spaces = !splitter.in_message()
+                        && inner
+                            .stream
+                            .with_buffered(|data| data.iter().all(is_json_space));
+                    if spaces {
+                        spaces_since = true;
+                    } else {
+                        last_read = Instant::now();
+                        spaces_since = false;
+                    }
                 }
             }
             Ok(false) => return End::Eof,
@@ -151,6 +167,11 @@ fn read(inner: &Rc<Inner>, splitter: &mut Splitter) -> End {
             _ => message_start = None,
         }
     }
+}
+
+/// JSON's whitespace (RFC 8259): what may come between messages.
+fn is_json_space(byte: &u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// What [`split`] left behind.

@@ -1,7 +1,8 @@
 //! The slow-message defence and the batch limit, over real loopback TCP: a peer that trickles
 //! a message (slowloris) is cut off `message_timeout` after the message's first byte, on a
 //! server and on a client, while others are served; a message sent in pieces within the
-//! timeout, and an idle connection with no message in progress, are not affected; a batch of
+//! timeout, and an idle connection with no message in progress, are not affected; whitespace
+//! between messages does not keep a connection open past its idle timeout; a batch of
 //! `max_batch` entries runs and one more entry is refused with one error.
 
 mod support;
@@ -174,6 +175,57 @@ fn an_idle_client_with_no_message_in_progress_stays_connected_past_the_timeout()
         assert_eq!(values.next(&stream).unwrap()["result"], 10);
         client.close();
         drop(stream);
+        server.close().unwrap();
+    });
+}
+
+/// Whitespace between messages is not activity: with an idle timeout, a client that sends a
+/// newline every 50 ms after its last message is closed once the timeout passed since that
+/// message, while a client sending messages at the same pace stays connected.
+#[test]
+fn whitespace_between_messages_does_not_keep_a_quiet_connection_open() {
+    run_clean(|| {
+        let mut config = config();
+        config.idle_timeout = Some(TIMEOUT);
+        let server = server(config);
+        let (spaces, busy) = (raw(&server), raw(&server));
+        let (mut space_values, mut busy_values) = (Values::default(), Values::default());
+        spaces.write_all(&add(1, 2, 1)).unwrap();
+        assert_eq!(space_values.next(&spaces).unwrap()["result"], 3);
+        let last_message = Instant::now();
+        let stop = Rc::new(Cell::new(false));
+        let (s, b, stop2) = (spaces.clone(), busy.clone(), stop.clone());
+        let writer = fiber_core::spawn(move || {
+            let mut id = 0;
+            while !stop2.get() {
+                fiber_core::sleep(Duration::from_millis(50)).unwrap();
+                let _ = s.write_all(b"\n");
+                id += 1;
+                b.write_all(&add(id, 1, id)).unwrap();
+            }
+            id
+        });
+        // The whitespace sender gets no answer, then the end of the stream.
+        assert_eq!(
+            space_values.next(&spaces),
+            None,
+            "the connection was not closed"
+        );
+        let took = last_message.elapsed();
+        assert!(took >= TIMEOUT, "closed after {took:?}");
+        assert!(took < Duration::from_secs(2), "closed after {took:?}");
+        // The busy client was answered all along, and still is.
+        fiber_core::sleep(TIMEOUT).unwrap();
+        stop.set(true);
+        let sent = writer.join().unwrap();
+        assert!(
+            Duration::from_millis(50) * sent as u32 >= TIMEOUT,
+            "sent {sent}"
+        );
+        for id in 1..=sent {
+            assert_eq!(busy_values.next(&busy).unwrap()["result"], id + 1);
+        }
+        drop((spaces, busy));
         server.close().unwrap();
     });
 }
