@@ -42,7 +42,9 @@ impl Default for Limits {
 struct Shared {
     /// Received bytes; `buf[pos..]` is unread. An empty `buf` with room is lent to libuv and
     /// read into in place; otherwise libuv reads into the thread's spare buffer, and a small
-    /// read is copied here while a large read into an empty `buf` becomes `buf`.
+    /// read is copied here while a large read into an empty `buf` becomes `buf`. While a
+    /// reader waits with nothing unread, `buf` holds no memory: it went to the thread's pool
+    /// of receive buffers (`pool_buffer`), so idle connections cost no buffer.
     buf: RefCell<Vec<u8>>,
     pos: Cell<usize>,
     /// `buf` is lent to libuv for the read in progress (`buf` holds an empty stand-in).
@@ -75,6 +77,21 @@ struct Shared {
 impl Shared {
     fn buffered(&self) -> usize {
         self.buf.borrow().len() - self.pos.get()
+    }
+
+    /// Before waiting for bytes: the drained receive buffer goes to the thread's pool, so that
+    /// a connection waiting to read (an idle one) holds no buffer; the next read into this
+    /// connection takes one from the pool. (Skipped if the buffer is borrowed, which a caller
+    /// that waits must not do.)
+    #[inline]
+    fn pool_buffer(&self) {
+        let Ok(mut buf) = self.buf.try_borrow_mut() else {
+            return;
+        };
+        if buf.capacity() != 0 && self.pos.get() == buf.len() {
+            self.pos.set(0);
+            pool_put(std::mem::take(&mut *buf));
+        }
     }
 
     /// Wakes the fibers waiting to read, and tells the registered notification.
@@ -206,6 +223,7 @@ impl<S: Stream + 'static> Transport<S> {
                     .get()
                     .map(fiber_core::deadline_after);
             }
+            shared.pool_buffer();
             block_on(&shared.readers, deadline, "read timed out")?;
         }
     }
@@ -226,6 +244,7 @@ impl<S: Stream + 'static> Transport<S> {
         match shared.notify.take() {
             None => {
                 shared.notify.set(Some(notify));
+                shared.pool_buffer();
                 Ok(())
             }
             registered => {
@@ -257,6 +276,12 @@ impl<S: Stream + 'static> Transport<S> {
         });
         self.consume(n);
         Ok(n)
+    }
+
+    /// The receive buffer's capacity (tests: a waiting reader holds none).
+    #[cfg(test)]
+    pub(crate) fn receive_capacity(&self) -> usize {
+        self.shared.buf.borrow().capacity()
     }
 
     /// Calls `f` on the unread bytes.
@@ -588,10 +613,52 @@ const ADOPT: usize = 16 * 1024;
 /// An empty receive buffer with at least this much room is lent to libuv for the next read.
 const LEND: usize = 2048;
 
+/// The thread keeps at most this many receive buffers of connections waiting to read (1 MiB
+/// of [`KEEP`]-sized ones): enough for every connection that one turn of the loop reads from
+/// and answers; more are freed.
+const POOL: usize = 256;
+
 thread_local! {
     /// The buffer libuv reads into, shared by the thread's connections: each read callback
     /// follows its allocation before the next allocation, so one buffer serves them all.
     static SPARE: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// Drained receive buffers of connections that wait to read, for the next reads.
+    static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keeps a drained receive buffer for the next connection that reads: one that can be lent
+/// (at least [`LEND`], at most [`KEEP`] bytes) in the pool while it has room, a larger one as
+/// the thread's spare.
+fn pool_put(mut buf: Vec<u8>) {
+    if buf.capacity() > KEEP {
+        return give_spare(buf);
+    }
+    if buf.capacity() >= LEND {
+        BUFFERS.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < POOL {
+                buf.clear();
+                pool.push(buf);
+            }
+        });
+    }
+}
+
+/// How many receive buffers the thread keeps (tests).
+#[cfg(test)]
+pub(crate) fn pooled_buffers() -> usize {
+    BUFFERS.with(|pool| pool.borrow().len())
+}
+
+/// The most receive buffers the thread keeps (tests).
+#[cfg(test)]
+pub(crate) const POOLED_MAX: usize = POOL;
+
+/// A receive buffer to lend to libuv: one from the pool, or a new one of [`KEEP`] bytes.
+fn pool_take() -> Vec<u8> {
+    BUFFERS
+        .with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(KEEP))
 }
 
 /// Keeps `buf` as the thread's spare if it is larger than the one there.
@@ -606,16 +673,24 @@ fn give_spare(mut buf: Vec<u8>) {
 }
 
 /// libuv's allocation callback. An empty receive buffer with room is lent as it is, so the
-/// bytes land where the reader looks (the usual case: a request or reply read whole). Else,
+/// bytes land where the reader looks (the usual case: a request or reply read whole); a
+/// connection whose reader waited gave its buffer to the thread's pool, and one from the pool
+/// is lent instead. Else,
 /// or when this peer's messages came larger than that buffer (one read each, not two), the
 /// thread's spare buffer is lent, and the read callback copies or adopts what it got.
 /// Either way the lent buffer holds no unread data: libuv drops a buffer whose read fails.
 fn alloc(shared: &Shared, suggested: usize) -> Vec<u8> {
     let mut buf = shared.buf.borrow_mut();
-    let lend = shared.pos.get() == buf.len() && buf.capacity() >= LEND && !shared.large.get();
+    // A connection that waited to read gave its buffer to the pool: it takes one back.
+    let lend = shared.pos.get() == buf.len()
+        && (buf.capacity() >= LEND || buf.capacity() == 0)
+        && !shared.large.get();
     shared.lent.set(lend);
     if lend {
         shared.pos.set(0);
+        if buf.capacity() == 0 {
+            return pool_take();
+        }
         buf.clear();
         return std::mem::take(&mut *buf);
     }
@@ -656,6 +731,9 @@ fn on_read<S: Stream>(shared: &Shared, handle: &S, data: Result<Vec<u8>, UvError
                 shared.large.set(read.len() >= LEND);
                 // Room to be lent for the next read, so that it needs no copy.
                 if buf.capacity() < LEND {
+                    if buf.capacity() == 0 {
+                        *buf = pool_take();
+                    }
                     buf.reserve(KEEP.max(read.len()));
                 }
             }

@@ -254,6 +254,88 @@ mod tests {
         });
     }
 
+    /// Reads `want` from `stream`, which has it buffered or soon will.
+    fn read_exactly(stream: &UnixStream, want: &[u8]) {
+        assert!(stream.transport.fill().unwrap());
+        let got = stream.transport.with_buffered(|data| data.to_vec());
+        assert_eq!(got, want);
+        stream.transport.consume(got.len());
+    }
+
+    struct Told(std::cell::Cell<u32>);
+
+    impl crate::FillNotify for Told {
+        fn filled(self: Rc<Self>) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+
+    /// A connection waiting to read holds no receive buffer: it waits in the thread's pool, and
+    /// the next read (into this connection or another) takes it back, bytes intact. A fiber
+    /// blocked in `fill` and a `notify_when_filled` registration both give it up.
+    #[test]
+    fn a_connection_waiting_to_read_holds_no_receive_buffer() {
+        fiber_core::run(|| {
+            let (a, b) = UnixStream::pair().unwrap();
+            b.transport.write(b"hello").unwrap();
+            read_exactly(&a, b"hello");
+            assert!(a.transport.receive_capacity() > 0);
+            let before = crate::transport::pooled_buffers();
+            let a = Rc::new(a);
+            let reader = {
+                let a = a.clone();
+                fiber_core::spawn(move || read_exactly(&a, b"world"))
+            };
+            fiber_core::yield_now().unwrap();
+            assert_eq!(
+                a.transport.receive_capacity(),
+                0,
+                "a waiting reader kept its buffer"
+            );
+            assert_eq!(crate::transport::pooled_buffers(), before + 1);
+            b.transport.write(b"world").unwrap();
+            reader.join().unwrap();
+            // The same with a registration instead of a waiting fiber.
+            let told = Rc::new(Told(std::cell::Cell::new(0)));
+            assert!(a.transport.notify_when_filled(told.clone()).is_ok());
+            assert_eq!(a.transport.receive_capacity(), 0);
+            b.transport.write(b"again").unwrap();
+            while told.0.get() == 0 {
+                fiber_core::yield_now().unwrap();
+            }
+            read_exactly(&a, b"again");
+        });
+    }
+
+    /// The pool keeps at most its limit of buffers: with more connections waiting, the rest of
+    /// their buffers are freed; every connection still gets its own bytes afterwards.
+    #[test]
+    fn the_receive_buffer_pool_keeps_at_most_its_limit() {
+        fiber_core::run(|| {
+            let max = crate::transport::POOLED_MAX;
+            let pairs: Vec<_> = (0..max + 10).map(|_| UnixStream::pair().unwrap()).collect();
+            let told = Rc::new(Told(std::cell::Cell::new(0)));
+            for (i, (a, b)) in pairs.iter().enumerate() {
+                b.transport.write(format!("first {i}").as_bytes()).unwrap();
+                read_exactly(a, format!("first {i}").as_bytes());
+            }
+            for (a, _) in &pairs {
+                assert!(a.transport.notify_when_filled(told.clone()).is_ok());
+                assert_eq!(a.transport.receive_capacity(), 0);
+            }
+            assert_eq!(crate::transport::pooled_buffers(), max);
+            for (i, (_, b)) in pairs.iter().enumerate() {
+                b.transport.write(format!("second {i}").as_bytes()).unwrap();
+            }
+            while (told.0.get() as usize) < pairs.len() {
+                fiber_core::yield_now().unwrap();
+            }
+            for (i, (a, _)) in pairs.iter().enumerate() {
+                read_exactly(a, format!("second {i}").as_bytes());
+            }
+        });
+    }
+
     #[test]
     fn names_map_to_std_addresses_and_back() {
         let unnamed = socket_addr(PathBuf::new()).unwrap();
