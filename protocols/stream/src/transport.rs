@@ -634,7 +634,9 @@ fn pool_put(mut buf: Vec<u8>) {
         return give_spare(buf);
     }
     if buf.capacity() >= LEND {
-        BUFFERS.with(|pool| {
+        // At thread exit (a destructor reading while fibers unwind) the pool may be gone
+        // already: the buffer is freed.
+        let _ = BUFFERS.try_with(|pool| {
             let mut pool = pool.borrow_mut();
             if pool.len() < POOL {
                 buf.clear();
@@ -657,13 +659,16 @@ pub(crate) const POOLED_MAX: usize = POOL;
 /// A receive buffer to lend to libuv: one from the pool, or a new one of [`KEEP`] bytes.
 fn pool_take() -> Vec<u8> {
     BUFFERS
-        .with(|pool| pool.borrow_mut().pop())
+        .try_with(|pool| pool.borrow_mut().pop())
+        .ok()
+        .flatten()
         .unwrap_or_else(|| Vec::with_capacity(KEEP))
 }
 
 /// Keeps `buf` as the thread's spare if it is larger than the one there.
 fn give_spare(mut buf: Vec<u8>) {
-    SPARE.with(|spare| {
+    // As in `pool_put`: at thread exit the spare may be gone; the buffer is freed.
+    let _ = SPARE.try_with(|spare| {
         let mut spare = spare.borrow_mut();
         if spare.capacity() < buf.capacity() {
             buf.clear();

@@ -295,14 +295,18 @@ mod tests {
             assert_eq!(crate::transport::pooled_buffers(), before + 1);
             b.transport.write(b"world").unwrap();
             reader.join().unwrap();
+            // The read took a buffer back from the pool (no new one each time).
+            assert_eq!(crate::transport::pooled_buffers(), before);
             // The same with a registration instead of a waiting fiber.
             let told = Rc::new(Told(std::cell::Cell::new(0)));
             assert!(a.transport.notify_when_filled(told.clone()).is_ok());
             assert_eq!(a.transport.receive_capacity(), 0);
+            assert_eq!(crate::transport::pooled_buffers(), before + 1);
             b.transport.write(b"again").unwrap();
             while told.0.get() == 0 {
                 fiber_core::yield_now().unwrap();
             }
+            assert_eq!(crate::transport::pooled_buffers(), before);
             read_exactly(&a, b"again");
         });
     }
@@ -334,6 +338,124 @@ mod tests {
                 read_exactly(a, format!("second {i}").as_bytes());
             }
         });
+    }
+
+    /// Many connections, chunks around the buffer thresholds, small and odd read limits (so
+    /// reading pauses and resumes), readers that alternate `fill` and registrations: every
+    /// byte arrives once and in order while buffers go to the pool and back.
+    #[test]
+    fn pooled_receive_buffers_keep_every_byte_in_order() {
+        fn next(x: &mut u64) -> u64 {
+            *x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *x >> 33
+        }
+        fn byte(conn: usize, i: usize) -> u8 {
+            (i.wrapping_mul(31).wrapping_add(conn * 7) % 251) as u8
+        }
+        const TOTAL: usize = 300_000;
+        const SIZES: [usize; 13] = [
+            1, 7, 100, 2047, 2048, 2049, 4095, 4096, 4097, 16383, 16384, 20000, 70000,
+        ];
+        for (high, low) in [(6000, 1500), (64 * 1024, 16 * 1024), (1, 0), (4096, 4096)] {
+            fiber_core::run(|| {
+                let mut fibers = Vec::new();
+                for c in 0..6usize {
+                    let (a, b) = UnixStream::pair().unwrap();
+                    a.transport.set_limits(crate::Limits {
+                        read_high_water: high,
+                        read_low_water: low,
+                        ..Default::default()
+                    });
+                    let (a, b) = (Rc::new(a), Rc::new(b));
+                    fibers.push(fiber_core::spawn(move || {
+                        let mut seed = c as u64 + 1;
+                        let mut sent = 0;
+                        while sent < TOTAL {
+                            let n = SIZES[next(&mut seed) as usize % SIZES.len()].min(TOTAL - sent);
+                            let chunk: Vec<u8> = (sent..sent + n).map(|i| byte(c, i)).collect();
+                            b.transport.write(&chunk).unwrap();
+                            sent += n;
+                            if next(&mut seed) % 3 == 0 {
+                                fiber_core::yield_now().unwrap();
+                            }
+                        }
+                        b.transport.flush().unwrap();
+                        b.transport.shutdown_write().unwrap();
+                    }));
+                    fibers.push(fiber_core::spawn(move || {
+                        let mut seed = c as u64 * 977 + 5;
+                        let mut got = 0;
+                        let told = Rc::new(Told(std::cell::Cell::new(0)));
+                        loop {
+                            if next(&mut seed) % 2 == 0 {
+                                let before = told.0.get();
+                                if a.transport.notify_when_filled(told.clone()).is_ok() {
+                                    assert_eq!(a.transport.receive_capacity(), 0);
+                                    while told.0.get() == before {
+                                        fiber_core::yield_now().unwrap();
+                                    }
+                                }
+                            }
+                            if !a.transport.fill().unwrap() {
+                                break;
+                            }
+                            let want = 1 + next(&mut seed) as usize % 9000;
+                            let n = a.transport.with_buffered(|data| {
+                                let n = data.len().min(want);
+                                for (k, &v) in data[..n].iter().enumerate() {
+                                    assert_eq!(v, byte(c, got + k), "conn {c} byte {}", got + k);
+                                }
+                                n
+                            });
+                            a.transport.consume(n);
+                            got += n;
+                            if next(&mut seed) % 4 == 0 {
+                                fiber_core::yield_now().unwrap();
+                            }
+                        }
+                        assert_eq!(got, TOTAL, "conn {c}");
+                    }));
+                }
+                for fiber in fibers {
+                    fiber.join().unwrap();
+                }
+                assert!(crate::transport::pooled_buffers() <= crate::transport::POOLED_MAX);
+            });
+        }
+    }
+
+    /// A thread that ends without closing its Hub unwinds its parked fibers after the pool
+    /// (first used after the Hub) was destroyed: a destructor that reads then must not reach
+    /// the pool (a panic there, during the unwind, would abort the process).
+    #[test]
+    fn a_read_in_a_destructor_at_thread_exit_does_not_abort() {
+        struct FillOnDrop(Rc<UnixStream>);
+        impl Drop for FillOnDrop {
+            fn drop(&mut self) {
+                let _ = self.0.transport.fill();
+            }
+        }
+        let thread = std::thread::spawn(|| {
+            let _hub = fiber_core::Hub::current();
+            let (a, b) = UnixStream::pair().unwrap();
+            let _ = crate::transport::pooled_buffers();
+            let (a, b) = (Rc::new(a), Rc::new(b));
+            let (a2, b2) = (a.clone(), b.clone());
+            let fiber = fiber_core::spawn(move || {
+                b2.transport.write(b"hello").unwrap();
+                read_exactly(&a2, b"hello");
+                let _guard = FillOnDrop(a2.clone());
+                // Parks on the other end until the thread exits.
+                let _ = b2.transport.fill();
+            });
+            fiber_core::yield_now().unwrap();
+            fiber_core::yield_now().unwrap();
+            std::mem::forget(fiber);
+            std::mem::forget((a, b));
+        });
+        thread.join().unwrap();
     }
 
     #[test]
