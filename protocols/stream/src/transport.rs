@@ -81,16 +81,16 @@ impl Shared {
 
     /// Before waiting for bytes: the drained receive buffer goes to the thread's pool, so that
     /// a connection waiting to read (an idle one) holds no buffer; the next read into this
-    /// connection takes one from the pool. (Skipped if the buffer is borrowed, which a caller
-    /// that waits must not do.)
+    /// connection takes one from the pool. With the pool full, the connection keeps its
+    /// buffer (no free now and allocation at the next read). (Skipped if the buffer is
+    /// borrowed, which a caller that waits must not do.)
     #[inline]
     fn pool_buffer(&self) {
         let Ok(mut buf) = self.buf.try_borrow_mut() else {
             return;
         };
         if buf.capacity() != 0 && self.pos.get() == buf.len() {
-            self.pos.set(0);
-            pool_put(std::mem::take(&mut *buf));
+            pool_put(&mut buf, &self.pos);
         }
     }
 
@@ -613,10 +613,11 @@ const ADOPT: usize = 16 * 1024;
 /// An empty receive buffer with at least this much room is lent to libuv for the next read.
 const LEND: usize = 2048;
 
-/// The thread keeps at most this many receive buffers of connections waiting to read (1 MiB
-/// of [`KEEP`]-sized ones): enough for every connection that one turn of the loop reads from
-/// and answers; more are freed.
-const POOL: usize = 256;
+/// The thread keeps at most this many receive buffers of connections waiting to read (4 MiB
+/// of [`KEEP`]-sized ones, reached only after that many connections were read from in one
+/// turn of the loop); past it, a waiting connection keeps its own. (Smaller in unit tests,
+/// which wait on more connections than that.)
+const POOL: usize = if cfg!(test) { 64 } else { 1024 };
 
 thread_local! {
     /// The buffer libuv reads into, shared by the thread's connections: each read callback
@@ -626,21 +627,23 @@ thread_local! {
     static BUFFERS: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Keeps a drained receive buffer for the next connection that reads: one that can be lent
-/// (at least [`LEND`], at most [`KEEP`] bytes) in the pool while it has room, a larger one as
-/// the thread's spare.
-fn pool_put(mut buf: Vec<u8>) {
+/// Takes the drained receive buffer `buf` (its read position `pos`) for the next connection
+/// that reads: one that can be lent (at least [`LEND`], at most [`KEEP`] bytes) into the pool
+/// while it has room, a larger one as the thread's spare; otherwise it stays.
+fn pool_put(buf: &mut Vec<u8>, pos: &Cell<usize>) {
     if buf.capacity() > KEEP {
-        return give_spare(buf);
+        pos.set(0);
+        return give_spare(std::mem::take(buf));
     }
     if buf.capacity() >= LEND {
         // At thread exit (a destructor reading while fibers unwind) the pool may be gone
-        // already: the buffer is freed.
+        // already: the buffer stays.
         let _ = BUFFERS.try_with(|pool| {
             let mut pool = pool.borrow_mut();
             if pool.len() < POOL {
                 buf.clear();
-                pool.push(buf);
+                pos.set(0);
+                pool.push(std::mem::take(buf));
             }
         });
     }
