@@ -191,6 +191,64 @@ fn dbus_send_busctl_and_gdbus_talk_to_our_peer_to_peer_server() {
     });
 }
 
+/// Over TCP (no credentials to check), our peer-to-peer server with `DBUS_COOKIE_SHA1`
+/// authenticates libdbus' and GLib's clients of this user: they read the cookie it writes to
+/// this user's keyring. Without it (and without `ANONYMOUS`) they are refused.
+#[test]
+fn dbus_send_and_gdbus_authenticate_with_cookie_sha1_over_tcp() {
+    run_clean(|| {
+        let keyring =
+            gruvi::dbus::auth::Keyring::new(support::passwd_home().join(".dbus-keyrings"));
+        let server = Server::builder().cookie_sha1(Some(keyring)).build();
+        server.export(PATH, interface()).unwrap();
+        let authenticated = std::rc::Rc::new(std::cell::Cell::new(0));
+        let count = authenticated.clone();
+        server.on_connect(move |_| count.set(count.get() + 1));
+        let address = server.listen("tcp:host=127.0.0.1,port=0").unwrap();
+        let add = |address: &str| {
+            tool(
+                "dbus-send",
+                &[
+                    &format!("--bus={address}"),
+                    "--print-reply",
+                    &format!("--dest={NAME}"),
+                    PATH,
+                    &format!("{IFACE}.Add"),
+                    "int32:40",
+                    "int32:2",
+                ],
+            )
+        };
+        assert_ok(&add(&address), "int32 42");
+        let gdbus = tool(
+            "gdbus",
+            &[
+                "call",
+                "--address",
+                &address,
+                "--dest",
+                NAME,
+                "--object-path",
+                PATH,
+                "--method",
+                &format!("{IFACE}.Echo"),
+                "cookie",
+            ],
+        );
+        assert_ok(&gdbus, "('cookie',)");
+        assert_eq!(authenticated.get(), 2);
+        server.close().unwrap();
+        let plain = Server::new();
+        let count = authenticated.clone();
+        plain.on_connect(move |_| count.set(count.get() + 1));
+        let address = plain.listen("tcp:host=127.0.0.1,port=0").unwrap();
+        let refused = add(&address);
+        assert!(!refused.success, "{refused:?}");
+        assert_eq!(authenticated.get(), 2, "the plain server let a client in");
+        plain.close().unwrap();
+    });
+}
+
 #[test]
 fn dbus_send_peer_mode_needs_no_hello_when_the_server_allows_it() {
     run_clean(|| {

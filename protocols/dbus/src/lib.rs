@@ -4,7 +4,8 @@
 //!
 //! Messages are the `dbus` crate's [`Message`] (marshalled and demarshalled by libdbus);
 //! framing, SASL authentication (client: `EXTERNAL`, `DBUS_COOKIE_SHA1`, `ANONYMOUS`; server:
-//! `EXTERNAL` checked against `SO_PEERCRED`, `ANONYMOUS`), serial matching, dispatch and the
+//! `EXTERNAL` checked against `SO_PEERCRED`, `DBUS_COOKIE_SHA1` when given a keyring,
+//! `ANONYMOUS`), serial matching, dispatch and the
 //! server are this crate's, on `gruvi-stream`'s streams. Every blocking call blocks only the
 //! calling fiber.
 //!

@@ -13,7 +13,7 @@ use dbus::arg::AppendAll;
 use gruvi_stream::{Address, Stream, UnixStream};
 
 use crate::address::{Endpoint, escape, parse_address};
-use crate::auth::{ServerAuth, random_hex};
+use crate::auth::{Keyring, ServerAuth, random_hex};
 use crate::config::Config;
 use crate::connection::{Connection, Role};
 use crate::error::Error;
@@ -30,6 +30,7 @@ pub(crate) struct ServerShared {
     objects: Rc<Objects>,
     pub(crate) require_hello: bool,
     allow_anonymous: bool,
+    cookie_sha1: Option<Keyring>,
     next_name: Cell<u64>,
     next_id: Cell<u64>,
     connections: RefCell<BTreeMap<u64, Connection>>,
@@ -93,6 +94,7 @@ pub struct ServerBuilder {
     config: Config,
     require_hello: bool,
     allow_anonymous: bool,
+    cookie_sha1: Option<Keyring>,
     max_connections: Option<usize>,
 }
 
@@ -102,6 +104,7 @@ impl Default for ServerBuilder {
             config: Config::default(),
             require_hello: true,
             allow_anonymous: false,
+            cookie_sha1: None,
             max_connections: Some(DEFAULT_MAX_CONNECTIONS),
         }
     }
@@ -128,6 +131,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether `DBUS_COOKIE_SHA1` authentication is offered, with cookies of `keyring`
+    /// (default: no; [`Keyring::default_dir`] is the usual one, `~/.dbus-keyrings`). It
+    /// lets a TCP client that runs as this process's user prove it: it reads the cookie this
+    /// server writes there. See [`ServerAuth::cookie_sha1`].
+    pub fn cookie_sha1(mut self, keyring: Option<Keyring>) -> ServerBuilder {
+        self.cookie_sha1 = keyring;
+        self
+    }
+
     /// How many connections are served at once (default [`DEFAULT_MAX_CONNECTIONS`];
     /// `None`: no limit). Connections past it are closed at once.
     pub fn max_connections(mut self, max: Option<usize>) -> ServerBuilder {
@@ -143,6 +155,7 @@ impl ServerBuilder {
             objects: Rc::new(Objects::default()),
             require_hello: self.require_hello,
             allow_anonymous: self.allow_anonymous,
+            cookie_sha1: self.cookie_sha1,
             next_name: Cell::new(0),
             next_id: Cell::new(0),
             connections: RefCell::new(BTreeMap::new()),
@@ -325,6 +338,7 @@ fn serve(shared: &Rc<ServerShared>, stream: Rc<Stream>) -> io::Result<()> {
         .map(|cred| cred.uid);
     let auth = ServerAuth::new(&shared.guid, peer_uid)
         .allow_anonymous(shared.allow_anonymous)
+        .cookie_sha1(shared.cookie_sha1.clone())
         .max_rejects(config.max_auth_rejects);
     // On failure the stream server closes the connection when this returns.
     let uid = handshake::server(&stream, auth, config.max_auth_line, config.auth_timeout)?;

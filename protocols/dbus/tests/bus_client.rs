@@ -378,21 +378,7 @@ fn the_bus_closing_fails_pending_calls_at_once() {
 fn over_tcp_the_client_falls_back_to_cookie_sha1_then_anonymous() {
     // dbus-daemon keeps DBUS_COOKIE_SHA1 cookies in its user's ~/.dbus-keyrings (from the
     // password database, not $HOME): point the client at the same directory.
-    let home = std::fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|passwd| {
-            let uid = std::fs::metadata("/proc/self")
-                .ok()
-                .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())?;
-            passwd.lines().find_map(|line| {
-                let fields: Vec<&str> = line.split(':').collect();
-                (fields.get(2) == Some(&uid.as_str()))
-                    .then(|| fields.get(5).map(|h| h.to_string()))?
-            })
-        })
-        .expect("this user's home directory");
-    let keyring =
-        gruvi_dbus::auth::Keyring::new(std::path::Path::new(&home).join(".dbus-keyrings"));
+    let keyring = gruvi_dbus::auth::Keyring::new(support::passwd_home().join(".dbus-keyrings"));
     let cookie = PrivateBus::start_with("<auth>DBUS_COOKIE_SHA1</auth>", |_| {
         "tcp:host=127.0.0.1,port=0".into()
     });

@@ -1,7 +1,9 @@
 //! The server side of D-Bus authentication: `EXTERNAL` checked against the peer's
-//! credentials (`SO_PEERCRED`), and `ANONYMOUS` when allowed. Unix fd passing is declined.
+//! credentials (`SO_PEERCRED`), `DBUS_COOKIE_SHA1` against this user's keyring when
+//! enabled, and `ANONYMOUS` when allowed. Unix fd passing is declined.
 
-use super::{Mechanism, hex_text, split_command};
+use super::cookie::{self, DEFAULT_CONTEXT, Keyring};
+use super::{Mechanism, effective_uid, hex_text, random_hex, split_command};
 use crate::error::Error;
 
 /// What the server does next.
@@ -18,6 +20,8 @@ enum State {
     WaitingForAuth,
     /// `AUTH EXTERNAL` came without an initial response; we sent an empty `DATA`.
     WaitingForData,
+    /// We sent a `DBUS_COOKIE_SHA1` challenge.
+    WaitingForCookie,
     /// We sent `OK`.
     WaitingForBegin,
     Done,
@@ -46,6 +50,9 @@ pub struct ServerAuth {
     guid: String,
     peer_uid: Option<u32>,
     allow_anonymous: bool,
+    keyring: Option<Keyring>,
+    /// The challenge sent and the cookie it names, while waiting for the answer.
+    challenge: Option<(String, String)>,
     max_rejects: usize,
     rejects: usize,
     state: State,
@@ -61,6 +68,8 @@ impl ServerAuth {
             guid: guid.to_owned(),
             peer_uid,
             allow_anonymous: false,
+            keyring: None,
+            challenge: None,
             max_rejects: super::DEFAULT_MAX_REJECTS,
             rejects: 0,
             state: State::WaitingForAuth,
@@ -71,6 +80,16 @@ impl ServerAuth {
     /// Offers `ANONYMOUS` too.
     pub fn allow_anonymous(mut self, allow: bool) -> ServerAuth {
         self.allow_anonymous = allow;
+        self
+    }
+
+    /// Offers `DBUS_COOKIE_SHA1` with cookies of `keyring` (`None`: not offered, the
+    /// default). A client proves it can read this user's keyring, so it authenticates as
+    /// this process's user; it must claim that user (by uid or name). The server adds and
+    /// prunes cookies in the keyring as the specification says (see
+    /// [`Keyring::server_cookie`]).
+    pub fn cookie_sha1(mut self, keyring: Option<Keyring>) -> ServerAuth {
+        self.keyring = keyring;
         self
     }
 
@@ -87,6 +106,9 @@ impl ServerAuth {
 
     fn mechanisms(&self) -> String {
         let mut names = vec![Mechanism::External.name()];
+        if self.keyring.is_some() {
+            names.push(Mechanism::CookieSha1.name());
+        }
         if self.allow_anonymous {
             names.push(Mechanism::Anonymous.name());
         }
@@ -109,6 +131,7 @@ impl ServerAuth {
                 let claimed = if arg.is_empty() { None } else { Some(arg) };
                 self.external(claimed)
             }
+            (State::WaitingForCookie, "DATA") => self.cookie_answer(arg),
             (State::WaitingForBegin, "BEGIN") => {
                 self.state = State::Done;
                 Ok(ServerStep::Begin)
@@ -116,7 +139,10 @@ impl ServerAuth {
             (State::WaitingForBegin, "NEGOTIATE_UNIX_FD") => {
                 self.error("Unix fd passing is not supported")
             }
-            (State::WaitingForData | State::WaitingForBegin, "CANCEL" | "ERROR") => {
+            (
+                State::WaitingForData | State::WaitingForCookie | State::WaitingForBegin,
+                "CANCEL" | "ERROR",
+            ) => {
                 self.uid = None;
                 self.reject()
             }
@@ -136,6 +162,7 @@ impl ServerAuth {
                 Ok(ServerStep::Send("DATA\r\n".into()))
             }
             Some(Mechanism::External) => self.external(Some(initial)),
+            Some(Mechanism::CookieSha1) if self.keyring.is_some() => self.cookie_challenge(initial),
             Some(Mechanism::Anonymous) if self.allow_anonymous => {
                 // The initial response is an optional trace string: nothing to check.
                 self.ok(None)
@@ -160,6 +187,41 @@ impl ServerAuth {
             }
         }
         self.ok(Some(peer_uid))
+    }
+
+    /// `AUTH DBUS_COOKIE_SHA1 <user>`: the user must be this process's (a decimal uid, as
+    /// libdbus and our client send, or a name from the password database); the challenge
+    /// names a cookie of the keyring.
+    fn cookie_challenge(&mut self, user: &str) -> Result<ServerStep, Error> {
+        let ours = effective_uid();
+        let claimed = hex_text(user).ok().and_then(|user| uid_of(&user));
+        if claimed != Some(ours) {
+            return self.reject();
+        }
+        let keyring = self.keyring.as_ref().expect("offered only with a keyring");
+        // A keyring we cannot use (locked by another server, unwritable) rejects the
+        // mechanism: the client may try the next one.
+        let Ok((id, cookie)) = keyring.server_cookie(DEFAULT_CONTEXT) else {
+            return self.reject();
+        };
+        let challenge = random_hex();
+        let data = format!("{DEFAULT_CONTEXT} {id} {challenge}");
+        self.challenge = Some((challenge, cookie));
+        self.state = State::WaitingForCookie;
+        Ok(ServerStep::Send(format!("DATA {}\r\n", hex::encode(data))))
+    }
+
+    /// The client's `DATA` answer to our cookie challenge.
+    fn cookie_answer(&mut self, data: &str) -> Result<ServerStep, Error> {
+        let (challenge, cookie) = self.challenge.take().expect("a challenge was sent");
+        let proved = hex_text(data)
+            .map(|answer| cookie::verify(&challenge, &cookie, &answer))
+            .unwrap_or(false);
+        if proved {
+            self.ok(Some(effective_uid()))
+        } else {
+            self.reject()
+        }
     }
 
     fn ok(&mut self, uid: Option<u32>) -> Result<ServerStep, Error> {
@@ -192,6 +254,21 @@ impl ServerAuth {
         }
         Ok(())
     }
+}
+
+/// The uid a `DBUS_COOKIE_SHA1` client names: a decimal uid, or a user name looked up in
+/// `/etc/passwd`.
+fn uid_of(user: &str) -> Option<u32> {
+    if let Ok(uid) = user.parse() {
+        return Some(uid);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == user)
+            .then(|| fields.nth(1)?.parse().ok())
+            .flatten()
+    })
 }
 
 #[cfg(test)]
@@ -284,6 +361,86 @@ mod tests {
         assert!(line(auth.receive("HELO").unwrap()).starts_with("ERROR"));
         let err = auth.receive("AUTH BOGUS").unwrap_err();
         assert!(err.to_string().contains("too many"), "{err}");
+    }
+
+    /// Our client and server, over TCP (no credentials), through `EXTERNAL`'s rejection to
+    /// `DBUS_COOKIE_SHA1` with one keyring: the server writes the cookie, the client reads it.
+    #[test]
+    fn cookie_sha1_takes_a_client_of_this_user_that_reads_the_keyring() {
+        use crate::auth::{ClientAuth, ClientStep};
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = Keyring::new(dir.path().join("keyrings"));
+        let mut server = ServerAuth::new(GUID, None).cookie_sha1(Some(keyring.clone()));
+        let mut client =
+            ClientAuth::new(&[Mechanism::External, Mechanism::CookieSha1]).keyring(keyring.clone());
+        let first = client.start().unwrap();
+        let mut to_server = std::str::from_utf8(&first[1..]).unwrap().to_owned();
+        let mut lines = Vec::new();
+        let guid = loop {
+            let reply = line(server.receive(to_server.trim_end()).unwrap());
+            lines.push(reply.clone());
+            match client.receive(reply.trim_end()).unwrap() {
+                ClientStep::Send(next) => to_server = next,
+                ClientStep::Begin { guid, .. } => break guid,
+            }
+        };
+        assert_eq!(guid, GUID);
+        assert_eq!(lines[0], "REJECTED EXTERNAL DBUS_COOKIE_SHA1\r\n");
+        assert!(lines[1].starts_with("DATA "), "{lines:?}");
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(server.receive("BEGIN").unwrap(), ServerStep::Begin);
+        assert_eq!(server.authenticated_uid(), Some(effective_uid()));
+    }
+
+    #[test]
+    fn cookie_sha1_rejects_another_user_a_wrong_answer_and_is_off_by_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = Keyring::new(dir.path());
+        let mut server = ServerAuth::new(GUID, None).cookie_sha1(Some(keyring));
+        let other = hex::encode((effective_uid() + 1).to_string());
+        assert_eq!(
+            line(
+                server
+                    .receive(&format!("AUTH DBUS_COOKIE_SHA1 {other}"))
+                    .unwrap()
+            ),
+            "REJECTED EXTERNAL DBUS_COOKIE_SHA1\r\n"
+        );
+        let ours = hex::encode(effective_uid().to_string());
+        let challenge = line(
+            server
+                .receive(&format!("AUTH DBUS_COOKIE_SHA1 {ours}"))
+                .unwrap(),
+        );
+        assert!(challenge.starts_with("DATA "), "{challenge}");
+        let wrong = hex::encode(format!("cli {}", "0".repeat(40)));
+        assert!(line(server.receive(&format!("DATA {wrong}")).unwrap()).starts_with("REJECTED"));
+        assert_eq!(server.authenticated_uid(), None);
+        // CANCEL instead of an answer: rejected too, and the challenge is forgotten.
+        line(
+            server
+                .receive(&format!("AUTH DBUS_COOKIE_SHA1 {ours}"))
+                .unwrap(),
+        );
+        assert!(line(server.receive("CANCEL").unwrap()).starts_with("REJECTED"));
+        assert!(line(server.receive("DATA 00").unwrap()).starts_with("ERROR"));
+        let mut plain = ServerAuth::new(GUID, None);
+        assert_eq!(
+            line(
+                plain
+                    .receive(&format!("AUTH DBUS_COOKIE_SHA1 {ours}"))
+                    .unwrap()
+            ),
+            "REJECTED EXTERNAL\r\n"
+        );
+    }
+
+    #[test]
+    fn cookie_sha1_users_are_uids_or_names() {
+        assert_eq!(uid_of("0"), Some(0));
+        assert_eq!(uid_of("1000"), Some(1000));
+        assert_eq!(uid_of("root"), Some(0));
+        assert_eq!(uid_of("no-such-user-here"), None);
     }
 
     #[test]

@@ -17,6 +17,22 @@ pub fn run_clean<T>(f: impl FnOnce() -> T) -> T {
     value
 }
 
+/// This user's home directory from the password database, where libdbus and dbus-daemon
+/// keep `DBUS_COOKIE_SHA1` keyrings (they do not look at `$HOME`).
+pub fn passwd_home() -> PathBuf {
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m).to_string())
+        .expect("/proc/self");
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+    passwd
+        .lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            (fields.get(2) == Some(&uid.as_str())).then(|| fields.get(5).map(PathBuf::from))?
+        })
+        .expect("this user's home directory")
+}
+
 /// A private message bus: `dbus-daemon` with its own configuration, listening on a socket in
 /// a temporary directory. Killed and reaped when dropped (also when a test panics).
 pub struct PrivateBus {
