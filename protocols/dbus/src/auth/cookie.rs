@@ -62,9 +62,9 @@ impl Keyring {
 
     /// A server's cookie for a `DBUS_COOKIE_SHA1` challenge in `context`: its id and its
     /// text. The newest cookie of the file serves if it is less than 5 minutes old; else a
-    /// new one (24 random bytes) is added. Either way the file is rewritten without cookies
-    /// older than 7 minutes or dated in the future, the way the specification says servers
-    /// change it: under `<context>.lock` (created exclusively; one older than 10 s is taken
+    /// new one (24 random bytes) is added. Cookies older than 7 minutes or dated in the
+    /// future are dropped; when that or an added cookie changes the file, it is rewritten the
+    /// way the specification says servers change it: under `<context>.lock` (created exclusively; one older than 10 s is taken
     /// to be stale and removed), through a temporary file renamed over it, readable by its
     /// user only, in a directory (made if missing) of mode 0700.
     ///
@@ -128,6 +128,10 @@ impl Keyring {
         let mut out = String::new();
         for (id, time, cookie) in &cookies {
             out.push_str(&format!("{id} {time} {cookie}\n"));
+        }
+        // Nothing pruned or added: the file stays as it is.
+        if out == text {
+            return Ok(chosen);
         }
         let temp = self
             .dir
@@ -318,8 +322,12 @@ mod tests {
             .collect();
         assert_eq!(names, ["ctx"]);
         assert_eq!(keyring.cookie("ctx", "1").unwrap(), cookie);
-        // Still fresh: the same cookie again.
+        // Still fresh: the same cookie again, and the file is not rewritten.
+        let written = std::fs::metadata(keyring.dir().join("ctx")).unwrap();
         assert_eq!(keyring.server_cookie("ctx").unwrap(), (1, cookie));
+        let again = std::fs::metadata(keyring.dir().join("ctx")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(written.ino(), again.ino(), "the file was replaced");
     }
 
     #[test]
