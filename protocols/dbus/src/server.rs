@@ -132,9 +132,11 @@ impl ServerBuilder {
     }
 
     /// Whether `DBUS_COOKIE_SHA1` authentication is offered, with cookies of `keyring`
-    /// (default: no; [`Keyring::default_dir`] is the usual one, `~/.dbus-keyrings`). It
-    /// lets a TCP client that runs as this process's user prove it: it reads the cookie this
-    /// server writes there. See [`ServerAuth::cookie_sha1`].
+    /// (default: no). It lets a TCP client that runs as this process's user prove it: it
+    /// reads the cookie this server writes there, so give the directory the clients use:
+    /// `.dbus-keyrings` in the home directory, which libdbus (`dbus-send`) takes from the
+    /// password database and GLib (`gdbus`) and [`Keyring::default_dir`] from `$HOME`; the
+    /// two differ only where `$HOME` was changed. See [`ServerAuth::cookie_sha1`].
     pub fn cookie_sha1(mut self, keyring: Option<Keyring>) -> ServerBuilder {
         self.cookie_sha1 = keyring;
         self

@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn cookie_sha1_answers_from_the_keyring() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::auth::cookie::private_tempdir();
         std::fs::write(dir.path().join("ctx"), "3 0 5ec7e7\n").unwrap();
         let mut auth = ClientAuth::new(&[Mechanism::CookieSha1]).keyring(Keyring::new(dir.path()));
         assert!(

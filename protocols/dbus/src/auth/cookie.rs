@@ -63,16 +63,19 @@ impl Keyring {
     /// A server's cookie for a `DBUS_COOKIE_SHA1` challenge in `context`: its id and its
     /// text. The newest cookie of the file serves if it is less than 5 minutes old; else a
     /// new one (24 random bytes) is added. Cookies older than 7 minutes or dated in the
-    /// future are dropped; when that or an added cookie changes the file, it is rewritten the
-    /// way the specification says servers change it: under `<context>.lock` (created exclusively; one older than 10 s is taken
-    /// to be stale and removed), through a temporary file renamed over it, readable by its
-    /// user only, in a directory (made if missing) of mode 0700.
+    /// future are dropped. Only a change (a cookie dropped or added) writes the file, the way
+    /// the specification says servers change it: under `<context>.lock`, created
+    /// exclusively (tried a few times over ~10 ms; a lock older than 10 s is taken to be
+    /// left by a crashed server and removed), the file read again, then written to a
+    /// temporary file renamed over it, readable by its user only. The directory is made
+    /// (mode 0700) if missing, and must be private to this user: owned by it, with no
+    /// permission for anyone else (else anyone who can write it could plant a cookie).
     ///
     /// # Errors
     ///
-    /// [`Error::Auth`] for an unsafe context name, a lock held by another server, or a
-    /// keyring that cannot be read or written.
-    pub fn server_cookie(&self, context: &str) -> Result<(u64, String), Error> {
+    /// [`Error::Auth`] for an unsafe context name, a directory that is not private, a lock
+    /// held by another server, or a keyring that cannot be read or written.
+    pub fn server_cookie(&self, context: &str) -> Result<(u32, String), Error> {
         let path = self.file(context)?;
         let fail = |what: &str, err: std::io::Error| {
             Error::Auth(format!("cannot {what} keyring {}: {err}", path.display()))
@@ -82,54 +85,21 @@ impl Keyring {
             .mode(0o700)
             .create(&self.dir)
             .map_err(|err| fail("create the directory of", err))?;
-        let lock = self.dir.join(format!("{context}.lock"));
-        let _lock = Lock::take(&lock).map_err(|err| fail("lock", err))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(err) => return Err(fail("read", err)),
+        self.check_private()?;
+        let read = || match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(text),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(err) => Err(fail("read", err)),
         };
-        let mut cookies: Vec<(u64, u64, String)> = text
-            .lines()
-            .filter_map(|line| {
-                let mut fields = line.split(' ');
-                let id = fields.next()?.parse().ok()?;
-                let time: u64 = fields.next()?.parse().ok()?;
-                let cookie = fields.next()?;
-                let fresh = time + COOKIE_LIFETIME > now && time <= now + MAX_TIME_TRAVEL;
-                let valid = !cookie.is_empty() && cookie.bytes().all(|b| b.is_ascii_hexdigit());
-                (fresh && valid).then(|| (id, time, cookie.to_owned()))
-            })
-            .collect();
-        let newest = cookies
-            .iter()
-            .filter(|(_, time, _)| time + NEW_COOKIE_AFTER > now)
-            .max_by_key(|(_, time, _)| *time)
-            .map(|(id, _, cookie)| (*id, cookie.clone()));
-        let chosen = match newest {
-            Some(chosen) => chosen,
-            None => {
-                let id = cookies.iter().map(|(id, _, _)| id + 1).max().unwrap_or(1);
-                let mut bytes = [0u8; 24];
-                getrandom::fill(&mut bytes).expect("the OS random number generator failed");
-                let cookie = hex::encode(bytes);
-                cookies.push((id, now, cookie.clone()));
-                (id, cookie)
-            }
-        };
-        if cookies.len() > MAX_COOKIES {
-            cookies.sort_by_key(|(_, time, _)| *time);
-            cookies.drain(..cookies.len() - MAX_COOKIES);
+        // Without the lock first (the usual case: a fresh cookie, nothing to drop); only a
+        // change needs it, and then the file is read again under it.
+        let (chosen, out, text) = plan(read()?, now_secs());
+        if out == text {
+            return Ok(chosen);
         }
-        let mut out = String::new();
-        for (id, time, cookie) in &cookies {
-            out.push_str(&format!("{id} {time} {cookie}\n"));
-        }
-        // Nothing pruned or added: the file stays as it is.
+        let _lock = Lock::take(&self.dir.join(format!("{context}.lock")))
+            .map_err(|err| fail("lock", err))?;
+        let (chosen, out, text) = plan(read()?, now_secs());
         if out == text {
             return Ok(chosen);
         }
@@ -150,6 +120,23 @@ impl Keyring {
         Ok(chosen)
     }
 
+    /// Fails unless the directory is owned by this user and no one else may use it.
+    fn check_private(&self) -> Result<(), Error> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(&self.dir).map_err(|err| {
+            Error::Auth(format!("cannot read keyring {}: {err}", self.dir.display()))
+        })?;
+        if !meta.is_dir() || meta.uid() != super::effective_uid() || meta.mode() & 0o077 != 0 {
+            return Err(Error::Auth(format!(
+                "keyring directory {} is not private to this user (owner {}, mode {:o})",
+                self.dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            )));
+        }
+        Ok(())
+    }
+
     /// The cookie with `id` in `context`.
     ///
     /// # Errors
@@ -157,6 +144,7 @@ impl Keyring {
     /// [`Error::Auth`] for an unsafe context name, an unreadable keyring or a missing cookie.
     pub fn cookie(&self, context: &str, id: &str) -> Result<String, Error> {
         let path = self.file(context)?;
+        self.check_private()?;
         let text = std::fs::read_to_string(&path)
             .map_err(|err| Error::Auth(format!("cannot read keyring {}: {err}", path.display())))?;
         text.lines()
@@ -170,11 +158,79 @@ impl Keyring {
     }
 }
 
+/// The seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// What a server does with a keyring file's `text` at `now`: the cookie it serves (the newest
+/// under 5 minutes old, or a new one, added), and the file's new text. Kept: lines of an id
+/// (at most `i32::MAX`, libdbus's ids are `int`s; the first of a repeated id), a time and a
+/// hex cookie, not over 7 minutes old nor from the future; at most [`MAX_COOKIES`], newest
+/// first. Returns `text` too.
+fn plan(text: String, now: u64) -> ((u32, String), String, String) {
+    let mut cookies: Vec<(u32, u64, String)> = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        let (Some(id), Some(time), Some(cookie), None) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        let (Ok(id), Ok(time)) = (id.parse::<u32>(), time.parse::<u64>()) else {
+            continue;
+        };
+        let fresh = time.saturating_add(COOKIE_LIFETIME) > now
+            && time <= now.saturating_add(MAX_TIME_TRAVEL);
+        let valid = id <= i32::MAX as u32
+            && !cookie.is_empty()
+            && cookie.bytes().all(|b| b.is_ascii_hexdigit())
+            && !cookies.iter().any(|(seen, _, _)| *seen == id);
+        if fresh && valid {
+            cookies.push((id, time, cookie.to_owned()));
+        }
+    }
+    let newest = cookies
+        .iter()
+        .filter(|(_, time, _)| time.saturating_add(NEW_COOKIE_AFTER) > now)
+        .max_by_key(|(_, time, _)| *time)
+        .map(|(id, _, cookie)| (*id, cookie.clone()));
+    let chosen = newest.unwrap_or_else(|| {
+        let max = cookies.iter().map(|(id, _, _)| *id).max().unwrap_or(0);
+        let id = if max < i32::MAX as u32 {
+            max + 1
+        } else {
+            (1..)
+                .find(|id| !cookies.iter().any(|(seen, _, _)| seen == id))
+                .unwrap_or(1)
+        };
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).expect("the OS random number generator failed");
+        let cookie = hex::encode(bytes);
+        cookies.push((id, now, cookie.clone()));
+        (id, cookie)
+    });
+    if cookies.len() > MAX_COOKIES {
+        cookies.sort_by_key(|(_, time, _)| std::cmp::Reverse(*time));
+        cookies.truncate(MAX_COOKIES);
+    }
+    let mut out = String::new();
+    for (id, time, cookie) in &cookies {
+        out.push_str(&format!("{id} {time} {cookie}\n"));
+    }
+    (chosen, out, text)
+}
+
 /// A keyring's lock file, removed when dropped.
 struct Lock(PathBuf);
 
 impl Lock {
-    /// Creates `path` exclusively; a lock older than [`STALE_LOCK`] is removed first.
+    /// Creates `path` exclusively, trying a few times over ~10 ms while another server holds
+    /// it (each wait blocks the thread: servers hold the lock only to rewrite a small file);
+    /// a lock older than [`STALE_LOCK`] is removed first.
     fn take(path: &Path) -> std::io::Result<Lock> {
         let create = || {
             std::fs::OpenOptions::new()
@@ -183,21 +239,32 @@ impl Lock {
                 .mode(0o600)
                 .open(path)
         };
-        match create() {
-            Ok(_) => return Ok(Lock(path.to_owned())),
-            Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => return Err(err),
-            Err(err) => {
-                let age = std::fs::metadata(path)
-                    .and_then(|meta| meta.modified())
-                    .ok()
-                    .and_then(|modified| modified.elapsed().ok());
-                if age.is_some_and(|age| age < STALE_LOCK) {
-                    return Err(err);
+        let mut tries = 0;
+        loop {
+            match create() {
+                Ok(_) => return Ok(Lock(path.to_owned())),
+                Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => return Err(err),
+                Err(err) => {
+                    // A lock dated in the future counts as fresh; one that went away meanwhile
+                    // is simply tried again.
+                    let age = std::fs::metadata(path)
+                        .and_then(|meta| meta.modified())
+                        .map(|modified| modified.elapsed().unwrap_or_default());
+                    match age {
+                        Ok(age) if age >= STALE_LOCK => {
+                            let _ = std::fs::remove_file(path);
+                        }
+                        Ok(_) if tries == 4 => return Err(err),
+                        Ok(_) => std::thread::sleep(Duration::from_millis(2)),
+                        Err(_) => {}
+                    }
+                    tries += 1;
+                    if tries > 8 {
+                        return Err(err);
+                    }
                 }
             }
         }
-        let _ = std::fs::remove_file(path);
-        create().map(|_| Lock(path.to_owned()))
     }
 }
 
@@ -248,13 +315,22 @@ pub(crate) fn answer(
     Ok(format!("{client_challenge} {}", hex::encode(digest)))
 }
 
+/// A temporary directory private to this user, as a keyring's must be (tests).
+#[cfg(test)]
+pub(crate) fn private_tempdir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_answer_hashes_both_challenges_and_the_cookie() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         std::fs::write(
             dir.path().join("org_freedesktop_general"),
             "7 1700000000 c0ffee\n9 1700000001 beef\n",
@@ -272,7 +348,7 @@ mod tests {
 
     #[test]
     fn unsafe_contexts_missing_cookies_and_bad_challenges_fail() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let keyring = Keyring::new(dir.path());
         for context in ["", ".hidden", "a/b", "a b"] {
             assert!(
@@ -332,7 +408,7 @@ mod tests {
 
     #[test]
     fn a_server_drops_expired_and_future_cookies_and_adds_one_when_none_is_fresh() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -362,27 +438,73 @@ mod tests {
         );
     }
 
+    /// A directory others may use is refused on both sides: whoever could write it could
+    /// plant a cookie, and whoever could read it could learn one.
+    #[test]
+    fn a_keyring_directory_that_is_not_private_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = private_tempdir();
+        let keyring = Keyring::new(dir.path());
+        keyring.server_cookie("ctx").unwrap();
+        for mode in [0o755, 0o770, 0o701] {
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = keyring.server_cookie("ctx").unwrap_err().to_string();
+            assert!(err.contains("not private"), "{mode:o}: {err}");
+            let err = keyring.cookie("ctx", "1").unwrap_err().to_string();
+            assert!(err.contains("not private"), "{mode:o}: {err}");
+        }
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(keyring.cookie("ctx", "1").is_ok());
+    }
+
+    /// Lines a server must not trust: an overflowing time, an id libdbus cannot read (over
+    /// `i32::MAX`), a repeated id (the first counts, as in libdbus), extra fields.
+    #[test]
+    fn odd_keyring_lines_are_dropped_without_a_panic() {
+        let now = now_secs();
+        let text = format!(
+            "1 18446744073709551615 aa\n4294967295 {now} bb\n7 {now} cc\n7 {now} dd\n8 {now} ee ff\n"
+        );
+        let ((id, cookie), out, _) = plan(text, now);
+        assert_eq!((id, cookie.as_str()), (7, "cc"));
+        assert_eq!(out, format!("7 {now} cc\n"));
+        // The highest id libdbus reads: the next new cookie takes a free id instead.
+        let ((id, _), out, _) = plan(format!("2147483647 {} aa\n", now - 6 * 60), now);
+        assert_eq!(id, 1);
+        assert!(out.starts_with("2147483647 "), "{out}");
+    }
+
     #[test]
     fn a_held_lock_fails_and_a_stale_one_is_removed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let keyring = Keyring::new(dir.path());
         let lock = dir.path().join("ctx.lock");
         std::fs::write(&lock, b"").unwrap();
+        // A new cookie is needed, so the lock is: held, and after a few tries, given up.
         let err = keyring.server_cookie("ctx").unwrap_err().to_string();
         assert!(err.contains("cannot lock"), "{err}");
         assert!(lock.exists(), "another server's lock was removed");
+        // Dated in the future: still held.
+        let file = std::fs::File::options().write(true).open(&lock).unwrap();
+        file.set_modified(SystemTime::now() + Duration::from_secs(60))
+            .unwrap();
+        drop(file);
+        assert!(keyring.server_cookie("ctx").is_err());
         let file = std::fs::File::options().write(true).open(&lock).unwrap();
         file.set_modified(SystemTime::now() - STALE_LOCK - Duration::from_secs(1))
             .unwrap();
         drop(file);
-        assert!(keyring.server_cookie("ctx").is_ok());
+        let (_, cookie) = keyring.server_cookie("ctx").unwrap();
         assert!(!lock.exists());
+        // A fresh cookie needs no lock: served while another server holds it.
+        std::fs::write(&lock, b"").unwrap();
+        assert_eq!(keyring.server_cookie("ctx").unwrap().1, cookie);
         assert!(keyring.server_cookie("../ctx").is_err());
     }
 
     #[test]
     fn a_server_verifies_the_clients_answer() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_tempdir();
         let keyring = Keyring::new(dir.path());
         let (id, cookie) = keyring.server_cookie("ctx").unwrap();
         let reply = answer(&keyring, &format!("ctx {id} srv"), "cli").unwrap();

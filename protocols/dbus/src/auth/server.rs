@@ -213,7 +213,9 @@ impl ServerAuth {
 
     /// The client's `DATA` answer to our cookie challenge.
     fn cookie_answer(&mut self, data: &str) -> Result<ServerStep, Error> {
-        let (challenge, cookie) = self.challenge.take().expect("a challenge was sent");
+        let Some((challenge, cookie)) = self.challenge.take() else {
+            return self.reject();
+        };
         let proved = hex_text(data)
             .map(|answer| cookie::verify(&challenge, &cookie, &answer))
             .unwrap_or(false);
@@ -231,8 +233,10 @@ impl ServerAuth {
     }
 
     fn reject(&mut self) -> Result<ServerStep, Error> {
-        self.count("rejected")?;
+        // Back to the start even when this rejection is one too many (the error ends it).
         self.state = State::WaitingForAuth;
+        self.challenge = None;
+        self.count("rejected")?;
         Ok(ServerStep::Send(format!(
             "REJECTED {}\r\n",
             self.mechanisms()
@@ -368,7 +372,7 @@ mod tests {
     #[test]
     fn cookie_sha1_takes_a_client_of_this_user_that_reads_the_keyring() {
         use crate::auth::{ClientAuth, ClientStep};
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::auth::cookie::private_tempdir();
         let keyring = Keyring::new(dir.path().join("keyrings"));
         let mut server = ServerAuth::new(GUID, None).cookie_sha1(Some(keyring.clone()));
         let mut client =
@@ -394,7 +398,7 @@ mod tests {
 
     #[test]
     fn cookie_sha1_rejects_another_user_a_wrong_answer_and_is_off_by_default() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = crate::auth::cookie::private_tempdir();
         let keyring = Keyring::new(dir.path());
         let mut server = ServerAuth::new(GUID, None).cookie_sha1(Some(keyring));
         let other = hex::encode((effective_uid() + 1).to_string());
@@ -433,6 +437,27 @@ mod tests {
             ),
             "REJECTED EXTERNAL\r\n"
         );
+    }
+
+    /// After the rejection that is one too many (an error: the caller drops the client), the
+    /// state machine is back at the start: a further `DATA` is an error, not a panic.
+    #[test]
+    fn cookie_sha1_after_too_many_rejections_starts_over() {
+        let dir = crate::auth::cookie::private_tempdir();
+        let mut server = ServerAuth::new(GUID, None)
+            .cookie_sha1(Some(Keyring::new(dir.path())))
+            .max_rejects(1);
+        assert!(line(server.receive("HELO").unwrap()).starts_with("ERROR"));
+        let ours = hex::encode(effective_uid().to_string());
+        line(
+            server
+                .receive(&format!("AUTH DBUS_COOKIE_SHA1 {ours}"))
+                .unwrap(),
+        );
+        let wrong = hex::encode(format!("cli {}", "0".repeat(40)));
+        assert!(server.receive(&format!("DATA {wrong}")).is_err());
+        assert!(server.receive("DATA 00").is_err());
+        assert_eq!(server.authenticated_uid(), None);
     }
 
     #[test]
