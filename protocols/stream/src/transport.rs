@@ -683,10 +683,10 @@ fn give_spare(mut buf: Vec<u8>) {
 /// libuv's allocation callback. An empty receive buffer with room is lent as it is, so the
 /// bytes land where the reader looks (the usual case: a request or reply read whole); a
 /// connection whose reader waited gave its buffer to the thread's pool, and one from the pool
-/// is lent instead. Else,
-/// or when this peer's messages came larger than that buffer (one read each, not two), the
-/// thread's spare buffer is lent, and the read callback copies or adopts what it got.
-/// Either way the lent buffer holds no unread data: libuv drops a buffer whose read fails.
+/// is lent instead. Else, or when this peer's messages came larger than that buffer (one read
+/// each, not two), the thread's spare buffer is lent, and the read callback copies or adopts
+/// what it got. Either way the lent buffer holds no unread data: libuv drops a buffer whose
+/// read fails.
 fn alloc(shared: &Shared, suggested: usize) -> Vec<u8> {
     let mut buf = shared.buf.borrow_mut();
     // A connection that waited to read gave its buffer to the pool: it takes one back.
