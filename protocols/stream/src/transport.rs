@@ -617,7 +617,7 @@ const LEND: usize = 2048;
 /// of [`KEEP`]-sized ones, reached only after that many connections were read from in one
 /// turn of the loop); past it, a waiting connection keeps its own. (Smaller in unit tests,
 /// which wait on more connections than that.)
-const POOL: usize = if cfg!(test) { 64 } else { 1024 };
+pub(crate) const POOL: usize = if cfg!(test) { 64 } else { 1024 };
 
 thread_local! {
     /// The buffer libuv reads into, shared by the thread's connections: each read callback
@@ -654,10 +654,6 @@ fn pool_put(buf: &mut Vec<u8>, pos: &Cell<usize>) {
 pub(crate) fn pooled_buffers() -> usize {
     BUFFERS.with(|pool| pool.borrow().len())
 }
-
-/// The most receive buffers the thread keeps (tests).
-#[cfg(test)]
-pub(crate) const POOLED_MAX: usize = POOL;
 
 /// A receive buffer to lend to libuv: one from the pool, or a new one of [`KEEP`] bytes.
 fn pool_take() -> Vec<u8> {

@@ -317,7 +317,7 @@ mod tests {
     #[test]
     fn the_receive_buffer_pool_keeps_at_most_its_limit() {
         fiber_core::run(|| {
-            let max = crate::transport::POOLED_MAX;
+            let max = crate::transport::POOL;
             let pairs: Vec<_> = (0..max + 10).map(|_| UnixStream::pair().unwrap()).collect();
             let told = Rc::new(Told(std::cell::Cell::new(0)));
             for (i, (a, b)) in pairs.iter().enumerate() {
@@ -428,7 +428,7 @@ mod tests {
                 for fiber in fibers {
                     fiber.join().unwrap();
                 }
-                assert!(crate::transport::pooled_buffers() <= crate::transport::POOLED_MAX);
+                assert!(crate::transport::pooled_buffers() <= crate::transport::POOL);
             });
         }
     }

@@ -93,24 +93,22 @@ impl Keyring {
         };
         // Without the lock first (the usual case: a fresh cookie, nothing to drop); only a
         // change needs it, and then the file is read again under it.
-        let (chosen, out, text) = plan(read()?, now_secs());
+        let text = read()?;
+        let (chosen, out) = plan(&text, now_secs());
         if out == text {
             return Ok(chosen);
         }
         let _lock = Lock::take(&self.dir.join(format!("{context}.lock")))
             .map_err(|err| fail("lock", err))?;
-        let (chosen, out, text) = plan(read()?, now_secs());
+        let text = read()?;
+        let (chosen, out) = plan(&text, now_secs());
         if out == text {
             return Ok(chosen);
         }
         let temp = self
             .dir
             .join(format!("{context}.{}.tmp", super::random_hex()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)
+        let written = create_private(&temp)
             .and_then(|mut file| file.write_all(out.as_bytes()))
             .and_then(|()| std::fs::rename(&temp, &path));
         if let Err(err) = written {
@@ -148,10 +146,7 @@ impl Keyring {
         let text = std::fs::read_to_string(&path)
             .map_err(|err| Error::Auth(format!("cannot read keyring {}: {err}", path.display())))?;
         text.lines()
-            .filter_map(|line| {
-                let mut fields = line.split(' ');
-                Some((fields.next()?, fields.next()?, fields.next()?))
-            })
+            .filter_map(fields)
             .find(|(cookie_id, _, _)| *cookie_id == id)
             .map(|(_, _, cookie)| cookie.to_owned())
             .ok_or_else(|| Error::Auth(format!("no cookie {id} in keyring {}", path.display())))
@@ -170,16 +165,10 @@ fn now_secs() -> u64 {
 /// under 5 minutes old, or a new one, added), and the file's new text. Kept: lines of an id
 /// (at most `i32::MAX`, libdbus's ids are `int`s; the first of a repeated id), a time and a
 /// hex cookie, not over 7 minutes old nor from the future; at most [`MAX_COOKIES`], newest
-/// first. Returns `text` too.
-fn plan(text: String, now: u64) -> ((u32, String), String, String) {
+/// first.
+fn plan(text: &str, now: u64) -> ((u32, String), String) {
     let mut cookies: Vec<(u32, u64, String)> = Vec::new();
-    for line in text.lines() {
-        let mut fields = line.split(' ');
-        let (Some(id), Some(time), Some(cookie), None) =
-            (fields.next(), fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
+    for (id, time, cookie) in text.lines().filter_map(fields) {
         let (Ok(id), Ok(time)) = (id.parse::<u32>(), time.parse::<u64>()) else {
             continue;
         };
@@ -221,7 +210,25 @@ fn plan(text: String, now: u64) -> ((u32, String), String, String) {
     for (id, time, cookie) in &cookies {
         out.push_str(&format!("{id} {time} {cookie}\n"));
     }
-    (chosen, out, text)
+    (chosen, out)
+}
+
+/// A keyring line's three fields: id, creation time and cookie.
+fn fields(line: &str) -> Option<(&str, &str, &str)> {
+    let mut fields = line.split(' ');
+    match (fields.next(), fields.next(), fields.next(), fields.next()) {
+        (Some(id), Some(time), Some(cookie), None) => Some((id, time, cookie)),
+        _ => None,
+    }
+}
+
+/// Creates `path`, which must not exist, readable and writable by this user only.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
 }
 
 /// A keyring's lock file, removed when dropped.
@@ -232,39 +239,24 @@ impl Lock {
     /// it (each wait blocks the thread: servers hold the lock only to rewrite a small file);
     /// a lock older than [`STALE_LOCK`] is removed first.
     fn take(path: &Path) -> std::io::Result<Lock> {
-        let create = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(path)
-        };
-        let mut tries = 0;
-        loop {
-            match create() {
+        for _ in 0..5 {
+            match create_private(path) {
                 Ok(_) => return Ok(Lock(path.to_owned())),
                 Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => return Err(err),
-                Err(err) => {
-                    // A lock dated in the future counts as fresh; one that went away meanwhile
-                    // is simply tried again.
-                    let age = std::fs::metadata(path)
-                        .and_then(|meta| meta.modified())
-                        .map(|modified| modified.elapsed().unwrap_or_default());
-                    match age {
-                        Ok(age) if age >= STALE_LOCK => {
-                            let _ = std::fs::remove_file(path);
-                        }
-                        Ok(_) if tries == 4 => return Err(err),
-                        Ok(_) => std::thread::sleep(Duration::from_millis(2)),
-                        Err(_) => {}
-                    }
-                    tries += 1;
-                    if tries > 8 {
-                        return Err(err);
-                    }
-                }
+                Err(_) => {}
+            }
+            // A lock dated in the future is not stale; one that went away meanwhile is
+            // simply tried again.
+            let stale = std::fs::metadata(path)
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified.elapsed().is_ok_and(|age| age >= STALE_LOCK));
+            if stale {
+                let _ = std::fs::remove_file(path);
+            } else {
+                std::thread::sleep(Duration::from_millis(2));
             }
         }
+        create_private(path).map(|_| Lock(path.to_owned()))
     }
 }
 
@@ -465,13 +457,38 @@ mod tests {
         let text = format!(
             "1 18446744073709551615 aa\n4294967295 {now} bb\n7 {now} cc\n7 {now} dd\n8 {now} ee ff\n"
         );
-        let ((id, cookie), out, _) = plan(text, now);
+        let ((id, cookie), out) = plan(&text, now);
         assert_eq!((id, cookie.as_str()), (7, "cc"));
         assert_eq!(out, format!("7 {now} cc\n"));
         // The highest id libdbus reads: the next new cookie takes a free id instead.
-        let ((id, _), out, _) = plan(format!("2147483647 {} aa\n", now - 6 * 60), now);
+        let ((id, _), out) = plan(&format!("2147483647 {} aa\n", now - 6 * 60), now);
         assert_eq!(id, 1);
         assert!(out.starts_with("2147483647 "), "{out}");
+    }
+
+    /// At most [`MAX_COOKIES`] are kept, the newest: a file at the limit stays as it is, one
+    /// over it loses its oldest.
+    #[test]
+    fn a_keyring_file_keeps_at_most_its_limit_of_cookies_the_newest() {
+        let now = now_secs();
+        let file = |n: u64| -> String {
+            (1..=n)
+                .map(|i| format!("{i} {} aa\n", now - 300 + i))
+                .collect()
+        };
+        let at_limit = file(MAX_COOKIES as u64);
+        assert_eq!(plan(&at_limit, now).1, at_limit);
+        let (_, out) = plan(&file(MAX_COOKIES as u64 + 1), now);
+        assert_eq!(out.lines().count(), MAX_COOKIES);
+        assert!(
+            !out.lines().any(|line| line.starts_with("1 ")),
+            "the oldest stayed"
+        );
+        assert!(
+            out.starts_with(&format!("{} ", MAX_COOKIES + 1)),
+            "{}",
+            &out[..40]
+        );
     }
 
     #[test]
